@@ -1,0 +1,65 @@
+"""runflow_nb: drive Runflow's Happy Horse reference-to-video model from JupyterLab.
+
+>>> import runflow_nb as rf
+>>> client = rf.Client()            # offline simulator unless RUNFLOW_API_KEY is set  # doctest: +SKIP
+>>> result = client.generate(prompt="character1 trots", images=["horse.png"], resolution="720p")  # doctest: +SKIP
+>>> rf.show(result)                                                                   # doctest: +SKIP
+
+Heavy modules (PyAV, pandas, SQLAlchemy, ipywidgets) load on first use, so importing is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Experiment",
+    "GenerateForm",
+    "Plan",
+    "Result",
+    "VideoRequest",
+    "errors",
+    "grid",
+    "show",
+]
+
+_LAZY = {
+    "AsyncClient": "runflow_nb.client",
+    "Client": "runflow_nb.client",
+    "Result": "runflow_nb.client",
+    "VideoRequest": "runflow_nb.request",
+    "Experiment": "runflow_nb.experiment",
+    "Plan": "runflow_nb.plan",
+    "grid": "runflow_nb.plan",
+    "GenerateForm": "runflow_nb.widgets.form",
+    "show": "runflow_nb.display",
+    "errors": "runflow_nb.errors",
+}
+
+if TYPE_CHECKING:
+    from . import errors
+    from .client import AsyncClient, Client, Result
+    from .display import show
+    from .experiment import Experiment
+    from .plan import Plan, grid
+    from .request import VideoRequest
+    from .widgets.form import GenerateForm
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runflow_nb' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

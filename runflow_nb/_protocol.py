@@ -1,0 +1,322 @@
+"""The Runflow protocol as plain generators: one implementation for the sync and async clients.
+
+Each *flow* is a generator that yields actions (:class:`Send`, :class:`Sleep`, :class:`Emit`) and
+receives the outcome of each :class:`Send` (an ``httpx.Response`` or the ``httpx`` exception it
+raised). The clients in :mod:`runflow_nb.client` only carry actions out; retries, backoff,
+``Retry-After``, client_ref look-ups and status parsing all live here, written once.
+
+Submits are never retried blind: when a submit's answer is lost (network error or 5xx) the run is
+looked up by its ``client_ref`` first, because the server may already have created — and will
+bill — it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from .errors import (
+    APIError,
+    DownloadError,
+    ExpiredURLError,
+    NetworkError,
+    RateLimitError,
+    RunTimeoutError,
+    ServerError,
+    api_error_from_response,
+)
+from .runs import Run, RunEvent
+
+__all__ = ["Emit", "Protocol", "RetryPolicy", "Send", "Sleep"]
+
+
+@dataclass
+class Send:
+    """Send one request. ``sink`` (when set) receives the body chunk by chunk instead of memory."""
+
+    method: str
+    url: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    auth: bool = True
+    sink: Any = None  # an object with write(bytes); the driver streams into it
+
+
+@dataclass
+class Sleep:
+    seconds: float
+
+
+@dataclass
+class Emit:
+    event: RunEvent
+
+
+Action = Send | Sleep | Emit
+Outcome = httpx.Response | Exception | None
+Flow = Generator[Action, Outcome, Any]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, honouring ``Retry-After`` (capped)."""
+
+    max_retries: int = 5
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        backoff = random.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+        if retry_after is not None:
+            return min(self.max_retry_after_s, max(retry_after, backoff * 0.1))
+        return backoff
+
+
+def retry_after_seconds(resp: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    value = resp.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text
+
+
+def _error(resp: httpx.Response) -> APIError:
+    return api_error_from_response(resp.status_code, _json(resp), request_id=resp.headers.get("x-request-id"))
+
+
+def _definitely_unsent(exc: Exception) -> bool:
+    """True when the request never reached the server (so a submit cannot have been created)."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def _network_error(exc: Exception, what: str) -> NetworkError:
+    # The message names the failure kind, never headers (the key lives in a header).
+    return NetworkError(f"{what}: {type(exc).__name__}: {str(exc)[:200] or 'no answer'}")
+
+
+class Protocol:
+    """Flows for one model endpoint family. Holds no connection: the drivers do I/O."""
+
+    def __init__(self, *, base_url: str, retry: RetryPolicy, poll_interval: float, poll_max: float,
+                 wait_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry
+        self.poll_interval = poll_interval
+        self.poll_max = poll_max
+        self.wait_timeout = wait_timeout
+        self.clock = clock
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    # -- one request with retries ----------------------------------------------------------
+
+    def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+             idempotent: bool = True, what: str = "") -> Generator[Action, Outcome, httpx.Response]:
+        """Send with retries. 429 is always safe to retry (the request was refused); network errors and
+        5xx only for idempotent calls."""
+        what = what or f"{method} {path}"
+        last: Exception | None = None
+        for attempt in range(self.retry.max_retries + 1):
+            out = yield Send(method, self.url(path), json=json, params=params)
+            if isinstance(out, Exception):
+                last = _network_error(out, what)
+                if not (idempotent or _definitely_unsent(out)):
+                    raise last
+            elif out is not None and (out.status_code == 429 or out.status_code >= 500):
+                last = _error(out)
+                if out.status_code != 429 and not idempotent:
+                    raise last
+                if attempt < self.retry.max_retries:
+                    yield Sleep(self.retry.delay(attempt, retry_after_seconds(out)))
+                    continue
+                raise last
+            elif out is not None and out.status_code >= 400:
+                raise _error(out)
+            elif out is not None:
+                return out
+            if attempt < self.retry.max_retries:
+                yield Sleep(self.retry.delay(attempt))
+        assert last is not None
+        raise last
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def submit(self, model: str, body: dict[str, Any]) -> Generator[Action, Outcome, Run]:
+        """Create a run. A lost answer is resolved by looking the run up by ``client_ref``."""
+        client_ref = body["client_ref"]
+        path = f"/v1/models/{model}/runs"
+        last: Exception | None = None
+        for attempt in range(self.retry.max_retries + 1):
+            out = yield Send("POST", self.url(path), json=body)
+            retry_after: float | None = None
+            if isinstance(out, Exception):
+                last = _network_error(out, "submitting the run")
+                ambiguous = not _definitely_unsent(out)
+            elif out is not None and out.status_code == 429:
+                last, ambiguous, retry_after = _error(out), False, retry_after_seconds(out)
+            elif out is not None and out.status_code >= 500:
+                last, ambiguous, retry_after = _error(out), True, retry_after_seconds(out)
+            elif out is not None and out.status_code >= 400:
+                raise _error(out)
+            else:
+                assert isinstance(out, httpx.Response)
+                return Run.parse(_json(out))
+            if ambiguous:
+                found = yield from self.find(client_ref)
+                if found is not None:
+                    return found
+            if attempt < self.retry.max_retries:
+                yield Sleep(self.retry.delay(attempt, retry_after))
+        assert last is not None
+        if isinstance(last, (RateLimitError, ServerError, NetworkError)):
+            last.args = (f"{last} — the run was not created (checked by client_ref {client_ref})",)
+        raise last
+
+    def get(self, run_id: str) -> Generator[Action, Outcome, Run]:
+        resp = yield from self.call("GET", f"/v1/runs/{quote(run_id, safe='')}", what="polling the run")
+        return Run.parse(_json(resp))
+
+    def find(self, client_ref: str, *, max_pages: int = 5) -> Generator[Action, Outcome, Run | None]:
+        """The newest run with this ``client_ref``, or None. Filters server-side when the server
+        supports it and always client-side, paging through recent runs."""
+        cursor: str | None = None
+        for _ in range(max_pages):
+            params: dict[str, Any] = {"client_ref": client_ref, "limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            resp = yield from self.call("GET", "/v1/runs", params=params, what="looking up the run by client_ref")
+            data = _json(resp)
+            items = data if isinstance(data, list) else next(
+                (data[k] for k in ("data", "runs", "items", "results") if isinstance(data, dict)
+                 and isinstance(data.get(k), list)), [])
+            for item in items:
+                if isinstance(item, dict) and item.get("client_ref") == client_ref and item.get("id"):
+                    return Run.parse(item)
+            cursor = data.get("next_cursor") if isinstance(data, dict) else None
+            if not cursor or not items:
+                return None
+        return None
+
+    def wait(self, run_id: str, *, timeout: float | None = None, first: Run | None = None
+             ) -> Generator[Action, Outcome, Run]:
+        """Poll until the run ends, emitting a :class:`RunEvent` at every status change."""
+        timeout = self.wait_timeout if timeout is None else timeout
+        start = self.clock()
+        last_status: str | None = None
+        run = first
+        interval = self.poll_interval
+        while True:
+            if run is None or not run.done:
+                run = yield from self.get(run_id)
+            if run.status != last_status:
+                last_status = run.status
+                yield Emit(RunEvent(run.status, run, self.clock() - start))
+            if run.done:
+                return run
+            elapsed = self.clock() - start
+            if elapsed >= timeout:
+                raise RunTimeoutError(
+                    f"run {run_id} is still {run.status} after {elapsed:.0f} s (wait timeout {timeout:.0f} s); "
+                    "it may still finish — wait on it again, nothing is lost", run=run)
+            yield Sleep(min(interval, max(0.0, timeout - elapsed)))
+            interval = min(self.poll_max, interval * 1.25)
+            run = None
+
+    # -- assets ----------------------------------------------------------------------------
+
+    def upload(self, data: bytes, *, filename: str, content_type: str) -> Generator[Action, Outcome, str]:
+        """The documented asset-upload flow; returns the URL to put in ``image_urls``."""
+        resp = yield from self.call("POST", "/v1/asset-uploads", json={
+            "filename": filename, "content_type": content_type, "size": len(data)}, what="starting an upload")
+        created = _json(resp)
+        if not isinstance(created, dict) or not created.get("id") or not created.get("upload_url"):
+            raise APIError("the upload answer has no id/upload_url", status_code=resp.status_code)
+        upload_url = str(created["upload_url"])
+        for attempt in range(self.retry.max_retries + 1):
+            out = yield Send("PUT", upload_url, content=data, headers={"Content-Type": content_type},
+                             auth=self._same_origin(upload_url))
+            if isinstance(out, httpx.Response) and out.status_code < 300:
+                break
+            if isinstance(out, httpx.Response) and 400 <= out.status_code < 500 and out.status_code != 429:
+                raise _error(out)
+            if attempt == self.retry.max_retries:
+                raise _network_error(out, "uploading the image") if isinstance(out, Exception) else _error(out)  # type: ignore[arg-type]
+            yield Sleep(self.retry.delay(attempt))
+        asset_id = quote(str(created["id"]), safe="")
+        resp = yield from self.call("POST", f"/v1/asset-uploads/{asset_id}/confirmations", json={},
+                                    what="confirming the upload")
+        confirmed = _json(resp)
+        url = (confirmed.get("url") or confirmed.get("asset_url")) if isinstance(confirmed, dict) else None
+        url = url or created.get("url") or created.get("asset_url")
+        if not url:
+            raise APIError("the upload confirmation has no url", status_code=resp.status_code)
+        return str(url)
+
+    def _same_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    # -- downloads -------------------------------------------------------------------------
+
+    def download(self, url: str, make_sink: Callable[[int | None], Any], *, attempts: int = 4
+                 ) -> Generator[Action, Outcome, tuple[str, int]]:
+        """Stream ``url`` into a fresh sink per attempt; a truncated or corrupted body is retried.
+
+        ``make_sink(expected_size)`` returns a :class:`runflow_nb.media.HashingWriter`-like object.
+        Never sends the API key: output URLs are presigned.
+        """
+        check_output_url(url)
+        last: Exception | None = None
+        for attempt in range(attempts):
+            sink = make_sink(None)
+            out = yield Send("GET", url, auth=False, sink=sink)
+            if isinstance(out, httpx.Response) and out.status_code < 300:
+                try:
+                    return sink.commit()  # type: ignore[no-any-return]
+                except DownloadError as exc:
+                    last = exc
+            else:
+                sink.abort()
+                if isinstance(out, httpx.Response) and out.status_code in (401, 403, 404, 410):
+                    raise ExpiredURLError(
+                        f"the output URL answered HTTP {out.status_code}: it has expired or was revoked; "
+                        "the video can no longer be downloaded from the provider")
+                last = _network_error(out, "downloading the video") if isinstance(out, Exception) else \
+                    DownloadError(f"download failed with HTTP {out.status_code if out is not None else '?'}")
+            if attempt < attempts - 1:
+                yield Sleep(self.retry.delay(attempt))
+        assert last is not None
+        raise DownloadError(f"could not download the video intact after {attempts} attempts: {last}")
+
+
+def check_output_url(url: str) -> None:
+    """Only http(s) URLs are fetched: ``file://`` and other schemes in a server answer are refused."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DownloadError(f"refusing to download from a non-http(s) URL ({parts.scheme or 'no'} scheme)")

@@ -1,0 +1,269 @@
+"""`runflow-nb`: generate, sweep, tables, reports, the emulator and store migrations.
+
+Every command has ``--help``. Errors print one readable message (no traceback) and exit 2 for bad
+input, 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``0-7``, ``1,2,5`` or ``0-3,10``."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            a, b = int(lo), int(hi)
+            if b < a:
+                raise argparse.ArgumentTypeError(f"seed range {part!r} runs backwards")
+            seeds.extend(range(a, b + 1))
+        else:
+            seeds.append(int(part))
+    if not seeds:
+        raise argparse.ArgumentTypeError("no seeds given")
+    return seeds
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _strs(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _add_request_args(p: argparse.ArgumentParser, *, sweep: bool) -> None:
+    p.add_argument("--prompt", required=True, action="append" if sweep else "store",
+                   help="what happens in the clip; name references as character1..character9"
+                        + (" (repeat to sweep prompts)" if sweep else ""))
+    p.add_argument("--image", required=True, action="append", dest="images", metavar="PATH_OR_URL",
+                   help="a reference image (local path or http(s) URL); repeat for up to 9")
+    if sweep:
+        p.add_argument("--seeds", type=_parse_seeds, default=None, help="seeds to sweep, e.g. 0-7 or 1,5,9")
+        p.add_argument("--duration", type=_ints, default=None, help="seconds (3-15), comma-separated to sweep")
+        p.add_argument("--resolution", type=_strs, default=None, help="720p or 1080p, comma-separated to sweep")
+        p.add_argument("--aspect-ratio", type=_strs, default=None,
+                       help="16:9, 9:16, 1:1, 4:3 or 3:4, comma-separated to sweep")
+    else:
+        p.add_argument("--seed", type=int, default=None, help="0-2147483647 (random when omitted, and printed)")
+        p.add_argument("--duration", type=int, default=None, help="seconds, 3-15 (default 5)")
+        p.add_argument("--resolution", default=None, help="720p or 1080p (default 1080p)")
+        p.add_argument("--aspect-ratio", default=None, help="16:9, 9:16, 1:1, 4:3 or 3:4 (default 16:9)")
+    p.add_argument("--no-safety-checker", action="store_true", help="turn the provider's safety checker off")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runflow-nb",
+        description="Drive Runflow's alibaba/happy-horse/reference-to-video model. Without RUNFLOW_API_KEY "
+                    "every command runs on the offline simulator (synthetic clips, no cost).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="make one clip and print where it is, its seed, timing and cost",
+                       description="Validate, submit, wait and download one clip.")
+    _add_request_args(g, sweep=False)
+    g.add_argument("--out", default="artifacts", help="folder for the MP4 (default: artifacts)")
+    g.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    s = sub.add_parser("sweep", help="run a seed/parameter sweep into an experiment (resumable)",
+                       description="Sweep seeds and parameters into an experiment. Re-running the same command "
+                                   "reuses finished runs and pays for nothing twice.")
+    s.add_argument("--experiment", required=True, help="experiment name")
+    _add_request_args(s, sweep=True)
+    s.add_argument("--concurrency", type=int, default=4, help="runs in flight at once (default 4)")
+    s.add_argument("--budget-usd", type=float, default=None, help="stop submitting before this much is spent")
+    s.add_argument("--dry-run", action="store_true", help="print the plan and its cost estimate; submit nothing")
+    s.add_argument("--store", default=None, help="store URL or SQLite path (default runflow.sqlite)")
+    s.add_argument("--artifacts", default=None, help="artifacts folder (default artifacts)")
+
+    t = sub.add_parser("table", help="print an experiment's runs", description="Print or export an experiment's table.")
+    t.add_argument("experiment", help="experiment name")
+    t.add_argument("--format", choices=["markdown", "csv", "parquet"], default="markdown")
+    t.add_argument("--out", default=None, help="file to write (required for parquet)")
+    t.add_argument("--store", default=None, help="store URL or SQLite path (default runflow.sqlite)")
+
+    r = sub.add_parser("report", help="run a notebook with papermill and write an HTML report",
+                       description="Execute NOTEBOOK with papermill (parameters from -p/-f), write the executed "
+                                   ".ipynb and a self-contained HTML report, and record them in the store.")
+    r.add_argument("notebook", help="the notebook to run, e.g. notebooks/seed_sweep.ipynb")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter (VALUE parsed as YAML, so '[1, 2]' is a list)")
+    r.add_argument("-f", "--parameters-file", default=None, help="YAML file of parameters")
+    r.add_argument("--out", default=None, help="output folder (default runflow_reports/<notebook>-<time>)")
+
+    d = sub.add_parser("demo", help="offline demo: a small seed sweep on the simulator, ending in an HTML report",
+                       description="Run a small seed sweep over the shipped sample images on the offline "
+                                   "simulator and print the path of the HTML report.")
+    d.add_argument("--out", default="runflow_reports/demo", help="report folder (default runflow_reports/demo)")
+    d.add_argument("--seeds", type=_parse_seeds, default=[1, 2, 3, 4], help="seeds (default 1-4)")
+
+    e = sub.add_parser("emulator", help="serve the Runflow HTTP API on loopback, backed by the simulator",
+                       description="Serve Runflow's documented HTTP contract on loopback for tests and demos.",
+                       add_help=False)
+    e.add_argument("args", nargs=argparse.REMAINDER, help="see `runflow-nb emulator --help`")
+
+    m = sub.add_parser("migrate", help="upgrade a store's schema in place",
+                       description="Upgrade the store at STORE_URL to this version's schema (never drops data).")
+    m.add_argument("store_url", help="SQLite path or database URL")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _cmd_generate(a: argparse.Namespace) -> int:
+    from .client import Client
+
+    client = Client()
+    res = client.generate(prompt=a.prompt, images=a.images, seed=a.seed, duration=a.duration,
+                          resolution=a.resolution, aspect_ratio=a.aspect_ratio,
+                          enable_safety_checker=False if a.no_safety_checker else None, out_dir=a.out)
+    info = {"video": str(res.video_path), "seed": res.seed, "run_id": res.run.id, "backend": res.backend,
+            "wall_s": round(res.wall_s, 2), "queue_s": res.queue_s, "inference_ms": res.inference_ms,
+            ("estimated_cost_usd" if res.simulated else "cost_usd"): res.cost_usd}
+    if a.json:
+        print(json.dumps(info))
+    else:
+        print(f"video:   {info['video']}")
+        print(f"seed:    {res.seed}")
+        print(f"timing:  {res.wall_s:.1f} s wall" + (f", {res.inference_ms / 1000:.1f} s inference"
+                                                      if res.inference_ms else ""))
+        if res.simulated:
+            print(f"cost:    $0.00 (simulator; the model would charge ${res.cost_usd:.2f})")
+        else:
+            print(f"cost:    ${res.cost_usd:.2f}")
+    return 0
+
+
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    from .plan import grid
+
+    plan = grid(prompt=a.prompt, images=[a.images], seed=a.seeds, duration=a.duration, resolution=a.resolution,
+                aspect_ratio=a.aspect_ratio, enable_safety_checker=False if a.no_safety_checker else None)
+    print(f"plan: {plan.estimate()}")
+    if a.dry_run:
+        print(plan.table().to_string(index=False))
+        print("dry run: nothing submitted")
+        return 0
+    from .experiment import Experiment
+
+    exp = Experiment(a.experiment, store=a.store, artifacts=a.artifacts)
+    exp.run(plan, concurrency=a.concurrency, budget_usd=a.budget_usd, progress="text")
+    if exp.last_summary is not None:
+        print(exp.last_summary)
+        for msg in exp.last_summary.messages:
+            print(msg)
+    failed = (exp.last_summary.counts if exp.last_summary else {})
+    bad = sum(v for k, v in failed.items() if k not in ("succeeded", "skipped_budget"))
+    return 1 if bad else 0
+
+
+def _cmd_table(a: argparse.Namespace) -> int:
+    from .store import Store
+
+    store = Store(a.store or "runflow.sqlite")
+    if a.experiment not in store.experiments():
+        print(f"runflow-nb: no experiment {a.experiment!r} in {store!r}", file=sys.stderr)
+        return 2
+    df = store.table(a.experiment)
+    if a.format == "parquet":
+        if not a.out:
+            print("runflow-nb: --out FILE is required for parquet", file=sys.stderr)
+            return 2
+        df.to_parquet(a.out, index=False)
+        print(a.out)
+    elif a.format == "csv":
+        if a.out:
+            df.to_csv(a.out, index=False)
+            print(a.out)
+        else:
+            df.to_csv(sys.stdout, index=False)
+    else:
+        cols = [c for c in ("run_id", "status", "prompt", "seed", "duration", "resolution", "aspect_ratio",
+                            "cost_usd", "wall_s", "video_path") if c in df.columns]
+        text = _markdown(df[cols])
+        if a.out:
+            Path(a.out).write_text(text)
+            print(a.out)
+        else:
+            print(text)
+    return 0
+
+
+def _markdown(df: Any) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from .report import parse_parameters, run_report
+
+    params = parse_parameters(a.parameter, a.parameters_file)
+    out = run_report(a.notebook, parameters=params, out_dir=a.out)
+    print(out.html)
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from .report import run_demo
+
+    out = run_demo(out_dir=a.out, seeds=a.seeds)
+    print(f"report: {out.html}")
+    return 0
+
+
+def _cmd_migrate(a: argparse.Namespace) -> int:
+    from .store import migrate
+
+    before, after = migrate(a.store_url)
+    print(f"schema version {before} -> {after}" if before != after else f"schema version {after}: up to date")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:
+        from .emulator import emulator_main
+
+        return emulator_main(args_list[1:])
+    parser = build_parser()
+    a = parser.parse_args(args_list)
+    from .errors import RunflowError, ValidationError
+
+    handlers = {"generate": _cmd_generate, "sweep": _cmd_sweep, "table": _cmd_table, "report": _cmd_report,
+                "demo": _cmd_demo, "migrate": _cmd_migrate}
+    try:
+        return handlers[a.command](a)
+    except ValidationError as exc:
+        print(f"runflow-nb: {exc}", file=sys.stderr)
+        return 2
+    except RunflowError as exc:
+        print(f"runflow-nb: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("runflow-nb: interrupted; finished runs are in the store, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,531 @@
+"""`Client` and `AsyncClient`: submit, wait, download — over the real API or the offline simulator.
+
+>>> import runflow_nb as rf
+>>> client = rf.Client()                                    # doctest: +SKIP
+>>> result = client.generate(prompt="character1 gallops on a beach", images=["horse.png"],
+...                          duration=5, resolution="720p", seed=7)       # doctest: +SKIP
+>>> result.video_path, result.seed, result.wall_s, result.cost_usd     # doctest: +SKIP
+
+Both clients drive the same protocol flows (:mod:`runflow_nb._protocol`); only the sending layer
+differs. With no ``RUNFLOW_API_KEY`` (and no explicit key or base URL) the client runs on the
+offline simulator and says so once: the clips are synthetic and cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import __version__
+from ._protocol import Action, Emit, Outcome, Protocol, RetryPolicy, Send, Sleep
+from .errors import ConfigurationError, DownloadError, Issue, RunFailedError, ValidationError
+from .request import VideoRequest
+from .runs import Run, RunEvent
+
+__all__ = ["AsyncClient", "Client", "Result"]
+
+log = logging.getLogger("runflow_nb")
+
+DEFAULT_BASE_URL = "https://api.runflow.io"
+SIMULATOR_BASE_URL = "http://simulator.runflow-nb.invalid"
+# Per-request limits; the total wait is separate (a clip takes 90–240 s, queues can add more).
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0, pool=60.0)
+DEFAULT_WAIT_TIMEOUT = 30 * 60.0
+
+_announced = False
+_announce_lock = threading.Lock()
+
+
+def _announce_simulator() -> None:
+    global _announced
+    with _announce_lock:
+        if _announced:
+            return
+        _announced = True
+    log.warning(
+        "runflow_nb: RUNFLOW_API_KEY is not set, so runs use the OFFLINE SIMULATOR. Its clips are synthetic "
+        "(pans over your reference images with a tone track), not output of the model, and cost nothing.")
+
+
+_shared_emulator: Any = None
+
+
+def simulator_emulator(latency: float | None = None) -> Any:
+    """The process-wide in-process emulator that backs simulator clients (created on first use)."""
+    global _shared_emulator
+    from .emulator import Emulator
+    from .simulator import Simulator
+
+    with _announce_lock:
+        if _shared_emulator is None:
+            env_latency = os.environ.get("RUNFLOW_SIMULATOR_LATENCY")
+            lat = latency if latency is not None else float(env_latency) if env_latency else 0.2
+            _shared_emulator = Emulator(simulator=Simulator(latency=lat), base_url=SIMULATOR_BASE_URL)
+        elif latency is not None:
+            _shared_emulator.simulator.latency = latency
+    return _shared_emulator
+
+
+@dataclass
+class Result:
+    """A finished generation: the local video, its seed, timing and cost.
+
+    ``simulated`` is True for clips from the offline simulator (their cost is an estimate of what
+    the real model would charge, not money spent).
+    """
+
+    run: Run
+    request: VideoRequest
+    video_path: Path | None
+    video_sha256: str | None
+    size_bytes: int | None
+    seed: int | None
+    submitted_at: datetime
+    completed_at: datetime
+    wall_s: float
+    queue_s: float | None
+    inference_ms: float | None
+    cost_usd: float | None
+    cost_estimate_usd: float
+    backend: str
+    nsfw_detected: bool | None = None
+    poster_path: Path | None = None
+    probe: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def simulated(self) -> bool:
+        return self.backend == "simulator"
+
+    def __repr__(self) -> str:
+        sim = " SIMULATED" if self.simulated else ""
+        cost = f"${self.cost_usd:.2f}" if self.cost_usd is not None else "n/a"
+        return (f"<Result{sim} {self.run.id} seed={self.seed} wall={self.wall_s:.1f}s cost={cost} "
+                f"video={str(self.video_path)!r}>")
+
+    def _repr_html_(self) -> str:
+        from .display import result_html
+
+        return result_html(self)
+
+
+class _Base:
+    """Configuration shared by both clients: key, base URL, backend, protocol flows."""
+
+    def __init__(self, api_key: str | None = None, *, base_url: str | None = None, backend: str = "auto",
+                 timeout: float | httpx.Timeout | None = None, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+                 max_retries: int = 5, poll_interval: float | None = None, poll_max: float = 10.0,
+                 transport: Any = None, simulator_latency: float | None = None,
+                 artifacts_dir: str | os.PathLike[str] = "artifacts") -> None:
+        self._init_kwargs = {"api_key": api_key, "base_url": base_url, "backend": backend, "timeout": timeout,
+                             "wait_timeout": wait_timeout, "max_retries": max_retries,
+                             "poll_interval": poll_interval, "poll_max": poll_max, "transport": transport,
+                             "simulator_latency": simulator_latency, "artifacts_dir": artifacts_dir}
+        if backend not in ("auto", "runflow", "simulator"):
+            raise ConfigurationError("backend must be 'auto', 'runflow' or 'simulator'")
+        self.__key = api_key  # read lazily from the environment when None
+        self._base_url_arg = base_url
+        self._backend_arg = backend
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else (
+            DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout))
+        self._wait_timeout = wait_timeout
+        self._retry = RetryPolicy(max_retries=max_retries)
+        self._poll_interval = poll_interval
+        self._poll_max = poll_max
+        self._transport = transport
+        self._simulator_latency = simulator_latency
+        self.artifacts_dir = Path(artifacts_dir)
+        self._resolved: tuple[str, str, Protocol] | None = None
+        self._resolve_lock = threading.Lock()
+
+    def to_async(self) -> AsyncClient:
+        """An :class:`AsyncClient` with the same settings (a new connection pool)."""
+        return AsyncClient(**self._init_kwargs)
+
+    def to_sync(self) -> Client:
+        """A :class:`Client` with the same settings."""
+        return Client(**self._init_kwargs)
+
+    # -- lazily resolved settings ------------------------------------------------------------
+
+    def _resolve(self) -> tuple[str, str, Protocol]:
+        """(backend, base_url, protocol), decided at first use so a key set after import counts."""
+        with self._resolve_lock:
+            if self._resolved is None:
+                backend = self._backend_arg
+                if backend == "auto":
+                    backend = os.environ.get("RUNFLOW_BACKEND", "auto").strip().lower() or "auto"
+                    if backend not in ("auto", "runflow", "simulator"):
+                        raise ConfigurationError("RUNFLOW_BACKEND must be 'auto', 'runflow' or 'simulator'")
+                if backend == "auto":
+                    has_key = bool(self.__key or os.environ.get("RUNFLOW_API_KEY"))
+                    backend = "runflow" if has_key else "simulator"
+                if backend == "simulator":
+                    _announce_simulator()
+                    base_url = SIMULATOR_BASE_URL
+                    poll = 0.05 if self._poll_interval is None else self._poll_interval
+                else:
+                    base_url = self._base_url_arg or os.environ.get("RUNFLOW_BASE_URL") or DEFAULT_BASE_URL
+                    if not base_url.startswith(("http://", "https://")):
+                        raise ConfigurationError("RUNFLOW_BASE_URL must start with http:// or https://")
+                    poll = 2.0 if self._poll_interval is None else self._poll_interval
+                proto = Protocol(base_url=base_url, retry=self._retry, poll_interval=poll,
+                                 poll_max=max(poll, self._poll_max if backend == "runflow" else poll),
+                                 wait_timeout=self._wait_timeout)
+                self._resolved = (backend, base_url, proto)
+            return self._resolved
+
+    @property
+    def backend(self) -> str:
+        return self._resolve()[0]
+
+    @property
+    def base_url(self) -> str:
+        return self._resolve()[1]
+
+    @property
+    def _proto(self) -> Protocol:
+        return self._resolve()[2]
+
+    def _api_key(self) -> str:
+        if self.backend == "simulator":
+            return "simulator"
+        key = self.__key or os.environ.get("RUNFLOW_API_KEY")
+        if not key:
+            raise ConfigurationError("no API key: pass api_key=... or set RUNFLOW_API_KEY")
+        return key
+
+    def _headers(self, action: Send) -> dict[str, str]:
+        headers = {"User-Agent": f"runflow_nb/{__version__}", **action.headers}
+        if action.auth:
+            headers["Authorization"] = f"Bearer {self._api_key()}"
+        org = os.environ.get("RUNFLOW_ORGANIZATION_ID")
+        if org and action.auth:
+            headers["X-Organization-Id"] = org
+        return headers
+
+    def _transport_for_backend(self) -> Any:
+        if self._transport is not None:
+            return self._transport
+        if self.backend == "simulator":
+            return httpx.MockTransport(simulator_emulator(self._simulator_latency).handle)
+        return None
+
+    def __repr__(self) -> str:
+        key = "set" if (self.__key or os.environ.get("RUNFLOW_API_KEY")) else "unset"
+        backend = self._resolved[0] if self._resolved else self._backend_arg
+        return f"{type(self).__name__}(backend={backend!r}, base_url={self._base_url_arg!r}, api_key={key})"
+
+    # -- request preparation -----------------------------------------------------------------
+
+    @staticmethod
+    def _as_request(request: VideoRequest | None, kwargs: dict[str, Any]) -> VideoRequest:
+        if request is not None and kwargs:
+            raise TypeError("pass either a VideoRequest or keyword inputs, not both")
+        req = request if request is not None else VideoRequest.build(**kwargs)
+        # An unset seed is drawn here, so the result can be reproduced and the run key is stable.
+        return req if req.seed is not None else req.with_seed()
+
+    def _input_flow(self, req: VideoRequest) -> Any:
+        urls: list[str] = []
+        for i, ref in enumerate(req.images):
+            if ref.url:
+                urls.append(ref.url)
+            elif req.needs_upload(ref):
+                assert ref.data is not None and ref.mime is not None
+                ext = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}[ref.mime]
+                urls.append((yield from self._proto.upload(ref.data, filename=f"reference{i + 1}.{ext}",
+                                                          content_type=ref.mime)))
+            else:
+                urls.append(ref.data_uri())
+        return req.to_input(urls)
+
+    def _submit_flow(self, req: VideoRequest, client_ref: str | None, metadata: dict[str, Any] | None) -> Any:
+        body_input = yield from self._input_flow(req)
+        body: dict[str, Any] = {"input": body_input, "client_ref": client_ref or new_client_ref(),
+                                "metadata": {"library": f"runflow_nb/{__version__}", **(metadata or {})}}
+        if len(body["client_ref"]) > 255:
+            raise ValidationError([Issue("client_ref", f"is {len(body['client_ref'])} characters; the limit is 255",
+                                         "use a shorter reference")])
+        return (yield from self._proto.submit(req.model, body))
+
+    def _download_flow(self, run: Run, dest: Path) -> Any:
+        from .media import HashingWriter
+
+        if not run.output or not run.output.video_url:
+            raise DownloadError(f"run {run.id} has no video URL")
+        out = run.output
+        return (yield from self._proto.download(
+            out.video_url, lambda _size: HashingWriter(dest, expected_size=out.size, expected_sha256=out.sha256)))
+
+    def _generate_flow(self, req: VideoRequest, *, client_ref: str | None, out_dir: Path | None,
+                       timeout: float | None, download: bool) -> Any:
+        submitted = datetime.now(timezone.utc)
+        t0 = time.monotonic()
+        run = yield from self._submit_flow(req, client_ref, None)
+        run = yield from self._proto.wait(run.id, timeout=timeout, first=run if run.done else None)
+        return (yield from self._finish_flow(req, run, submitted=submitted, t0=t0, out_dir=out_dir,
+                                             download=download))
+
+    def _finish_flow(self, req: VideoRequest, run: Run, *, submitted: datetime, t0: float,
+                     out_dir: Path | None, download: bool, filename: str | None = None) -> Any:
+        if not run.succeeded:
+            reason = run.failure_message or run.failure_code or run.status
+            raise RunFailedError(f"run {run.id} {run.status}: {reason} (failed runs are not billed)", run=run)
+        path = sha = size = None
+        if download:
+            folder = Path(out_dir) if out_dir is not None else self.artifacts_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / (filename or f"{safe_name(run.id)}.mp4")
+            sha, size = yield from self._download_flow(run, path)
+        completed = datetime.now(timezone.utc)
+        out = run.output
+        assert out is not None
+        backend = self.backend
+        return Result(
+            run=run, request=req, video_path=path, video_sha256=sha, size_bytes=size,
+            seed=out.seed if out.seed is not None else req.seed, submitted_at=submitted, completed_at=completed,
+            wall_s=time.monotonic() - t0, queue_s=run.queue_s, inference_ms=out.inference_ms,
+            cost_usd=run.cost_usd if run.cost_usd is not None else req.estimate_usd(),
+            cost_estimate_usd=req.estimate_usd(), backend=backend, nsfw_detected=out.nsfw_detected)
+
+
+def new_client_ref() -> str:
+    return f"rfnb-{uuid.uuid4().hex}"
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a server-provided id: it can never escape the artifacts folder."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:120]
+    return cleaned or "run"
+
+
+class Client(_Base):
+    """Blocking client. Safe inside Jupyter's running event loop (it never touches asyncio).
+
+    >>> client = Client()                                   # doctest: +SKIP
+    >>> run = client.submit(prompt="character1 runs", images=["a.png"], resolution="720p")  # doctest: +SKIP
+    >>> for event in client.events(run.id): print(event)   # doctest: +SKIP
+    """
+
+    _http: httpx.Client | None = None
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self._timeout, transport=self._transport_for_backend(),
+                                      follow_redirects=True)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _do(self, action: Send) -> Outcome:
+        try:
+            req = self._client().build_request(action.method, action.url, json=action.json, params=action.params,
+                                               content=action.content, headers=self._headers(action))
+            if action.sink is None:
+                resp = self._client().send(req)
+                resp.read()
+                return resp
+            resp = self._client().send(req, stream=True)
+            try:
+                if resp.status_code < 300:
+                    for chunk in resp.iter_bytes():
+                        action.sink.write(chunk)
+                else:
+                    resp.read()
+            finally:
+                resp.close()
+            return resp
+        except (httpx.HTTPError, DownloadError) as exc:  # a sink refusing extra bytes is a failed attempt
+            return exc
+
+    def _iter(self, flow: Any) -> Iterator[RunEvent]:
+        value: Outcome = None
+        while True:
+            try:
+                action: Action = flow.send(value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            value = None
+            if isinstance(action, Emit):
+                yield action.event
+            elif isinstance(action, Sleep):
+                time.sleep(action.seconds)
+            else:
+                value = self._do(action)
+
+    def _run(self, flow: Any) -> Any:
+        it = self._iter(flow)
+        while True:
+            try:
+                next(it)
+            except StopIteration as stop:
+                return stop.value
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def submit(self, request: VideoRequest | None = None, /, *, client_ref: str | None = None,
+               metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
+        """Validate and submit; returns the queued run at once."""
+        req = self._as_request(request, inputs)
+        return self._run(self._submit_flow(req, client_ref, metadata))  # type: ignore[no-any-return]
+
+    def get(self, run_id: str) -> Run:
+        return self._run(self._proto.get(run_id))  # type: ignore[no-any-return]
+
+    def find(self, client_ref: str) -> Run | None:
+        """The run created with ``client_ref``, if the server has one."""
+        return self._run(self._proto.find(client_ref))  # type: ignore[no-any-return]
+
+    def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
+        return self._run(self._proto.wait(run_id, timeout=timeout))  # type: ignore[no-any-return]
+
+    def events(self, run_id: str, *, timeout: float | None = None) -> Iterator[RunEvent]:
+        """Status changes (queued → running → succeeded/failed) until the run ends."""
+        return self._iter(self._proto.wait(run_id, timeout=timeout))
+
+    def download(self, run: Run, dest: str | os.PathLike[str]) -> tuple[str, int]:
+        """Stream the run's video to ``dest`` (atomically); returns (sha256, size)."""
+        return self._run(self._download_flow(run, Path(dest)))  # type: ignore[no-any-return]
+
+    def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
+                 timeout: float | None = None, client_ref: str | None = None, download: bool = True,
+                 **inputs: Any) -> Result:
+        """Submit, wait and download: the one call most notebooks need."""
+        req = self._as_request(request, inputs)
+        return self._run(self._generate_flow(req, client_ref=client_ref,  # type: ignore[no-any-return]
+                                             out_dir=Path(out_dir) if out_dir else None,
+                                             timeout=timeout, download=download))
+
+    def balance(self) -> Any:
+        return self._run(self._proto.call("GET", "/v1/billing/balance")).json()
+
+    def health(self) -> Any:
+        return self._run(self._proto.call("GET", "/v1/health")).json()
+
+
+class AsyncClient(_Base):
+    """The asyncio twin of :class:`Client`, for sweeps and async code."""
+
+    _http: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout, transport=self._transport_for_backend(),
+                                           follow_redirects=True,
+                                           limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _do(self, action: Send) -> Outcome:
+        try:
+            req = self._client().build_request(action.method, action.url, json=action.json, params=action.params,
+                                               content=action.content, headers=self._headers(action))
+            if action.sink is None:
+                resp = await self._client().send(req)
+                await resp.aread()
+                return resp
+            resp = await self._client().send(req, stream=True)
+            try:
+                if resp.status_code < 300:
+                    async for chunk in resp.aiter_bytes():
+                        action.sink.write(chunk)
+                else:
+                    await resp.aread()
+            finally:
+                await resp.aclose()
+            return resp
+        except (httpx.HTTPError, DownloadError) as exc:  # a sink refusing extra bytes is a failed attempt
+            return exc
+
+    async def _step(self, action: Action) -> Outcome:
+        if isinstance(action, Sleep):
+            await asyncio.sleep(action.seconds)
+            return None
+        if isinstance(action, Send):
+            return await self._do(action)
+        return None
+
+    async def _run(self, flow: Any, on_event: Any = None) -> Any:
+        value: Outcome = None
+        while True:
+            try:
+                action = flow.send(value)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(action, Emit) and on_event is not None:
+                on_event(action.event)
+            value = await self._step(action)
+
+    async def submit(self, request: VideoRequest | None = None, /, *, client_ref: str | None = None,
+                     metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
+        req = self._as_request(request, inputs)
+        return await self._run(self._submit_flow(req, client_ref, metadata))  # type: ignore[no-any-return]
+
+    async def get(self, run_id: str) -> Run:
+        return await self._run(self._proto.get(run_id))  # type: ignore[no-any-return]
+
+    async def find(self, client_ref: str) -> Run | None:
+        return await self._run(self._proto.find(client_ref))  # type: ignore[no-any-return]
+
+    async def wait(self, run_id: str, *, timeout: float | None = None, on_event: Any = None) -> Run:
+        return await self._run(self._proto.wait(run_id, timeout=timeout), on_event)  # type: ignore[no-any-return]
+
+    async def events(self, run_id: str, *, timeout: float | None = None) -> AsyncIterator[RunEvent]:
+        flow = self._proto.wait(run_id, timeout=timeout)
+        value: Outcome = None
+        while True:
+            try:
+                action = flow.send(value)
+            except StopIteration:
+                return
+            if isinstance(action, Emit):
+                yield action.event
+            value = await self._step(action)
+
+    async def download(self, run: Run, dest: str | os.PathLike[str]) -> tuple[str, int]:
+        return await self._run(self._download_flow(run, Path(dest)))  # type: ignore[no-any-return]
+
+    async def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
+                       timeout: float | None = None, client_ref: str | None = None, download: bool = True,
+                       **inputs: Any) -> Result:
+        req = self._as_request(request, inputs)
+        return await self._run(self._generate_flow(req, client_ref=client_ref,  # type: ignore[no-any-return]
+                                                   out_dir=Path(out_dir) if out_dir else None,
+                                                   timeout=timeout, download=download))
+
+    async def balance(self) -> Any:
+        return (await self._run(self._proto.call("GET", "/v1/billing/balance"))).json()
+
+    async def health(self) -> Any:
+        return (await self._run(self._proto.call("GET", "/v1/health"))).json()

@@ -1,0 +1,231 @@
+"""One exception tree for everything the toolkit raises.
+
+No httpx, PyAV or SQLAlchemy exception escapes the public API: each is mapped at the boundary
+to one of these. Messages never contain the API key.
+
+    RunflowError
+    ├── ValidationError          request refused before any network call (lists every issue)
+    ├── ConfigurationError       missing or unusable settings (e.g. a bad base URL)
+    ├── APIError                 the server answered with an error envelope
+    │   ├── InvalidRequestError      400 / 422
+    │   ├── AuthenticationError      401 / 403
+    │   ├── InsufficientCreditError  402 INSUFFICIENT_CREDIT
+    │   ├── NotFoundError            404 RUN_NOT_FOUND
+    │   ├── ConflictError            409
+    │   ├── RateLimitError           429 RATE_LIMITED (after retries)
+    │   └── ServerError              5xx, MODEL_UNAVAILABLE (after retries)
+    ├── NetworkError             no answer (connect, read, protocol) after retries
+    ├── RunFailedError           the run ended failed / canceled (not billed)
+    ├── RunTimeoutError          waited longer than the total timeout; the run may still finish
+    ├── DownloadError            artifact truncated, hash mismatch, or refused URL
+    │   └── ExpiredURLError          the provider's presigned URL no longer works
+    └── BudgetExceededError      the next run would exceed the sweep budget
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BudgetExceededError",
+    "ConfigurationError",
+    "ConflictError",
+    "DownloadError",
+    "ExpiredURLError",
+    "InsufficientCreditError",
+    "InvalidRequestError",
+    "Issue",
+    "NetworkError",
+    "NotFoundError",
+    "RateLimitError",
+    "RunFailedError",
+    "RunTimeoutError",
+    "RunflowError",
+    "ServerError",
+    "ValidationError",
+]
+
+
+class RunflowError(Exception):
+    """Base of every error raised by runflow_nb."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem with a request: the field, what is wrong, and how to fix it."""
+
+    field: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" + (f" — {self.fix}" if self.fix else "")
+
+
+class ValidationError(RunflowError, ValueError):
+    """The request breaks one or more documented limits; nothing was sent.
+
+    ``issues`` holds every problem found, not only the first.
+    """
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = list(issues)
+        n = len(self.issues)
+        head = f"{n} problem{'s' if n != 1 else ''} with the request (nothing was sent):"
+        super().__init__("\n".join([head, *(f"  - {i}" for i in self.issues)]))
+
+    @property
+    def fields(self) -> list[str]:
+        return [i.field for i in self.issues]
+
+
+class ConfigurationError(RunflowError):
+    """A setting is missing or unusable."""
+
+
+class APIError(RunflowError):
+    """The API answered with an error. Carries its code, message, HTTP status and request id."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        errors: list[Any] | None = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        self.errors = errors or []
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = [f"HTTP {self.status_code}" if self.status_code else None, self.code, self.message]
+        text = ": ".join(p for p in parts[:2] if p)
+        text = f"{text}: {self.message}" if text else self.message
+        for e in self.errors[:10]:
+            text += f"\n  - {e}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+
+class InvalidRequestError(APIError):
+    """400 / 422: the server refused the input."""
+
+
+class AuthenticationError(APIError):
+    """401 / 403: the key is missing, wrong, or lacks access."""
+
+
+class InsufficientCreditError(APIError):
+    """402: the account has no credit left for this run."""
+
+
+class NotFoundError(APIError):
+    """404: no such run (or model)."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the current state."""
+
+
+class RateLimitError(APIError):
+    """429 after every retry was used."""
+
+
+class ServerError(APIError):
+    """5xx (including 503 MODEL_UNAVAILABLE) after every retry was used."""
+
+
+class NetworkError(RunflowError):
+    """The server could not be reached or the answer was lost, after retries."""
+
+
+class RunFailedError(RunflowError):
+    """The run ended without a video (failed or canceled). Failed runs are not billed."""
+
+    def __init__(self, message: str, *, run: Any = None) -> None:
+        self.run = run
+        super().__init__(message)
+
+
+class RunTimeoutError(RunflowError):
+    """Waited longer than the total timeout. The run may still finish: wait on it again."""
+
+    def __init__(self, message: str, *, run: Any = None) -> None:
+        self.run = run
+        super().__init__(message)
+
+
+class DownloadError(RunflowError):
+    """An artifact could not be stored intact (truncated, hash mismatch, refused URL)."""
+
+
+class ExpiredURLError(DownloadError):
+    """The provider's output URL has expired; the video cannot be fetched again from it."""
+
+
+class BudgetExceededError(RunflowError):
+    """The next run would take spending past the budget."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: InsufficientCreditError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+
+
+def api_error_from_response(
+    status_code: int, body: Any, *, request_id: str | None = None
+) -> APIError:
+    """Build the right :class:`APIError` from an HTTP status and a (parsed) error body.
+
+    Accepts the documented envelope ``{code, message, errors[]}`` and FastAPI-style
+    ``{detail: ...}`` bodies; anything else becomes a generic message.
+    """
+    code: str | None = None
+    message = ""
+    errors: list[Any] = []
+    if isinstance(body, dict):
+        code = body.get("code") if isinstance(body.get("code"), str) else None
+        message = str(body.get("message") or "")
+        raw_errors = body.get("errors") or []
+        detail = body.get("detail")
+        if isinstance(detail, list):
+            raw_errors = [*raw_errors, *detail]
+        elif isinstance(detail, str) and not message:
+            message = detail
+        errors = [_describe_error_item(e) for e in raw_errors] if isinstance(raw_errors, list) else []
+        request_id = request_id or (body.get("request_id") if isinstance(body.get("request_id"), str) else None)
+    elif isinstance(body, str):
+        message = body[:500]
+    if not message:
+        message = {
+            429: "rate limited",
+            503: "model unavailable",
+        }.get(status_code, "the server returned an error")
+    cls = _BY_STATUS.get(status_code, ServerError if status_code >= 500 else APIError)
+    return cls(message, status_code=status_code, code=code, request_id=request_id, errors=errors)
+
+
+def _describe_error_item(item: Any) -> str:
+    if isinstance(item, dict):
+        loc = item.get("loc") or item.get("field") or item.get("path")
+        if isinstance(loc, list):
+            loc = ".".join(str(x) for x in loc)
+        msg = item.get("msg") or item.get("message") or item
+        return f"{loc}: {msg}" if loc else str(msg)
+    return str(item)

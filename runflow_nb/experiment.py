@@ -1,0 +1,298 @@
+"""`Experiment`: a named study in a run store, its sweeps, its table and its artifacts.
+
+>>> import runflow_nb as rf
+>>> exp = rf.Experiment("horses")                       # runflow.sqlite + artifacts/ here  # doctest: +SKIP
+>>> plan = rf.grid(prompt="character1 gallops", images=[["horse.png"]], seed=range(8),
+...                duration=5, resolution="720p")       # doctest: +SKIP
+>>> plan.estimate()                                     # doctest: +SKIP
+>>> df = exp.run(plan, concurrency=4, budget_usd=10)    # doctest: +SKIP
+>>> exp.rate(df.run_id[0], 4)                           # doctest: +SKIP
+
+``exp.run`` blocks in a script and in a notebook cell alike (the sweep runs on a private event
+loop thread, so Jupyter's own loop is never re-entered), or returns a handle at once with
+``background=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import AsyncClient, Client
+    from .plan import Plan
+    from .request import VideoRequest
+    from .runner import SweepProgress, SweepSummary
+    from .store import Store
+
+__all__ = ["Experiment", "SweepHandle", "run_blocking"]
+
+T = TypeVar("T")
+
+
+def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(factory())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="runflow_nb-sweep", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+class SweepHandle:
+    """A sweep running in the background: ``progress``, ``cancel()``, ``wait()``."""
+
+    def __init__(self, experiment: Experiment, start: Callable[[threading.Event], SweepSummary]) -> None:
+        self.experiment = experiment
+        self._cancel = threading.Event()
+        self._result: SweepSummary | None = None
+        self._error: BaseException | None = None
+        self.progress: SweepProgress | None = None
+
+        def target() -> None:
+            try:
+                self._result = start(self._cancel)
+            except BaseException as exc:
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="runflow_nb-background-sweep", daemon=True)
+        self._thread.start()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop submitting new runs; runs already submitted are waited for and recorded."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> pd.DataFrame:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("the sweep is still running")
+        if self._error is not None:
+            raise self._error
+        return self.experiment.table()
+
+    @property
+    def summary(self) -> SweepSummary | None:
+        return self._result
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        line = self.progress.line() if self.progress else ""
+        return f"<SweepHandle {self.experiment.name!r} {state} {line}>"
+
+
+class Experiment:
+    """A named study: runs are logged to ``store`` and videos kept under ``artifacts``.
+
+    >>> exp = Experiment("demo", store=":memory:")          # doctest: +SKIP
+    >>> exp.table().empty                                   # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, name: str, *, store: str | os.PathLike[str] | Store | None = None,
+                 artifacts: str | os.PathLike[str] | None = None, client: Client | AsyncClient | None = None) -> None:
+        if not name or not str(name).strip():
+            raise ConfigurationError("an experiment needs a name")
+        from .store import Store
+
+        self.name = str(name)
+        if isinstance(store, Store):
+            self.store = store
+        else:
+            self.store = Store(store if store is not None else os.environ.get("RUNFLOW_STORE", "runflow.sqlite"))
+        self.artifacts = Path(artifacts if artifacts is not None else os.environ.get("RUNFLOW_ARTIFACTS", "artifacts"))
+        self._client = client
+        self.store.ensure_experiment(self.name)
+        self.last_summary: SweepSummary | None = None
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.name!r}, store={self.store!r}, artifacts={str(self.artifacts)!r})"
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def _async_client(self) -> AsyncClient:
+        from .client import AsyncClient, Client
+
+        if isinstance(self._client, Client):
+            return self._client.to_async()
+        if isinstance(self._client, AsyncClient):
+            return self._client.to_async()  # a fresh pool bound to the sweep's own loop
+        return AsyncClient()
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, plan: Plan | Iterable[VideoRequest | Mapping[str, Any]], *, concurrency: int = 4,
+            budget_usd: float | None = None, background: bool = False, progress: str | Any = "auto",
+            timeout: float | None = None) -> Any:
+        """Run every planned request (resuming: finished runs are reused, lost ones re-attached).
+
+        Returns the experiment's table, or a :class:`SweepHandle` when ``background=True``.
+        """
+        from .plan import Plan
+
+        if not isinstance(plan, Plan):
+            plan = Plan(plan)
+        estimate = plan.estimate()
+        reporter = _make_reporter(progress, estimate, budget_usd)
+
+        def start(cancel: threading.Event) -> SweepSummary:
+            return run_blocking(lambda: self._sweep(plan, concurrency=concurrency, budget_usd=budget_usd,
+                                                    on_progress=reporter, cancel=cancel, timeout=timeout))
+
+        if background:
+            handle = SweepHandle(self, start)
+            return handle
+        start(threading.Event())
+        return self.table()
+
+    async def _sweep(self, plan: Plan, *, concurrency: int, budget_usd: float | None,
+                     on_progress: Any, cancel: threading.Event, timeout: float | None) -> SweepSummary:
+        from .runner import run_plan
+
+        client = self._async_client()
+        try:
+            summary = await run_plan(store=self.store, experiment=self.name, plan=plan, client=client,
+                                     artifacts=self.artifacts, concurrency=concurrency, budget_usd=budget_usd,
+                                     on_progress=on_progress, cancel=cancel, timeout=timeout)
+        finally:
+            await client.aclose()
+        self.last_summary = summary
+        return summary
+
+    def generate(self, request: VideoRequest | None = None, /, **inputs: Any) -> dict[str, Any]:
+        """One run, logged like a sweep of one; returns its stored row."""
+        from .plan import Plan
+        from .request import VideoRequest
+
+        req = request if request is not None else VideoRequest.build(**inputs)
+        plan = Plan([req])
+        self.run(plan, concurrency=1, progress=None)
+        row = self.store.find_run(experiment=self.name, run_key=plan[0].run_key())
+        assert row is not None
+        return row
+
+    # -- the table ---------------------------------------------------------------------------------
+
+    def table(self, *, status: str | Iterable[str] | None = None, tags: Iterable[str] | None = None,
+              where: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Every run of this experiment as a tidy DataFrame (one row a run, one column a parameter)."""
+        return self.store.table(self.name, status=status, tags=list(tags) if tags else None, where=where)
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.store.runs(self.name, **filters)
+
+    def rate(self, run_id: str, rating: int | None) -> None:
+        """Rate a run (e.g. 1–5); None clears it."""
+        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
+            raise ValueError("rating must be an int or None")
+        self.store.set_rating(run_id, rating)
+
+    def tag(self, run_id: str, *tags: str) -> None:
+        self.store.add_tags(run_id, *tags)
+
+    def untag(self, run_id: str, *tags: str) -> None:
+        self.store.remove_tags(run_id, *tags)
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> Path:
+        self.table().to_parquet(path, index=False)
+        return Path(path)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        self.table().to_csv(path, index=False)
+        return Path(path)
+
+    # -- display -----------------------------------------------------------------------------------
+
+    def gallery(self, *, rows: str = "prompt", cols: str = "seed", **filters: Any) -> Any:
+        from .widgets.gallery import gallery
+
+        return gallery(self, rows=rows, cols=cols, **filters)
+
+    def compare(self, run_a: str, run_b: str) -> Any:
+        from .widgets.compare import compare
+
+        return compare(self, run_a, run_b)
+
+
+# -- progress reporting ------------------------------------------------------------------------------
+
+def _frontend_kernel() -> bool:
+    """True in a kernel with a live frontend (JupyterLab), False under papermill/nbval/scripts."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()  # type: ignore[no-untyped-call]
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    # Kernels started by a Jupyter server get JPY_SESSION_NAME; papermill/nbval start kernels directly.
+    return bool(os.environ.get("JPY_SESSION_NAME"))
+
+
+def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None) -> Callable[[Any], None] | None:
+    if progress is None or progress is False:
+        return None
+    if callable(progress):
+        return progress  # type: ignore[no-any-return]
+    mode = progress if isinstance(progress, str) else "auto"
+    mode = os.environ.get("RUNFLOW_PROGRESS", mode) if mode == "auto" else mode
+    if mode == "auto":
+        mode = "widget" if _frontend_kernel() else "text"
+    if mode == "widget":
+        try:
+            from .widgets.progress import ProgressWidget
+
+            return ProgressWidget(estimate=estimate, budget_usd=budget_usd).update
+        except ImportError:
+            mode = "text"
+    print(f"runflow_nb: sweep of {estimate}" + (f", budget ${budget_usd:.2f}" if budget_usd is not None else ""),
+          flush=True)
+    return TextProgress().update
+
+
+class TextProgress:
+    """Plain lines for papermill, nbval and scripts: at most one every few seconds, plus the last."""
+
+    def __init__(self, *, every_s: float = 5.0, stream: Any = None) -> None:
+        self.every_s = every_s
+        self.stream = stream
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self._printed_messages = 0
+
+    def update(self, progress: SweepProgress) -> None:
+        with self._lock:
+            now = time.monotonic()
+            out = self.stream or sys.stdout
+            for msg in progress.messages[self._printed_messages:]:
+                print(f"runflow_nb: {msg}", file=out, flush=True)
+            self._printed_messages = len(progress.messages)
+            if progress.finished or now - self._last >= self.every_s:
+                self._last = now
+                print(f"runflow_nb: {progress.line()}", file=out, flush=True)

@@ -1,0 +1,418 @@
+"""The offline simulator's clip renderer: a real H.264 + AAC MP4 built from the reference images.
+
+The picture is a slow pan over each reference image (cover-cropped to the output shape) with
+crossfades between them and a visible label, so nobody mistakes it for model output. The picture
+does not depend on the seed; the seed picks the notes of the sound track and is written to the
+container's ``comment``. That split makes seed sweeps cheap: the encoded video-only stream is
+cached per (image pixels, duration, aspect ratio, resolution, fps, label) and every seed only
+encodes its audio and remuxes the cached video packets next to it.
+
+Output is deterministic for the same inputs and seed (x264's thread count is pinned), for the same
+PyAV/FFmpeg build; the cache key includes the PyAV version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import heapq
+import json
+import math
+import os
+import pathlib
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from runflow_nb.specs import REFERENCE_TO_VIDEO
+
+if TYPE_CHECKING:
+    import numpy as np
+    from av.audio.stream import AudioStream
+    from av.container import OutputContainer
+    from av.packet import Packet
+    from av.stream import Stream
+    from av.video.frame import VideoFrame
+    from PIL import Image
+
+__all__ = ["default_cache_dir", "render_clip"]
+
+_RENDER_VERSION = 1  # bump when the picture or the encoder settings change
+SAMPLE_RATE = 48_000
+_X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
+_X264_THREADS = 1  # pinned: x264 output depends on its thread count; one leaves cores to parallel renders
+_AUDIO_BIT_RATE = 128_000
+_PAN_MARGIN = 1.15  # canvas size relative to the frame: room for the pan
+_PAN_FULL_S = 5.0  # an image shown this long (or longer) pans across the whole margin
+_CROSSFADE_S = 0.75
+_MAX_CACHE_BYTES = 2 << 30
+_CACHE_LOCKS: dict[str, threading.Lock] = {}
+_CACHE_LOCKS_GUARD = threading.Lock()
+
+
+def default_cache_dir() -> pathlib.Path:
+    """Where encoded video-only streams are cached unless ``cache_dir`` is given."""
+    return pathlib.Path(tempfile.gettempdir()) / "runflow_nb_render_cache"
+
+
+def render_clip(
+    images: Sequence[Image.Image],
+    *,
+    duration: int,
+    aspect_ratio: str,
+    resolution: str,
+    seed: int,
+    dest: str | os.PathLike[str],
+    label: str = "SIMULATED",
+    fps: int = 24,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> pathlib.Path:
+    """Render a clip to ``dest`` (MP4: H.264 yuv420p + AAC stereo 48 kHz, faststart) and return its path.
+
+    ``dest`` is replaced atomically, so an interrupted render never leaves a partial file there.
+    """
+    if not images:
+        raise ValueError("render_clip needs at least one image")
+    if duration <= 0 or fps <= 0:
+        raise ValueError(f"duration and fps must be positive, got duration={duration}, fps={fps}")
+    width, height = REFERENCE_TO_VIDEO.output_size(aspect_ratio, resolution)
+    dest = pathlib.Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cache = pathlib.Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(images, duration=duration, size=(width, height), fps=fps, label=label)
+    video_path = cache / f"{key}.mp4"
+
+    samples = _tone_track(seed, duration)
+    for attempt in range(2):
+        with _locked(cache / f"{key}.lock"):
+            if video_path.exists():
+                with contextlib.suppress(OSError):
+                    os.utime(video_path)
+            else:
+                _atomic_write(
+                    video_path,
+                    lambda tmp: _encode_video(tmp, images, duration=duration, size=(width, height),
+                                              fps=fps, label=label),
+                )
+                _prune(cache, keep=video_path)
+        try:
+            _atomic_write(dest, lambda tmp: _mux(tmp, video_path, samples, seed=seed, label=label))
+            return dest
+        except _CacheReadError:
+            # Pruned or damaged by someone else between the check and the read: rebuild once.
+            with contextlib.suppress(OSError):
+                video_path.unlink()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _CacheReadError(RuntimeError):
+    """The cached video stream could not be read."""
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+
+def _cache_key(images: Sequence[Image.Image], *, duration: int, size: tuple[int, int], fps: int,
+               label: str) -> str:
+    import av
+
+    digests = []
+    for img in images:
+        h = hashlib.sha256()
+        orientation = img.getexif().get(0x0112, 1)
+        h.update(f"{img.mode}:{img.size}:{orientation}:".encode())
+        h.update(img.tobytes())
+        digests.append(h.hexdigest())
+    parts = {
+        "v": _RENDER_VERSION, "av": av.__version__, "x264": _X264_OPTIONS, "threads": _X264_THREADS,
+        "images": digests, "duration": duration, "size": size, "fps": fps, "label": label,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(lock_path: pathlib.Path) -> Iterator[None]:
+    """Serialize work on one cache key across threads (and processes, where flock exists)."""
+    with _CACHE_LOCKS_GUARD:
+        lock = _CACHE_LOCKS.setdefault(str(lock_path), threading.Lock())
+    with lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: threads are serialized; processes rely on atomic replace
+            yield
+            return
+        with open(lock_path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _atomic_write(dest: pathlib.Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` on a temp file next to ``dest``, then move it into place."""
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp_name)
+        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 is too strict for served artifacts
+        os.replace(tmp_name, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+
+
+def _prune(cache: pathlib.Path, *, keep: pathlib.Path) -> None:
+    """Drop the least recently used cached streams beyond the size cap."""
+    entries = []
+    for p in cache.glob("*.mp4"):
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            entries.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= _MAX_CACHE_BYTES:
+            break
+        if p != keep:
+            with contextlib.suppress(OSError):
+                p.unlink()
+                total -= size
+
+
+# --- picture -----------------------------------------------------------------------------------
+
+
+def _encode_video(path: str, images: Sequence[Image.Image], *, duration: int, size: tuple[int, int],
+                  fps: int, label: str) -> None:
+    """Encode the video-only stream to ``path``, one frame at a time."""
+    import av
+    from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
+
+    width, height = size
+    with av.open(path, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.thread_count = _X264_THREADS
+        ctx.gop_size = 2 * fps
+        ctx.colorspace, ctx.color_range = Colorspace.ITU709, ColorRange.MPEG
+        ctx.color_primaries, ctx.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
+        stream.options = dict(_X264_OPTIONS)
+        for i, frame in enumerate(_frames(images, duration=duration, size=size, fps=fps, label=label)):
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _frames(images: Sequence[Image.Image], *, duration: int, size: tuple[int, int], fps: int,
+            label: str) -> Iterator[Any]:
+    """Yield yuv420p ``av.VideoFrame``s: pans over each image, crossfades between them, the label."""
+    import av
+    import numpy as np
+
+    width, height = size
+    cw, ch = _even(width * _PAN_MARGIN), _even(height * _PAN_MARGIN)
+    n_img = len(images)
+    seg = duration / n_img
+    fade = min(_CROSSFADE_S, 0.4 * seg) if n_img > 1 else 0.0
+    canvases: dict[int, list[np.ndarray]] = {}
+    badge = _label_planes(label, height) if label else None
+
+    def window(i: int, t: float) -> list[np.ndarray]:
+        if i not in canvases:
+            canvases[i] = _yuv_planes(_cover(images[i], (cw, ch)))
+            for old in [j for j in canvases if j < i - 1]:
+                del canvases[old]
+        start, end = max(0.0, i * seg - fade / 2), min(float(duration), (i + 1) * seg + fade / 2)
+        p = min(1.0, max(0.0, (t - start) / (end - start)))
+        reach = min(1.0, (end - start) / _PAN_FULL_S)  # short shots pan less, so speed stays gentle
+        (x0, y0), (x1, y1) = _PAN_PATHS[i % len(_PAN_PATHS)]
+        fx = 0.5 + (x0 + (x1 - x0) * p - 0.5) * reach
+        fy = 0.5 + (y0 + (y1 - y0) * p - 0.5) * reach
+        x, y = round(fx * (cw - width)), round(fy * (ch - height))
+        # Luma moves by whole pixels; chroma by the nearest even position (invisible half-pixel lag).
+        return [canvases[i][0][y:y + height, x:x + width],
+                *(c[y // 2:y // 2 + height // 2, x // 2:x // 2 + width // 2] for c in canvases[i][1:])]
+
+    for n in range(duration * fps):
+        t = n / fps
+        i = min(int(t / seg), n_img - 1)
+        frame = av.VideoFrame(width, height, "yuv420p")
+        planes = _plane_arrays(frame)
+        # Inside a crossfade around the boundary b between image j-1 and j?
+        j = round(t / seg)
+        w = (t - (j * seg - fade / 2)) / fade if fade and 0 < j < n_img else -1.0
+        if 0.0 <= w < 1.0:
+            weight = np.uint16(round(w * 256))
+            for dst, a, b in zip(planes, window(j - 1, t), window(j, t), strict=True):
+                mix = a.astype(np.uint16) * (256 - weight) + b.astype(np.uint16) * weight
+                np.right_shift(mix, 8, out=mix)
+                dst[...] = mix
+        else:
+            for dst, src in zip(planes, window(i, t), strict=True):
+                dst[...] = src
+        if badge is not None:
+            m = _even(height / 40)
+            for k, (dst, src) in enumerate(zip(planes, badge, strict=True)):
+                o = m if k == 0 else m // 2
+                src = src[: dst.shape[0] - o, : dst.shape[1] - o]  # a long label is cut at the edge
+                dst[o:o + src.shape[0], o:o + src.shape[1]] = src
+        yield frame
+
+
+# Pan start/end as fractions of the free margin (0 = left/top, 1 = right/bottom).
+_PAN_PATHS = (((0.0, 0.5), (1.0, 0.5)), ((1.0, 0.0), (0.0, 1.0)), ((0.5, 1.0), (0.5, 0.0)),
+              ((0.0, 1.0), (1.0, 0.0)))
+
+
+def _even(x: float) -> int:
+    return max(2, round(x / 2) * 2)
+
+
+def _cover(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` upright, flattened to RGB and cover-cropped (centered) to exactly ``size``."""
+    from PIL import Image, ImageOps
+
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.new("RGB", img.size, (0, 0, 0))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    img = img.convert("RGB")
+    w, h = img.size
+    scale = max(size[0] / w, size[1] / h)
+    bw, bh = size[0] / scale, size[1] / scale
+    box = (max(0.0, (w - bw) / 2), max(0.0, (h - bh) / 2), min(w, (w + bw) / 2), min(h, (h + bh) / 2))
+    return img.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
+
+
+def _yuv_planes(img: Image.Image) -> list[np.ndarray]:
+    """BT.709 limited-range yuv420p planes of an RGB image with even dimensions."""
+    import av
+    from av.video.reformatter import Colorspace
+
+    yuv = av.VideoFrame.from_image(img).reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
+    return [plane.copy() for plane in _plane_arrays(yuv)]
+
+
+def _plane_arrays(frame: VideoFrame) -> list[np.ndarray]:
+    """Writable numpy views of a frame's planes (without the line padding)."""
+    import numpy as np
+
+    return [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+            for p in frame.planes]
+
+
+def _label_planes(label: str, height: int) -> list[np.ndarray]:
+    """The label as a small white-on-dark badge, in yuv420p planes."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font: Any = ImageFont.load_default(size=max(12, height // 36))
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the tiny bitmap font
+        font = ImageFont.load_default()
+    left, top, right, bottom = font.getbbox(label)
+    pad = max(4, height // 120)
+    badge = Image.new("RGB", (_even(right - left + 2 * pad), _even(bottom - top + 2 * pad)), (16, 16, 16))
+    ImageDraw.Draw(badge).text((pad - left, pad - top), label, font=font, fill=(240, 240, 240))
+    return _yuv_planes(badge)
+
+
+# --- sound -------------------------------------------------------------------------------------
+
+
+def _tone_track(seed: int, duration: int) -> np.ndarray:
+    """A gentle stereo melody whose notes come from ``seed``: float32 array of shape (2, samples)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = duration * SAMPLE_RATE
+    out = np.zeros((2, n), np.float32)
+    root = 220.0 * 2 ** (int(rng.integers(-5, 7)) / 12)
+    scale = root * 2 ** (np.array([0, 2, 4, 7, 9, 12, 14, 16, 19, 21]) / 12)  # major pentatonic
+    note_s = float(rng.choice([0.25, 0.375, 0.5]))
+    note_n = int(note_s * SAMPLE_RATE)
+    t = np.arange(note_n) / SAMPLE_RATE
+    attack = np.minimum(1.0, t / 0.01)
+    env = attack * np.exp(-3.0 * t / note_s)
+    for k in range(math.ceil(n / note_n)):
+        freq = float(rng.choice(scale))
+        pan = float(rng.uniform(0.25, 0.75))
+        tone = (np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(4 * np.pi * freq * t)) * env
+        seg = slice(k * note_n, min(n, (k + 1) * note_n))
+        m = seg.stop - seg.start
+        out[0, seg] += (1 - pan) * tone[:m]
+        out[1, seg] += pan * tone[:m]
+    drone = 0.25 * np.sin(2 * np.pi * (root / 2) * np.arange(n) / SAMPLE_RATE)
+    out += drone.astype(np.float32)
+    fade = np.ones(n, np.float32)
+    fin, fout = min(n, SAMPLE_RATE // 20), min(n, SAMPLE_RATE // 2)
+    fade[:fin] = np.linspace(0, 1, fin)
+    fade[n - fout:] = np.minimum(fade[n - fout:], np.linspace(1, 0, fout))
+    out *= 0.2 * fade
+    return out
+
+
+def _audio_packets(stream: AudioStream, samples: np.ndarray) -> Iterator[Packet]:
+    import av
+    import numpy as np
+
+    frame_size = stream.codec_context.frame_size or 1024
+    for start in range(0, samples.shape[1], frame_size):
+        chunk = np.ascontiguousarray(samples[:, start:start + frame_size])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, start, Fraction(1, SAMPLE_RATE)
+        yield from stream.encode(frame)
+    yield from stream.encode(None)
+
+
+# --- final file --------------------------------------------------------------------------------
+
+
+def _mux(path: str, video_path: pathlib.Path, samples: np.ndarray, *, seed: int, label: str) -> None:
+    """Write the final MP4: the cached video packets, the freshly encoded audio, interleaved."""
+    import av
+
+    try:
+        src = av.open(str(video_path))
+    except (OSError, av.FFmpegError) as exc:
+        raise _CacheReadError(str(exc)) from exc
+    with src, av.open(path, "w", format="mp4", container_options={"movflags": "+faststart"}) as out:
+        vin = src.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        aout = out.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
+        aout.bit_rate = _AUDIO_BIT_RATE
+        out.metadata["comment"] = f"runflow_nb simulator ({label}); seed={seed}"
+        _interleave(out, _video_packets(src, vin, vout), _audio_packets(aout, samples))
+
+
+def _video_packets(src: Any, vin: Stream, vout: Stream) -> Iterator[Packet]:
+    import av
+
+    try:
+        for packet in src.demux(vin):
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            if packet.is_corrupt:
+                raise _CacheReadError(f"corrupt packet in {src.name}")
+            packet.stream = vout
+            yield packet
+    except av.FFmpegError as exc:
+        raise _CacheReadError(str(exc)) from exc
+
+
+def _interleave(out: OutputContainer, *streams: Iterator[Packet]) -> None:
+    """Mux packets in decode-time order so the file plays while it downloads."""
+
+    def timed(packets: Iterator[Packet], order: int) -> Iterator[tuple[Fraction, int, Packet]]:
+        for p in packets:
+            yield (p.dts if p.dts is not None else 0) * p.time_base, order, p
+
+    for _, _, packet in heapq.merge(*(timed(s, k) for k, s in enumerate(streams)), key=lambda e: e[:2]):
+        out.mux(packet)

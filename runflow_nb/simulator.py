@@ -1,0 +1,577 @@
+"""The offline job engine: Runflow's run lifecycle in-process, real MP4s, and a billing ledger.
+
+No HTTP here (that is :mod:`runflow_nb.emulator`). A run is created ``queued``, turns ``running``
+after a short part of the simulated latency, and ends ``succeeded`` once **both** the latency has
+elapsed and the clip has been rendered (so the latency is a floor), or ``failed``. Status is worked
+out from the clock whenever a run is read, so a fake ``clock`` makes expiry and timing testable.
+Only succeeded runs are billed, exactly once each.
+
+>>> from PIL import Image
+>>> sim = Simulator(latency=0.1)                                               # doctest: +SKIP
+>>> run = sim.submit({"prompt": "character1 trots", "duration": 3, "resolution": "720p"},
+...                  images=[Image.new("RGB", (800, 600), "white")])           # doctest: +SKIP
+>>> sim.wait(run["id"])["status_code"], sim.billed_total()                    # doctest: +SKIP
+('succeeded', 0.42)
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import hashlib
+import hmac
+import logging
+import numbers
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AuthenticationError,
+    ExpiredURLError,
+    InsufficientCreditError,
+    Issue,
+    NotFoundError,
+    RunTimeoutError,
+    ValidationError,
+)
+from .specs import REFERENCE_TO_VIDEO, ModelSpec, get_spec
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["MAX_PAGE_SIZE", "TERMINAL", "Simulator", "iso_utc", "validate_input"]
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+MAX_PAGE_SIZE = 500
+_QUEUED_SHARE = 0.2  # the part of the latency a run spends queued
+_MISSING = object()
+
+Renderer = Callable[..., Any]
+
+
+def iso_utc(t: float | None) -> str | None:
+    """Epoch seconds → ISO-8601 UTC with a ``Z`` (milliseconds), or None."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- input rules (server side; mirrors runflow_nb.request) -------------------------------------
+
+
+def validate_input(raw: Mapping[str, Any], *, spec: ModelSpec = REFERENCE_TO_VIDEO,
+                   n_images: int | None = None) -> tuple[dict[str, Any], list[Issue]]:
+    """Check the scalar inputs and the prompt's ``characterN`` tags; return (clean input, issues).
+
+    The rules are the spec's, read strictly: ints must be JSON integers (``5.0``, ``"5"`` and
+    booleans are refused), enums match exactly, booleans are booleans. An absent or ``null``
+    optional field takes its default; unknown keys are ignored. ``n_images`` is the length of the
+    given ``image_urls`` list (None when there is none: the tag count is then not checked).
+    Images themselves are checked by the caller (the emulator decodes them).
+    """
+    clean: dict[str, Any] = {}
+    issues: list[Issue] = []
+    for f in spec.fields:
+        value = raw.get(f.name, _MISSING)
+        if value is _MISSING or value is None:
+            if f.required:
+                issues.append(Issue(f.name, "is required", f"send {f.name}"))
+            else:
+                clean[f.name] = f.default
+            continue
+        if f.type is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)
+        problem = _field_problem(f, value)
+        if problem:
+            issues.append(Issue(f.name, *problem))
+        else:
+            clean[f.name] = value
+    prompt = clean.get("prompt")
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            issues.append(Issue("prompt", "is empty", "describe the clip"))
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            issues.append(Issue("prompt", "contains characters that are not valid UTF-8 (lone surrogates)",
+                                "remove or replace them"))
+    if isinstance(raw.get("prompt"), str) and n_images is not None:
+        top = spec.images.max_count
+        for n in sorted(set(spec.character_refs(raw["prompt"]))):
+            if n < 1 or n > top:
+                issues.append(Issue("prompt", f"names character{n}; tags run from character1 to character{top}",
+                                    "renumber the tag to match an image"))
+            elif n > n_images:
+                issues.append(Issue("prompt", f"names character{n} but only {n_images} image"
+                                              f"{'s are' if n_images != 1 else ' is'} given",
+                                    f"add a {_ordinal(n)} reference image or change the tag"))
+    return clean, issues
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _field_problem(f: Any, value: Any) -> tuple[str, str] | None:
+    """(message, fix) when ``value`` breaks the rules of field spec ``f``; None when it is fine."""
+    if f.choices is not None:
+        if isinstance(value, str) and value in f.choices:
+            return None
+        hint = f" (did you mean {value.lower()!r}?)" if isinstance(value, str) and value.lower() in f.choices else ""
+        return f"{value!r} is not allowed{hint}", "use one of " + ", ".join(map(repr, f.choices))
+    if f.type is bool:
+        return None if isinstance(value, bool) else (f"must be true or false, got {value!r}", "send a boolean")
+    if f.type is int:
+        if type(value) is not int:
+            return (f"must be a whole number, got {value!r}",
+                    f"send an integer between {f.minimum} and {f.maximum}")
+        if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
+            return f"{value} is out of range", f"use {f.minimum}–{f.maximum}"
+        return None
+    if f.type is str:
+        if not isinstance(value, str):
+            return f"must be text, got {type(value).__name__}", "send a string"
+        if f.max_length is not None and len(value) > f.max_length:
+            return (f"is {len(value)} characters; the limit is {f.max_length}",
+                    f"shorten it by {len(value) - f.max_length} characters")
+    return None
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    id: str
+    seq: int
+    model: str
+    input: dict[str, Any]
+    params: dict[str, Any]
+    seed: int
+    created: float
+    latency: float
+    request_id: str | None
+    client_ref: str | None
+    metadata: dict[str, Any] | None
+    callback_url: str | None
+    force_failure: bool
+    force_nsfw: bool
+    price: float
+    status: str = "queued"
+    started: float | None = None
+    completed: float | None = None
+    future: concurrent.futures.Future[None] | None = None
+    render_done_at: float | None = None
+    render_error: str | None = None
+    path: Path | None = None
+    size: int | None = None
+    sha256: str | None = None
+    token: str | None = None
+    failure: tuple[str, str, str] | None = None
+    billed: bool = False
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Simulator:
+    """Runs of one or more models, simulated in-process. Thread-safe.
+
+    ``latency`` (seconds, settable) is the floor of each run's duration; ``url_ttl_s`` is how long
+    an output URL works after completion; ``clock`` gives epoch seconds (inject a fake one to test
+    expiry). ``renderer`` defaults to :func:`runflow_nb.render.render_clip`.
+
+    >>> with Simulator(latency=0.05) as sim:                                   # doctest: +SKIP
+    ...     run = sim.submit({"prompt": "a horse", "image_urls": [img]})
+    ...     done = sim.wait(run["id"], base_url="http://127.0.0.1:8787")
+    """
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.3,
+        workdir: str | Path | None = None,
+        max_workers: int = 2,
+        url_ttl_s: float = 3 * 86400,
+        clock: Callable[[], float] = time.time,
+        balance_usd: float = 10_000.0,
+        renderer: Renderer | None = None,
+        label: str = "SIMULATED",
+    ) -> None:
+        self.latency = float(latency)
+        self.url_ttl_s = float(url_ttl_s)
+        self.label = label
+        self._clock = clock
+        self._initial_balance = float(balance_usd)
+        self._renderer = renderer
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="runflow-sim-")
+            workdir = self._tmp.name
+        self.workdir = Path(workdir)
+        (self.workdir / "runs").mkdir(parents=True, exist_ok=True)
+        self._cache_dir = self.workdir / "render-cache"
+        self._secret = secrets.token_bytes(32)
+        self._lock = threading.RLock()
+        self._runs: dict[str, _Run] = {}
+        self._seq = 0
+        self._ledger: list[dict[str, Any]] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                           thread_name_prefix="runflow-sim-render")
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop rendering (queued renders are dropped) and remove a temporary workdir."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> float:
+        return self._clock()
+
+    # -- submit ----------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        input: Mapping[str, Any],
+        *,
+        images: Sequence[Image.Image] | None = None,
+        model: str = REFERENCE_TO_VIDEO.model,
+        client_ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        callback_url: str | None = None,
+        request_id: str | None = None,
+        force_failure: bool = False,
+        force_nsfw: bool = False,
+        notes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Create a run and start rendering it; returns the run as the API shows it (``queued``).
+
+        ``input`` is the wire input; its ``image_urls`` may hold decoded PIL images, or pass them
+        as ``images`` (then ``image_urls`` stays as given, e.g. URLs, for the run's echo).
+        ``force_failure`` / ``force_nsfw`` script the outcome; ``notes`` become warning log lines.
+        Raises :class:`ValidationError` for bad inputs, :class:`InsufficientCreditError` when the
+        balance cannot pay the run's price.
+        """
+        spec = get_spec(model)
+        if images is None:
+            given = input.get(spec.images.field)
+            images = list(given) if isinstance(given, (list, tuple)) else []
+        images = list(images)
+        clean, issues = validate_input(input, spec=spec, n_images=len(images))
+        rules = spec.images
+        if not rules.min_count <= len(images) <= rules.max_count:
+            issues.append(Issue(rules.field, f"got {len(images)} images; {rules.min_count}–{rules.max_count} "
+                                             "are allowed", "send between 1 and 9 images"))
+        for i, img in enumerate(images):
+            if not (hasattr(img, "size") and hasattr(img, "mode")):
+                issues.append(Issue(f"{rules.field}[{i}]", f"a {type(img).__name__} is not a decoded image",
+                                    "pass PIL images"))
+            elif min(img.size) < rules.min_short_side:
+                issues.append(Issue(f"{rules.field}[{i}]", f"is {img.size[0]}×{img.size[1]}; the shortest side "
+                                                           f"must be at least {rules.min_short_side} px",
+                                    "use a larger image"))
+        if issues:
+            raise ValidationError(issues)
+        price = spec.price_usd(duration=clean["duration"], resolution=clean["resolution"])
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the simulator is closed")
+            if price > self.balance() + 1e-9:
+                raise InsufficientCreditError(
+                    f"this run costs ${price:.2f} but the balance is ${self.balance():.2f}",
+                    status_code=402, code="INSUFFICIENT_CREDIT")
+            self._seq += 1
+            run_id = f"run_{secrets.token_hex(12)}"
+            seed = clean["seed"] if clean["seed"] is not None else _seed_for(run_id)
+            echo = dict(input)
+            echo[rules.field] = [_describe_image(x) for x in input.get(rules.field) or images]
+            now = self._clock()
+            run = _Run(id=run_id, seq=self._seq, model=spec.model, input=echo, params=clean, seed=seed,
+                       created=now, latency=max(0.0, self.latency), request_id=request_id, client_ref=client_ref,
+                       metadata=metadata, callback_url=callback_url, force_failure=force_failure,
+                       force_nsfw=force_nsfw, price=price)
+            self._runs[run_id] = run
+            self._log(run, "info", f"queued: {clean['duration']} s {clean['resolution']} {clean['aspect_ratio']}, "
+                                   f"{len(images)} reference image{'s' if len(images) != 1 else ''}, seed {seed}")
+            for note in notes:
+                self._log(run, "warning", note)
+            if not force_failure:
+                dest = self.workdir / "runs" / f"{run_id}.mp4"
+                run.future = self._pool.submit(self._render, run, images, dest)
+            return self._view(run, None)
+
+    def _render(self, run: _Run, images: list[Image.Image], dest: Path) -> None:
+        p = run.params
+        error = path = digest = size = None
+        try:
+            render: Renderer
+            if self._renderer is not None:
+                render = self._renderer
+            else:
+                from .render import render_clip as render
+            path = Path(render(images, duration=p["duration"], aspect_ratio=p["aspect_ratio"],
+                               resolution=p["resolution"], seed=run.seed, dest=dest, label=self.label,
+                               cache_dir=self._cache_dir))
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            digest, size = h.hexdigest(), path.stat().st_size
+        except Exception as exc:  # a broken render fails the run, it never kills the pool
+            log.exception("simulator: rendering %s failed", run.id)
+            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            run.render_done_at = self._clock()
+            run.render_error, run.path, run.sha256, run.size = error, path, digest, size
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _log(self, run: _Run, level: str, message: str, at: float | None = None) -> None:
+        run.logs.append({"timestamp": iso_utc(self._clock() if at is None else at), "level": level,
+                         "message": message})
+
+    def _advance(self, run: _Run, now: float) -> None:
+        """Move ``run`` along by the clock. Called under the lock."""
+        if run.status in TERMINAL:
+            return
+        start = run.created + run.latency * _QUEUED_SHARE
+        if now >= start and run.status == "queued":
+            run.status, run.started = "running", start
+            self._log(run, "info", "running on a simulated worker", at=start)
+        due = run.created + run.latency
+        if now < due:
+            return
+        if run.force_failure:
+            self._finish(run, due, failure=("GENERATION_FAILED", "the model could not generate this clip "
+                                                                 "(simulated failure)", "inference"))
+        elif run.render_done_at is None:
+            return
+        elif run.render_error or run.path is None:
+            self._finish(run, max(due, run.render_done_at),
+                         failure=("INTERNAL_ERROR", run.render_error or "no output", "inference"))
+        else:
+            self._finish(run, max(due, run.render_done_at))
+
+    def _finish(self, run: _Run, at: float, *, failure: tuple[str, str, str] | None = None) -> None:
+        run.started = run.started if run.started is not None else min(at, run.created + run.latency * _QUEUED_SHARE)
+        run.completed = at
+        if failure is not None:
+            run.status, run.failure = "failed", failure
+            self._log(run, "error", f"failed: {failure[0]}: {failure[1]} (not billed)", at=at)
+            return
+        run.status = "succeeded"
+        expires = int(at + self.url_ttl_s)
+        run.token = f"{expires}-{self._sign(run.id, expires)}"
+        if not run.billed:  # one ledger entry per run, ever
+            run.billed = True
+            self._ledger.append({
+                "run_id": run.id, "model": run.model, "cost": f"{run.price:.2f}", "cost_usd": run.price,
+                "duration": run.params["duration"], "resolution": run.params["resolution"],
+                "client_ref": run.client_ref, "billed_at": iso_utc(at)})
+        self._log(run, "info", f"succeeded: billed ${run.price:.2f}", at=at)
+
+    def _sign(self, run_id: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{run_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _get(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id!r}", status_code=404, code="RUN_NOT_FOUND")
+        return run
+
+    def _view(self, run: _Run, base_url: str | None) -> dict[str, Any]:
+        output = None
+        cost = None
+        if run.status == "succeeded":
+            assert run.path is not None and run.completed is not None and run.started is not None
+            width, height = get_spec(run.model).output_size(run.params["aspect_ratio"], run.params["resolution"])
+            url = (f"{base_url.rstrip('/')}/files/{run.token}/{run.id}.mp4" if base_url else run.path.as_uri())
+            output = {
+                "outputs": [{"url": url, "type": "video", "width": width, "height": height,
+                             "duration": float(run.params["duration"]), "content_type": "video/mp4",
+                             "size": run.size, "sha256": run.sha256}],
+                "seed": run.seed,
+                "timing": {"inference_ms": round((run.completed - run.started) * 1000)},
+                "nsfw_detected": run.force_nsfw if run.params["enable_safety_checker"] else False,
+            }
+            cost = f"{run.price:.2f}"
+        elif run.status == "failed":
+            cost = "0.00"
+        code, message, stage = run.failure or (None, None, None)
+        return {
+            "id": run.id, "object": "run", "model": run.model, "status_code": run.status, "status": run.status,
+            "input": run.input, "output": output, "cost": cost,
+            "duration_ms": round((run.completed - run.created) * 1000) if run.completed is not None else None,
+            "failure_code": code, "failure_message": message, "failure_stage_code": stage,
+            "request_id": run.request_id, "client_ref": run.client_ref, "metadata": run.metadata,
+            "callback_url": run.callback_url, "created_at": iso_utc(run.created),
+            "started_at": iso_utc(run.started), "completed_at": iso_utc(run.completed),
+        }
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def get(self, run_id: str, *, base_url: str | None = None) -> dict[str, Any]:
+        """The run as ``GET /v1/runs/{id}`` shows it. Output URLs start with ``base_url`` (a
+        ``file://`` URI of the local MP4 when None). Raises NotFoundError (404 RUN_NOT_FOUND)."""
+        with self._lock:
+            run = self._get(run_id)
+            self._advance(run, self._clock())
+            return self._view(run, base_url)
+
+    def wait(self, run_id: str, *, timeout: float | None = None, base_url: str | None = None) -> dict[str, Any]:
+        """Block until the run ends and return it; RunTimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                run = self._get(run_id)
+                self._advance(run, self._clock())
+                if run.status in TERMINAL:
+                    return self._view(run, base_url)
+                left = run.created + run.latency - self._clock()
+                future = run.future
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RunTimeoutError(f"run {run_id} still {run.status} after {timeout} s")
+            step = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+            if left > 0:
+                time.sleep(min(left, step))
+            elif future is not None and not future.done():
+                concurrent.futures.wait([future], timeout=step)
+            else:
+                time.sleep(min(0.01, step))
+
+    def list_runs(self, *, client_ref: str | None = None, limit: int = 100, cursor: str | None = None,
+                  base_url: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Runs newest first, optionally only those with ``client_ref``; returns (page, next_cursor).
+
+        The cursor is opaque and stable while runs are being added. ``limit`` is 1–500.
+        """
+        issues = []
+        if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
+            issues.append(Issue("limit", f"{limit!r} is not allowed", f"use 1–{MAX_PAGE_SIZE}"))
+        before = None
+        if cursor:
+            try:
+                kind, _, num = base64.urlsafe_b64decode(cursor.encode() + b"==").decode().partition(":")
+                before = int(num)
+                if kind != "before":
+                    raise ValueError(kind)
+            except (ValueError, UnicodeDecodeError):
+                issues.append(Issue("cursor", "is not a cursor this server issued",
+                                    "pass the next_cursor of a previous page, or none"))
+        if issues:
+            raise ValidationError(issues)
+        with self._lock:
+            now = self._clock()
+            runs = sorted((r for r in self._runs.values()
+                           if (client_ref is None or r.client_ref == client_ref)
+                           and (before is None or r.seq < before)), key=lambda r: -r.seq)
+            page = runs[:limit]
+            for r in page:
+                self._advance(r, now)
+            views = [self._view(r, base_url) for r in page]
+        next_cursor = None
+        if len(runs) > limit:
+            next_cursor = base64.urlsafe_b64encode(f"before:{page[-1].seq}".encode()).decode().rstrip("=")
+        return views, next_cursor
+
+    def logs(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's log lines: ``{timestamp, level, message}``."""
+        with self._lock:
+            run = self._get(run_id)
+            self._advance(run, self._clock())
+            return [dict(entry) for entry in run.logs]
+
+    def video_path(self, run_id: str) -> Path | None:
+        """The local MP4 of a succeeded run (None before)."""
+        with self._lock:
+            run = self._get(run_id)
+            self._advance(run, self._clock())
+            return run.path if run.status == "succeeded" else None
+
+    def resolve_file(self, token: str, name: str) -> Path:
+        """The MP4 a signed ``/files/{token}/{name}`` URL points at.
+
+        Raises NotFoundError (unknown file), AuthenticationError (403, bad signature) or
+        ExpiredURLError (the URL's time is up).
+        """
+        run_id = name[:-4] if name.endswith(".mp4") else name
+        expires_text, _, sig = token.partition("-")
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.path is None or run.status != "succeeded":
+                raise NotFoundError("no such file", status_code=404, code="NOT_FOUND")
+            try:
+                expires = int(expires_text)
+            except ValueError:
+                expires = -1
+            if expires < 0 or not hmac.compare_digest(sig, self._sign(run_id, expires)):
+                raise AuthenticationError("the URL signature does not match", status_code=403,
+                                          code="SIGNATURE_MISMATCH")
+            if self._clock() >= expires:
+                raise ExpiredURLError(f"the URL expired at {iso_utc(expires)}")
+            return run.path
+
+    def counts(self) -> dict[str, int]:
+        """How many runs are in each status (after advancing them by the clock)."""
+        with self._lock:
+            now = self._clock()
+            out = {"runs": len(self._runs)}
+            for r in self._runs.values():
+                self._advance(r, now)
+                out[r.status] = out.get(r.status, 0) + 1
+            return out
+
+    # -- billing -----------------------------------------------------------------------------------
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Billed runs (succeeded ones only), one entry per run, oldest first."""
+        with self._lock:
+            now = self._clock()
+            for r in self._runs.values():
+                self._advance(r, now)
+            return [dict(e) for e in self._ledger]
+
+    def billed_total(self) -> float:
+        """Dollars billed so far."""
+        return round(sum(e["cost_usd"] for e in self.ledger()), 2)
+
+    def balance(self) -> float:
+        """Credit left: the starting balance minus what has been billed."""
+        with self._lock:
+            return round(self._initial_balance - sum(e["cost_usd"] for e in self._ledger), 2)
+
+
+def _seed_for(run_id: str) -> int:
+    """A seed drawn for a run that did not ask for one: deterministic per run id."""
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _describe_image(x: Any) -> Any:
+    """How an image shows in the run's echoed input: URLs as given, data: URIs and pixels shortened."""
+    if isinstance(x, str):
+        if x.startswith("data:") and len(x) > 96:
+            head = x.split(",", 1)[0]
+            return f"{head},…({len(x) - len(head) - 1} characters)"
+        return x
+    size = getattr(x, "size", None)
+    return f"<image {size[0]}x{size[1]}>" if isinstance(size, tuple) and len(size) == 2 else repr(x)[:80]
