@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,8 @@ def run(rows: Sequence[int] = (10_000, 100_000), *, repeat: int = 3) -> list[dic
                     store.insert_runs(batch)
                     batch.clear()
             store.insert_runs(batch)
-            table_s = _best_of(lambda store=store: store.table(EXPERIMENT), repeat)
-            baseline_s = _best_of(lambda store=store: pd.read_sql("select * from runs", store.engine), repeat)
+            table_s = _best_of(partial(store.table, EXPERIMENT), repeat)
+            baseline_s = _best_of(partial(pd.read_sql, "select * from runs", store.engine), repeat)
             assert len(store.table(EXPERIMENT)) == n
             store.close()
             results.append(

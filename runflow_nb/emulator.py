@@ -102,7 +102,7 @@ _ERROR_FAULTS = {"429": (429, "RATE_LIMITED", "too many requests; slow down"),
                  "429ra": (429, "RATE_LIMITED", "too many requests; retry after the delay given"),
                  "500": (500, "INTERNAL_ERROR", "internal server error (injected)"),
                  "503": (503, "MODEL_UNAVAILABLE", "the model is temporarily unavailable (injected)")}
-_EXAMPLE_HOST = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|invalid|localhost\.invalid)$", re.I)
+_EXAMPLE_HOST = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|invalid)$", re.I)
 MAX_ASSET_BYTES = 50 * 1024 * 1024
 MAX_BODY_BYTES = 256 * 1024 * 1024
 FETCH_TIMEOUT_S = 3.0
@@ -453,7 +453,7 @@ class Emulator:
             if method == "GET" and path.startswith("/v1/") and self._fault("slow"):
                 time.sleep(self.faults.slow_s)
         handler = getattr(self, f"_ep_{name}")
-        return handler(request, request_id, **{k: urllib.parse.unquote(v) for k, v in match.groupdict().items()})
+        return handler(request, request_id, **match.groupdict())  # httpx's URL.path is already decoded
 
     def _authenticate(self, request: httpx.Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
@@ -523,7 +523,9 @@ class Emulator:
             issues += img_issues
         if issues:
             raise ValidationError(issues)
-        fail, nsfw, drop = self._fault("fail"), self._fault("nsfw"), self._fault("drop")
+        fail = self._fault("fail")
+        nsfw = not fail and self._fault("nsfw")  # a failed run has nothing to flag
+        drop = self._fault("drop")
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
                                     force_failure=fail, force_nsfw=nsfw, notes=notes, **extra)
         if drop:
@@ -869,6 +871,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     emulator: Emulator
     base_url: str
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # a client hung up (reset, broken pipe): routine, not a bug
+            log.debug("emulator: connection from %s ended: %s", client_address, exc)
+        else:
+            log.exception("emulator: error while serving %s", client_address)
 
 
 class _Server6(_Server):

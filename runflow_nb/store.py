@@ -19,8 +19,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.metadata
+import itertools
 import json
+import math
+import numbers
 import os
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -264,6 +269,7 @@ LATEST_VERSION = MIGRATIONS[-1].version
 _TABLES = _define_tables(sa.MetaData(), version=LATEST_VERSION)
 _RUNS = _TABLES["runs"]
 _PG_MIGRATION_LOCK = 0x72756E666C6F77  # "runflow": pg_advisory_xact_lock key
+_SQLITE_BUSY_S = 30.0  # how long a SQLite writer waits for another one before giving up
 
 
 def _read_version(conn: Connection) -> int:
@@ -288,22 +294,24 @@ def _migrate_engine(engine: Engine, *, target: int | None = None) -> tuple[int, 
         raise StoreError(f"the store is at schema version {before}; downgrading to {target} is not supported")
     if before == target:
         return before, before
-    with _writing(engine) as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
-        current = _read_version(conn)  # another process may have migrated while we waited
-        _SCHEMA_VERSION.create(conn, checkfirst=True)
-        for step in MIGRATIONS:
-            if current < step.version <= target:
-                step.apply(conn, step.version)
-                conn.execute(
-                    _SCHEMA_VERSION.insert().values(
-                        version=step.version,
-                        description=step.description,
-                        applied_at=_now(),
-                        library_version=_LIBRARY_VERSION,
-                    )
-                )
+    try:
+        with _writing(engine) as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+            current = _read_version(conn)  # another process may have migrated while we waited
+            _check_version(current, engine)
+            _SCHEMA_VERSION.create(conn, checkfirst=True)
+            for step in MIGRATIONS:
+                if current < step.version <= target:
+                    step.apply(conn, step.version)
+                    version = {"version": step.version, "description": step.description}
+                    version.update(applied_at=_now(), library_version=_LIBRARY_VERSION)
+                    conn.execute(_SCHEMA_VERSION.insert().values(version))
+    except sa.exc.IntegrityError:
+        # Only reachable if the locks above were bypassed: another process recorded the step first.
+        with engine.connect() as conn:
+            if _read_version(conn) < target:
+                raise
     return before, target
 
 
@@ -370,7 +378,9 @@ def _make_engine(url: str | os.PathLike[str], *, echo: bool = False) -> Engine:
         )
     else:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(
+            parsed, echo=echo, connect_args={"timeout": _SQLITE_BUSY_S, "check_same_thread": False}
+        )
     _install_sqlite_transactions(engine)
     return engine
 
@@ -386,8 +396,8 @@ def _install_sqlite_transactions(engine: Engine) -> None:
     def _do_connect(dbapi_connection: Any, connection_record: Any) -> None:
         dbapi_connection.isolation_level = None  # sqlite3 must not emit BEGIN/COMMIT on its own
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_S * 1000)}")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -395,6 +405,25 @@ def _install_sqlite_transactions(engine: Engine) -> None:
     def _do_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("runflow_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (persistent, so only its first opener does it).
+
+    The switch needs an exclusive lock and SQLite may refuse it at once instead of calling the
+    busy handler (seen with two processes opening a fresh file together), so retry it here.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_S
+    for attempt in itertools.count():
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] in ("wal", "memory"):
+                return
+            cursor.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(min(0.01 * 2**attempt, 0.25))
 
 
 @contextlib.contextmanager
@@ -467,13 +496,13 @@ def _coerce(name: str, value: Any) -> Any:
                 raise ValueError(f"expected a string, got {type(value).__name__}")
             return value
         if kind == "int":
-            if isinstance(value, (bool, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"expected an integer, got {value!r}")
-            return int(value.__index__())
+            return int(value)
         if kind == "float":
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"expected a number, got {value!r}")
-            return float(value)
+            return None if math.isnan(value) else float(value)  # NaN means missing, on both backends
         if kind == "bool":
             if not (isinstance(value, bool) or type(value).__name__ == "bool_"):
                 raise ValueError(f"expected a bool, got {value!r}")
@@ -485,7 +514,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, Mapping):
             raise ValueError(f"expected a mapping, got {type(value).__name__}")
         return json.loads(_dumps(dict(value)))
-    except (TypeError, AttributeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"run field {name!r}: {exc}") from None
 
 
@@ -581,6 +610,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
+        """The schema version the store was opened (and migrated) at."""
         return self._version
 
     @property
@@ -592,6 +622,7 @@ class Store:
         return f"Store({self.url!r}, schema_version={self._version})"
 
     def close(self) -> None:
+        """Close every pooled connection; the store can still reconnect if used again."""
         self._engine.dispose()
 
     def __enter__(self) -> Store:
@@ -624,17 +655,20 @@ class Store:
         self._known_experiments.add(name)
 
     def experiments(self) -> list[str]:
+        """Names of every experiment, sorted."""
         table = _TABLES["experiments"]
         with _mapped_errors(self._engine), self._engine.connect() as conn:
             return list(conn.execute(sa.select(table.c.name).order_by(table.c.name)).scalars())
 
     def experiment_metadata(self, name: str) -> dict[str, Any] | None:
+        """What :meth:`ensure_experiment` stored for ``name`` (None if there is no such experiment)."""
         table = _TABLES["experiments"]
         with _mapped_errors(self._engine), self._engine.connect() as conn:
             row = conn.execute(sa.select(table.c.metadata).where(table.c.name == name)).first()
         return None if row is None else dict(row.metadata or {})
 
     def add_report(self, *, experiment: str, path: str | os.PathLike[str], params: Mapping[str, Any]) -> None:
+        """Record that a report was rendered at ``path`` with these (papermill) parameters."""
         self._ensure_known(experiment)
         values = {
             "experiment": experiment,
@@ -646,6 +680,7 @@ class Store:
             conn.execute(_TABLES["reports"].insert().values(values))
 
     def reports(self, experiment: str) -> list[dict[str, Any]]:
+        """The experiment's reports, oldest first: id, experiment, path, params, created_at."""
         table = _TABLES["reports"]
         query = (
             sa.select(table).where(table.c.experiment == experiment).order_by(table.c.created_at, table.c.id)
@@ -662,14 +697,13 @@ class Store:
         """
         row = _new_row(record)
         self._ensure_known(row["experiment"])
-        try:
-            with _writing(self._engine) as conn:
-                conn.execute(_RUNS.insert().values(row))
-                return _as_dict(conn.execute(_select_runs(_RUNS.c.run_id == row["run_id"])).one())
-        except sa.exc.IntegrityError as exc:
-            raise self._conflict(row, exc) from exc
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"store {self.url}: {getattr(exc, 'orig', exc)}") from exc
+        with _mapped_errors(self._engine):
+            try:
+                with _writing(self._engine) as conn:
+                    conn.execute(_RUNS.insert().values(row))
+                    return _as_dict(conn.execute(_select_runs(_RUNS.c.run_id == row["run_id"])).one())
+            except sa.exc.IntegrityError as exc:
+                raise self._conflict(row, exc, own_run_id=None) from exc
 
     def insert_runs(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Store many new runs in one transaction (all or none); returns how many."""
@@ -680,13 +714,12 @@ class Store:
             return 0
         # executemany needs the same keys in every row
         rows = [{name: r.get(name) for name in RUN_COLUMNS} for r in rows]
-        try:
-            with _writing(self._engine) as conn:
-                conn.execute(_RUNS.insert(), rows)
-        except sa.exc.IntegrityError as exc:
-            raise StoreError(f"cannot insert {len(rows)} runs (nothing was stored): {exc.orig}") from exc
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"store {self.url}: {getattr(exc, 'orig', exc)}") from exc
+        with _mapped_errors(self._engine):
+            try:
+                with _writing(self._engine) as conn:
+                    conn.execute(_RUNS.insert(), rows)
+            except sa.exc.IntegrityError as exc:
+                raise StoreError(f"cannot insert {len(rows)} runs (nothing was stored): {exc.orig}") from exc
         return len(rows)
 
     def claim_run(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -703,7 +736,7 @@ class Store:
                     return existing, False
         raise StoreError(f"could not claim run key {record.get('run_key')!r}")  # pragma: no cover
 
-    def update_run(self, run_id: str, **fields: Any) -> dict[str, Any]:
+    def update_run(self, run_id: str, /, **fields: Any) -> dict[str, Any]:
         """Set ``fields`` (column names of :data:`RUN_COLUMNS`) and ``updated_at``; return the row."""
         _check_names(fields)
         if "run_id" in fields:
@@ -713,17 +746,16 @@ class Store:
             if name in values and values[name] is None:
                 raise ValueError(f"{name!r} cannot be None")
         values.setdefault("updated_at", _now())
-        try:
-            with _writing(self._engine) as conn:
-                done = conn.execute(_RUNS.update().where(_RUNS.c.run_id == run_id).values(values))
-                if done.rowcount == 0:
-                    raise UnknownRunError(f"no run with run_id {run_id!r}")
-                return _as_dict(conn.execute(_select_runs(_RUNS.c.run_id == run_id)).one())
-        except sa.exc.IntegrityError as exc:
-            current = self.get_run(run_id) or {}
-            raise self._conflict({**current, **values}, exc) from exc
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"store {self.url}: {getattr(exc, 'orig', exc)}") from exc
+        with _mapped_errors(self._engine):
+            try:
+                with _writing(self._engine) as conn:
+                    done = conn.execute(_RUNS.update().where(_RUNS.c.run_id == run_id).values(values))
+                    if done.rowcount == 0:
+                        raise UnknownRunError(f"no run with run_id {run_id!r}")
+                    return _as_dict(conn.execute(_select_runs(_RUNS.c.run_id == run_id)).one())
+            except sa.exc.IntegrityError as exc:
+                current = self.get_run(run_id) or {}
+                raise self._conflict({**current, **values}, exc, own_run_id=run_id) from exc
 
     def set_rating(self, run_id: str, rating: int | None) -> dict[str, Any]:
         """Rate a run (any integer, e.g. 1-5), or clear the rating with ``None``."""
@@ -759,28 +791,32 @@ class Store:
         if experiment not in self._known_experiments:
             self.ensure_experiment(experiment)
 
-    def _conflict(self, row: Mapping[str, Any], exc: sa.exc.IntegrityError) -> StoreError:
-        """Name the constraint an IntegrityError broke (the driver's messages differ)."""
+    def _conflict(
+        self, row: Mapping[str, Any], exc: sa.exc.IntegrityError, *, own_run_id: str | None
+    ) -> StoreError:
+        """Name the constraint an IntegrityError broke (the drivers' messages differ)."""
         experiment, run_key = row.get("experiment"), row.get("run_key")
         if experiment and run_key:
             found = self.find_run(experiment=experiment, run_key=run_key)
-            if found is not None and found["run_id"] != row.get("run_id"):
+            if found is not None and found["run_id"] != own_run_id:
                 return DuplicateRunKey(experiment, run_key)
         return StoreError(f"cannot store run {row.get('run_id')!r}: {exc.orig}")
 
     # -- runs: reading --
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run as a dict of every :data:`RUN_COLUMNS` entry, or None."""
         return self._one(_RUNS.c.run_id == run_id)
 
     def find_run(self, *, experiment: str, run_key: str) -> dict[str, Any] | None:
+        """The run stored under this (experiment, run_key), or None."""
         return self._one((_RUNS.c.experiment == experiment) & (_RUNS.c.run_key == run_key))
 
     def runs(
         self,
         experiment: str | None = None,
         *,
-        status: str | Sequence[str] | None = None,
+        status: str | Iterable[str] | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Runs as dicts, oldest first, filtered like :meth:`table`."""
@@ -792,8 +828,8 @@ class Store:
         self,
         experiment: str | None = None,
         *,
-        status: str | Sequence[str] | None = None,
-        tags: str | Sequence[str] | None = None,
+        status: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """All matching runs as a DataFrame, one row a run, columns in :data:`RUN_COLUMNS` order.
@@ -833,7 +869,7 @@ def _select_runs(*conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
 
 def _filters(
     experiment: str | None,
-    status: str | Sequence[str] | None,
+    status: str | Iterable[str] | None,
     tags: Sequence[str] | None,
     where: Mapping[str, Any] | None,
 ) -> list[sa.ColumnElement[bool]]:
@@ -842,7 +878,7 @@ def _filters(
     if experiment is not None:
         conditions["experiment"] = experiment
     if status is not None:
-        conditions["status"] = status
+        conditions["status"] = status if isinstance(status, str) else list(status)
     out: list[sa.ColumnElement[bool]] = []
     for name, value in conditions.items():
         column = _RUNS.c[name]
@@ -899,7 +935,7 @@ def _frame(rows: Sequence[Sequence[Any]], *, tags: Sequence[str]) -> pd.DataFram
     frame = frame[list(RUN_COLUMNS)]
     if tags:
         wanted = set(tags)
-        frame = frame[[wanted.issubset(t or ()) for t in frame["tags"]]]
+        frame = frame[np.array([wanted.issubset(t or ()) for t in frame["tags"]], dtype=bool)]
     created = frame["created_at"].to_numpy(dtype="datetime64[us]")
     if len(created) > 1 and not (np.diff(created) > np.timedelta64(0, "us")).all():
         frame = frame.sort_values(["created_at", "run_id"], kind="stable")

@@ -92,7 +92,9 @@ class OptionalIntControl(FieldControl):
                                  layout=w.Layout(width="90px"))
         self.number = w.BoundedIntText(value=lo, min=lo, max=hi, disabled=True, tooltip=field.help,
                                        layout=w.Layout(width="140px"))
-        self.dice = w.Button(description="🎲", tooltip=f"draw a new {field.name}", layout=w.Layout(width="42px"))
+        self.dice = w.Button(description="", icon="dice", tooltip=f"draw a new {field.name}",
+                             layout=w.Layout(width="42px"))
+        self.dice.add_class(f"rf-dice-{field.name}")
         self._lo, self._hi = lo, hi
         self.dice.on_click(lambda _b: self.roll())
         self.random.observe(lambda ch: setattr(self.number, "disabled", bool(ch["new"])), names="value")

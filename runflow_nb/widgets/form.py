@@ -1,0 +1,567 @@
+"""`GenerateForm`: one clip from a form generated from the model spec, validated as you type.
+
+>>> import runflow_nb as rf
+>>> form = rf.GenerateForm()              # doctest: +SKIP
+>>> form                                  # fill it in, then press Generate  # doctest: +SKIP
+>>> form.request, form.issues             # the validated VideoRequest (or None) and what is wrong  # doctest: +SKIP
+>>> print(form.to_code())                 # the same request as code        # doctest: +SKIP
+
+Nothing is sent until Generate is pressed, and Generate is disabled while the request is invalid.
+Every change re-runs :meth:`VideoRequest.build` (cheap: each reference image is decoded once, when
+it is added) and puts each problem beside its own field. The result is shown by reference (a path
+Jupyter serves, never base64) inside an ``Output`` so JupyterLab resolves its relative URL.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import io
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import display
+from ..errors import Issue, RunflowError, ValidationError
+from ..request import Reference, VideoRequest, load_reference
+from ..specs import REFERENCE_TO_VIDEO, ModelSpec
+from .fields import FieldControl, issues_html, make_control
+
+if TYPE_CHECKING:
+    from ..client import Client, Result
+    from ..experiment import Experiment
+
+__all__ = ["GenerateForm", "ImageItem", "row_result_html"]
+
+THUMB_PX = 96
+_NOT_LOADED = object()  # stands in for a reference whose problems are already known (no re-decoding)
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """A reference image in the form: where it came from, what loading it gave, and a thumbnail."""
+
+    source: str  # path or URL, as VideoRequest.build takes it (uploads are saved to a file first)
+    loaded: Reference | tuple[Issue, ...]
+    thumbnail: bytes | None = None  # small JPEG
+
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.loaded, Reference)
+
+    @property
+    def name(self) -> str:
+        if self.source.lower().startswith(("http://", "https://")):
+            return self.source.rsplit("/", 1)[-1] or self.source
+        return Path(self.source).name
+
+    @classmethod
+    def load(cls, source: str, *, spec: ModelSpec = REFERENCE_TO_VIDEO) -> ImageItem:
+        """Decode and check ``source`` once; the form reuses the result on every keystroke."""
+        got = load_reference(source, index=0, spec=spec)
+        if isinstance(got, list):
+            return cls(source, tuple(got))
+        return cls(source, got, _thumbnail(got.data) if got.data is not None else None)
+
+
+def _thumbnail(data: bytes) -> bytes | None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.thumbnail((THUMB_PX * 2, THUMB_PX * 2))
+            buf = io.BytesIO()
+            img.convert("RGB").save(buf, format="JPEG", quality=80)
+            return buf.getvalue()
+    except (OSError, ValueError):  # pragma: no cover - the image was decoded once already
+        return None
+
+
+def save_upload(upload: Mapping[str, Any], folder: Path) -> Path:
+    """Write one FileUpload entry to ``folder`` under a content-addressed name (so code can name it)."""
+    data = bytes(upload["content"])
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(upload.get("name") or "image")).name)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{stem[-80:] or 'image'}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
+
+
+def row_result_html(row: Mapping[str, Any]) -> str:
+    """A stored run as the form shows its result: the video plus seed, timing, cost and a link."""
+    if row.get("status") != "succeeded" or not row.get("video_path"):
+        return display.row_html(row, width="640px")
+    src = display.media_src(str(row["video_path"]))
+    poster = display.media_src(str(row["poster_path"])) if row.get("poster_path") else None
+    simulated = row.get("backend") == "simulator"
+    cost = row.get("cost_usd")
+    fields = {
+        "seed": row.get("seed_returned") if row.get("seed_returned") is not None else row.get("seed"),
+        "queue": f"{row['queue_s']:.1f} s" if row.get("queue_s") is not None else None,
+        "wall": f"{row['wall_s']:.1f} s" if row.get("wall_s") is not None else None,
+        ("est. cost" if simulated else "cost"): f"${cost:.2f}" if cost is not None else None,
+        "run": row.get("run_id"),
+    }
+    cap = display.caption_html(fields, prompt=str(row.get("prompt") or ""), simulated=simulated, link=src)
+    return display.video_html(src, poster=poster, caption=cap, width="640px")
+
+
+def _html_output(markup: str, text: str) -> dict[str, Any]:
+    """An Output widget entry; rendered by JupyterLab's rendermime, which resolves relative URLs."""
+    return {"output_type": "display_data", "data": {"text/html": markup, "text/plain": text}, "metadata": {}}
+
+
+class GenerateForm:
+    """A form for one reference-to-video clip, generated from the model spec.
+
+    >>> form = GenerateForm()                                         # doctest: +SKIP
+    >>> form.controls["prompt"].value = "character1 trots on a beach"  # doctest: +SKIP
+    >>> form.add_image("horse.png")                                   # doctest: +SKIP
+    >>> form.request                                                  # doctest: +SKIP
+    VideoRequest(prompt='character1 trots on a beach', images=1, ...)
+
+    With ``experiment``, runs go through :meth:`Experiment.run` (its client) and land in its table.
+    """
+
+    def __init__(self, client: Client | None = None, experiment: Experiment | None = None, *,
+                 spec: ModelSpec = REFERENCE_TO_VIDEO) -> None:
+        import ipywidgets as w
+
+        from ..client import Client
+
+        self.spec = spec
+        self.client = client if client is not None else Client()
+        self.experiment = experiment
+        self.images: list[ImageItem] = []
+        self.request: VideoRequest | None = None
+        self.issues: list[Issue] = []
+        self.result: Result | dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self._touched: set[str] = set()
+        self._busy = False
+        self._worker: threading.Thread | None = None
+        self._phase = ""
+        self._t0 = 0.0
+        self._status_lock = threading.Lock()
+
+        # -- scalar fields, generated from the spec
+        self.controls: dict[str, FieldControl] = {f.name: make_control(f) for f in spec.fields}
+        for name, ctl in self.controls.items():
+            ctl.observe(functools.partial(self._changed, name))
+        self.errors: dict[str, Any] = {name: ctl.error for name, ctl in self.controls.items()}
+
+        # -- prompt extras: live count and characterN hints
+        self.count = w.HTML()
+        self.count.add_class("rf-prompt-count")
+        self.hints = w.HTML()
+        self.hints.add_class("rf-prompt-hints")
+
+        # -- reference images: upload, path/URL + Add, thumbnails
+        img_field = spec.images.field
+        self.upload = w.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=True,
+                                   description="Upload", tooltip="add reference images from your computer")
+        self.upload.add_class("rf-image-upload")
+        self.upload.observe(self._on_upload, names="value")
+        self.path_box = w.Text(placeholder="path or http(s) URL of an image", layout=w.Layout(width="320px"))
+        self.path_box.add_class("rf-image-path")
+        self.add_button = w.Button(description="Add", tooltip="add the image named in the box",
+                                   layout=w.Layout(width="70px"))
+        self.add_button.add_class("rf-image-add")
+        self.add_button.on_click(lambda _b: self._add_from_box())
+        self.thumbnails = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.thumbnails.add_class("rf-thumbnails")
+        self.errors[img_field] = w.HTML()
+        self.errors[img_field].add_class(f"rf-error-{img_field}")
+        self.errors["general"] = w.HTML()
+        self.errors["general"].add_class("rf-error-general")
+
+        # -- cost, Generate, status, result
+        self.cost = w.HTML()
+        self.cost.add_class("rf-cost")
+        self.generate_button = w.Button(description="Generate", button_style="primary", icon="play",
+                                        tooltip="submit this request (nothing is sent before)")
+        self.generate_button.add_class("rf-generate")
+        self.generate_button.on_click(lambda _b: self.generate())
+        self.status = w.HTML()
+        self.status.add_class("rf-status")
+        self.output = w.Output()
+        self.output.add_class("rf-result")
+
+        label = w.HTML(value="<b>reference images</b>", layout=w.Layout(width="130px", min_width="130px"),
+                       tooltip=f"{spec.images.min_count}–{spec.images.max_count} images; name them in the "
+                               "prompt as character1, character2, …")
+        image_rows = [
+            w.HBox([label, self.upload, self.path_box, self.add_button], layout=w.Layout(align_items="center")),
+            w.HBox([w.HTML(layout=w.Layout(width="130px", min_width="130px")),
+                    w.VBox([self.thumbnails, self.errors[img_field]])]),
+        ]
+        rows: list[Any] = [w.HTML(value=self._title_html())]
+        for name, ctl in self.controls.items():
+            rows.append(ctl.box)
+            if name == "prompt":
+                rows.append(w.HBox([w.HTML(layout=w.Layout(width="130px", min_width="130px")),
+                                    self.count, self.hints], layout=w.Layout(align_items="baseline")))
+                rows += image_rows
+        if "prompt" not in self.controls:
+            rows += image_rows
+        rows += [self.errors["general"], self.cost,
+                 w.HBox([self.generate_button, self.status], layout=w.Layout(align_items="center")),
+                 self.output]
+        self.widget = w.VBox(rows)
+        self.widget.add_class("rf-generate-form")
+        self.validate()
+
+    # -- display ---------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        state = "valid" if self.request is not None else f"{len(self.issues)} issue(s)"
+        return f"<GenerateForm {state}, {len(self.images)} image(s)>"
+
+    def _title_html(self) -> str:
+        badge = f" {display.SIM_BADGE}" if self._backend() == "simulator" else ""
+        return f"<b>{html.escape(self.spec.model)}</b>{badge}"
+
+    def _backend(self) -> str:
+        try:
+            return str(self.client.backend)
+        except RunflowError:
+            return "runflow"
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def add_image(self, source: str | os.PathLike[str]) -> ImageItem:
+        """Add a reference (path or http(s) URL); it is decoded and checked now, once."""
+        item = ImageItem.load(os.fspath(source).strip(), spec=self.spec)
+        self.images.append(item)
+        self._images_changed()
+        return item
+
+    def remove_image(self, index: int) -> None:
+        del self.images[index]
+        self._images_changed()
+
+    def move_image(self, index: int, offset: int) -> None:
+        """Move image ``index`` left (-1) or right (+1); its characterN number changes with it."""
+        j = index + offset
+        if 0 <= index < len(self.images) and 0 <= j < len(self.images):
+            self.images[index], self.images[j] = self.images[j], self.images[index]
+            self._images_changed()
+
+    def _add_from_box(self) -> None:
+        text = self.path_box.value.strip()
+        if text:
+            self.add_image(text)
+            self.path_box.value = ""
+
+    def _upload_folder(self) -> Path:
+        base = self.experiment.artifacts if self.experiment is not None else self.client.artifacts_dir
+        return Path(base) / "uploads"
+
+    def _on_upload(self, change: Mapping[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        for entry in files:
+            self.add_image(save_upload(entry, self._upload_folder()))
+        self.upload.value = ()  # ready for the next pick; the files now live in the list
+
+    def _images_changed(self) -> None:
+        self._touched.add(self.spec.images.field)
+        self._render_thumbnails()
+        self.validate()
+
+    def _render_thumbnails(self) -> None:
+        import ipywidgets as w
+
+        cards = []
+        n = len(self.images)
+        for i, item in enumerate(self.images):
+            picture: Any
+            if item.thumbnail is not None:
+                picture = w.Image(value=item.thumbnail, format="jpeg",
+                                  layout=w.Layout(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px",
+                                                  object_fit="contain"))
+            elif item.ok:  # a URL: the browser fetches it, the kernel never does
+                picture = w.HTML(f'<img src="{html.escape(item.source, quote=True)}" alt="" '
+                                 f'style="width:{THUMB_PX}px;height:{THUMB_PX}px;object-fit:contain">')
+            else:
+                picture = w.HTML(f'<div style="width:{THUMB_PX}px;height:{THUMB_PX}px;background:#fee2e2;'
+                                 'display:flex;align-items:center;justify-content:center">⚠</div>')
+            mark = "" if item.ok else ' <span style="color:#b91c1c">⚠</span>'
+            caption = w.HTML(f'<div style="font-size:12px;text-align:center;max-width:{THUMB_PX}px;'
+                             f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap" '
+                             f'title="{html.escape(item.source, quote=True)}"><b>character{i + 1}</b>{mark}<br>'
+                             f"{html.escape(item.name)}</div>")
+            small = w.Layout(width="30px", padding="0")
+            left = w.Button(description="◀", tooltip="move left", disabled=i == 0, layout=small)
+            drop = w.Button(description="✕", tooltip="remove", layout=small)
+            right = w.Button(description="▶", tooltip="move right", disabled=i == n - 1, layout=small)
+            left.on_click(lambda _b, it=item: self.move_image(self._index(it), -1))
+            drop.on_click(lambda _b, it=item: self.remove_image(self._index(it)))
+            right.on_click(lambda _b, it=item: self.move_image(self._index(it), +1))
+            card = w.VBox([picture, caption, w.HBox([left, drop, right])],
+                          layout=w.Layout(margin="0 8px 4px 0", align_items="center"))
+            card.add_class("rf-thumbnail")
+            cards.append(card)
+        self.thumbnails.children = cards
+        self.add_button.disabled = n >= self.spec.images.max_count
+        self.upload.disabled = n >= self.spec.images.max_count
+
+    def _index(self, item: ImageItem) -> int:
+        return next(i for i, it in enumerate(self.images) if it is item)
+
+    # -- validation -------------------------------------------------------------------------------
+
+    def values(self) -> dict[str, Any]:
+        """The scalar inputs as the form holds them (None for a random seed)."""
+        return {name: ctl.value for name, ctl in self.controls.items()}
+
+    def _changed(self, name: str, _change: Any = None) -> None:
+        self._touched.add(name)
+        self.validate()
+
+    def validate(self) -> list[Issue]:
+        """Re-check the whole request (no image is decoded again) and refresh every label."""
+        field = self.spec.images.field
+        refs = [item.loaded if item.ok else _NOT_LOADED for item in self.images]
+        try:
+            self.request = VideoRequest.build(**self.values(), images=refs, spec=self.spec)
+            self.issues = []
+        except ValidationError as exc:
+            self.request = None
+            bad = {f"{field}[{i}]": item for i, item in enumerate(self.images) if not item.ok}
+            issues = [i for i in exc.issues if i.field not in bad]
+            for where, item in bad.items():  # the real reasons, found when the image was added
+                assert not isinstance(item.loaded, Reference)
+                issues += [Issue(where, x.message, x.fix) for x in item.loaded]
+            self.issues = issues
+        self._refresh()
+        return self.issues
+
+    def _refresh(self) -> None:
+        by_key: dict[str, list[Issue]] = {}
+        for issue in self.issues:
+            key = issue.field.split("[", 1)[0]
+            by_key.setdefault(key if key in self.errors else "general", []).append(issue)
+        field = self.spec.images.field
+
+        def image_prefix(issue: Issue) -> str:
+            if issue.field.startswith(field + "["):
+                n = int(issue.field[len(field) + 1:].rstrip("]"))
+                name = self.images[n].name if n < len(self.images) else ""
+                return f"character{n + 1} ({name}): "
+            return ""
+
+        for key, label in self.errors.items():
+            found = by_key.get(key, [])
+            muted = key != "general" and key not in self._touched
+            label.value = issues_html(found, muted=muted, prefix=image_prefix if key == field else None)
+        self._refresh_prompt_extras()
+        self._refresh_cost()
+        self.generate_button.disabled = self._busy or self.request is None
+
+    def _refresh_prompt_extras(self) -> None:
+        ctl = self.controls.get("prompt")
+        if ctl is None:
+            return
+        prompt = ctl.value or ""
+        limit = ctl.field.max_length or self.spec.prompt_max_length
+        over = len(prompt) > limit
+        self.count.value = (f'<span style="font-size:12px;color:{"#b91c1c" if over else "#6b7280"}">'
+                            f"{len(prompt)} / {limit}</span>")
+        parts = []
+        tags = sorted(set(self.spec.character_refs(prompt)))
+        for n in tags:
+            if 1 <= n <= len(self.images):
+                parts.append(f"<b>character{n}</b> → {html.escape(self.images[n - 1].name)}")
+            else:
+                parts.append(f'<span style="color:#b91c1c"><b>character{n}</b> → no image '
+                             f"(dangling tag: {len(self.images)} image{'s' if len(self.images) != 1 else ''} "
+                             "added)</span>")
+        unused = [i + 1 for i in range(len(self.images)) if i + 1 not in tags]
+        if unused:
+            parts.append("not named in the prompt: " + ", ".join(f"character{n}" for n in unused))
+        self.hints.value = ('<span style="font-size:12px;color:#374151;margin-left:12px">'
+                            + " · ".join(parts) + "</span>") if parts else ""
+
+    def _refresh_cost(self) -> None:
+        values = self.values()
+        try:
+            usd = self.spec.price_usd(duration=int(values["duration"]), resolution=str(values["resolution"]))
+            rate = self.spec.price_per_second[str(values["resolution"])]
+        except (KeyError, TypeError, ValueError):
+            self.cost.value = ""
+            return
+        note = " — simulator: nothing is charged" if self._backend() == "simulator" else ""
+        self.cost.value = (f"Estimated cost: <b>${usd:.2f}</b> ({values['duration']} s × ${rate:.2f}/s at "
+                           f"{html.escape(str(values['resolution']))}){note}")
+
+    # -- code ---------------------------------------------------------------------------------------
+
+    def to_code(self, *, run: bool = True) -> str:
+        """Python that builds this request (and, with ``run``, generates it the same way)."""
+        values = self.values()
+        lines = ["import runflow_nb as rf", "", "request = rf.VideoRequest.build("]
+        images = [item.source for item in self.images]
+        if "prompt" in values:
+            lines.append(f"    prompt={values.pop('prompt')!r},")
+        lines.append(f"    images={images!r},")
+        lines += [f"    {name}={value!r}," for name, value in values.items()]
+        lines.append(")")
+        if run:
+            if self.experiment is not None:
+                exp = self.experiment
+                lines += [f"exp = rf.Experiment({exp.name!r}, store={exp.store.url!r}, "
+                          f"artifacts={str(exp.artifacts)!r})", "row = exp.generate(request)", "rf.show(row)"]
+            else:
+                lines += ["result = rf.Client().generate(request)", "rf.show(result)"]
+        return "\n".join(lines) + "\n"
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def generate(self) -> threading.Thread | None:
+        """Start the run in the background (what the button does); None when invalid or busy."""
+        if self._busy:
+            return None
+        self.validate()
+        req = self.request
+        if req is None:
+            return None
+        if req.seed is None:  # drawn here so the status, result and table all name the same seed
+            req = req.with_seed()
+        self._busy = True
+        self.generate_button.disabled = True
+        self.result = self.error = None
+        self.output.outputs = ()
+        self._t0 = time.monotonic()
+        self._set_phase("submitting")
+        self._worker = threading.Thread(target=self._work, args=(req,), name="runflow_nb-form", daemon=True)
+        self._worker.start()
+        return self._worker
+
+    def wait(self, timeout: float | None = None) -> Result | dict[str, Any] | None:
+        """Block until the current run ends; returns its result (or stored row). Raises its error."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+            if self._worker.is_alive():
+                raise TimeoutError("the run is still going")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def _set_phase(self, phase: str) -> None:
+        with self._status_lock:
+            self._phase = phase
+            self._render_status()
+
+    def _render_status(self) -> None:
+        elapsed = time.monotonic() - self._t0
+        self.status.value = (f'<span style="font-family:monospace">{html.escape(self._phase)} … '
+                             f"{elapsed:.0f} s</span>")
+
+    def _tick(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            with self._status_lock:
+                self._render_status()
+
+    def _work(self, req: VideoRequest) -> None:
+        stop = threading.Event()
+        ticker = threading.Thread(target=self._tick, args=(stop,), name="runflow_nb-form-timer", daemon=True)
+        ticker.start()
+        try:
+            if self.experiment is not None:
+                row = self._run_in_experiment(req)
+                self.result = row
+                markup = row_result_html(row)
+                src = str(row.get("video_path") or "")
+            else:
+                result = self._run_with_client(req)
+                self.result = result
+                markup = display.result_html(result)
+                src = str(result.video_path or "")
+            self.output.outputs = (_html_output(markup, f"video {src}"),)
+            final = f"succeeded in {time.monotonic() - self._t0:.1f} s"
+            style = "color:#15803d"
+        except Exception as exc:  # shown beside the button; the kernel stays usable
+            self.error = exc
+            final = f"failed: {exc}"
+            style = "color:#b91c1c"
+        finally:
+            stop.set()
+        with self._status_lock:
+            self._phase = final
+            self.status.value = f'<span style="{style}">{html.escape(final)}</span>'
+        self._busy = False
+        self.generate_button.disabled = self.request is None
+
+    def _run_with_client(self, req: VideoRequest) -> Result:
+        """submit → events (status changes) → download: the generate flow, observable."""
+        from .. import media
+        from ..client import Result, safe_name
+        from ..errors import RunFailedError
+
+        client = self.client
+        submitted = datetime.now(timezone.utc)
+        run = client.submit(req)
+        self._set_phase(run.status)
+        for event in client.events(run.id):
+            run = event.run
+            self._set_phase(event.status)
+        if not run.succeeded:
+            reason = run.failure_message or run.failure_code or run.status
+            raise RunFailedError(f"run {run.id} {run.status}: {reason} (failed runs are not billed)", run=run)
+        self._set_phase("downloading")
+        folder = Path(client.artifacts_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{safe_name(run.id)}.mp4"
+        sha, size = client.download(run, path)
+        try:
+            poster: Path | None = media.poster_frame(path, path.with_suffix(".jpg"))
+        except RunflowError:
+            poster = None
+        out = run.output
+        assert out is not None
+        return Result(run=run, request=req, video_path=path, video_sha256=sha, size_bytes=size,
+                      seed=out.seed if out.seed is not None else req.seed, submitted_at=submitted,
+                      completed_at=datetime.now(timezone.utc), wall_s=time.monotonic() - self._t0,
+                      queue_s=run.queue_s, inference_ms=out.inference_ms,
+                      cost_usd=run.cost_usd if run.cost_usd is not None else req.estimate_usd(),
+                      cost_estimate_usd=req.estimate_usd(), backend=client.backend,
+                      nsfw_detected=out.nsfw_detected, poster_path=poster)
+
+    def _run_in_experiment(self, req: VideoRequest) -> dict[str, Any]:
+        """A sweep of one, so the run is logged like any other; progress drives the status line."""
+        from ..errors import RunFailedError
+        from ..plan import Plan
+
+        assert self.experiment is not None
+        exp = self.experiment
+        order = ("planned", "submitting", "queued", "dispatching", "running")
+
+        def on_progress(progress: Any) -> None:
+            live = [s for s, n in progress.counts.items() if n > 0]
+            active = [s for s in order if s in live]
+            if active:
+                self._set_phase(active[-1])
+
+        plan = Plan([req])
+        exp.run(plan, concurrency=1, progress=on_progress)
+        row = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key())
+        if row is None:  # pragma: no cover - the sweep always writes its row first
+            raise RunFailedError("the run was not recorded")
+        if row.get("status") != "succeeded":
+            reason = row.get("error_message") or row.get("error_code") or row.get("status")
+            raise RunFailedError(f"run {row['run_id']} {row.get('status')}: {reason}")
+        return row

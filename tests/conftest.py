@@ -1,0 +1,41 @@
+"""Shared fixtures: sample reference images and a live emulator on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+# Tests run offline and never see a real key.
+os.environ.pop("RUNFLOW_API_KEY", None)
+os.environ.pop("RUNFLOW_BASE_URL", None)
+os.environ.pop("RUNFLOW_BACKEND", None)
+os.environ.setdefault("RUNFLOW_SIMULATOR_LATENCY", "0.05")
+
+TEST_KEY = "rf_test_0000000000000000"
+
+
+@pytest.fixture(scope="session")
+def ref_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two distinct 800×600 PNG references."""
+    folder = tmp_path_factory.mktemp("refs")
+    paths = []
+    for i, color in enumerate([(200, 90, 40), (40, 90, 200)]):
+        img = Image.new("RGB", (800, 600), color)
+        ImageDraw.Draw(img).ellipse((250, 150, 550, 450), fill=(240, 240, 240))
+        p = folder / f"character{i + 1}.png"
+        img.save(p)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture
+def emulator_server() -> Iterator[object]:
+    """A fresh emulator served on a free loopback port (latency 0.1 s, no faults)."""
+    from runflow_nb.emulator import serve
+
+    with serve(port=0, latency=0.1) as server:
+        yield server

@@ -1,0 +1,310 @@
+"""Reports: papermill runs of the seed sweep, resume across reports, the HTML, failures and the demo.
+
+Every run here is on the offline simulator (RUNFLOW_API_KEY unset, or forced off for the demo) and
+uses 3 s 720p clips, so a notebook run takes a few seconds, most of it kernel start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from runflow_nb.errors import ConfigurationError
+from runflow_nb.report import (
+    ReportError,
+    find_notebook,
+    parameter_list,
+    parse_parameters,
+    run_demo,
+    run_report,
+)
+from runflow_nb.samples import sample_images
+from runflow_nb.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_SWEEP = REPO / "notebooks" / "seed_sweep.ipynb"
+SEEDS = [1, 2, 3]
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def offline_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """This process's and every kernel's environment: no key, samples drawn into a temporary cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL", "RUNFLOW_BACKEND", "RUNFLOW_STORE", "MPLBACKEND"):
+            mp.delenv(name, raising=False)
+        mp.setenv("RUNFLOW_CACHE_DIR", str(cache))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        yield dict(os.environ)
+
+
+def _sweep_params(data: Path) -> dict[str, Any]:
+    return {"seeds": SEEDS, "durations": [3], "store": str(data / "runflow.sqlite"),
+            "artifacts_dir": str(data / "artifacts")}
+
+
+def _runs(store: Path, experiment: str = "seed-sweep") -> list[dict[str, Any]]:
+    with Store(store) as st:
+        return st.runs(experiment)
+
+
+def _outputs(nb_path: Path) -> list[dict[str, Any]]:
+    nb = nbformat.read(nb_path, as_version=4)
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def _html_of(output: dict[str, Any]) -> str:
+    value = output.get("data", {}).get("text/html", "")
+    return "".join(value) if isinstance(value, list) else value
+
+
+@pytest.fixture(scope="module")
+def papermill_run(offline_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The issue's command, plain papermill CLI: ``-p seeds "[1, 2, 3]" -p durations "[3]"``."""
+    work = tmp_path_factory.mktemp("papermill")
+    data = work / "runflow_data"
+    cmd = [sys.executable, "-m", "papermill", str(SEED_SWEEP), str(work / "out.ipynb"), "--no-progress-bar",
+           "--cwd", str(work), "-p", "seeds", "[1, 2, 3]", "-p", "durations", "[3]",
+           "-p", "store", str(data / "runflow.sqlite"), "-p", "artifacts_dir", str(data / "artifacts")]
+    proc = subprocess.run(cmd, cwd=work, env=offline_env, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"work": work, "data": data, "notebook": work / "out.ipynb"}
+
+
+@pytest.fixture(scope="module")
+def rerun(papermill_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The same parameters and store again, as a report into its own folder."""
+    before = {r["run_id"]: r for r in _runs(papermill_run["data"] / "runflow.sqlite")}
+    out = run_report(SEED_SWEEP, parameters=_sweep_params(papermill_run["data"]),
+                     out_dir=tmp_path_factory.mktemp("reports") / "again", quiet=True)
+    return before, out
+
+
+def test_papermill_sweep_table_has_exactly_the_requested_seeds(papermill_run: dict[str, Any]) -> None:
+    runs = _runs(papermill_run["data"] / "runflow.sqlite")
+    assert sorted(r["seed"] for r in runs) == SEEDS
+    assert {r["status"] for r in runs} == {"succeeded"}
+    assert {(r["duration"], r["resolution"], r["backend"]) for r in runs} == {(3, "720p", "simulator")}
+    assert all(r["attempts"] == 1 for r in runs)
+    # ... and the table the notebook shows holds the same three rows.
+    tables = [_html_of(o) for o in _outputs(papermill_run["notebook"]) if "rf-table" in _html_of(o)]
+    assert len(tables) == 1
+    body = tables[0].split("<tbody>", 1)[1]
+    shown = [int(m) for m in re.findall(r"<tr>\s*<td>(\d+)</td>", body)]
+    assert shown == SEEDS
+
+
+def test_report_rerun_reuses_every_run_and_submits_nothing(rerun: Any) -> None:
+    before, out = rerun
+    assert out.summary is not None
+    assert (out.summary["reused"], out.summary["submitted"], out.summary["total"]) == (3, 0, 3)
+    assert "reused 3, submitted 0" in out.message
+    after = {r["run_id"]: r for r in _runs(Path(out.store))}
+    assert after.keys() == before.keys()  # no new rows
+    for run_id, row in after.items():  # and nothing re-submitted
+        assert (row["attempts"], row["submitted_at"], row["remote_id"]) == (
+            before[run_id]["attempts"], before[run_id]["submitted_at"], before[run_id]["remote_id"])
+
+
+def test_report_is_recorded_against_the_experiment(rerun: Any) -> None:
+    _, out = rerun
+    assert out.recorded and out.experiment == "seed-sweep"
+    with Store(out.store) as st:
+        reports = st.reports("seed-sweep")
+    assert [Path(r["path"]) for r in reports] == [out.html]
+    assert reports[0]["params"]["seeds"] == SEEDS
+    assert reports[0]["params"]["executed_notebook"] == str(out.notebook)
+
+
+def test_html_report_plays_videos_from_its_folder_and_has_table_and_plot(rerun: Any) -> None:
+    _, out = rerun
+    page = out.html.read_text(encoding="utf-8")
+    videos = re.findall(r"<video\b[^>]*>", page)
+    assert len(videos) == len(SEEDS)
+    for tag in videos:
+        assert "base64" not in tag
+        src = re.search(r'\bsrc="([^"]+)"', tag).group(1)  # type: ignore[union-attr]
+        assert not src.startswith(("/", "http", "data:")), src
+        assert (out.folder / src).is_file(), src  # reused runs' files are linked into the report
+        poster = re.search(r'\bposter="([^"]+)"', tag)
+        assert poster is None or (out.folder / poster.group(1)).is_file()
+    assert re.search(r'<img[^>]+src="data:image/png;base64,', page), "the wall time / cost plot"
+    assert 'class="dataframe rf-table"' in page or "rf-table" in page
+    assert "reused 3, submitted 0" in page
+
+
+def test_report_files_hold_no_api_key_and_no_base64_video(rerun: Any, papermill_run: dict[str, Any]) -> None:
+    _, out = rerun
+    for path in (out.html, out.notebook, papermill_run["notebook"]):
+        text = path.read_text(encoding="utf-8")
+        assert "rf_live_" not in text
+        assert "data:video" not in text
+
+
+def test_executed_notebook_stays_small_per_clip(rerun: Any) -> None:
+    _, out = rerun
+    per_clip = out.notebook.stat().st_size / len(SEEDS)  # generous: fixed overhead counted per clip
+    assert per_clip * 24 < 2_000_000, f"{per_clip:.0f} bytes a clip"
+
+
+def test_cli_report_runs_then_resumes_and_says_so(offline_env: dict[str, str], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "runflow_nb.cli", "report", str(SEED_SWEEP), "-p", "seeds", "[1, 2, 3]",
+           "-p", "durations", "[3]", "-p", "store", str(data / "rf.sqlite"), "-p", "artifacts_dir",
+           str(data / "artifacts")]
+    first = subprocess.run([*cmd, "--out", str(tmp_path / "r1")], cwd=tmp_path, env=offline_env,
+                           capture_output=True, text=True, timeout=170)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert Path(first.stdout.strip().splitlines()[-1]) == (tmp_path / "r1" / "seed_sweep.html").resolve()
+    assert "reused 0, submitted 3" in first.stderr
+    runs = _runs(data / "rf.sqlite")
+    assert sorted(r["seed"] for r in runs) == SEEDS
+
+    second = subprocess.run([*cmd, "--out", str(tmp_path / "r2")], cwd=tmp_path, env=offline_env,
+                            capture_output=True, text=True, timeout=170)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "reused 3, submitted 0" in second.stderr
+    assert [r["attempts"] for r in _runs(data / "rf.sqlite")] == [1, 1, 1]
+
+
+BROKEN = [
+    ("markdown", "# A notebook that fails"),
+    ("parameters", "divisor = 1"),
+    ("code", "x = 10 / divisor"),
+    ("code", "raise ZeroDivisionError(f'broken on purpose: {x / 0}')"),
+    ("code", "print('never reached')"),
+]
+
+
+def _broken_notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    for kind, src in BROKEN:
+        cell = nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src)
+        if kind == "parameters":
+            cell.metadata["tags"] = ["parameters"]
+        nb.cells.append(cell)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failing_cell_raises_report_error_naming_the_cell(offline_env: dict[str, str], tmp_path: Path) -> None:
+    source = _broken_notebook(tmp_path / "broken.ipynb")
+    with pytest.raises(ReportError) as info:
+        # a parameter makes papermill inject a cell: the index must still be the source notebook's
+        run_report(source, parameters={"divisor": 2}, out_dir=tmp_path / "out", quiet=True)
+    err = info.value
+    assert err.cell_index == 3
+    assert err.ename == "ZeroDivisionError"
+    assert "cell 3 of broken.ipynb" in str(err) and "ZeroDivisionError" in str(err)
+    assert err.notebook is not None and err.notebook.is_file()
+    assert err.html is not None and err.html.is_file()  # the partial report, traceback included
+
+
+def test_cli_prints_the_failing_cell(offline_env: dict[str, str], tmp_path: Path) -> None:
+    source = _broken_notebook(tmp_path / "broken.ipynb")
+    proc = subprocess.run([sys.executable, "-m", "runflow_nb.cli", "report", str(source), "--out",
+                           str(tmp_path / "out")], cwd=tmp_path, env=offline_env, capture_output=True,
+                          text=True, timeout=170)
+    assert proc.returncode == 1
+    assert "ReportError: cell 3 of broken.ipynb" in proc.stderr
+
+
+def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    sentinel = "rf_live_SENTINEL0123456789abcdef"
+    monkeypatch.setenv("RUNFLOW_API_KEY", sentinel)
+    monkeypatch.setenv("RUNFLOW_BASE_URL", "http://127.0.0.1:9")  # nothing listens: a real call would fail
+    out = run_demo(out_dir=tmp_path / "demo", seeds=[1, 2], quiet=True)
+    assert out.html.is_file() and out.folder == (tmp_path / "demo").resolve()
+    assert out.summary is not None and out.summary["submitted"] == 2 and out.summary["backend"] == "simulator"
+    runs = _runs(tmp_path / "demo" / "runflow_data" / "runflow.sqlite", "demo")
+    assert sorted(r["seed"] for r in runs) == [1, 2]
+    assert out.media == 0  # the demo's videos already live inside its folder
+    for path in (out.html, out.notebook):
+        text = path.read_text(encoding="utf-8")
+        assert sentinel not in text and "rf_live_" not in text
+    assert os.environ["RUNFLOW_API_KEY"] == sentinel  # restored for this process
+
+    again = run_demo(out_dir=tmp_path / "demo", seeds=[1, 2], quiet=True)
+    assert again.summary is not None and (again.summary["reused"], again.summary["submitted"]) == (2, 0)
+
+
+# -- fast checks: no kernel ------------------------------------------------------------------------
+
+def test_parse_parameters_reads_yaml_values_and_lets_pairs_win(tmp_path: Path) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text("seeds: [4, 5]\nprompt: from the file\nbudget_usd: 3.5\n")
+    got = parse_parameters([("seeds", "[1, 2, 3]"), ("durations", "[3]"), ("resolutions", "720p"),
+                            ("prompt", "character1: runs"), ("images", "null"), ("experiment", "")], f)
+    assert got == {"seeds": [1, 2, 3], "durations": [3], "resolutions": "720p", "prompt": "character1: runs",
+                   "budget_usd": 3.5, "images": None, "experiment": ""}
+
+
+def test_parse_parameters_refuses_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigurationError, match="mapping"):
+        parse_parameters([], f)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        parse_parameters([], tmp_path / "missing.yaml")
+
+
+def test_parameter_list_accepts_papermill_cli_text() -> None:
+    assert parameter_list("[1, 2, 3]") == [1, 2, 3]
+    assert parameter_list("[a.png, https://x.test/b.png]") == ["a.png", "https://x.test/b.png"]
+    assert parameter_list("[broken prompt") == ["[broken prompt"]
+    assert parameter_list((1, 2)) == [1, 2] and parameter_list(7) == [7] and parameter_list(None) is None
+
+
+def test_unknown_parameter_is_refused_before_any_kernel_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"no parameter 'seed'.*seeds"):
+        run_report(SEED_SWEEP, parameters={"seed": [1]}, out_dir=tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("params", [{"api_key": "x"}, {"prompt": "rf_live_abcdef123456"},
+                                    {"store": "postgresql://me:hunter2@db/runs"}])
+def test_credentials_are_never_passed_as_parameters(params: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="credential|password"):
+        run_report(SEED_SWEEP, parameters=params, out_dir=tmp_path / "out", quiet=True)
+
+
+def test_bundled_notebooks_are_found_by_name() -> None:
+    assert find_notebook("seed_sweep") == SEED_SWEEP
+    assert find_notebook("compare.ipynb") == REPO / "notebooks" / "compare.ipynb"
+    with pytest.raises(ConfigurationError, match="no notebook"):
+        find_notebook("nope")
+
+
+def test_sample_images_are_deterministic_labelled_and_inline_sized(tmp_path: Path) -> None:
+    from PIL import Image
+
+    a = sample_images(folder=tmp_path / "a")
+    b = sample_images(folder=tmp_path / "b")
+    assert [p.name for p in a] == ["character1-horse.png", "character2-robot.png", "character3-owl.png"]
+    for x, y in zip(a, b):
+        assert x.read_bytes() == y.read_bytes()
+        assert x.stat().st_size < 1_000_000
+        with Image.open(x) as img:
+            assert img.format == "PNG" and img.size == (1280, 720)
+    assert sample_images(1, folder=tmp_path / "a") == a[:1]
+    with pytest.raises(ValueError):
+        sample_images(4)
+
+
+def test_summary_json_is_machine_readable(rerun: Any) -> None:
+    _, out = rerun
+    bundles = [o["data"] for o in _outputs(out.notebook) if "application/vnd.runflow-nb.summary+json" in
+               o.get("data", {})]
+    assert len(bundles) == 1
+    json.dumps(bundles[0]["application/vnd.runflow-nb.summary+json"])

@@ -1,0 +1,401 @@
+"""The notebook widgets, tested without a browser by asserting on widget traits."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ipywidgets as w
+import nbformat
+import pytest
+from PIL import Image
+
+import runflow_nb as rf
+from runflow_nb.experiment import Experiment
+from runflow_nb.plan import Estimate
+from runflow_nb.request import VideoRequest
+from runflow_nb.runner import SweepProgress
+from runflow_nb.specs import REFERENCE_TO_VIDEO
+from runflow_nb.widgets.compare import CHOICES, compare, current_choice, synced_videos_html
+from runflow_nb.widgets.form import GenerateForm
+from runflow_nb.widgets.gallery import gallery, gallery_html, table_html
+from runflow_nb.widgets.progress import ProgressWidget, progress_html
+
+XSS = "<script>alert(1)</script>"
+
+
+def _png(size: tuple[int, int], color: str = "steelblue") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A notebook-like folder: relative paths (images, artifacts) resolve here."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNFLOW_API_KEY", raising=False)
+    (tmp_path / "horse.png").write_bytes(_png((800, 600)))
+    (tmp_path / "zebra.png").write_bytes(_png((640, 480), "white"))
+    return tmp_path
+
+
+@pytest.fixture
+def counting_client() -> tuple[rf.Client, list[httpx.Request]]:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500, json={"error": {"code": "UNEXPECTED", "message": "the test sends nothing"}})
+
+    client = rf.Client(api_key="rf_test_x", base_url="http://emu.test", transport=httpx.MockTransport(handler))
+    return client, sent
+
+
+def _upload_entry(name: str, data: bytes) -> dict[str, Any]:
+    return {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+            "last_modified": datetime.now(timezone.utc)}
+
+
+def _fill_valid(form: GenerateForm, *, duration: int = 3) -> None:
+    form.controls["prompt"].value = f"character1 trots along the beach {XSS}"
+    form.controls["duration"].value = duration
+    form.controls["resolution"].value = "720p"
+    form.add_image("horse.png")
+
+
+# -- the form -------------------------------------------------------------------------------------
+
+
+def test_form_widgets_are_generated_from_the_spec(workdir: Path) -> None:
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    assert list(form.controls) == [f.name for f in REFERENCE_TO_VIDEO.fields]
+    for f in REFERENCE_TO_VIDEO.fields:
+        ctl = form.controls[f.name]
+        assert f.name in form.errors and isinstance(form.errors[f.name], w.HTML)
+        if f.choices is not None:
+            assert isinstance(ctl.value_widget, (w.Dropdown, w.ToggleButtons))
+            assert tuple(ctl.value_widget.options) == f.choices
+            assert ctl.value == f.default
+        elif f.type is bool:
+            assert isinstance(ctl.value_widget, w.Checkbox) and ctl.value is f.default
+        elif f.type is int:
+            assert isinstance(ctl.value_widget, (w.IntSlider, w.BoundedIntText))
+            assert (ctl.value_widget.min, ctl.value_widget.max) == (f.minimum, f.maximum)
+            assert ctl.value == f.default  # the seed: None means random
+        else:
+            assert isinstance(ctl.value_widget, w.Textarea)
+    assert isinstance(form.controls["seed"].value_widget, w.BoundedIntText)  # 2**31 values: no slider
+    assert isinstance(form.controls["duration"].value_widget, w.IntSlider)
+    assert form.generate_button.disabled and form.request is None
+
+
+def test_invalid_inputs_are_explained_beside_their_fields_and_nothing_is_sent(
+        workdir: Path, counting_client: tuple[rf.Client, list[httpx.Request]]) -> None:
+    client, sent = counting_client
+    form = GenerateForm(client=client)
+    form.upload.value = (_upload_entry("tiny.png", _png((200, 200))),)
+    assert form.upload.value == ()  # consumed: the file now lives in the list
+    form.add_image("horse.png")
+    form.controls["prompt"].value = "character3 " + "x" * 2490  # 2501 characters, a dangling tag
+
+    images_error = form.errors["image_urls"].value
+    assert "character1 (" in images_error and "200×200" in images_error and "400 px" in images_error
+    prompt_error = form.errors["prompt"].value
+    assert "2501 characters" in prompt_error and "character3" in prompt_error
+    assert "2501 / 2500" in form.count.value and "#b91c1c" in form.count.value
+    assert "character3</b> → no image" in form.hints.value
+    for name in ("aspect_ratio", "duration", "resolution", "seed", "enable_safety_checker"):
+        assert form.errors[name].value == ""
+    assert form.request is None and form.generate_button.disabled
+
+    form.generate_button.click()
+    assert form.generate() is None
+    assert sent == []
+
+
+def test_each_image_is_decoded_once_not_on_every_keystroke(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runflow_nb import request as request_module
+
+    calls = Counter[str]()
+    real = request_module._decode_checked
+
+    def counting(data: bytes, where: str, spec: Any) -> Any:
+        calls["decode"] += 1
+        return real(data, where, spec)
+
+    monkeypatch.setattr(request_module, "_decode_checked", counting)
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    form.add_image("horse.png")
+    (workdir / "small.png").write_bytes(_png((200, 200)))
+    form.add_image("small.png")
+    before = calls["decode"]
+    for text in ("c", "ch", "character1 runs", "character2 runs"):
+        form.controls["prompt"].value = text
+    assert calls["decode"] == before == 2
+    assert "200×200" in form.errors["image_urls"].value
+
+
+def test_thumbnails_are_labelled_and_reordered(workdir: Path) -> None:
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    form.add_image("horse.png")
+    form.add_image("zebra.png")
+    form.controls["prompt"].value = "character1 chases character2"
+
+    def captions() -> list[str]:
+        return [card.children[1].value for card in form.thumbnails.children]
+
+    assert "character1" in captions()[0] and "horse.png" in captions()[0]
+    assert "character1</b> → horse.png" in form.hints.value
+    right = form.thumbnails.children[0].children[2].children[2]
+    right.click()  # horse moves right: it becomes character2
+    assert [i.name for i in form.images] == ["zebra.png", "horse.png"]
+    assert "horse.png" in captions()[1] and "character2" in captions()[1]
+    assert "character2</b> → horse.png" in form.hints.value
+    form.thumbnails.children[0].children[2].children[1].click()  # remove zebra
+    assert [i.name for i in form.images] == ["horse.png"]
+    assert "character2</b> → no image" in form.hints.value and form.generate_button.disabled
+
+
+def test_seed_is_random_until_fixed_and_the_dice_draws_one(workdir: Path) -> None:
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    seed = form.controls["seed"]
+    assert seed.value is None and seed.number.disabled
+    seed.dice.click()
+    assert isinstance(seed.value, int) and not seed.number.disabled
+    seed.random.value = True
+    assert seed.value is None
+    seed.value = 42
+    _fill_valid(form)
+    assert form.request is not None and form.request.seed == 42
+
+
+def test_cost_estimate_follows_duration_and_resolution(workdir: Path) -> None:
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    form.controls["duration"].value = 10
+    form.controls["resolution"].value = "720p"
+    assert "$1.40" in form.cost.value and "simulator" in form.cost.value
+    form.controls["resolution"].value = "1080p"
+    assert "$2.80" in form.cost.value
+
+
+def test_to_code_rebuilds_an_equal_request(workdir: Path) -> None:
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    _fill_valid(form)
+    form.upload.value = (_upload_entry("zebra upload.png", _png((500, 700))),)
+    form.controls["prompt"].value = f"character1 and character2\nwith 'quotes' {XSS}"
+    form.controls["seed"].value = 7
+    form.controls["aspect_ratio"].value = "9:16"
+    assert form.request is not None
+    namespace: dict[str, Any] = {}
+    exec(form.to_code(run=False), namespace)
+    assert namespace["request"] == form.request
+    code = form.to_code()
+    assert "rf.Client().generate(request)" in code
+    compile(code, "<form>", "exec")
+
+
+def test_generate_in_the_simulator_shows_the_video_by_reference(workdir: Path) -> None:
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    _fill_valid(form)
+    assert not form.generate_button.disabled
+    phases: set[str] = set()
+    form.status.observe(lambda ch: phases.add(re.sub(r"<[^>]+>", "", ch["new"]).split(" …")[0]), names="value")
+    form.generate_button.click()
+    result = form.wait(timeout=60)
+    assert result is not None and result.simulated and result.video_path is not None
+    assert {"submitting", "queued", "running"} <= phases or {"submitting", "running"} <= phases
+    assert "succeeded" in form.status.value
+    (entry,) = form.output.outputs
+    markup = entry["data"]["text/html"]
+    src = re.search(r'<video [^>]*src="([^"]+)"', markup)
+    assert src is not None
+    assert not src.group(1).startswith(("/", "data:", "http")) and src.group(1).endswith(".mp4")
+    assert (workdir / src.group(1)).is_file()
+    assert "base64" not in markup and "autoplay" not in markup and "controls" in markup
+    assert XSS not in markup and "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
+    assert "SIMULATED" in markup and f"{result.seed}" in markup and "$0.42" in markup
+    assert not form.generate_button.disabled
+
+
+def test_a_run_from_the_form_lands_in_the_experiment_table(workdir: Path) -> None:
+    exp = Experiment("form", store=str(workdir / "s.sqlite"), artifacts=workdir / "a",
+                     client=rf.Client(backend="simulator"))
+    form = GenerateForm(experiment=exp)
+    _fill_valid(form)
+    form.controls["seed"].value = 11
+    form.generate()
+    row = form.wait(timeout=60)
+    assert isinstance(row, dict) and row["status"] == "succeeded"
+    table = exp.table()
+    assert list(table["seed"]) == [11] and table["prompt"][0].endswith(XSS)
+    markup = form.output.outputs[0]["data"]["text/html"]
+    assert "<video" in markup and "base64" not in markup and XSS not in markup
+    assert "exp.generate(request)" in form.to_code()
+
+
+def test_importing_the_package_does_not_load_ipywidgets() -> None:
+    code = ("import sys, runflow_nb, runflow_nb.widgets.gallery, runflow_nb.widgets.form; "
+            "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported eagerly'")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+# -- progress -------------------------------------------------------------------------------------
+
+
+def _progress(total: int = 10, **counts: int) -> SweepProgress:
+    p = SweepProgress(total=total, budget_usd=5.0)
+    p.counts.update(counts)
+    return p
+
+
+def test_progress_widget_shows_counts_money_and_eta() -> None:
+    widget = ProgressWidget(estimate=Estimate(runs=10, video_seconds=50, usd=7.0, by_resolution={}),
+                            budget_usd=5.0, display=False)
+    p = _progress(succeeded=3, running=2, failed=1)
+    p.spent_usd = 1.26
+    p.messages.append(f"budget guard {XSS}")
+    widget.update(p)
+    assert widget.bar.value == 4 and widget.bar.max == 10
+    line = widget.line.value
+    assert "succeeded <b>3</b>" in line and "running <b>2</b>" in line and "failed <b>1</b>" in line
+    assert "$1.26</b> of $5.00" in line and "ETA" in line and XSS not in line
+    p.finished = True
+    p.counts.update(running=-2, succeeded=2)
+    widget.update(p)
+    assert widget.bar.bar_style == "danger" and "done in" in widget.line.value
+
+
+def test_progress_widget_throttles_updates_from_many_threads() -> None:
+    widget = ProgressWidget(estimate=Estimate(runs=400, video_seconds=0, usd=0, by_resolution={}),
+                            budget_usd=None, display=False)
+    p = _progress(total=400)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(100):
+            with lock:
+                p.counts["succeeded"] += 1
+            widget.update(p)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    time.sleep(0.4)  # the trailing redraw shows the last state
+    assert widget.renders <= 2 + elapsed * widget.max_rate + 1
+    assert widget.bar.value == 400
+    assert "succeeded <b>400</b>" in progress_html(p)
+
+
+# -- gallery, table, compare -----------------------------------------------------------------------
+
+
+def _stored_runs(exp: Experiment, n: int, *, prompts: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        run_id = f"run{i:03d}"
+        rows.append(exp.store.insert_run({
+            "run_id": run_id, "experiment": exp.name, "run_key": f"k{i}", "status": "succeeded",
+            "prompt": prompts[i % len(prompts)], "seed": i // len(prompts), "duration": 5, "resolution": "720p",
+            "aspect_ratio": "16:9", "cost_usd": 0.7, "backend": "simulator",
+            "video_path": f"artifacts/{exp.name}/{run_id}.mp4", "poster_path": f"artifacts/{exp.name}/{run_id}.jpg",
+        }))
+    return rows
+
+
+def test_gallery_is_escaped_html_by_reference_and_small(workdir: Path) -> None:
+    exp = Experiment("gal", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    prompts = [f"character1 gallops {XSS}", "character1 & friends", "plain"]
+    _stored_runs(exp, 24, prompts=prompts)
+    exp.store.insert_run({"experiment": "gal", "run_key": "failed", "status": "failed", "prompt": "x"})
+    g = exp.gallery(rows="prompt", cols="seed")
+    markup = g._repr_html_()
+    assert not isinstance(g, w.Widget) and len(g) == 24
+    assert XSS not in markup and "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
+    assert "base64" not in markup and "data:" not in markup
+    assert markup.count("<video ") == 24 and 'poster="artifacts/gal/run000.jpg"' in markup
+    assert markup.count("<tr>") == 1 + 3  # header + one row a prompt
+    headers = re.findall(r"<thead>.*?</thead>", markup)[0]
+    assert [int(x) for x in re.findall(r">(\d+)</span></th>", headers)] == list(range(8))  # seeds, numeric order
+    assert "autoplay" not in markup and "SIMULATED" in markup and "est. $" in markup
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("exp.gallery()")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/html": markup, "text/plain": repr(g)},
+                                           execution_count=1)]
+    nb.cells.append(cell)
+    path = workdir / "gallery.ipynb"
+    nbformat.write(nb, path)
+    assert path.stat().st_size < 2_000_000
+
+
+def test_gallery_filters_and_reports_unknown_axes(workdir: Path) -> None:
+    exp = Experiment("gal2", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    _stored_runs(exp, 4, prompts=["a", "b"])
+    assert len(gallery(exp, rows="prompt", cols="seed", prompt="a")) == 2
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        gallery(exp, rows="nope")
+    assert "No runs" in gallery_html(exp.table(status="failed"), rows="prompt", cols="seed")
+
+
+def test_table_html_escapes_prompts(workdir: Path) -> None:
+    exp = Experiment("tab", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    _stored_runs(exp, 2, prompts=[XSS])
+    markup = table_html(exp.table(), columns=["run_id", "prompt", "seed", "images", "tags"])
+    assert XSS not in markup and "&lt;script&gt;" in markup and "<table" in markup
+
+
+def test_compare_writes_choice_and_rating_to_the_store(workdir: Path) -> None:
+    exp = Experiment("t", store=str(workdir / "s.sqlite"), artifacts=workdir / "a")
+    a, b = (r["run_id"] for r in _stored_runs(exp, 2, prompts=[XSS]))
+    view = exp.compare(a, b)
+    markup = view.videos.outputs[0]["data"]["text/html"]
+    assert markup.count("<video ") == 2 and "onplay=" in markup and "onpause=" in markup
+    assert XSS not in markup and "base64" not in markup
+
+    view.ratings["A"].value = 4
+    view.choice.value = "A better"
+    assert exp.store.get_run(a)["rating"] == 4
+    assert exp.store.get_run(a)["tags"] == [f"preferred_over:{b}"]
+    view.choice.value = "tie"
+    assert exp.store.get_run(a)["tags"] == [f"tie_with:{b}"] and exp.store.get_run(b)["tags"] == [f"tie_with:{a}"]
+    view.choice.value = "B better"
+    assert exp.store.get_run(a)["tags"] == [] and exp.store.get_run(b)["tags"] == [f"preferred_over:{a}"]
+    view.ratings["B"].value = 2
+    assert list(exp.table().set_index("run_id")["rating"].loc[[a, b]]) == [4, 2]
+
+    again = compare(exp, exp.store.get_run(a), exp.store.get_run(b))  # state is read back from the store
+    assert again.choice.value == "B better" and again.ratings["A"].value == 4
+    assert current_choice(exp.store.get_run(a), exp.store.get_run(b)) in CHOICES
+
+
+def test_synced_videos_point_at_each_other() -> None:
+    row = {"run_id": "r", "status": "succeeded", "video_path": "a.mp4", "prompt": "p"}
+    markup = synced_videos_html(row, {**row, "run_id": "s"}, token="tok")
+    a, b = re.findall(r"<video [^>]*>", markup)
+    assert 'id="rf-cmp-tok-a"' in a and "rf-cmp-tok-b" in a.split('id="rf-cmp-tok-a"')[1]
+    assert 'id="rf-cmp-tok-b"' in b and "rf-cmp-tok-a" in b
+
+
+def test_form_result_html_is_request_consistent(workdir: Path) -> None:
+    req = VideoRequest.build(prompt=XSS + " character1", images=["horse.png"], seed=3, resolution="720p")
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    form.controls["prompt"].value = req.prompt
+    form.controls["resolution"].value = "720p"
+    form.controls["seed"].value = 3
+    form.add_image("horse.png")
+    assert form.request == req
