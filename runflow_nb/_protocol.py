@@ -284,7 +284,7 @@ class Protocol:
 
     # -- downloads -------------------------------------------------------------------------
 
-    def download(self, url: str, make_sink: Callable[[int | None], Any], *, attempts: int = 4
+    def download(self, url: str, make_sink: Callable[[int | None], Any], *, attempts: int | None = None
                  ) -> Generator[Action, Outcome, tuple[str, int]]:
         """Stream ``url`` into a fresh sink per attempt; a truncated or corrupted body is retried.
 
@@ -292,6 +292,7 @@ class Protocol:
         Never sends the API key: output URLs are presigned.
         """
         check_output_url(url)
+        attempts = attempts or self.retry.max_retries + 1
         last: Exception | None = None
         for attempt in range(attempts):
             sink = make_sink(None)

@@ -82,9 +82,10 @@ Fault spec: comma-separated KIND=VALUE items, e.g.
    expire=0.05,seed=1,slow_s=3"
 VALUE is a probability 0–1 per eligible request, or Nx for exactly the first N eligible requests
 (e.g. drop=1x); a bare KIND means 1 (always). Kinds:
-  429       429 RATE_LIMITED without Retry-After        (any endpoint but health/_emulator)
+  429       429 RATE_LIMITED without Retry-After         (any /v1 API endpoint but health)
   429ra     429 RATE_LIMITED with Retry-After: retry_after s (default 1)
-  500, 503  500 INTERNAL_ERROR / 503 MODEL_UNAVAILABLE  (any endpoint but health/_emulator)
+  500, 503  500 INTERNAL_ERROR / 503 MODEL_UNAVAILABLE   (any endpoint, downloads and uploads
+            included, but health and /_emulator)
   drop      a submit is accepted (run created, billed if it succeeds) but the connection is
             closed before the answer; in-process: httpx.RemoteProtocolError
   slow      a GET under /v1 sleeps slow_s seconds (default 3) before answering
@@ -199,17 +200,17 @@ class _Injector:
             p = self.plan.rates.get(kind, 0.0)
             return p > 0 and self._rng.random() < p
 
-    def error(self) -> str | None:
-        """At most one of the error kinds for this request."""
+    def error(self, eligible: tuple[str, ...]) -> str | None:
+        """At most one of the ``eligible`` error kinds for this request (one draw)."""
         with self._lock:
-            for kind in _ERROR_FAULTS:
+            for kind in eligible:
                 if self._left.get(kind, 0) > 0:
                     self._left[kind] -= 1
                     return kind
-            if not any(self.plan.rates.get(k) for k in _ERROR_FAULTS):
+            if not any(self.plan.rates.get(k) for k in eligible):
                 return None
             r, acc = self._rng.random(), 0.0
-            for kind in _ERROR_FAULTS:
+            for kind in eligible:
                 acc += self.plan.rates.get(kind, 0.0)
                 if r < acc:
                     return kind
@@ -402,6 +403,10 @@ class Emulator:
         request_id = f"req_{secrets.token_hex(8)}"
         self._count("requests")
         try:
+            try:
+                request.content  # noqa: B018 (is the body loaded?)
+            except httpx.RequestNotRead:
+                request.read()
             response = self._dispatch(request, request_id)
         except ConnectionDropped:
             raise
@@ -444,7 +449,7 @@ class Emulator:
         if path.startswith("/v1/") and path not in _PUBLIC:
             self._authenticate(request)
         if not path.startswith("/_emulator/") and path not in _PUBLIC:
-            kind = self._injector.error()
+            kind = self._injector.error(tuple(_ERROR_FAULTS) if path.startswith("/v1/") else ("500", "503"))
             if kind is not None:
                 self._count(f"fault:{kind}")
                 status, code, message = _ERROR_FAULTS[kind]

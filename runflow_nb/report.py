@@ -9,10 +9,10 @@ A report is a folder (default ``runflow_reports/<notebook>-<UTC time>``) holding
 and poster frames the notebook shows, so the HTML's relative ``<video src>`` play when the folder is
 opened anywhere. The kernel runs with the report folder as its working directory.
 
-Path parameters (``store``, ``artifacts_dir``) are made absolute before the run, so every report of
-a notebook shares one store and re-running a report reuses the runs it already paid for: a value
-given by the caller is relative to the caller's working directory, a notebook default is relative
-to the notebook's folder (what it means in Jupyter).
+Path parameters (``store``, ``artifacts_dir``, ``images``) are made absolute before the run, so every
+report of a notebook shares one store and re-running a report reuses the runs it already paid for: a
+value given by the caller is relative to the caller's working directory, a notebook default is
+relative to the notebook's folder (what it means in Jupyter).
 
 The API key is never a parameter (papermill records parameters in the notebook's metadata); the
 kernel reads it from the environment, and the executed notebook and the HTML are scanned for it
@@ -55,8 +55,8 @@ __all__ = [
 SUMMARY_MIME = "application/vnd.runflow-nb.summary+json"
 """Mime type of the machine-readable sweep summary a notebook may display (seed_sweep.ipynb does)."""
 
-PATH_PARAMETERS = ("store", "artifacts_dir")
-"""Notebook parameters holding file locations; made absolute before the run (see the module doc)."""
+PATH_PARAMETERS = ("store", "artifacts_dir", "images")
+"""Notebook parameters holding file locations (or lists of them); made absolute before the run."""
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _REDACTED = "[redacted]"
@@ -231,7 +231,7 @@ def _notebook_defaults(nb: Any) -> tuple[bool, dict[str, Any]]:
                 for target in targets:
                     if isinstance(target, ast.Name):
                         try:
-                            defaults[target.id] = ast.literal_eval(node.value)  # type: ignore[arg-type]
+                            defaults[target.id] = ast.literal_eval(node.value)
                         except ValueError:
                             defaults[target.id] = None
             return True, defaults
@@ -239,11 +239,16 @@ def _notebook_defaults(nb: Any) -> tuple[bool, dict[str, Any]]:
 
 
 def _absolute(value: Any, base: Path) -> Any:
-    """A relative file location made absolute against ``base``; URLs, ``:memory:`` and non-text unchanged."""
+    """A relative file location (or a list of them) made absolute against ``base``.
+
+    URLs, ``data:`` URIs, ``:memory:`` and anything that is not text are returned unchanged.
+    """
+    if isinstance(value, (list, tuple)):
+        return [_absolute(v, base) for v in value]
     if not isinstance(value, (str, os.PathLike)):
         return value
     text = os.fspath(value)
-    if not text or text == ":memory:" or "://" in text:
+    if not text or text == ":memory:" or "://" in text or text.startswith("data:"):
         return text
     path = Path(text).expanduser()
     return os.path.normpath(path if path.is_absolute() else base / path)
@@ -295,7 +300,7 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
     for name in PATH_PARAMETERS:
         if name in params:
             params[name] = _absolute(params[name], Path.cwd())
-        elif name in defaults and isinstance(defaults[name], str):
+        elif name in defaults and isinstance(defaults[name], (str, list)):
             params[name] = _absolute(defaults[name], default_base)
 
     folder = _report_folder(out_dir, source.stem)
@@ -313,19 +318,16 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
         assert failure is not None
         raise failure
 
-    executed = nbformat.read(out_nb, as_version=4)
     warnings: list[str] = []
-    media = _localize_media(executed, folder, warnings)
-    _strip_video_data(executed)
-    nbformat.write(executed, out_nb)
-    _redact_file(out_nb)
-    _export_html(executed, out_html, folder)
-    _redact_file(out_html)
-
     if failure is not None:
-        failure.html = out_html
-        failure.args = (f"{failure.args[0]}\npartial report: {out_html}",)
+        try:  # the partial report, traceback included; the cell's error is what the caller needs
+            _finish_files(out_nb, out_html, folder, warnings)
+            failure.html = out_html
+            failure.args = (f"{failure.args[0]}\npartial report: {out_html}",)
+        except Exception:
+            pass
         raise failure
+    executed, media = _finish_files(out_nb, out_html, folder, warnings)
 
     experiment = params.get("experiment", defaults.get("experiment"))
     store = params.get("store")
@@ -372,6 +374,20 @@ def run_demo(*, out_dir: str | os.PathLike[str] = "runflow_reports/demo", seeds:
     offline = {"RUNFLOW_BACKEND": "simulator", "RUNFLOW_API_KEY": None, "RUNFLOW_BASE_URL": None}
     return run_report(find_notebook("seed_sweep"), parameters=params, out_dir=folder, kernel_name=kernel_name,
                       env=offline, quiet=quiet)
+
+
+def _finish_files(out_nb: Path, out_html: Path, folder: Path, warnings: list[str]) -> tuple[Any, int]:
+    """Make the report folder whole and clean: media linked in, no base64 video, no key; then the HTML."""
+    import nbformat
+
+    executed = nbformat.read(out_nb, as_version=4)
+    media = _localize_media(executed, folder, warnings)
+    _strip_video_data(executed)
+    nbformat.write(executed, out_nb)
+    _redact_file(out_nb)
+    _export_html(executed, out_html, folder)
+    _redact_file(out_html)
+    return executed, media
 
 
 def _report_folder(out_dir: str | os.PathLike[str] | None, stem: str) -> Path:

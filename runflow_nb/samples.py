@@ -109,7 +109,7 @@ def _sky(d: ImageDraw.ImageDraw, top: tuple[int, int, int], bottom: tuple[int, i
     """A vertical gradient (rows of one colour compress to almost nothing in PNG)."""
     for y in range(horizon):
         t = y / max(1, horizon - 1)
-        colour = tuple(round(a + (b - a) * t) for a, b in zip(top, bottom))
+        colour = tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
         d.line((0, y, WIDTH, y), fill=colour)
 
 

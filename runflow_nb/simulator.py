@@ -412,7 +412,7 @@ class Simulator:
                              "size": run.size, "sha256": run.sha256}],
                 "seed": run.seed,
                 "timing": {"inference_ms": round((run.completed - run.started) * 1000)},
-                "nsfw_detected": run.force_nsfw if run.params["enable_safety_checker"] else False,
+                "nsfw_detected": run.force_nsfw if run.params["enable_safety_checker"] else None,  # not checked
             }
             cost = f"{run.price:.2f}"
         elif run.status == "failed":

@@ -177,6 +177,7 @@ _RUN_SPECS: tuple[_Col, ...] = (
     _Col("error_message", "text"),
     _Col("attempts", "int", required=True),
     _Col("backend", "str"),
+    _Col("owner", "str", since=3),  # "host:pid" of the process driving the run (runner)
     _Col("remote_id", "str"),
     _Col("client_ref", "str"),
     _Col("run_key", "str", required=True),
@@ -264,6 +265,7 @@ def _add_columns(conn: Connection, version: int) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create runs, experiments and reports", _create_v1),
     Migration(2, "add runs.poster_path and runs.note", _add_columns),
+    Migration(3, "add runs.owner", _add_columns),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _TABLES = _define_tables(sa.MetaData(), version=LATEST_VERSION)
@@ -356,7 +358,12 @@ def _normalize_url(url: str | os.PathLike[str]) -> URL:
             return URL.create("sqlite")
         path = str(Path(path).expanduser())
         return URL.create("sqlite", database=path)
-    parsed = make_url(str(url))
+    try:
+        parsed = make_url(str(url))
+    except (sa.exc.ArgumentError, ValueError):
+        raise ConfigurationError(
+            "cannot parse the store URL: use a SQLite path or postgresql://..."
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
@@ -372,7 +379,8 @@ def _make_engine(url: str | os.PathLike[str], *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
     if parsed.database in (None, "", ":memory:"):
-        # One shared connection, or every connection would see its own empty database.
+        # One shared connection, or every connection would see its own empty database; so an
+        # in-memory store is for one thread (tests, demos), not for concurrent sweeps.
         engine = sa.create_engine(
             parsed, echo=echo, poolclass=StaticPool, connect_args={"check_same_thread": False}
         )

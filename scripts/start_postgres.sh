@@ -51,7 +51,9 @@ if [[ ! -f "$PGDATA_DIR/PG_VERSION" ]]; then
 fi
 
 if as_postgres "$BINDIR/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
-    echo "postgresql already running in $PGDATA_DIR" >&2
+    # Line 4 of postmaster.pid is the port the running server really listens on.
+    PGPORT="$(sed -n 4p "$PGDATA_DIR/postmaster.pid")"
+    echo "postgresql already running in $PGDATA_DIR on port $PGPORT" >&2
 else
     as_postgres "$BINDIR/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" \
         -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGSOCK_DIR" -w start >&2

@@ -66,7 +66,7 @@ def _fallback_notebook() -> dict[str, Any]:
 def _pick_notebook(root: Path) -> str:
     """quickstart.ipynb when it has a GenerateForm cell, else a minimal notebook written here."""
     quickstart = root / "quickstart.ipynb"
-    if quickstart.exists() and False:
+    if quickstart.exists():
         nb = json.loads(quickstart.read_text())
         if any(c["cell_type"] == "code" and "GenerateForm" in "".join(c["source"]) for c in nb["cells"]):
             return quickstart.name
@@ -252,7 +252,9 @@ def test_form_generates_a_playable_clip_and_refuses_a_small_image(lab: Lab, page
     page.screenshot(path=str(SCREENSHOTS / "generate_form_result.png"))
 
     # an invalid reference, uploaded: explained beside the images, Generate disabled, nothing sent
-    form.locator(".rf-image-upload input[type=file]").set_input_files(str(lab.root / "small.png"))
+    with page.expect_file_chooser() as chooser:
+        form.locator(".rf-image-upload").click()
+    chooser.value.set_files(str(lab.root / "small.png"))
     error = form.locator(".rf-error-image_urls")
     error.filter(has_text="200×200").wait_for(timeout=10000)
     assert "400 px" in error.inner_text()

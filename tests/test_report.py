@@ -158,9 +158,12 @@ def test_executed_notebook_stays_small_per_clip(rerun: Any) -> None:
 
 def test_cli_report_runs_then_resumes_and_says_so(offline_env: dict[str, str], tmp_path: Path) -> None:
     data = tmp_path / "data"
+    for src in sample_images():  # relative to the caller's folder, not the report's
+        (tmp_path / src.name).write_bytes(src.read_bytes())
+    names = ", ".join(p.name for p in sample_images())
     cmd = [sys.executable, "-m", "runflow_nb.cli", "report", str(SEED_SWEEP), "-p", "seeds", "[1, 2, 3]",
-           "-p", "durations", "[3]", "-p", "store", str(data / "rf.sqlite"), "-p", "artifacts_dir",
-           str(data / "artifacts")]
+           "-p", "durations", "[3]", "-p", "store", "data/rf.sqlite", "-p", "artifacts_dir", "data/artifacts",
+           "-p", "images", f"[{names}]"]
     first = subprocess.run([*cmd, "--out", str(tmp_path / "r1")], cwd=tmp_path, env=offline_env,
                            capture_output=True, text=True, timeout=170)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -168,6 +171,8 @@ def test_cli_report_runs_then_resumes_and_says_so(offline_env: dict[str, str], t
     assert "reused 0, submitted 3" in first.stderr
     runs = _runs(data / "rf.sqlite")
     assert sorted(r["seed"] for r in runs) == SEEDS
+    assert {tuple(r["images"]) for r in runs} == {tuple(str(tmp_path / p.name) for p in sample_images())}
+    assert all(Path(r["video_path"]).is_file() and data in Path(r["video_path"]).parents for r in runs)
 
     second = subprocess.run([*cmd, "--out", str(tmp_path / "r2")], cwd=tmp_path, env=offline_env,
                             capture_output=True, text=True, timeout=170)
@@ -217,6 +222,25 @@ def test_cli_prints_the_failing_cell(offline_env: dict[str, str], tmp_path: Path
                           text=True, timeout=170)
     assert proc.returncode == 1
     assert "ReportError: cell 3 of broken.ipynb" in proc.stderr
+
+
+def test_base64_video_and_key_like_text_are_scrubbed_from_the_report(offline_env: dict[str, str],
+                                                                      tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from IPython.display import HTML, display\n"
+        "payload = 'AAAAIGZ0' + 'eXBpc29t'  # built at run time: only the outputs hold it whole\n"
+        "display(HTML('<video controls src=\"data:' + 'video/mp4;base64,' + payload + '\"></video>'))\n"
+        "display({'video/mp4': payload, 'text/plain': 'a clip'}, raw=True)\n"
+        "print('leaked: rf_' + 'live_abcdef0123456789')")]
+    nbformat.write(nb, tmp_path / "leaky.ipynb")
+    out = run_report(tmp_path / "leaky.ipynb", out_dir=tmp_path / "out", quiet=True)
+    for path in (out.html, out.notebook):
+        text = path.read_text(encoding="utf-8")
+        assert "data:video" not in text and "rf_live_" not in text and "AAAAIGZ0eXBpc29t" not in text
+        assert "leaked: [redacted]" in text
+    assert not out.recorded  # no experiment/store parameters: nothing to record against
 
 
 def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str], tmp_path: Path,
@@ -275,7 +299,7 @@ def test_unknown_parameter_is_refused_before_any_kernel_starts(tmp_path: Path) -
 @pytest.mark.parametrize("params", [{"api_key": "x"}, {"prompt": "rf_live_abcdef123456"},
                                     {"store": "postgresql://me:hunter2@db/runs"}])
 def test_credentials_are_never_passed_as_parameters(params: dict[str, Any], tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="credential|password"):
+    with pytest.raises(ConfigurationError, match=r"credential|password"):
         run_report(SEED_SWEEP, parameters=params, out_dir=tmp_path / "out", quiet=True)
 
 
@@ -292,7 +316,7 @@ def test_sample_images_are_deterministic_labelled_and_inline_sized(tmp_path: Pat
     a = sample_images(folder=tmp_path / "a")
     b = sample_images(folder=tmp_path / "b")
     assert [p.name for p in a] == ["character1-horse.png", "character2-robot.png", "character3-owl.png"]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x.read_bytes() == y.read_bytes()
         assert x.stat().st_size < 1_000_000
         with Image.open(x) as img:

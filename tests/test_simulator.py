@@ -115,7 +115,10 @@ def test_nsfw_runs_succeed_flagged_and_are_billed(workdir: Path) -> None:
     with Simulator(latency=0, workdir=workdir, renderer=fake_renderer) as sim:
         run = sim.wait(sim.submit({**BASE, "image_urls": [IMG]}, force_nsfw=True)["id"])
         assert run["status_code"] == "succeeded" and run["output"]["nsfw_detected"] is True
-        assert len(sim.ledger()) == 1
+        unchecked = sim.wait(sim.submit({**BASE, "image_urls": [IMG], "enable_safety_checker": False},
+                                        force_nsfw=True)["id"])
+        assert unchecked["output"]["nsfw_detected"] is None  # the checker was off: nothing was checked
+        assert len(sim.ledger()) == 2
 
 
 def test_the_ledger_has_one_entry_per_succeeded_run_however_often_it_is_read(workdir: Path) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from runflow_nb.errors import RunflowError
+from runflow_nb.errors import ConfigurationError, RunflowError
 from runflow_nb.store import (
     LATEST_VERSION,
     RUN_COLUMNS,
@@ -337,18 +337,18 @@ def test_opening_an_old_v1_store_upgrades_it_in_place(store_url: str) -> None:
             {"t": datetime(2024, 5, 1, 12, 0)},
         )
     with Store(store_url) as upgraded:
-        assert upgraded.schema_version == LATEST_VERSION == 2
+        assert upgraded.schema_version == LATEST_VERSION >= 3
         old = upgraded.get_run("old1")
         assert (
             old is not None and old["status"] == "succeeded" and old["tags"] == ["v1"] and old["note"] is None
         )
-        assert upgraded.update_run("old1", note="kept", poster_path="p.jpg")["note"] == "kept"
-    assert migrate(store_url) == (2, 2)  # already current: nothing to do
+        assert upgraded.update_run("old1", note="kept", poster_path="p.jpg", owner="host:1")["note"] == "kept"
+    assert migrate(store_url) == (LATEST_VERSION, LATEST_VERSION)  # already current: nothing to do
     with sa.create_engine(_sa_url(store_url)).connect() as conn:
         versions = (
             conn.execute(sa.text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
         )
-    assert versions == [1, 2]
+    assert versions == list(range(1, LATEST_VERSION + 1))
 
 
 def test_a_store_newer_than_the_library_is_refused(store_url: str) -> None:
@@ -425,6 +425,13 @@ def test_in_memory_store_works() -> None:
     with Store(":memory:") as store:
         store.insert_run(_run())
         assert len(store.table()) == 1
+
+
+def test_unusable_urls_raise_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="postgresql://"):
+        Store("mysql://ana@db/runs")
+    with pytest.raises(ConfigurationError):
+        Store("postgresql://ana@db:notaport/runs")
 
 
 def test_errors_and_repr_hide_the_password() -> None:

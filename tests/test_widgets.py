@@ -110,7 +110,7 @@ def test_invalid_inputs_are_explained_beside_their_fields_and_nothing_is_sent(
     form.controls["prompt"].value = "character3 " + "x" * 2490  # 2501 characters, a dangling tag
 
     images_error = form.errors["image_urls"].value
-    assert "character1 (" in images_error and "200×200" in images_error and "400 px" in images_error
+    assert "character1 (tiny.png)" in images_error and "200×200" in images_error and "400 px" in images_error
     prompt_error = form.errors["prompt"].value
     assert "2501 characters" in prompt_error and "character3" in prompt_error
     assert "2501 / 2500" in form.count.value and "#b91c1c" in form.count.value

@@ -50,6 +50,7 @@ class ImageItem:
     source: str  # path or URL, as VideoRequest.build takes it (uploads are saved to a file first)
     loaded: Reference | tuple[Issue, ...]
     thumbnail: bytes | None = None  # small JPEG
+    label: str | None = None  # what the user knows it as (an upload's original file name)
 
     @property
     def ok(self) -> bool:
@@ -57,17 +58,19 @@ class ImageItem:
 
     @property
     def name(self) -> str:
+        if self.label:
+            return self.label
         if self.source.lower().startswith(("http://", "https://")):
             return self.source.rsplit("/", 1)[-1] or self.source
         return Path(self.source).name
 
     @classmethod
-    def load(cls, source: str, *, spec: ModelSpec = REFERENCE_TO_VIDEO) -> ImageItem:
+    def load(cls, source: str, *, spec: ModelSpec = REFERENCE_TO_VIDEO, label: str | None = None) -> ImageItem:
         """Decode and check ``source`` once; the form reuses the result on every keystroke."""
         got = load_reference(source, index=0, spec=spec)
         if isinstance(got, list):
-            return cls(source, tuple(got))
-        return cls(source, got, _thumbnail(got.data) if got.data is not None else None)
+            return cls(source, tuple(got), label=label)
+        return cls(source, got, _thumbnail(got.data) if got.data is not None else None, label=label)
 
 
 def _thumbnail(data: bytes) -> bytes | None:
@@ -241,9 +244,9 @@ class GenerateForm:
 
     # -- images -----------------------------------------------------------------------------------
 
-    def add_image(self, source: str | os.PathLike[str]) -> ImageItem:
+    def add_image(self, source: str | os.PathLike[str], *, label: str | None = None) -> ImageItem:
         """Add a reference (path or http(s) URL); it is decoded and checked now, once."""
-        item = ImageItem.load(os.fspath(source).strip(), spec=self.spec)
+        item = ImageItem.load(os.fspath(source).strip(), spec=self.spec, label=label)
         self.images.append(item)
         self._images_changed()
         return item
@@ -274,7 +277,7 @@ class GenerateForm:
         if not files:
             return
         for entry in files:
-            self.add_image(save_upload(entry, self._upload_folder()))
+            self.add_image(save_upload(entry, self._upload_folder()), label=str(entry.get("name") or "") or None)
         self.upload.value = ()  # ready for the next pick; the files now live in the list
 
     def _images_changed(self) -> None:

@@ -1,0 +1,61 @@
+"""The shipped notebooks as files: stripped, runnable offline, with the documented parameters.
+
+Executing them is nbval's job: ``scripts/test.sh`` runs ``pytest --nbval-lax notebooks/`` as its own
+step (the simulator, small defaults), and tests/test_report.py runs seed_sweep.ipynb through papermill
+with non-default parameters.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+NAMES = ["quickstart.ipynb", "seed_sweep.ipynb", "compare.ipynb"]
+SWEEP_PARAMETERS = ["experiment", "prompt", "images", "seeds", "durations", "resolutions", "aspect_ratios",
+                    "concurrency", "budget_usd", "store", "artifacts_dir"]
+
+
+def _parameters(nb: nbformat.NotebookNode) -> dict[str, object]:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    tree = ast.parse(cells[0].source)
+    return {node.targets[0].id: ast.literal_eval(node.value)  # type: ignore[attr-defined]
+            for node in tree.body if isinstance(node, ast.Assign)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_is_stripped_and_explains_the_simulator(name: str) -> None:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert not {"widgets", "papermill"} & set(nb.metadata), "execution metadata committed"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and "RUNFLOW_API_KEY" in first.source and "simulator" in first.source
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: outputs are not stripped"
+    assert (NOTEBOOKS / name).stat().st_size < 20_000
+
+
+def test_seed_sweep_parameters_are_the_documented_contract() -> None:
+    params = _parameters(nbformat.read(NOTEBOOKS / "seed_sweep.ipynb", as_version=4))
+    assert list(params) == SWEEP_PARAMETERS
+    assert params["images"] is None  # the shipped samples
+    assert params["durations"] == [3] and params["resolutions"] == ["720p"] and len(params["seeds"]) <= 3
+    assert str(params["store"]).startswith("runflow_data/") and str(params["artifacts_dir"]).startswith(
+        "runflow_data/")
+
+
+def test_compare_takes_an_experiment_and_where_it_lives() -> None:
+    params = _parameters(nbformat.read(NOTEBOOKS / "compare.ipynb", as_version=4))
+    assert list(params) == ["experiment", "store", "artifacts_dir"]
+
+
+def test_ci_runs_every_notebook_with_nbval() -> None:
+    script = (REPO / "scripts" / "test.sh").read_text()
+    assert "--nbval-lax" in script and "notebooks/*.ipynb" in script
