@@ -25,6 +25,7 @@ __all__ = [
     "VideoRequest",
     "errors",
     "grid",
+    "sample_images",
     "show",
 ]
 
@@ -39,6 +40,7 @@ _LAZY = {
     "GenerateForm": "runflow_nb.widgets.form",
     "show": "runflow_nb.display",
     "errors": "runflow_nb.errors",
+    "sample_images": "runflow_nb.samples",
 }
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from .experiment import Experiment
     from .plan import Plan, grid
     from .request import VideoRequest
+    from .samples import sample_images
     from .widgets.form import GenerateForm
 
 

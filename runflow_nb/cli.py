@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a parameter (VALUE parsed as YAML, so '[1, 2]' is a list)")
     r.add_argument("-f", "--parameters-file", default=None, help="YAML file of parameters")
     r.add_argument("--out", default=None, help="output folder (default runflow_reports/<notebook>-<time>)")
+    r.add_argument("-k", "--kernel", default=None, help="Jupyter kernel name (default: the notebook's, python3)")
 
     d = sub.add_parser("demo", help="offline demo: a small seed sweep on the simulator, ending in an HTML report",
                        description="Run a small seed sweep over the shipped sample images on the offline "
@@ -219,7 +220,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
     from .report import parse_parameters, run_report
 
     params = parse_parameters(a.parameter, a.parameters_file)
-    out = run_report(a.notebook, parameters=params, out_dir=a.out)
+    out = run_report(a.notebook, parameters=params, out_dir=a.out, kernel_name=a.kernel)
     print(out.html)
     return 0
 

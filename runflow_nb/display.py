@@ -37,8 +37,9 @@ def media_src(path_or_url: str | os.PathLike[str], *, base: str | os.PathLike[st
 def video_html(src: str, *, poster: str | None = None, caption: str = "", width: int | str = "100%",
                element_id: str | None = None) -> str:
     """A ``<figure>`` with a playable video: controls on, autoplay off, sound on, loads metadata only."""
+    css_width = f"{width}px" if isinstance(width, int) else str(width)
     attrs = [f'src="{html.escape(src, quote=True)}"', "controls", 'preload="metadata"', "playsinline",
-             f'style="width:{html.escape(str(width))};max-width:100%;background:#000"']
+             f'style="width:{html.escape(css_width)};max-width:100%;background:#000"']
     if poster:
         attrs.append(f'poster="{html.escape(poster, quote=True)}"')
     if element_id:
