@@ -130,6 +130,7 @@ class Protocol:
         self.poll_max = poll_max
         self.wait_timeout = wait_timeout
         self.clock = clock
+        self.backoff_after_s = 30.0
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -245,7 +246,8 @@ class Protocol:
                     f"run {run_id} is still {run.status} after {elapsed:.0f} s (wait timeout {timeout:.0f} s); "
                     "it may still finish — wait on it again, nothing is lost", run=run)
             yield Sleep(min(interval, max(0.0, timeout - elapsed)))
-            interval = min(self.poll_max, interval * 1.25)
+            if elapsed > self.backoff_after_s:  # poll briskly at first, then ease off on long jobs
+                interval = min(self.poll_max, interval * 1.25)
             run = None
 
     # -- assets ----------------------------------------------------------------------------

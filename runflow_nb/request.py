@@ -342,7 +342,7 @@ class VideoRequest:
                 elif n > n_given:
                     issues.append(Issue("prompt", f"names character{n} but only {n_given} image"
                                                   f"{'s are' if n_given != 1 else ' is'} given",
-                                        f"add a {n}th reference image or change the tag"))
+                                        f"add a {_ordinal(n)} reference image or change the tag"))
         del n_images
         if issues:
             raise ValidationError(issues)
@@ -448,6 +448,10 @@ class VideoRequest:
         return (f"VideoRequest(prompt={prompt!r}, images={len(self.images)}, aspect_ratio={self.aspect_ratio!r}, "
                 f"duration={self.duration}, resolution={self.resolution!r}, seed={self.seed}, "
                 f"estimate=${self.estimate_usd():.2f})")
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _is_sequence(obj: Any) -> bool:

@@ -153,8 +153,12 @@ class _Sweep:
             with contextlib.suppress(Exception):  # a broken display must never break a paid sweep
                 self.on_progress(self.progress)
 
-    def _update(self, run_id: str, **fields: Any) -> dict[str, Any]:
-        return self.store.update_run(run_id, **fields)
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Store calls run on a worker thread so a slow disk or database never stalls polling."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _update(self, run_id: str, **fields: Any) -> dict[str, Any]:
+        return await self._db(self.store.update_run, run_id, **fields)  # type: ignore[no-any-return]
 
     def _record(self, req: VideoRequest) -> dict[str, Any]:
         return {
@@ -169,7 +173,7 @@ class _Sweep:
     # -- one planned run -------------------------------------------------------------------------
 
     async def job(self, req: VideoRequest) -> None:
-        row, _created = self.store.claim_run(self._record(req))
+        row, _created = await self._db(self.store.claim_run, self._record(req))
         job = _Job(req=req, run_id=row["run_id"], status=row["status"])
         self._set(job.status)
         if job.status == "succeeded":
@@ -179,24 +183,36 @@ class _Sweep:
         if _owned_elsewhere(row):
             self.progress.messages.append(f"{job.run_id}: being run by {row.get('owner')}; left to it")
             return
+        done: Run | None = None
+        # The slot bounds runs in flight on the server; downloads happen after it is freed.
         async with self.sem:
             if self.cancel.is_set():
                 return
             try:
-                await self._drive(job, self.store.get_run(job.run_id) or row)
+                done = await self._drive(job, await self._db(self.store.get_run, job.run_id) or row)
             except Exception as exc:  # every run ends in a definite, explained state
-                await self._release(job)
-                current = self.store.get_run(job.run_id) or row
-                # Unknown (resumable by remote id / client_ref) when the server may have the run.
-                final = "unknown" if (current.get("remote_id") or job.status in ACTIVE) else "error"
-                self._move(job, final, error_code=type(exc).__name__, error_message=_message(exc))
+                await self._fail(job, row, exc)
+                return
+        if done is not None:
+            try:
+                await self._collect(job, done)
+            except Exception as exc:
+                await self._fail(job, row, exc)
 
-    def _move(self, job: _Job, status: str, **fields: Any) -> None:
-        self._update(job.run_id, status=status, **fields)
+    async def _fail(self, job: _Job, row: dict[str, Any], exc: Exception) -> None:
+        await self._release(job)
+        current = await self._db(self.store.get_run, job.run_id) or row
+        # Unknown (resumable by remote id / client_ref) when the server may have the run.
+        final = "unknown" if (current.get("remote_id") or job.status in ACTIVE) else "error"
+        await self._move(job, final, error_code=type(exc).__name__, error_message=_message(exc))
+
+    async def _move(self, job: _Job, status: str, **fields: Any) -> None:
+        await self._update(job.run_id, status=status, **fields)
         self._set(status, job.status)
         job.status = status
 
-    async def _drive(self, job: _Job, row: dict[str, Any]) -> None:
+    async def _drive(self, job: _Job, row: dict[str, Any]) -> Run | None:
+        """Submit (or re-attach) and wait; returns the succeeded run whose video is still to fetch."""
         req, run_id = job.req, job.run_id
         run: Run | None = None
         if job.status in (*ACTIVE, "unknown", "download_failed"):
@@ -207,33 +223,39 @@ class _Sweep:
         if run is None:
             if not await self._reserve_budget(job):
                 self.skipped += 1
-                self._move(job, "skipped_budget", error_code="BUDGET",
-                           error_message=f"skipped: the next run would take spending past the budget of "
-                                         f"${self.budget:.2f}")
-                return
+                await self._move(job, "skipped_budget", error_code="BUDGET",
+                                 error_message=f"skipped: the next run would take spending past the budget of "
+                                               f"${self.budget:.2f}")
+                return None
             client_ref = row["client_ref"]
             if job.status in ("failed", "canceled", "error", "skipped_budget", "download_failed"):
                 client_ref = new_client_ref()  # the old reference names a finished (or refused) attempt
-            self._move(job, "submitting", client_ref=client_ref, submitted_at=_now(), owner=OWNER,
-                       attempts=(row.get("attempts") or 0) + 1, error_code=None, error_message=None)
+            await self._move(job, "submitting", client_ref=client_ref, submitted_at=_now(), owner=OWNER,
+                             attempts=(row.get("attempts") or 0) + 1, error_code=None, error_message=None)
             try:
                 run = await self.client.submit(req, client_ref=client_ref,
                                                metadata={"experiment": self.experiment, "run_id": run_id})
             except APIError as exc:  # refused (4xx): nothing was created, nothing billed
                 await self._release(job)
-                self._move(job, "error", error_code=exc.code or str(exc.status_code), error_message=_message(exc))
-                return
+                await self._move(job, "error", error_code=exc.code or str(exc.status_code),
+                                 error_message=_message(exc))
+                return None
             self.submitted += 1
-        self._move(job, run.status if not run.done else "running", remote_id=run.id, owner=OWNER)
+        await self._move(job, run.status if not run.done else "running", remote_id=run.id, owner=OWNER)
+
+        writes: list[asyncio.Task[Any]] = []
 
         def on_event(event: Any) -> None:
             r: Run = event.run
             if r.status != job.status and not r.done:
-                self._move(job, r.status, started_at=r.started_at)
+                self._set(r.status, job.status)
+                job.status = r.status
+                writes.append(asyncio.ensure_future(self._update(run_id, status=r.status, started_at=r.started_at)))
 
-        run = await self.client.wait(run.id, timeout=self.timeout, on_event=on_event,
-                                     ) if not run.done else run
-        await self._finish(job, run)
+        if not run.done:
+            run = await self.client.wait(run.id, timeout=self.timeout, on_event=on_event)
+        await asyncio.gather(*writes)
+        return await self._finish(job, run)
 
     async def _reattach(self, row: dict[str, Any]) -> Run | None:
         """The remote run behind a row whose outcome is unknown, by remote id or client_ref."""
@@ -243,26 +265,32 @@ class _Sweep:
             return await self.client.find(row["client_ref"])
         return None
 
-    async def _finish(self, job: _Job, run: Run) -> None:
+    async def _finish(self, job: _Job, run: Run) -> Run | None:
+        """Record how the remote run ended; a success is returned for :meth:`_collect`."""
         if not run.succeeded:
             await self._release(job)
-            self._move(job, run.status, completed_at=run.completed_at, error_code=run.failure_code,
-                       error_message=run.failure_message or f"run {run.status}",
-                       cost_usd=0.0 if run.status in ("failed", "canceled") else None)
-            return
+            await self._move(job, run.status, completed_at=run.completed_at, error_code=run.failure_code,
+                             error_message=run.failure_message or f"run {run.status}",
+                             cost_usd=0.0 if run.status in ("failed", "canceled") else None)
+            return None
         out = run.output
         assert out is not None
         cost = run.cost_usd if run.cost_usd is not None else job.req.estimate_usd()
         await self._release(job, spent=cost)
-        self._update(job.run_id, output_url=out.video_url, seed_returned=out.seed, nsfw_detected=out.nsfw_detected,
-                     inference_ms=out.inference_ms, started_at=run.started_at, cost_usd=cost,
-                     completed_at=run.completed_at or _now(), queue_s=run.queue_s)
-        row = self.store.get_run(job.run_id)
+        await self._update(job.run_id, output_url=out.video_url, seed_returned=out.seed,
+                           nsfw_detected=out.nsfw_detected, inference_ms=out.inference_ms,
+                           started_at=run.started_at, cost_usd=cost, completed_at=run.completed_at or _now(),
+                           queue_s=run.queue_s)
+        return run
+
+    async def _collect(self, job: _Job, run: Run) -> None:
+        """Fetch, check and describe the video of a succeeded run."""
+        row = await self._db(self.store.get_run, job.run_id)
         assert row is not None
         try:
             await self._download(row, run)
         except DownloadError as exc:
-            self._move(job, "download_failed", error_code=type(exc).__name__, error_message=str(exc))
+            await self._move(job, "download_failed", error_code=type(exc).__name__, error_message=str(exc))
             return
         self._set("succeeded", job.status)
         job.status = "succeeded"
@@ -275,8 +303,8 @@ class _Sweep:
         info = await asyncio.to_thread(_probe_and_poster, dest)
         submitted = row.get("submitted_at")
         wall = (_now() - submitted).total_seconds() if isinstance(submitted, datetime) else None
-        self._update(row["run_id"], status="succeeded", video_path=str(dest), video_sha256=sha,
-                     wall_s=wall, **info)
+        await self._update(row["run_id"], status="succeeded", video_path=str(dest), video_sha256=sha,
+                           wall_s=wall, **info)
 
     async def _ensure_artifact(self, row: dict[str, Any]) -> None:
         """A succeeded run whose file went missing is fetched again while its URL still works."""
@@ -291,7 +319,7 @@ class _Sweep:
             await self._download(row, run)
         except ExpiredURLError as exc:
             self.progress.messages.append(f"{row['run_id']}: video file missing and {exc}")
-            self._update(row["run_id"], error_code="ARTIFACT_MISSING", error_message=str(exc))
+            await self._update(row["run_id"], error_code="ARTIFACT_MISSING", error_message=str(exc))
         except (DownloadError, NetworkError) as exc:
             self.progress.messages.append(f"{row['run_id']}: video file missing; re-download failed: {exc}")
 
@@ -334,7 +362,7 @@ class _Sweep:
 
     async def run(self) -> SweepSummary:
         t0 = time.monotonic()
-        self.store.ensure_experiment(self.experiment)
+        await self._db(self.store.ensure_experiment, self.experiment)
         await asyncio.gather(*(self.job(req) for req in self.plan))
         self.progress.finished = True
         if self.on_progress is not None:

@@ -573,6 +573,19 @@ def _new_row(record: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _update_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated column values for an UPDATE, with ``updated_at`` (now, unless given)."""
+    _check_names(fields)
+    if "run_id" in fields:
+        raise ValueError("run_id cannot be changed")
+    values = {name: _coerce(name, value) for name, value in fields.items()}
+    for name in ("experiment", "run_key", "status", "created_at", "attempts"):
+        if name in values and values[name] is None:
+            raise ValueError(f"{name!r} cannot be None")
+    values.setdefault("updated_at", _now())
+    return values
+
+
 def _as_dict(row: sa.Row[Any]) -> dict[str, Any]:
     return {name: row._mapping.get(name) for name in RUN_COLUMNS}
 
@@ -746,14 +759,7 @@ class Store:
 
     def update_run(self, run_id: str, /, **fields: Any) -> dict[str, Any]:
         """Set ``fields`` (column names of :data:`RUN_COLUMNS`) and ``updated_at``; return the row."""
-        _check_names(fields)
-        if "run_id" in fields:
-            raise ValueError("run_id cannot be changed")
-        values = {name: _coerce(name, value) for name, value in fields.items()}
-        for name in ("experiment", "run_key", "status", "created_at", "attempts"):
-            if name in values and values[name] is None:
-                raise ValueError(f"{name!r} cannot be None")
-        values.setdefault("updated_at", _now())
+        values = _update_values(fields)
         with _mapped_errors(self._engine):
             try:
                 with _writing(self._engine) as conn:
@@ -761,6 +767,46 @@ class Store:
                     if done.rowcount == 0:
                         raise UnknownRunError(f"no run with run_id {run_id!r}")
                     return _as_dict(conn.execute(_select_runs(_RUNS.c.run_id == run_id)).one())
+            except sa.exc.IntegrityError as exc:
+                current = self.get_run(run_id) or {}
+                raise self._conflict({**current, **values}, exc, own_run_id=run_id) from exc
+
+    def transition(
+        self,
+        run_id: str,
+        /,
+        *,
+        from_statuses: str | Iterable[str],
+        expect: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Compare-and-set: write ``fields`` only while the run's status is one of ``from_statuses``.
+
+        One ``UPDATE ... WHERE run_id = ? AND status IN (...)``, so of several threads or processes
+        making the same move at once exactly one gets ``True``; the others get ``False`` and the
+        row as the winner left it. ``expect`` adds equality conditions on other columns (``None``
+        matches NULL), e.g. ``expect={"attempts": 2}`` so that a move that already happened and was
+        undone (A → B → A) does not match again. Raises :class:`UnknownRunError` for an unknown run.
+
+        Example: ``store.transition(run_id, from_statuses=["planned"], status="submitting",
+        owner="host:123")``
+        """
+        statuses = [from_statuses] if isinstance(from_statuses, str) else list(from_statuses)
+        if not statuses or not all(isinstance(s, str) and s for s in statuses):
+            raise ValueError(f"from_statuses must name at least one status, got {from_statuses!r}")
+        values = _update_values(fields)
+        conditions = [_RUNS.c.run_id == run_id, _RUNS.c.status.in_(statuses)]
+        conditions += _filters(None, None, None, expect)
+        with _mapped_errors(self._engine):
+            try:
+                with _writing(self._engine) as conn:
+                    done = conn.execute(_RUNS.update().where(*conditions).values(values))
+                    if done.rowcount == 1:
+                        return True
+                    found = conn.execute(sa.select(_RUNS.c.run_id).where(_RUNS.c.run_id == run_id)).first()
+                    if found is None:
+                        raise UnknownRunError(f"no run with run_id {run_id!r}")
+                    return False
             except sa.exc.IntegrityError as exc:
                 current = self.get_run(run_id) or {}
                 raise self._conflict({**current, **values}, exc, own_run_id=run_id) from exc

@@ -448,3 +448,56 @@ def test_postgres_url_is_mapped_to_psycopg_and_repr_hides_password() -> None:
         with Store(url.render_as_string(hide_password=False)) as store:
             assert store.dialect == "postgresql" and store.url.startswith("postgresql+psycopg://")
             assert str(url.password) not in repr(store) and "***" in repr(store)
+
+
+# --- compare-and-set transitions --------------------------------------------------------------
+
+
+def test_transition_moves_only_from_the_given_statuses(store: Store) -> None:
+    row = store.insert_run(_run(seed=1))
+    assert store.transition(row["run_id"], from_statuses=["planned"], status="submitting", owner="a:1", attempts=1)
+    assert not store.transition(row["run_id"], from_statuses="planned", status="submitting", owner="b:2")
+    after = store.get_run(row["run_id"])
+    assert after is not None and (after["status"], after["owner"], after["attempts"]) == ("submitting", "a:1", 1)
+    assert after["updated_at"] >= row["updated_at"]
+    # expect= guards against A -> B -> A: the same status again, but another attempt
+    assert not store.transition(row["run_id"], from_statuses=["submitting"], expect={"attempts": 0},
+                                status="queued")
+    assert store.transition(row["run_id"], from_statuses=["submitting"], expect={"attempts": 1, "remote_id": None},
+                            status="queued", remote_id="r1")
+    with pytest.raises(UnknownRunError):
+        store.transition("nope", from_statuses=["planned"], status="submitting")
+    with pytest.raises(ValueError, match="from_statuses"):
+        store.transition(row["run_id"], from_statuses=[], status="submitting")
+    with pytest.raises(ValueError, match="unknown run column"):
+        store.transition(row["run_id"], from_statuses=["queued"], colour="red")
+
+
+def _race_transitions(url: str, run_ids: list[str], worker: int, barrier: object, wins: object) -> None:
+    try:
+        with Store(url) as store:
+            barrier.wait()  # type: ignore[attr-defined]
+            won = [rid for rid in run_ids
+                   if store.transition(rid, from_statuses=["planned"], status="submitting", owner=f"w:{worker}")]
+        wins.put(won)  # type: ignore[attr-defined]
+    except BaseException:
+        traceback.print_exc()
+        raise
+
+
+def test_transition_race_has_exactly_one_winner_per_run(store_url: str) -> None:
+    with Store(store_url) as store:
+        run_ids = [store.insert_run(_run(seed=i))["run_id"] for i in range(40)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier, wins = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_race_transitions, args=(store_url, run_ids, w, barrier, wins)) for w in range(4)]
+    for p in procs:
+        p.start()
+    won = [rid for _ in procs for rid in wins.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert sorted(won) == sorted(run_ids)  # each run won exactly once
+    with Store(store_url) as store:
+        owners = {r["run_id"]: r["owner"] for r in store.runs("horses")}
+    assert all(owners[rid] and owners[rid].startswith("w:") for rid in run_ids)
