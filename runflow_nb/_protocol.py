@@ -301,7 +301,7 @@ class Protocol:
             out = yield Send("GET", url, auth=False, sink=sink)
             if isinstance(out, httpx.Response) and out.status_code < 300:
                 try:
-                    return sink.commit()  # type: ignore[no-any-return]
+                    return sink.commit()
                 except DownloadError as exc:
                     last = exc
             else:

@@ -265,9 +265,9 @@ class _Base:
 
         if not run.output or not run.output.video_url:
             raise DownloadError(f"run {run.id} has no video URL")
-        out = run.output
+        out, url = run.output, run.output.video_url
         return (yield from self._proto.download(
-            out.video_url, lambda _size: HashingWriter(dest, expected_size=out.size, expected_sha256=out.sha256)))
+            url, lambda _size: HashingWriter(dest, expected_size=out.size, expected_sha256=out.sha256)))
 
     def _generate_flow(self, req: VideoRequest, *, client_ref: str | None, out_dir: Path | None,
                        timeout: float | None, download: bool) -> Any:
@@ -365,7 +365,7 @@ class Client(_Base):
             try:
                 action: Action = flow.send(value)
             except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                return stop.value
             value = None
             if isinstance(action, Emit):
                 yield action.event
@@ -388,17 +388,17 @@ class Client(_Base):
                metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
         """Validate and submit; returns the queued run at once."""
         req = self._as_request(request, inputs)
-        return self._run(self._submit_flow(req, client_ref, metadata))  # type: ignore[no-any-return]
+        return self._run(self._submit_flow(req, client_ref, metadata))
 
     def get(self, run_id: str) -> Run:
-        return self._run(self._proto.get(run_id))  # type: ignore[no-any-return]
+        return self._run(self._proto.get(run_id))
 
     def find(self, client_ref: str) -> Run | None:
         """The run created with ``client_ref``, if the server has one."""
-        return self._run(self._proto.find(client_ref))  # type: ignore[no-any-return]
+        return self._run(self._proto.find(client_ref))
 
     def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
-        return self._run(self._proto.wait(run_id, timeout=timeout))  # type: ignore[no-any-return]
+        return self._run(self._proto.wait(run_id, timeout=timeout))
 
     def events(self, run_id: str, *, timeout: float | None = None) -> Iterator[RunEvent]:
         """Status changes (queued → running → succeeded/failed) until the run ends."""
@@ -406,14 +406,14 @@ class Client(_Base):
 
     def download(self, run: Run, dest: str | os.PathLike[str]) -> tuple[str, int]:
         """Stream the run's video to ``dest`` (atomically); returns (sha256, size)."""
-        return self._run(self._download_flow(run, Path(dest)))  # type: ignore[no-any-return]
+        return self._run(self._download_flow(run, Path(dest)))
 
     def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
                  timeout: float | None = None, client_ref: str | None = None, download: bool = True,
                  **inputs: Any) -> Result:
         """Submit, wait and download: the one call most notebooks need."""
         req = self._as_request(request, inputs)
-        return self._run(self._generate_flow(req, client_ref=client_ref,  # type: ignore[no-any-return]
+        return self._run(self._generate_flow(req, client_ref=client_ref,
                                              out_dir=Path(out_dir) if out_dir else None,
                                              timeout=timeout, download=download))
 
@@ -490,16 +490,16 @@ class AsyncClient(_Base):
     async def submit(self, request: VideoRequest | None = None, /, *, client_ref: str | None = None,
                      metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
         req = self._as_request(request, inputs)
-        return await self._run(self._submit_flow(req, client_ref, metadata))  # type: ignore[no-any-return]
+        return await self._run(self._submit_flow(req, client_ref, metadata))
 
     async def get(self, run_id: str) -> Run:
-        return await self._run(self._proto.get(run_id))  # type: ignore[no-any-return]
+        return await self._run(self._proto.get(run_id))
 
     async def find(self, client_ref: str) -> Run | None:
-        return await self._run(self._proto.find(client_ref))  # type: ignore[no-any-return]
+        return await self._run(self._proto.find(client_ref))
 
     async def wait(self, run_id: str, *, timeout: float | None = None, on_event: Any = None) -> Run:
-        return await self._run(self._proto.wait(run_id, timeout=timeout), on_event)  # type: ignore[no-any-return]
+        return await self._run(self._proto.wait(run_id, timeout=timeout), on_event)
 
     async def events(self, run_id: str, *, timeout: float | None = None) -> AsyncIterator[RunEvent]:
         flow = self._proto.wait(run_id, timeout=timeout)
@@ -514,13 +514,13 @@ class AsyncClient(_Base):
             value = await self._step(action)
 
     async def download(self, run: Run, dest: str | os.PathLike[str]) -> tuple[str, int]:
-        return await self._run(self._download_flow(run, Path(dest)))  # type: ignore[no-any-return]
+        return await self._run(self._download_flow(run, Path(dest)))
 
     async def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
                        timeout: float | None = None, client_ref: str | None = None, download: bool = True,
                        **inputs: Any) -> Result:
         req = self._as_request(request, inputs)
-        return await self._run(self._generate_flow(req, client_ref=client_ref,  # type: ignore[no-any-return]
+        return await self._run(self._generate_flow(req, client_ref=client_ref,
                                                    out_dir=Path(out_dir) if out_dir else None,
                                                    timeout=timeout, download=download))
 

@@ -59,7 +59,7 @@ def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     t.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    return box["value"]
 
 
 class SweepHandle:
@@ -248,7 +248,7 @@ def _frontend_kernel() -> bool:
         from IPython import get_ipython
     except ImportError:
         return False
-    shell = get_ipython()  # type: ignore[no-untyped-call]
+    shell = get_ipython()
     if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
         return False
     # Kernels started by a Jupyter server get JPY_SESSION_NAME; papermill/nbval start kernels directly.
@@ -259,7 +259,7 @@ def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None) -> Ca
     if progress is None or progress is False:
         return None
     if callable(progress):
-        return progress  # type: ignore[no-any-return]
+        return progress
     mode = progress if isinstance(progress, str) else "auto"
     mode = os.environ.get("RUNFLOW_PROGRESS", mode) if mode == "auto" else mode
     if mode == "auto":

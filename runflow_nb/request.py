@@ -231,7 +231,7 @@ def _input_model_for(model: str) -> type[Any]:
     for f in spec.fields:
         ann: Any
         if f.choices is not None:
-            ann = Literal[f.choices]  # type: ignore[valid-type]
+            ann = Literal[f.choices]
         elif f.type is int:
             ann = Annotated[int, Strict(), Field(ge=f.minimum, le=f.maximum)]
         elif f.type is str:
@@ -257,7 +257,7 @@ def _issue_for(f: FieldSpec, err: dict[str, Any]) -> Issue:
         return Issue(f.name, f"must be a whole number, got {value!r}", f"use an int between {f.minimum} and {f.maximum}")
     if f.type is bool:
         return Issue(f.name, f"must be True or False, got {value!r}", "pass a bool")
-    if kind == "string_too_long":
+    if kind == "string_too_long" and isinstance(value, str):
         return Issue(f.name, f"is {len(value)} characters; the limit is {f.max_length}",
                      f"shorten it by {len(value) - (f.max_length or 0)} characters")
     return Issue(f.name, f"must be text, got {type(value).__name__}", "pass a str")

@@ -158,7 +158,7 @@ class _Sweep:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def _update(self, run_id: str, **fields: Any) -> dict[str, Any]:
-        return await self._db(self.store.update_run, run_id, **fields)  # type: ignore[no-any-return]
+        return await self._db(self.store.update_run, run_id, **fields)
 
     def _record(self, req: VideoRequest) -> dict[str, Any]:
         return {
