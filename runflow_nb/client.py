@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -301,6 +301,16 @@ class _Base:
             cost_estimate_usd=req.estimate_usd(), backend=backend, nsfw_detected=out.nsfw_detected)
 
 
+def _describe(result: Result) -> Result:
+    """Probe the downloaded video (a bad file raises DownloadError) and write its poster frame."""
+    if result.video_path is not None:
+        from .media import poster_frame, probe
+
+        result.probe = probe(result.video_path)
+        result.poster_path = poster_frame(result.video_path, result.video_path.with_suffix(".jpg"))
+    return result
+
+
 def new_client_ref() -> str:
     return f"rfnb-{uuid.uuid4().hex}"
 
@@ -410,12 +420,21 @@ class Client(_Base):
 
     def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
                  timeout: float | None = None, client_ref: str | None = None, download: bool = True,
-                 **inputs: Any) -> Result:
-        """Submit, wait and download: the one call most notebooks need."""
+                 on_event: Callable[[RunEvent], None] | None = None, **inputs: Any) -> Result:
+        """Submit, wait and download (checking, probing and making a poster): the one call most notebooks need.
+
+        ``on_event`` receives each status change (queued → running → succeeded) for a progress display.
+        """
         req = self._as_request(request, inputs)
-        return self._run(self._generate_flow(req, client_ref=client_ref,
-                                             out_dir=Path(out_dir) if out_dir else None,
-                                             timeout=timeout, download=download))
+        it = self._iter(self._generate_flow(req, client_ref=client_ref, out_dir=Path(out_dir) if out_dir else None,
+                                            timeout=timeout, download=download))
+        while True:
+            try:
+                event = next(it)
+            except StopIteration as stop:
+                return _describe(stop.value)
+            if on_event is not None:
+                on_event(event)
 
     def balance(self) -> Any:
         return self._run(self._proto.call("GET", "/v1/billing/balance")).json()
@@ -518,11 +537,12 @@ class AsyncClient(_Base):
 
     async def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
                        timeout: float | None = None, client_ref: str | None = None, download: bool = True,
-                       **inputs: Any) -> Result:
+                       on_event: Callable[[RunEvent], None] | None = None, **inputs: Any) -> Result:
         req = self._as_request(request, inputs)
-        return await self._run(self._generate_flow(req, client_ref=client_ref,
-                                                   out_dir=Path(out_dir) if out_dir else None,
-                                                   timeout=timeout, download=download))
+        result = await self._run(self._generate_flow(req, client_ref=client_ref,
+                                                     out_dir=Path(out_dir) if out_dir else None,
+                                                     timeout=timeout, download=download), on_event)
+        return await asyncio.to_thread(_describe, result)
 
     async def balance(self) -> Any:
         return (await self._run(self._proto.call("GET", "/v1/billing/balance"))).json()

@@ -42,6 +42,8 @@ def test_generate_over_real_http_against_the_emulator(emulator_server: Any, ref_
     assert_playable(result, 3)
     assert (result.run.output.width, result.run.output.height) == (720, 1280)  # type: ignore[union-attr]
     assert result.video_path.parent == tmp_path  # type: ignore[union-attr]
+    assert result.probe.has_audio and abs(result.probe.duration - 3) <= 0.1
+    assert result.poster_path is not None and result.poster_path.exists()
     ledger = httpx.get(f"{emulator_server.url}/_emulator/ledger").json()
     assert len(ledger["billed"]) == 1
 
