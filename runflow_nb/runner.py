@@ -60,6 +60,7 @@ class SweepProgress:
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
     messages: list[str] = field(default_factory=list)
+    simulated: bool = False  # offline simulator: "spent" is what the model would have charged
 
     @property
     def done(self) -> int:
@@ -74,7 +75,8 @@ class SweepProgress:
 
     def line(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if v)
-        money = f"spent ${self.spent_usd:.2f}" + (f" of ${self.budget_usd:.2f}" if self.budget_usd is not None else "")
+        spent = "simulated spend" if self.simulated else "spent"
+        money = f"{spent} ${self.spent_usd:.2f}" + (f" of ${self.budget_usd:.2f}" if self.budget_usd is not None else "")
         eta = self.eta_s()
         return (f"[{self.done}/{self.total}] {parts} | {money}"
                 + (f" | ETA {eta:.0f} s" if eta is not None else ""))
@@ -91,11 +93,14 @@ class SweepSummary:
     skipped_budget: int
     wall_s: float
     messages: list[str]
+    simulated: bool = False
 
     def __str__(self) -> str:
         parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))
+        money = (f"simulated spend ${self.spent_usd:.2f} (offline simulator: nothing charged)" if self.simulated
+                 else f"spent ${self.spent_usd:.2f}")
         return (f"{self.total} planned runs ({parts}); submitted {self.submitted}, re-attached {self.reattached}, "
-                f"reused {self.reused}; spent ${self.spent_usd:.2f} in {self.wall_s:.1f} s")
+                f"reused {self.reused}; {money} in {self.wall_s:.1f} s")
 
 
 @dataclass
@@ -138,7 +143,8 @@ class _Sweep:
         self.on_progress = on_progress
         self.cancel = cancel
         self.timeout = timeout
-        self.progress = SweepProgress(total=len(plan), budget_usd=budget_usd)
+        self.progress = SweepProgress(total=len(plan), budget_usd=budget_usd,
+                                      simulated=client.backend == "simulator")
         self.budget_cond = asyncio.Condition()
         self.budget_exhausted = False
         self.reused = self.reattached = self.submitted = self.skipped = 0
@@ -203,7 +209,7 @@ class _Sweep:
         await self._release(job)
         current = await self._db(self.store.get_run, job.run_id) or row
         # Unknown (resumable by remote id / client_ref) when the server may have the run.
-        final = "unknown" if (current.get("remote_id") or job.status in ACTIVE) else "error"
+        final = "unknown" if (current.get("remote_id") or job.status in (*ACTIVE, "unknown")) else "error"
         await self._move(job, final, error_code=type(exc).__name__, error_message=_message(exc))
 
     async def _move(self, job: _Job, status: str, **fields: Any) -> None:
@@ -370,7 +376,8 @@ class _Sweep:
         return SweepSummary(total=len(self.plan), counts={k: v for k, v in self.progress.counts.items() if v},
                             spent_usd=self.progress.spent_usd, reused=self.reused, reattached=self.reattached,
                             submitted=self.submitted, skipped_budget=self.skipped,
-                            wall_s=time.monotonic() - t0, messages=list(self.progress.messages))
+                            wall_s=time.monotonic() - t0, messages=list(self.progress.messages),
+                            simulated=self.progress.simulated)
 
 
 def _probe_and_poster(path: Path) -> dict[str, Any]:
