@@ -189,7 +189,13 @@ class Protocol:
                 assert isinstance(out, httpx.Response)
                 return Run.parse(_json(out))
             if ambiguous:
-                found = yield from self.find(client_ref)
+                try:
+                    found = yield from self.find(client_ref)
+                except (APIError, NetworkError) as exc:
+                    # The run may exist (and be billed): never report this as a refusal, or the
+                    # caller would submit it again under a new client_ref and pay twice.
+                    raise NetworkError(f"{last}; looking the run up by client_ref {client_ref} then failed ({exc}): "
+                                       "it may have been created — look it up again before submitting anew") from exc
                 if found is not None:
                     return found
             if attempt < self.retry.max_retries:

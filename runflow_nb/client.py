@@ -201,9 +201,12 @@ class _Base:
     def _api_key(self) -> str:
         if self.backend == "simulator":
             return "simulator"
-        key = self.__key or os.environ.get("RUNFLOW_API_KEY")
+        key = (self.__key or os.environ.get("RUNFLOW_API_KEY") or "").strip()  # a pasted key's newline
         if not key:
             raise ConfigurationError("no API key: pass api_key=... or set RUNFLOW_API_KEY")
+        if not (key.isascii() and key.isprintable()):  # httpx would echo the header value in its error
+            raise ConfigurationError("the API key holds characters an HTTP header cannot carry (non-ASCII or "
+                                     "control characters): check api_key=... / RUNFLOW_API_KEY for stray ones")
         return key
 
     def _headers(self, action: Send) -> dict[str, str]:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .artifacts import is_remote_uri, url_for
+
 __all__ = ["caption_html", "media_src", "result_html", "show", "video_html"]
 
 SIM_BADGE = ('<span style="background:#b45309;color:#fff;border-radius:3px;padding:0 4px;font-size:11px" '
@@ -21,10 +23,13 @@ SIM_BADGE = ('<span style="background:#b45309;color:#fff;border-radius:3px;paddi
 
 
 def media_src(path_or_url: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None) -> str:
-    """A URL for a ``src`` attribute: http(s) URLs as they are, files relative to ``base`` (cwd)."""
+    """A URL for a ``src`` attribute: http(s) URLs as they are, files relative to ``base`` (cwd),
+    shared storage (``s3://...``, see :mod:`runflow_nb.artifacts`) as a presigned URL."""
     text = os.fspath(path_or_url)
     if text.startswith(("http://", "https://", "/files/", "data:")):
         return text
+    if is_remote_uri(text):
+        return url_for(text)
     path = Path(text)
     base_dir = Path(base) if base is not None else Path.cwd()
     try:

@@ -29,6 +29,7 @@ from .errors import ConfigurationError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .artifacts import Artifacts
     from .client import AsyncClient, Client
     from .plan import Plan
     from .request import VideoRequest
@@ -110,13 +111,17 @@ class SweepHandle:
 class Experiment:
     """A named study: runs are logged to ``store`` and videos kept under ``artifacts``.
 
+    ``artifacts`` is a local folder (default ``artifacts``) or shared storage as an fsspec URL,
+    e.g. ``"s3://bucket/prefix"`` with ``storage_options={"client_kwargs": {"endpoint_url": ...}}``.
+
     >>> exp = Experiment("demo", store=":memory:")          # doctest: +SKIP
     >>> exp.table().empty                                   # doctest: +SKIP
     True
     """
 
     def __init__(self, name: str, *, store: str | os.PathLike[str] | Store | None = None,
-                 artifacts: str | os.PathLike[str] | None = None, client: Client | AsyncClient | None = None) -> None:
+                 artifacts: str | os.PathLike[str] | Artifacts | None = None,
+                 storage_options: Mapping[str, Any] | None = None, client: Client | AsyncClient | None = None) -> None:
         if not name or not str(name).strip():
             raise ConfigurationError("an experiment needs a name")
         from .store import Store
@@ -126,7 +131,12 @@ class Experiment:
             self.store = store
         else:
             self.store = Store(store if store is not None else os.environ.get("RUNFLOW_STORE", "runflow.sqlite"))
-        self.artifacts = Path(artifacts if artifacts is not None else os.environ.get("RUNFLOW_ARTIFACTS", "artifacts"))
+        from .artifacts import Artifacts
+
+        target = artifacts if artifacts is not None else os.environ.get("RUNFLOW_ARTIFACTS", "artifacts")
+        self.artifact_store = (target if isinstance(target, Artifacts)
+                               else Artifacts(target, storage_options=storage_options))
+        self.artifacts: Path | str = self.artifact_store.root  # a Path (local folder) or an s3://... URL
         self._client = client
         self.store.ensure_experiment(self.name)
         self.last_summary: SweepSummary | None = None
@@ -178,7 +188,7 @@ class Experiment:
         client = self._async_client()
         try:
             summary = await run_plan(store=self.store, experiment=self.name, plan=plan, client=client,
-                                     artifacts=self.artifacts, concurrency=concurrency, budget_usd=budget_usd,
+                                     artifacts=self.artifact_store, concurrency=concurrency, budget_usd=budget_usd,
                                      on_progress=on_progress, cancel=cancel, timeout=timeout)
         finally:
             await client.aclose()

@@ -22,13 +22,14 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .artifacts import Artifacts
 from .client import AsyncClient, new_client_ref, safe_name
 from .errors import APIError, DownloadError, ExpiredURLError, NetworkError
 from .request import VideoRequest
@@ -46,6 +47,25 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_DRIVING: set[str] = set()  # run ids that some sweep of this process is submitting or waiting for
+_DRIVING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _driving(run_id: str) -> Iterator[bool]:
+    """True (and the run marked as driven) unless another sweep of this process drives it: the
+    owner column names a process, so only this keeps two sweeps in one kernel apart."""
+    with _DRIVING_LOCK:
+        mine = run_id not in _DRIVING
+        _DRIVING.add(run_id)
+    try:
+        yield mine
+    finally:
+        if mine:
+            with _DRIVING_LOCK:
+                _DRIVING.discard(run_id)
 
 
 @dataclass
@@ -130,14 +150,14 @@ def _owned_elsewhere(row: dict[str, Any], *, stale_s: float = 600.0) -> bool:
 
 
 class _Sweep:
-    def __init__(self, *, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path,
+    def __init__(self, *, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path | Artifacts,
                  concurrency: int, budget_usd: float | None, on_progress: Callable[[SweepProgress], None] | None,
                  cancel: threading.Event, timeout: float | None) -> None:
         self.store = store
         self.experiment = experiment
         self.plan = plan
         self.client = client
-        self.artifacts = artifacts
+        self.artifacts = artifacts if isinstance(artifacts, Artifacts) else Artifacts(artifacts)
         self.sem = asyncio.Semaphore(max(1, concurrency))
         self.budget = budget_usd
         self.on_progress = on_progress
@@ -195,7 +215,15 @@ class _Sweep:
             if self.cancel.is_set():
                 return
             try:
-                done = await self._drive(job, await self._db(self.store.get_run, job.run_id) or row)
+                with _driving(job.run_id) as mine:
+                    fresh = await self._db(self.store.get_run, job.run_id) or row
+                    if fresh["status"] != job.status:  # another process moved it since the claim
+                        self._set(fresh["status"], job.status)
+                        job.status = fresh["status"]
+                    if not mine or job.status == "succeeded" or _owned_elsewhere(fresh):
+                        self.progress.messages.append(f"{job.run_id}: taken by {fresh.get('owner')}; left to it")
+                        return
+                    done = await self._drive(job, fresh)
             except Exception as exc:  # every run ends in a definite, explained state
                 await self._fail(job, row, exc)
                 return
@@ -236,8 +264,16 @@ class _Sweep:
             client_ref = row["client_ref"]
             if job.status in ("failed", "canceled", "error", "skipped_budget", "download_failed"):
                 client_ref = new_client_ref()  # the old reference names a finished (or refused) attempt
-            await self._move(job, "submitting", client_ref=client_ref, submitted_at=_now(), owner=OWNER,
-                             attempts=(row.get("attempts") or 0) + 1, error_code=None, error_message=None)
+            # Compare-and-set: of several processes sweeping the same plan, exactly one submits.
+            if not await self._db(self.store.transition, run_id, from_statuses=[job.status],
+                                  expect={"attempts": row.get("attempts") or 0}, status="submitting",
+                                  client_ref=client_ref, submitted_at=_now(), owner=OWNER,
+                                  attempts=(row.get("attempts") or 0) + 1, error_code=None, error_message=None):
+                await self._release(job)
+                self.progress.messages.append(f"{run_id}: submitted by another process; left to it")
+                return None
+            self._set("submitting", job.status)
+            job.status = "submitting"
             try:
                 run = await self.client.submit(req, client_ref=client_ref,
                                                metadata={"experiment": self.experiment, "run_id": run_id})
@@ -302,20 +338,25 @@ class _Sweep:
         job.status = "succeeded"
 
     async def _download(self, row: dict[str, Any], run: Run) -> None:
-        folder = self.artifacts / safe_name(self.experiment)
-        folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / f"{safe_name(row['run_id'])}.mp4"
+        rel = f"{safe_name(self.experiment)}/{safe_name(row['run_id'])}.mp4"
+        dest = self.artifacts.local_tmp(rel)  # local target: the final path; shared storage: a temp file
         sha, _size = await self.client.download(run, dest)
         info = await asyncio.to_thread(_probe_and_poster, dest)
+        info["poster_path"] = await asyncio.to_thread(self.artifacts.commit, info["poster_path"], rel[:-4] + ".jpg")
+        video_uri = await asyncio.to_thread(self.artifacts.commit, dest, rel)  # a path, or s3://...
         submitted = row.get("submitted_at")
         wall = (_now() - submitted).total_seconds() if isinstance(submitted, datetime) else None
-        await self._update(row["run_id"], status="succeeded", video_path=str(dest), video_sha256=sha,
+        await self._update(row["run_id"], status="succeeded", video_path=video_uri, video_sha256=sha,
                            wall_s=wall, **info)
 
     async def _ensure_artifact(self, row: dict[str, Any]) -> None:
         """A succeeded run whose file went missing is fetched again while its URL still works."""
         path = row.get("video_path")
-        if path and Path(path).exists():
+        try:
+            if path and await asyncio.to_thread(self.artifacts.exists, path):
+                return
+        except Exception as exc:  # shared storage unreachable: leave the run as it is
+            self.progress.messages.append(f"{row['run_id']}: cannot check its video {path}: {exc}")
             return
         if not row.get("output_url"):
             return
@@ -394,7 +435,7 @@ def _message(exc: BaseException) -> str:
     return text[:2000]
 
 
-async def run_plan(*, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path,
+async def run_plan(*, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path | Artifacts,
                    concurrency: int = 4, budget_usd: float | None = None,
                    on_progress: Callable[[SweepProgress], None] | None = None,
                    cancel: threading.Event | None = None, timeout: float | None = None) -> SweepSummary:

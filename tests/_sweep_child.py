@@ -60,11 +60,29 @@ class EmulatorProcess:
         return self.get("/_emulator/stats")  # type: ignore[no-any-return]
 
     def run(self, remote_id: str) -> dict[str, Any]:
+        """``GET /v1/runs/{id}``, retried through whatever faults the emulator is injecting."""
         import httpx
 
-        r = httpx.get(f"{self.url}/v1/runs/{remote_id}", headers={"Authorization": "Bearer harness"}, timeout=30)
+        for _ in range(50):
+            try:
+                r = httpx.get(f"{self.url}/v1/runs/{remote_id}", headers={"Authorization": "Bearer harness"},
+                              timeout=30)
+            except httpx.TransportError:
+                continue
+            if r.status_code < 400:
+                return r.json()  # type: ignore[no-any-return]
+            if r.status_code != 429 and r.status_code < 500:
+                r.raise_for_status()
+        raise RuntimeError(f"could not read run {remote_id} from the emulator")
+
+    def find(self, client_ref: str) -> list[dict[str, Any]]:
+        """Runs the server holds under ``client_ref`` (no faults are configured when this is used)."""
+        import httpx
+
+        r = httpx.get(f"{self.url}/v1/runs", params={"client_ref": client_ref},
+                      headers={"Authorization": "Bearer harness"}, timeout=30)
         r.raise_for_status()
-        return r.json()  # type: ignore[no-any-return]
+        return r.json()["data"]  # type: ignore[no-any-return]
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         import httpx

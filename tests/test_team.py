@@ -179,9 +179,12 @@ def test_four_processes_sweeping_the_same_plan_pay_for_each_run_once(
     seeds = list(range(RUNS_PER_PROCESS))
     results = _sweep_in_processes(pg_url, emulator_url, "same", [seeds] * 4, [str(ref_images[0])],
                                   tmp_path / "artifacts")
-    submitted = sum(r["submitted"] for r in results)
+    # The run key's unique constraint gives one row a key; the runner's compare-and-set claim
+    # (Store.transition, planned -> submitting) lets exactly one process submit it.
     _check_sweep(pg_url, emulator_url, "same", runs=RUNS_PER_PROCESS)
-    assert submitted == RUNS_PER_PROCESS
+    assert sum(r["submitted"] for r in results) == RUNS_PER_PROCESS
+    left = [m for r in results for m in r["messages"] if "left to it" in m]
+    assert len(left) == 3 * RUNS_PER_PROCESS - sum(r["reused"] for r in results)  # every run once
 
 
 def test_two_processes_sweep_into_one_sqlite_store_in_wal(
@@ -193,3 +196,21 @@ def test_two_processes_sweep_into_one_sqlite_store_in_wal(
                                   tmp_path / "artifacts")
     assert not any("locked" in m for r in results for m in r["messages"])
     _check_sweep(url, emulator_url, "wal", runs=2 * RUNS_PER_PROCESS)
+
+
+def test_two_background_sweeps_of_one_plan_in_one_kernel_submit_each_run_once(
+    emulator_server: Any, ref_images: list[Path], tmp_path: Path
+) -> None:
+    """Same process, same owner: only the compare-and-set claim can keep the second sweep out."""
+    from runflow_nb import Client, Experiment, grid
+
+    url = str(tmp_path / "kernel.sqlite")
+    plan = grid(prompt=PROMPT, images=[str(ref_images[0])], seed=range(12), duration=3, resolution="720p")
+    exps = [Experiment("twice", store=url, artifacts=tmp_path / "artifacts",
+                       client=Client(api_key="rf_test_x", base_url=emulator_server.url, poll_interval=0.05))
+            for _ in range(2)]
+    handles = [exp.run(plan, concurrency=6, background=True, progress=None) for exp in exps]
+    for handle in handles:
+        handle.wait(timeout=60)
+    assert sum(h.summary.submitted for h in handles) == 12
+    _check_sweep(url, emulator_server.url, "twice", runs=12)
