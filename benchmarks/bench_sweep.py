@@ -16,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _emulator_proc import emulator_process  # noqa: E402
+from _emulator_proc import emulator_process
 
 KEY = "rf_bench_key"
 
