@@ -49,7 +49,7 @@ def sequential_requests_loop(url: str, image: Path, seeds: list[int], out: Path)
 def toolkit_sweep(url: str, image: Path, seeds: list[int], concurrency: int, work: Path) -> tuple[float, Any]:
     import runflow_nb as rf
 
-    client = rf.Client(api_key=KEY, base_url=url, poll_interval=0.1)
+    client = rf.Client(api_key=KEY, base_url=url, poll_interval=0.05)
     exp = rf.Experiment("bench", store=str(work / "bench.sqlite"), artifacts=work / "artifacts", client=client)
     plan = rf.grid(prompt="character1 gallops", images=[[image]], seed=seeds, duration=3, resolution="720p")
     t0 = time.perf_counter()

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -799,7 +800,29 @@ def _data_uri_bytes(uri: str, where: str, max_bytes: int) -> bytes | list[Issue]
     return urllib.parse.unquote_to_bytes(payload)
 
 
+_DECODED: collections.OrderedDict[tuple[str, str], Image.Image] = collections.OrderedDict()
+_DECODED_LOCK = threading.Lock()
+
+
 def _decode_image(data: bytes, where: str, spec: ModelSpec) -> Image.Image | list[Issue]:
+    """:func:`_decode_image_uncached`, remembering the last few good images: a sweep sends the same
+    references with every run, and decoding them each time made every submit slower."""
+    key = (hashlib.sha256(data).hexdigest(), spec.model)
+    with _DECODED_LOCK:
+        hit = _DECODED.get(key)
+        if hit is not None:
+            _DECODED.move_to_end(key)
+            return hit
+    got = _decode_image_uncached(data, where, spec)
+    if not isinstance(got, list):
+        with _DECODED_LOCK:
+            _DECODED[key] = got
+            while len(_DECODED) > 16:
+                _DECODED.popitem(last=False)
+    return got
+
+
+def _decode_image_uncached(data: bytes, where: str, spec: ModelSpec) -> Image.Image | list[Issue]:
     """Decode with Pillow under the spec's rules (mirrors ``runflow_nb.request._decode_checked``)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -891,6 +914,9 @@ class _Server6(_Server):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, keep-alive clients wait ~40 ms for
+    # the delayed ACK on every answer.
+    disable_nagle_algorithm = True
     server_version = "runflow-nb-emulator"
     timeout = 300  # idle keep-alive connections end eventually
     server: _Server

@@ -16,7 +16,9 @@ budget. Everything else is marked ``skipped_budget`` with a message that says so
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import os
 import socket
 import threading
@@ -166,6 +168,7 @@ class _Sweep:
         self.progress = SweepProgress(total=len(plan), budget_usd=budget_usd,
                                       simulated=client.backend == "simulator")
         self.budget_cond = asyncio.Condition()
+        self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="runflow_nb-store")
         self.budget_exhausted = False
         self.reused = self.reattached = self.submitted = self.skipped = 0
 
@@ -180,8 +183,10 @@ class _Sweep:
                 self.on_progress(self.progress)
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Store calls run on a worker thread so a slow disk or database never stalls polling."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """Store calls run on their own worker threads, so neither a slow database nor video probing
+        (which uses the default executor) delays the polls and submits of other runs."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_pool, functools.partial(fn, *args, **kwargs))
 
     async def _update(self, run_id: str, **fields: Any) -> dict[str, Any]:
         return await self._db(self.store.update_run, run_id, **fields)
@@ -227,9 +232,11 @@ class _Sweep:
             except Exception as exc:  # every run ends in a definite, explained state
                 await self._fail(job, row, exc)
                 return
-        if done is not None:
+        if done is not None:  # the remote run has ended: its slot is already free for the next one
             try:
-                await self._collect(job, done)
+                succeeded = await self._finish(job, done)
+                if succeeded is not None:
+                    await self._collect(job, succeeded)
             except Exception as exc:
                 await self._fail(job, row, exc)
 
@@ -246,7 +253,7 @@ class _Sweep:
         job.status = status
 
     async def _drive(self, job: _Job, row: dict[str, Any]) -> Run | None:
-        """Submit (or re-attach) and wait; returns the succeeded run whose video is still to fetch."""
+        """Submit (or re-attach) and wait; returns the ended remote run (None when nothing was sent)."""
         req, run_id = job.req, job.run_id
         run: Run | None = None
         if job.status in (*ACTIVE, "unknown", "download_failed"):
@@ -297,7 +304,7 @@ class _Sweep:
         if not run.done:
             run = await self.client.wait(run.id, timeout=self.timeout, on_event=on_event)
         await asyncio.gather(*writes)
-        return await self._finish(job, run)
+        return run
 
     async def _reattach(self, row: dict[str, Any]) -> Run | None:
         """The remote run behind a row whose outcome is unknown, by remote id or client_ref."""
@@ -409,8 +416,11 @@ class _Sweep:
 
     async def run(self) -> SweepSummary:
         t0 = time.monotonic()
-        await self._db(self.store.ensure_experiment, self.experiment)
-        await asyncio.gather(*(self.job(req) for req in self.plan))
+        try:
+            await self._db(self.store.ensure_experiment, self.experiment)
+            await asyncio.gather(*(self.job(req) for req in self.plan))
+        finally:
+            self._db_pool.shutdown(wait=False)
         self.progress.finished = True
         if self.on_progress is not None:
             self.on_progress(self.progress)
