@@ -131,6 +131,8 @@ class Protocol:
         self.wait_timeout = wait_timeout
         self.clock = clock
         self.backoff_after_s = 30.0
+        # Pauses between look-ups by client_ref after a submit's answer was lost (about 7 s in all).
+        self.submit_grace_s: tuple[float, ...] = (1.0, 2.0, 4.0)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -189,8 +191,18 @@ class Protocol:
                 assert isinstance(out, httpx.Response)
                 return Run.parse(_json(out))
             if ambiguous:
+                # After a lost answer (not a 5xx, which means the server finished with the request)
+                # the server may still be creating the run: look again over a grace period before
+                # sending it anew, or a slow create would be paid twice.
+                waits = (0.0, *self.submit_grace_s) if isinstance(out, Exception) else (0.0,)
                 try:
-                    found = yield from self.find(client_ref)
+                    found = None
+                    for wait in waits:
+                        if wait:
+                            yield Sleep(wait)
+                        found = yield from self.find(client_ref)
+                        if found is not None:
+                            break
                 except (APIError, NetworkError) as exc:
                     # The run may exist (and be billed): never report this as a refusal, or the
                     # caller would submit it again under a new client_ref and pay twice.

@@ -304,6 +304,16 @@ class _Base:
             cost_estimate_usd=req.estimate_usd(), backend=backend, nsfw_detected=out.nsfw_detected)
 
 
+def _refuse_non_http(request: httpx.Request) -> None:
+    """Every request, redirects included, must stay on http(s): a 302 to file:// is never followed."""
+    if request.url.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(f"refusing a {request.url.scheme}:// URL", request=request)
+
+
+async def _refuse_non_http_async(request: httpx.Request) -> None:
+    _refuse_non_http(request)
+
+
 def _describe(result: Result) -> Result:
     """Probe the downloaded video (a bad file raises DownloadError) and write its poster frame."""
     if result.video_path is not None:
@@ -337,7 +347,7 @@ class Client(_Base):
     def _client(self) -> httpx.Client:
         if self._http is None:
             self._http = httpx.Client(timeout=self._timeout, transport=self._transport_for_backend(),
-                                      follow_redirects=True)
+                                      follow_redirects=True, event_hooks={"request": [_refuse_non_http]})
         return self._http
 
     def close(self) -> None:
@@ -455,6 +465,7 @@ class AsyncClient(_Base):
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self._timeout, transport=self._transport_for_backend(),
                                            follow_redirects=True,
+                                           event_hooks={"request": [_refuse_non_http_async]},
                                            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
         return self._http
 

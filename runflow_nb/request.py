@@ -130,6 +130,14 @@ def _encode_pil(img: Image.Image, spec: ModelSpec) -> bytes:
 def load_reference(obj: Any, *, index: int = 0, spec: ModelSpec = REFERENCE_TO_VIDEO) -> Reference | list[Issue]:
     """Load one reference (path, PIL image, bytes or http(s) URL) or return why it can't be used."""
     where = f"{spec.images.field}[{index}]"
+    try:
+        return _load_reference(obj, where, spec)
+    except (ValueError, UnicodeError, RuntimeError, OSError) as exc:  # NUL bytes, surrogates, ~nouser, bad IPv6
+        return [Issue(where, f"cannot be used as a reference ({type(exc).__name__}: {str(exc)[:120]})",
+                      "pass a plain file path, image bytes, a PIL image or an http(s) URL")]
+
+
+def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[Issue]:
     if isinstance(obj, Reference):
         return obj
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -157,8 +165,10 @@ def load_reference(obj: Any, *, index: int = 0, spec: ModelSpec = REFERENCE_TO_V
         parts = urlsplit(url)
         if not parts.netloc:
             return [Issue(where, f"{url!r} is not a complete URL", "give a full http(s) URL with a host")]
-        if any(c.isspace() for c in url):
-            return [Issue(where, "the URL contains spaces", "percent-encode the URL")]
+        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+            return [Issue(where, "the URL contains spaces or control characters", "percent-encode the URL")]
+        url.encode("utf-8")  # lone surrogates cannot be sent
+        _ = parts.hostname, parts.port  # malformed hosts and ports raise ValueError here
         return Reference("url", url, hashlib.sha256(url.encode()).hexdigest())
     if isinstance(obj, str) and obj.lower().startswith("data:"):
         return [Issue(where, "data: URIs are built by the toolkit", "pass the image bytes or a file path instead")]
@@ -243,7 +253,7 @@ def _input_model_for(model: str) -> type[Any]:
     return create_model(name, __config__=ConfigDict(extra="ignore"), **fields)
 
 
-def _issue_for(f: FieldSpec, err: dict[str, Any]) -> Issue:
+def _issue_for(f: FieldSpec, err: dict[str, Any]) -> Issue | None:
     """Turn one pydantic error into a message that names the field and the fix."""
     kind, value = err["type"], err.get("input")
     if kind == "missing":
@@ -257,6 +267,8 @@ def _issue_for(f: FieldSpec, err: dict[str, Any]) -> Issue:
         return Issue(f.name, f"must be a whole number, got {value!r}", f"use an int between {f.minimum} and {f.maximum}")
     if f.type is bool:
         return Issue(f.name, f"must be True or False, got {value!r}", "pass a bool")
+    if kind == "string_unicode" and isinstance(value, str):
+        return None  # reported once, with its fix, by the UTF-8 check in _check_scalars
     if kind == "string_too_long" and isinstance(value, str):
         return Issue(f.name, f"is {len(value)} characters; the limit is {f.max_length}",
                      f"shorten it by {len(value) - (f.max_length or 0)} characters")
@@ -271,7 +283,9 @@ def _check_scalars(spec: ModelSpec, values: dict[str, Any]) -> list[Issue]:
         _input_model(spec).model_validate({k: v for k, v in values.items() if v is not None})
     except PydanticError as exc:
         for err in exc.errors():
-            issues.append(_issue_for(spec.field(str(err["loc"][0])), dict(err)))
+            issue = _issue_for(spec.field(str(err["loc"][0])), dict(err))
+            if issue is not None:
+                issues.append(issue)
     prompt = values.get("prompt")
     if isinstance(prompt, str):
         if not prompt.strip():
@@ -329,11 +343,12 @@ class VideoRequest:
             else enable_safety_checker,
         }
         issues = _check_scalars(spec, values)
+        if _is_sequence(images):
+            images = list(images)  # a generator is read once
         refs, image_issues = cls._load_images(images, spec)
         issues += image_issues
-        n_images = len(refs) + sum(1 for i in image_issues if "[" in i.field)
         if isinstance(prompt, str) and images is not None:
-            n_given = len(list(images)) if _is_sequence(images) else 1
+            n_given = len(images) if isinstance(images, list) else 1
             for n in sorted(set(spec.character_refs(prompt))):
                 if n < 1 or n > spec.images.max_count:
                     issues.append(Issue("prompt", f"names character{n}; tags run from character1 to "
@@ -343,7 +358,6 @@ class VideoRequest:
                     issues.append(Issue("prompt", f"names character{n} but only {n_given} image"
                                                   f"{'s are' if n_given != 1 else ' is'} given",
                                         f"add a {_ordinal(n)} reference image or change the tag"))
-        del n_images
         if issues:
             raise ValidationError(issues)
         return cls(prompt=values["prompt"], images=tuple(refs), aspect_ratio=values["aspect_ratio"],

@@ -6,8 +6,7 @@ Each case goes through ``VideoRequest.build`` / ``load_reference`` and through `
 and the transport must see zero requests. Hypothesis fuzzes image bytes, mutated real images,
 path/URL strings and every scalar field.
 
-Known bugs are kept as ``xfail(strict=True)`` cases (see ``KNOWN_BUGS``): they fail loudly as
-soon as the bug is fixed, so the mark gets removed.
+``ODD_STRINGS`` lists paths and URLs that once escaped as other exception types.
 """
 
 from __future__ import annotations
@@ -115,8 +114,8 @@ def _bad_paths(tmp: Path) -> dict[str, str]:
             "html-named-png": str(html), "proc-self-mem": "/proc/self/mem"}
 
 
-# Inputs that today raise something other than ValidationError (or are accepted and would be sent).
-KNOWN_BUGS: dict[str, tuple[Any, str]] = {
+# Inputs that once raised something other than ValidationError (or were accepted and would be sent).
+ODD_STRINGS: dict[str, tuple[Any, str]] = {
     "path-with-nul": ("/tmp/horse\x00.png",
                       "load_reference: Path.stat() raises ValueError('embedded null byte'), not caught"),
     "path-with-lone-surrogate": ("/tmp/horse\ud800.png",
@@ -152,9 +151,9 @@ def _clients() -> tuple[Recorder, rf.Client, rf.AsyncClient]:
     return rec, rf.Client(**kw), rf.AsyncClient(**kw)
 
 
-def refused(field: str | Callable[[str], bool], **inputs: Any) -> ValidationError:
+def refused(field: str | Callable[[str], bool], *, counter: str = "cases", **inputs: Any) -> ValidationError:
     """Every entry point refuses ``inputs`` with a ValidationError naming ``field``, sending nothing."""
-    COUNTS["cases"] += 1
+    COUNTS[counter] += 1
     match = field if callable(field) else (lambda f: f == field)
     rec, client, aclient = _clients()
     errors = []
@@ -211,9 +210,8 @@ def test_urls_with_bad_schemes_or_no_host_are_refused(url: str) -> None:
     refused_image(url)
 
 
-@pytest.mark.parametrize("value", [pytest.param(value, id=name, marks=pytest.mark.xfail(strict=True, reason=why))
-                                   for name, (value, why) in KNOWN_BUGS.items()])
-def test_known_bad_input_bugs(value: str) -> None:
+@pytest.mark.parametrize("value", [pytest.param(value, id=name) for name, (value, _why) in ODD_STRINGS.items()])
+def test_paths_and_urls_python_cannot_handle_are_refused(value: str) -> None:
     refused_image(value)
 
 
@@ -238,15 +236,11 @@ def test_bad_prompts_are_refused_naming_the_prompt(name: str) -> None:
     refused("prompt", prompt=PROMPTS[name], images=[PNG])
 
 
-@pytest.mark.xfail(strict=True, reason="request._issue_for reports pydantic's string_unicode error on a lone "
-                                       "surrogate as 'must be text, got str' (a second, misleading issue)")
 def test_a_lone_surrogate_prompt_gets_one_clear_issue() -> None:
     err = refused("prompt", prompt=PROMPTS["lone-surrogate"], images=[PNG])
     assert not [i for i in err.issues if "got str" in i.message], f"misleading issue: {err}"
 
 
-@pytest.mark.xfail(strict=True, reason="VideoRequest.build consumes an iterator of images while loading them, "
-                                       "then counts list(images) == 0 for the characterN check")
 def test_images_given_as_a_generator_are_accepted() -> None:
     req = VideoRequest.build(prompt=PROMPT, images=(img for img in [PNG]))
     assert len(req.images) == 1
@@ -351,7 +345,7 @@ def test_fuzz_path_and_url_strings_never_raise_unexpectedly(text: str) -> None:
         assert got.kind == "url" and text.strip().lower().startswith(("http://", "https://"))
         return
     assert got and all(i.field == FIELD for i in got)
-    refused(FIELD, prompt=PROMPT, images=[text])
+    refused(FIELD, counter="fuzzed", prompt=PROMPT, images=[text])
 
 
 _ANY = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True),
@@ -379,5 +373,5 @@ def test_fuzz_scalar_fields_are_validated_or_refused_by_name(**inputs: Any) -> N
 
 def test_zz_bad_input_summary() -> None:
     record(f"bad input: {COUNTS['cases']} explicit refusals (each through build, Client.submit and "
-           f"AsyncClient.submit), {COUNTS['fuzzed']} fuzzed requests, {len(KNOWN_BUGS) + 2} known bugs kept as "
-           "strict xfail; 0 network calls for refused input; faults 0; restarts 0")
+           f"AsyncClient.submit), {COUNTS['fuzzed']} fuzzed requests; "
+           "0 network calls for refused input; faults 0; restarts 0")

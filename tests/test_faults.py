@@ -14,7 +14,9 @@ not succeed, and the ledger grows only by those.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ import pytest
 from _sweep_child import PROMPT, EmulatorProcess, emulator_process, record
 
 import runflow_nb as rf
-from runflow_nb.emulator import FAULT_KINDS, Emulator
+from runflow_nb.emulator import FAULT_KINDS, Emulator, serve
 from runflow_nb.media import probe, sha256_file
 from runflow_nb.store import Store
 
@@ -231,3 +233,31 @@ def test_a_lost_submit_whose_lookup_fails_stays_unknown_and_is_never_paid_twice(
     finally:
         exp.store.close()
         server.emu.close()
+
+
+class _SlowFirstSubmit(Emulator):
+    """Takes longer to create the first run than the client waits for an answer."""
+
+    create_delay_s = 0.8
+
+    def _ep_submit(self, request: httpx.Request, request_id: str, **kw: Any) -> httpx.Response:
+        delay, self.create_delay_s = self.create_delay_s, 0.0
+        time.sleep(delay)
+        return super()._ep_submit(request, request_id, **kw)
+
+
+def test_a_submit_that_times_out_while_the_server_creates_the_run_is_billed_once(ref_images: list[Path],
+                                                                                 tmp_path: Path) -> None:
+    emu = _SlowFirstSubmit(latency=0.1)
+    try:
+        with serve(emulator=emu) as server:
+            client = rf.Client(api_key=KEY, base_url=server.url, timeout=0.5, poll_interval=0.05)
+            with contextlib.suppress(rf.errors.RunflowError):
+                client.generate(prompt=PROMPT, images=[ref_images[0]], duration=3, resolution="720p", seed=1,
+                                out_dir=tmp_path, client_ref="rfnb-one-planned-run")
+            time.sleep(1.0)  # the first POST's run is created (and finishes) after the client gave up on it
+            ledger = emu.simulator.ledger()
+            client.close()
+        assert len(ledger) <= 1, f"one generate, {len(ledger)} billed runs: {[e['run_id'] for e in ledger]}"
+    finally:
+        emu.close()

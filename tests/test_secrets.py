@@ -285,9 +285,6 @@ def test_non_http_output_urls_are_never_read(url: str, clip: bytes, ref_images: 
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="client.py follows redirects without re-checking the scheme: a 302 to "
-                   "file:///etc/passwd reaches the transport as file://<host>/etc/passwd (httpcore refuses it, a "
-                   "custom or mock transport does not); check_output_url only sees the first URL")
 def test_a_redirect_to_a_file_url_is_not_followed(clip: bytes, ref_images: list[Path], tmp_path: Path) -> None:
     server = FakeRunflow(run_id="run_redirect", video_url="http://cdn.invalid/redirect.mp4", clip=clip)
     client = _client(server)
