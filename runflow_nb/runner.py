@@ -168,6 +168,7 @@ class _Sweep:
         self.progress = SweepProgress(total=len(plan), budget_usd=budget_usd,
                                       simulated=client.backend == "simulator")
         self.budget_cond = asyncio.Condition()
+        self.started_wall = time.time()
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="runflow_nb-store")
         self.budget_exhausted = False
         self.reused = self.reattached = self.submitted = self.skipped = 0
@@ -337,7 +338,16 @@ class _Sweep:
         row = await self._db(self.store.get_run, job.run_id)
         assert row is not None
         try:
-            await self._download(row, run)
+            try:
+                await self._download(row, run)
+            except ExpiredURLError:
+                # Presigned URLs expire; the run itself may hand out a fresh one.
+                fresh = await self.client.get(run.id)
+                if not (fresh.succeeded and fresh.output and run.output
+                        and fresh.output.video_url != run.output.video_url):
+                    raise
+                await self._update(job.run_id, output_url=fresh.output.video_url)
+                await self._download(row, fresh)
         except DownloadError as exc:
             await self._move(job, "download_failed", error_code=type(exc).__name__, error_message=str(exc))
             return
@@ -347,6 +357,7 @@ class _Sweep:
     async def _download(self, row: dict[str, Any], run: Run) -> None:
         rel = f"{safe_name(self.experiment)}/{safe_name(row['run_id'])}.mp4"
         dest = self.artifacts.local_tmp(rel)  # local target: the final path; shared storage: a temp file
+        _remove_stale_parts(dest, older_than=self.started_wall)
         sha, _size = await self.client.download(run, dest)
         info = await asyncio.to_thread(_probe_and_poster, dest)
         info["poster_path"] = await asyncio.to_thread(self.artifacts.commit, info["poster_path"], rel[:-4] + ".jpg")
@@ -429,6 +440,14 @@ class _Sweep:
                             submitted=self.submitted, skipped_budget=self.skipped,
                             wall_s=time.monotonic() - t0, messages=list(self.progress.messages),
                             simulated=self.progress.simulated)
+
+
+def _remove_stale_parts(dest: Path, *, older_than: float) -> None:
+    """Partial downloads of this file left by a killed process (older than this sweep) are removed."""
+    for part in dest.parent.glob(f".{dest.name}.*.part"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < older_than:
+                part.unlink()
 
 
 def _probe_and_poster(path: Path) -> dict[str, Any]:

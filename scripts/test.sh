@@ -82,7 +82,16 @@ run_ruff() {
   "$PYTHON" -m ruff check "${paths[@]}"
 }
 run_mypy() { "$PYTHON" -m mypy; }  # what to check is configured in pyproject.toml
-run_pytest() { "$PYTHON" -m pytest -q -p no:cacheprovider tests; }
+run_pytest() {
+  rm -f test-artifacts/harness-summary.txt
+  "$PYTHON" -m pytest -q -p no:cacheprovider --durations=15 tests
+  local rc=$?
+  if [ -f test-artifacts/harness-summary.txt ]; then
+    echo "--- fault, crash, bad-input and secret harness ---"
+    cat test-artifacts/harness-summary.txt
+  fi
+  return $rc
+}
 run_notebooks() {
   shopt -s nullglob
   local notebooks=(notebooks/*.ipynb)

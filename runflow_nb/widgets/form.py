@@ -270,6 +270,8 @@ class GenerateForm:
 
     def _upload_folder(self) -> Path:
         base = self.experiment.artifacts if self.experiment is not None else self.client.artifacts_dir
+        if "://" in str(base):  # artifacts on shared storage: keep uploaded references local
+            base = Path("runflow_uploads")
         return Path(base) / "uploads"
 
     def _on_upload(self, change: Mapping[str, Any]) -> None:
