@@ -105,6 +105,7 @@ class CompareWidget:
         self.videos = w.Output()
         self.videos.add_class("rf-compare-videos")
         markup = synced_videos_html(row_a, row_b)
+        self._static_html = markup
         self.videos.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {"text/html": markup, "text/plain": f"compare {run_a} vs {run_b}"}},)
         self.choice = w.ToggleButtons(options=list(CHOICES), value=current_choice(row_a, row_b),
@@ -128,7 +129,12 @@ class CompareWidget:
         self.widget.add_class("rf-compare")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            # A static renderer (nbconvert report, GitHub) has no widget manager: it shows the videos.
+            data.setdefault("text/html", self._static_html)
+        return bundle
 
     def __repr__(self) -> str:
         return f"<CompareWidget {self.run_a} vs {self.run_b}>"
