@@ -93,7 +93,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if (ROOT / "notebooks").is_dir():
         shutil.copytree(ROOT / "notebooks", root, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runflow_data", "artifacts"))
-    Image.new("RGB", (800, 600), (40, 120, 200)).save(root / "horse.png")
+    Image.new("RGB", (800, 600), (40, 120, 200)).save(root / "browser-ref.png")
     Image.new("RGB", (200, 200), (200, 40, 40)).save(root / "small.png")
     notebook = _pick_notebook(root)
     port = _free_port()
@@ -212,9 +212,9 @@ def test_form_generates_a_playable_clip_and_refuses_a_small_image(lab: Lab, page
     form.locator(".rf-input-prompt textarea").fill(f"character1 trots across the sand {XSS}")
     form.locator(".rf-input-resolution button", has_text="720p").click()
     _set_slider(page, ".rf-generate-form .rf-input-duration", DURATION)
-    form.locator(".rf-image-path input").fill("horse.png")
+    form.locator(".rf-image-path input").fill("browser-ref.png")
     form.locator(".rf-image-add").click()
-    form.locator(".rf-thumbnail", has_text="horse.png").wait_for()
+    form.locator(".rf-thumbnail", has_text="browser-ref.png").wait_for()
     generate = form.locator("button.rf-generate")
     page.wait_for_function("() => !document.querySelector('.rf-generate-form button.rf-generate').disabled")
     page.wait_for_function(_KERNEL_IDLE, timeout=60000)  # the notebook's own cells are done
