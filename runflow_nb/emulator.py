@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = ["FAULT_HELP", "FAULT_KINDS", "ConnectionDropped", "Emulator", "EmulatorServer", "FaultPlan",
-           "emulator_main", "serve"]
+           "emulator_main", "serve", "spawn"]
 
 log = logging.getLogger(__name__)
 
@@ -1044,6 +1044,44 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, emulator: Emulator | None =
 
 
 # --- CLI --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def spawn(*, latency: float = 0.3, faults: str | None = None, workdir: str | Path | None = None,
+          api_key: str | None = None) -> Iterator[tuple[str, Any]]:
+    """``runflow-nb emulator --port 0`` in a child process, so its encoding never shares the caller's
+    GIL; yields ``(url, process)`` once it serves and stops it on exit.
+
+    >>> with spawn(latency=1.0) as (url, _proc):                            # doctest: +SKIP
+    ...     client = runflow_nb.Client(api_key="rf_test", base_url=url)
+    """
+    import os
+    import subprocess
+
+    cmd = [sys.executable, "-m", "runflow_nb.emulator", "--host", "127.0.0.1", "--port", "0",
+           "--latency", str(latency)]
+    if faults:
+        cmd += ["--faults", faults]
+    if workdir is not None:
+        cmd += ["--workdir", os.fspath(workdir)]
+    if api_key is not None:
+        cmd += ["--api-key", api_key]
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**env, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()  # the server prints its URL first, once it listens
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the emulator did not start (printed {url!r}, exit {proc.poll()})")
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def emulator_main(argv: list[str] | None = None) -> int:

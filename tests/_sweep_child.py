@@ -94,31 +94,10 @@ class EmulatorProcess:
 def emulator_process(*, latency: float, faults: str | None = None, workdir: str | os.PathLike[str] | None = None,
                      api_key: str | None = None) -> Iterator[EmulatorProcess]:
     """``runflow-nb emulator --port 0`` in a child process (its work never shares our GIL)."""
-    cmd = [sys.executable, "-m", "runflow_nb.emulator", "--host", "127.0.0.1", "--port", "0",
-           "--latency", str(latency)]
-    if faults:
-        cmd += ["--faults", faults]
-    if workdir is not None:
-        cmd += ["--workdir", os.fspath(workdir)]
-    if api_key is not None:
-        cmd += ["--api-key", api_key]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for name in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL"):
-        env.pop(name, None)  # the server never needs the client's key
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http://"):
-            raise RuntimeError(f"the emulator did not start (printed {url!r}, exit {proc.poll()})")
+    from runflow_nb.emulator import spawn
+
+    with spawn(latency=latency, faults=faults, workdir=workdir, api_key=api_key) as (url, proc):
         yield EmulatorProcess(proc, url)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- reporting ------------------------------------------------------------------------------------
