@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import httpx
 import pytest
+from test_emulator import MODEL_PAGE_SNIPPET as MODEL_PAGE_EXAMPLE  # the model page's snippet, verbatim
 
 from runflow_nb.cli import build_parser, main
 
@@ -87,23 +88,6 @@ def emulator_cli() -> Iterator[str]:
         proc.wait(10)
 
 
-MODEL_PAGE_EXAMPLE = '''
-import requests
-
-response = requests.post(
-    "https://api.runflow.io/v1/run/happy-horse/reference-to-video",
-    headers={"Authorization": "Bearer YOUR_API_KEY", "Content-Type": "application/json"},
-    json={
-        "prompt": "character1 and character2 dance in the rain",
-        "image_urls": ["https://example.com/character1.png", "https://example.com/character2.png"],
-        "aspect_ratio": "9:16",
-        "duration": 4,
-        "resolution": "720p",
-    },
-)
-data = response.json()
-print(data["video"]["url"])
-'''
 
 
 def test_the_model_page_example_runs_against_runflow_nb_emulator(emulator_cli: str, tmp_path: Path) -> None:
@@ -117,9 +101,9 @@ def test_the_model_page_example_runs_against_runflow_nb_emulator(emulator_cli: s
     video.write_bytes(httpx.get(url, timeout=60).content)
     with av.open(str(video)) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
-        assert (v.codec_context.width, v.codec_context.height) == (720, 1280)
-        assert abs(float(v.duration * v.time_base) - 4) <= 0.1
-        assert abs(float(a.duration * a.time_base) - 4) <= 0.1
+        assert (v.codec_context.width, v.codec_context.height) == (1920, 1080)
+        assert abs(float(v.duration * v.time_base) - 5) <= 0.1
+        assert abs(float(a.duration * a.time_base) - 5) <= 0.1
 
 
 def test_generate_against_the_emulator_process_over_http(emulator_cli: str, ref_images: list[Path],
