@@ -39,3 +39,16 @@ def emulator_server() -> Iterator[object]:
 
     with serve(port=0, latency=0.1) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store: a SQLite file, or a private schema on the PostgreSQL server (whose
+    session runs in a non-UTC time zone, so timestamps must round-trip as UTC)."""
+    from _pg import pg_schema_url
+
+    if request.param == "sqlite":
+        yield str(tmp_path / "runs.sqlite")
+    else:
+        with pg_schema_url(timezone="Asia/Kolkata") as url:
+            yield url

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,35 +12,6 @@ import sqlalchemy as sa
 
 from runflow_nb.cli import main
 from runflow_nb.store import LATEST_VERSION, Store, migrate
-
-PG_URL = os.environ.get("RUNFLOW_TEST_PG_URL")
-NO_PG = "set RUNFLOW_TEST_PG_URL=postgresql://... to run against PostgreSQL (scripts/start_postgres.sh starts one)"
-
-
-@contextlib.contextmanager
-def _pg_schema_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip(NO_PG)
-    schema = f"rf_migrate_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(sa.make_url(PG_URL).set(drivername="postgresql+psycopg"))
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield sa.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "runs.sqlite")
-    else:
-        with _pg_schema_url() as url:
-            yield url
 
 
 def _engine(url: str) -> sa.Engine:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 import sqlite3
 import threading
 import traceback
@@ -16,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from _pg import pg_schema_url
 
 from runflow_nb.errors import ConfigurationError, RunflowError
 from runflow_nb.store import (
@@ -29,44 +28,7 @@ from runflow_nb.store import (
     migrate,
 )
 
-PG_URL = os.environ.get("RUNFLOW_TEST_PG_URL")
-NO_PG = "set RUNFLOW_TEST_PG_URL=postgresql://... to run against PostgreSQL (scripts/start_postgres.sh starts one)"
 EST = timezone(timedelta(hours=-5))
-
-
-def _pg_engine() -> sa.Engine:
-    assert PG_URL
-    return sa.create_engine(sa.make_url(PG_URL).set(drivername="postgresql+psycopg"))
-
-
-@contextlib.contextmanager
-def _pg_schema_url() -> Iterator[str]:
-    """A private schema on the test server; the session runs in a non-UTC time zone on purpose."""
-    if not PG_URL:
-        pytest.skip(NO_PG)
-    schema = f"rf_test_{uuid.uuid4().hex[:12]}"
-    admin = _pg_engine()
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = sa.make_url(PG_URL).update_query_dict(
-        {"options": f"-csearch_path={schema} -ctimezone=Asia/Kolkata"}
-    )
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store: a SQLite file, or a private schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "runs.sqlite")
-    else:
-        with _pg_schema_url() as url:
-            yield url
 
 
 @pytest.fixture
@@ -442,7 +404,7 @@ def test_errors_and_repr_hide_the_password() -> None:
 
 @pytest.mark.postgres
 def test_postgres_url_is_mapped_to_psycopg_and_repr_hides_password() -> None:
-    with _pg_schema_url() as plain:
+    with pg_schema_url(timezone="Asia/Kolkata") as plain:
         url = sa.make_url(plain).set(drivername="postgresql")
         url = url.set(password=url.password or "s3cret-pw")  # trust auth ignores an unneeded password
         with Store(url.render_as_string(hide_password=False)) as store:

@@ -8,21 +8,19 @@ ledger (``GET /_emulator/ledger``) is the bill: it must show each run paid for o
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import subprocess
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
+from _pg import pg_schema_url
 
 from runflow_nb.store import Store
 
@@ -59,27 +57,9 @@ def emulator_url(tmp_path: Path) -> Iterator[str]:
             proc.wait()
 
 
-@contextlib.contextmanager
-def _pg_schema_url() -> Iterator[str]:
-    """A private schema on the test server, dropped afterwards."""
-    if not PG_URL:
-        pytest.skip(NO_PG)
-    schema = f"rf_team_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(sa.make_url(PG_URL).set(drivername="postgresql+psycopg"))
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = sa.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    with _pg_schema_url() as url:
+    with pg_schema_url("rf_team") as url:
         yield url
 
 
