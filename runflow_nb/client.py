@@ -317,10 +317,9 @@ async def _refuse_non_http_async(request: httpx.Request) -> None:
 def _describe(result: Result) -> Result:
     """Probe the downloaded video (a bad file raises DownloadError) and write its poster frame."""
     if result.video_path is not None:
-        from .media import poster_frame, probe
+        from .media import describe
 
-        result.probe = probe(result.video_path)
-        result.poster_path = poster_frame(result.video_path, result.video_path.with_suffix(".jpg"))
+        result.probe, result.poster_path = describe(result.video_path)
     return result
 
 

@@ -111,14 +111,8 @@ def row_html(row: Mapping[str, Any], *, width: int | str = "100%") -> str:
 
 
 def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    try:
-        import math
-
-        return not (isinstance(value, float) and math.isnan(value)) and str(value) not in ("<NA>", "nan", "")
-    except TypeError:
-        return True
+    """False for None, NaN, pandas' NA and empty text (table rows carry all of them)."""
+    return value is not None and str(value) not in ("<NA>", "nan", "NaN", "")
 
 
 def show(obj: Any) -> Any:

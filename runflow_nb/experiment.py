@@ -147,11 +147,9 @@ class Experiment:
     # -- clients ---------------------------------------------------------------------------------
 
     def _async_client(self) -> AsyncClient:
-        from .client import AsyncClient, Client
+        from .client import AsyncClient
 
-        if isinstance(self._client, Client):
-            return self._client.to_async()
-        if isinstance(self._client, AsyncClient):
+        if self._client is not None:
             return self._client.to_async()  # a fresh pool bound to the sweep's own loop
         return AsyncClient()
 

@@ -108,6 +108,13 @@ def poster_frame(
     return dest
 
 
+def describe(video_path: str | os.PathLike[str]) -> tuple[VideoProbe, pathlib.Path]:
+    """Probe a downloaded video (a broken file raises DownloadError) and write its poster frame
+    beside it (same name, ``.jpg``)."""
+    path = pathlib.Path(video_path)
+    return probe(path), poster_frame(path, path.with_suffix(".jpg"))
+
+
 class HashingWriter:
     """Write a streamed download to a temp file next to ``dest``, hashing as it goes.
 

@@ -451,10 +451,9 @@ def _remove_stale_parts(dest: Path, *, older_than: float) -> None:
 
 
 def _probe_and_poster(path: Path) -> dict[str, Any]:
-    from .media import poster_frame, probe
+    from .media import describe
 
-    info = probe(path)
-    poster = poster_frame(path, path.with_suffix(".jpg"))
+    info, poster = describe(path)
     return {"width": info.width, "height": info.height, "video_duration": info.duration,
             "has_audio": info.has_audio, "poster_path": str(poster)}
 
