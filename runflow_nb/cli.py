@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="run a notebook with papermill and write an HTML report",
                        description="Execute NOTEBOOK with papermill (parameters from -p/-f), write the executed "
                                    ".ipynb and a self-contained HTML report, and record them in the store.")
-    r.add_argument("notebook", help="the notebook to run, e.g. notebooks/seed_sweep.ipynb")
+    r.add_argument("notebook", help="a path to an .ipynb, or the name of a bundled notebook (seed_sweep, compare, quickstart)")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a parameter (VALUE parsed as YAML, so '[1, 2]' is a list)")
     r.add_argument("-f", "--parameters-file", default=None, help="YAML file of parameters")

@@ -1,7 +1,7 @@
 """Reproducible reports: run a parameterized notebook with papermill and keep an HTML report of it.
 
 >>> from runflow_nb.report import run_report
->>> out = run_report("notebooks/seed_sweep.ipynb", parameters={"seeds": [1, 2, 3]})   # doctest: +SKIP
+>>> out = run_report("seed_sweep", parameters={"seeds": [1, 2, 3]})   # doctest: +SKIP
 >>> out.html, out.summary["reused"], out.summary["submitted"]                         # doctest: +SKIP
 
 A report is a folder (default ``runflow_reports/<notebook>-<UTC time>``) holding the executed
@@ -41,10 +41,12 @@ from urllib.parse import quote, unquote, urlsplit
 from .errors import ConfigurationError, RunflowError
 
 __all__ = [
+    "BUNDLED_NOTEBOOKS",
     "PATH_PARAMETERS",
     "SUMMARY_MIME",
     "ReportError",
     "ReportOutput",
+    "bundled_notebook",
     "find_notebook",
     "parameter_list",
     "parse_parameters",
@@ -198,22 +200,41 @@ def _yaml_value(text: str) -> Any:
 
 # -- locating notebooks ---------------------------------------------------------------------------
 
+BUNDLED_NOTEBOOKS = ("quickstart", "seed_sweep", "compare")
+"""Notebooks shipped inside the package (``runflow_nb/notebooks/``), usable by name."""
+
+
+def bundled_notebook(name: str) -> Path:
+    """The packaged copy of a bundled notebook (``"seed_sweep"`` or ``"seed_sweep.ipynb"``).
+
+    >>> bundled_notebook("seed_sweep").name
+    'seed_sweep.ipynb'
+    """
+    stem = name[:-len(".ipynb")] if name.endswith(".ipynb") else name
+    path = _PACKAGE_DIR / "notebooks" / f"{stem}.ipynb"
+    if "/" in stem or os.sep in stem or not path.is_file():
+        raise ConfigurationError(f"no bundled notebook {name!r}: the bundled ones are "
+                                 + ", ".join(BUNDLED_NOTEBOOKS))
+    return path
+
+
 def find_notebook(name: str | os.PathLike[str]) -> Path:
     """An existing path as given, else a bundled notebook by name (``"seed_sweep"`` or ``"seed_sweep.ipynb"``).
 
-    Bundled notebooks are looked up in the repository checkout's ``notebooks/`` (the supported
-    install is ``pip install -e .``), then in the package's ``runflow_nb/notebooks/``.
+    Bundled notebooks ship inside the package (``runflow_nb/notebooks/``), so names work from an
+    installed wheel in any folder; a file of that name in the working directory wins when the
+    caller names it with its suffix or a path (``./seed_sweep.ipynb``).
     """
     path = Path(name).expanduser()
     if path.is_file():
         return path
-    stem = path.name if path.suffix == ".ipynb" else f"{path.name}.ipynb"
-    for folder in (_PACKAGE_DIR.parent / "notebooks", _PACKAGE_DIR / "notebooks"):
-        candidate = folder / stem
-        if candidate.is_file():
-            return candidate
+    if path.parent == Path(".") and path.suffix in ("", ".ipynb"):
+        try:
+            return bundled_notebook(path.name)
+        except ConfigurationError:
+            pass
     raise ConfigurationError(f"no notebook {os.fspath(name)!r}: give a path to an .ipynb file, or the name "
-                             "of a bundled one (quickstart, seed_sweep, compare)")
+                             "of a bundled one (" + ", ".join(BUNDLED_NOTEBOOKS) + ")")
 
 
 def _notebook_defaults(nb: Any) -> tuple[bool, dict[str, Any]]:
@@ -355,6 +376,9 @@ def run_demo(*, out_dir: str | os.PathLike[str] = "runflow_reports/demo", seeds:
              kernel_name: str | None = None, quiet: bool = False) -> ReportOutput:
     """The README's main job: an offline seed sweep over the sample images, ending in an HTML report.
 
+    Runs the packaged ``seed_sweep`` notebook (never an edited copy in the working directory; to run
+    your own, use :func:`run_report` with its path).
+
     Always on the simulator (even with ``RUNFLOW_API_KEY`` set: the kernel runs without it), 3 s
     clips at 720p. The store and videos live in ``out_dir/runflow_data``, so the folder is whole on
     its own and running the demo again into the same folder reuses every clip.
@@ -372,7 +396,7 @@ def run_demo(*, out_dir: str | os.PathLike[str] = "runflow_reports/demo", seeds:
         "artifacts_dir": str(folder / "runflow_data" / "artifacts"),
     }
     offline = {"RUNFLOW_BACKEND": "simulator", "RUNFLOW_API_KEY": None, "RUNFLOW_BASE_URL": None}
-    return run_report(find_notebook("seed_sweep"), parameters=params, out_dir=folder, kernel_name=kernel_name,
+    return run_report(bundled_notebook("seed_sweep"), parameters=params, out_dir=folder, kernel_name=kernel_name,
                       env=offline, quiet=quiet)
 
 

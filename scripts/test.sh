@@ -94,10 +94,10 @@ run_pytest() {
 }
 run_notebooks() {
   shopt -s nullglob
-  local notebooks=(notebooks/*.ipynb)
+  local notebooks=(runflow_nb/notebooks/*.ipynb)
   shopt -u nullglob
   if [ ${#notebooks[@]} -eq 0 ]; then
-    echo "no notebooks/*.ipynb: nothing to run"
+    echo "no runflow_nb/notebooks/*.ipynb: nothing to run"
     return 0
   fi
   "$PYTHON" -m pytest -q -p no:cacheprovider --nbval-lax "${notebooks[@]}"
@@ -118,7 +118,7 @@ echo "postgres: ${RUNFLOW_TEST_PG_URL:-none (PostgreSQL tests will skip)}"
 step "ruff" run_ruff
 step "mypy" run_mypy
 step "pytest tests/" run_pytest
-step "nbval notebooks/" run_notebooks
+step "nbval runflow_nb/notebooks/" run_notebooks
 
 section "summary"
 for r in "${results[@]}"; do

@@ -1,6 +1,6 @@
 """The shipped notebooks as files: stripped, runnable offline, with the documented parameters.
 
-Executing them is nbval's job: ``scripts/test.sh`` runs ``pytest --nbval-lax notebooks/`` as its own
+Executing them is nbval's job: ``scripts/test.sh`` runs ``pytest --nbval-lax runflow_nb/notebooks/`` as its own
 step (the simulator, small defaults), and tests/test_report.py runs seed_sweep.ipynb through papermill
 with non-default parameters.
 """
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
+NOTEBOOKS = REPO / "runflow_nb" / "notebooks"
 NAMES = ["quickstart.ipynb", "seed_sweep.ipynb", "compare.ipynb"]
 SWEEP_PARAMETERS = ["experiment", "prompt", "images", "seeds", "durations", "resolutions", "aspect_ratios",
                     "concurrency", "budget_usd", "store", "artifacts_dir"]
@@ -58,4 +58,4 @@ def test_compare_takes_an_experiment_and_where_it_lives() -> None:
 
 def test_ci_runs_every_notebook_with_nbval() -> None:
     script = (REPO / "scripts" / "test.sh").read_text()
-    assert "--nbval-lax" in script and "notebooks/*.ipynb" in script
+    assert "--nbval-lax" in script and "runflow_nb/notebooks/*.ipynb" in script

@@ -20,6 +20,7 @@ import pytest
 from runflow_nb.errors import ConfigurationError
 from runflow_nb.report import (
     ReportError,
+    bundled_notebook,
     find_notebook,
     parameter_list,
     parse_parameters,
@@ -30,7 +31,7 @@ from runflow_nb.samples import sample_images
 from runflow_nb.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_SWEEP = REPO / "notebooks" / "seed_sweep.ipynb"
+SEED_SWEEP = REPO / "runflow_nb" / "notebooks" / "seed_sweep.ipynb"
 SEEDS = [1, 2, 3]
 pytestmark = pytest.mark.timeout(180)
 
@@ -248,6 +249,10 @@ def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str]
     sentinel = "rf_live_SENTINEL0123456789abcdef"
     monkeypatch.setenv("RUNFLOW_API_KEY", sentinel)
     monkeypatch.setenv("RUNFLOW_BASE_URL", "http://127.0.0.1:9")  # nothing listens: a real call would fail
+    # An edited copy of seed_sweep in the working directory is the user's; the demo runs the packaged one.
+    poisoned = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise SystemExit('edited copy ran')")])
+    nbformat.write(poisoned, tmp_path / "seed_sweep.ipynb")
+    monkeypatch.chdir(tmp_path)
     out = run_demo(out_dir=tmp_path / "demo", seeds=[1, 2], quiet=True)
     assert out.html.is_file() and out.folder == (tmp_path / "demo").resolve()
     assert out.summary is not None and out.summary["submitted"] == 2 and out.summary["backend"] == "simulator"
@@ -303,11 +308,20 @@ def test_credentials_are_never_passed_as_parameters(params: dict[str, Any], tmp_
         run_report(SEED_SWEEP, parameters=params, out_dir=tmp_path / "out", quiet=True)
 
 
-def test_bundled_notebooks_are_found_by_name() -> None:
+def test_bundled_notebooks_are_found_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert find_notebook("seed_sweep") == SEED_SWEEP
-    assert find_notebook("compare.ipynb") == REPO / "notebooks" / "compare.ipynb"
+    assert find_notebook("compare.ipynb") == REPO / "runflow_nb" / "notebooks" / "compare.ipynb"
+    assert bundled_notebook("seed_sweep.ipynb") == SEED_SWEEP
     with pytest.raises(ConfigurationError, match="no notebook"):
         find_notebook("nope")
+    with pytest.raises(ConfigurationError, match="no notebook"):
+        find_notebook("elsewhere/seed_sweep.ipynb")  # a path that does not exist is not a name
+    with pytest.raises(ConfigurationError, match="bundled ones are"):
+        bundled_notebook("../seed_sweep")
+    (tmp_path / "seed_sweep.ipynb").write_text("{}")
+    assert find_notebook("seed_sweep.ipynb") == Path("seed_sweep.ipynb")  # the user's file, named by path
+    assert find_notebook("seed_sweep") == SEED_SWEEP
 
 
 def test_sample_images_are_deterministic_labelled_and_inline_sized(tmp_path: Path) -> None:
