@@ -188,7 +188,7 @@ values = st.fixed_dictionaries({
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_client_and_emulator_validation_agree(v: dict[str, Any]) -> None:
-    from runflow_nb.emulator import _decode_image
+    from runflow_nb.emulator.images import decode_image as _decode_image
     from runflow_nb.specs import REFERENCE_TO_VIDEO as spec
 
     try:

@@ -1,0 +1,55 @@
+"""Runflow's HTTP contract on top of the simulator: in-process (httpx) or on loopback, with faults.
+
+One pure handler, :meth:`Emulator.handle` (``httpx.Request`` → ``httpx.Response``), serves
+everything; use it as ``httpx.MockTransport(emulator.handle)`` in unit tests (sync or async
+clients), or :func:`serve` it on a real socket (a stdlib ``ThreadingHTTPServer`` adapting to the
+same handler) for end-to-end tests, other languages, or the model page's ``requests`` snippet.
+
+>>> with serve(port=0, latency=0.1) as server:                                  # doctest: +SKIP
+...     r = httpx.post(f"{server.url}/v1/run/happy-horse/reference-to-video",
+...                    headers={"Authorization": "Bearer x"}, json={...}, timeout=60)
+...     r.json()["video"]["url"]
+
+Endpoints (``Authorization: Bearer <anything>`` on ``/v1/*`` except health; the exact key when
+``api_key`` is set): ``POST /v1/models/{model}/runs`` (201, the queued run), ``GET /v1/runs/{id}``,
+``GET /v1/runs?client_ref=&limit=&cursor=`` (``{"data", "next_cursor"}``, limit ≤ 500),
+``GET /v1/runs/{id}/logs``, ``GET /v1/billing/balance``, ``GET /v1/auth/me``, ``GET /v1/health``,
+``POST /v1/asset-uploads`` → ``PUT upload_url`` → ``POST /v1/asset-uploads/{id}/confirmations``,
+``GET /files/{token}/{run}.mp4`` (signed, expiring; Range supported), and the model page's blocking
+``POST /v1/run/{model}`` with the flat input, answering ``{"video": {...}, "seed", "timing",
+"nsfw_detected", "id", "cost"}`` (a failed run answers 500 with the failure code). Test hooks
+(no auth): ``GET /_emulator/ledger``, ``GET /_emulator/stats``, ``POST /_emulator/config``
+``{"latency": s, "faults": "spec"}``. Errors always use ``{code, message, errors[], request_id}``;
+a 422 lists every problem as ``{field, message, fix}`` (input fields by bare name, e.g.
+``duration``, ``image_urls[1]``; body fields ``input``, ``client_ref``, ``metadata``,
+``callback_url``).
+
+Input is checked as :mod:`runflow_nb.request` checks it (rules from :mod:`runflow_nb.specs`):
+integers must be JSON integers (``5.0`` is refused), ``null`` means the default. Images may be
+``data:`` URIs, this emulator's confirmed asset URLs, or http(s) URLs fetched with a 3 s timeout.
+An unreachable URL (or an RFC 2606 example host such as example.com, never fetched) becomes a
+generated 1280×720 placeholder with a warning in the run's logs when ``offline_images="placeholder"``
+(the default, so the model page's example runs offline); with ``"reject"`` it is a 422.
+
+Layout: :mod:`.app` (the :class:`Emulator`, its route table and test hooks), routes by topic in
+:mod:`.runs`, :mod:`.assets`, :mod:`.account`; server-side input checks in :mod:`.validation` and
+:mod:`.images` (rules read from :mod:`runflow_nb.specs`); :mod:`.faults` (what can be injected, and
+how to add a kind); :mod:`.state` (the server's bookkeeping beside the simulator's runs);
+:mod:`.server` (the loopback socket server) and :mod:`.cli` (``runflow-nb emulator``, :func:`spawn`).
+
+The fault spec syntax follows (also in ``FAULT_HELP`` and ``runflow-nb emulator --help``).
+"""
+
+from __future__ import annotations
+
+from .app import Emulator
+from .assets import MAX_ASSET_BYTES
+from .cli import emulator_main, spawn
+from .faults import FAULT_HELP, FAULT_KINDS, ConnectionDropped, FaultPlan
+from .images import FETCH_TIMEOUT_S
+from .server import MAX_BODY_BYTES, EmulatorServer, serve
+
+__all__ = ["FAULT_HELP", "FAULT_KINDS", "FETCH_TIMEOUT_S", "MAX_ASSET_BYTES", "MAX_BODY_BYTES", "ConnectionDropped",
+           "Emulator", "EmulatorServer", "FaultPlan", "emulator_main", "serve", "spawn"]
+
+__doc__ = f"{__doc__}\n{FAULT_HELP}"

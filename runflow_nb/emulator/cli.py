@@ -1,0 +1,109 @@
+"""``runflow-nb emulator`` (serve until interrupted) and :func:`spawn` (the same in a child process)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..simulator import Simulator
+from .app import Emulator
+from .faults import FAULT_HELP, FaultPlan
+from .server import EmulatorServer
+
+__all__ = ["emulator_main", "spawn"]
+
+
+@contextlib.contextmanager
+def spawn(*, latency: float = 0.3, faults: str | None = None, workdir: str | Path | None = None,
+          api_key: str | None = None) -> Iterator[tuple[str, Any]]:
+    """``runflow-nb emulator --port 0`` in a child process, so its encoding never shares the caller's
+    GIL; yields ``(url, process)`` once it serves and stops it on exit.
+
+    >>> with spawn(latency=1.0) as (url, _proc):                            # doctest: +SKIP
+    ...     client = runflow_nb.Client(api_key="rf_test", base_url=url)
+    """
+    import os
+    import subprocess
+
+    cmd = [sys.executable, "-m", "runflow_nb.emulator", "--host", "127.0.0.1", "--port", "0",
+           "--latency", str(latency)]
+    if faults:
+        cmd += ["--faults", faults]
+    if workdir is not None:
+        cmd += ["--workdir", os.fspath(workdir)]
+    if api_key is not None:
+        cmd += ["--api-key", api_key]
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**env, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()  # the server prints its URL first, once it listens
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the emulator did not start (printed {url!r}, exit {proc.poll()})")
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def emulator_main(argv: list[str] | None = None) -> int:
+    """``runflow-nb emulator``: serve the emulator until interrupted. Prints the base URL first."""
+    parser = argparse.ArgumentParser(
+        prog="runflow-nb emulator", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve Runflow's API contract on loopback, backed by the offline simulator (real MP4s). "
+                    "Point RUNFLOW_BASE_URL at the printed URL.", epilog=FAULT_HELP)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8787, help="port (default 8787; 0 = any free port)")
+    parser.add_argument("--latency", type=float, default=0.3, help="simulated seconds per run, a floor (default 0.3)")
+    parser.add_argument("--faults", default=None, metavar="SPEC", help="faults to inject (syntax below)")
+    parser.add_argument("--api-key", default=None, metavar="K", help="require exactly this bearer key")
+    parser.add_argument("--workdir", default=None, metavar="DIR", help="where rendered videos go (default: temp)")
+    parser.add_argument("--offline-images", choices=("placeholder", "reject"), default="placeholder",
+                        help="unreachable image URLs: use a placeholder (default) or refuse with 422")
+    parser.add_argument("--url-ttl", type=float, default=3 * 86400, metavar="S",
+                        help="seconds an output URL stays valid (default 3 days)")
+    parser.add_argument("--balance", type=float, default=10_000.0, metavar="USD", help="starting credit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    try:
+        plan = FaultPlan.parse(args.faults)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    sim = Simulator(latency=args.latency, workdir=args.workdir, url_ttl_s=args.url_ttl, balance_usd=args.balance)
+    emu = Emulator(simulator=sim, faults=plan, api_key=args.api_key, offline_images=args.offline_images)
+    try:
+        server = EmulatorServer(emu, host=args.host, port=args.port)
+    except OSError as exc:
+        sim.close()
+        print(f"runflow-nb emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(sig, lambda *_: stop.set())
+    print(server.url, flush=True)
+    print(f"runflow-nb emulator: serving {server.url} (latency {args.latency:g} s, faults: {plan}, "
+          f"videos in {sim.workdir}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.close()
+        sim.close()
+    return 0
+
+

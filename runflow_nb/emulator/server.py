@@ -1,0 +1,174 @@
+"""The loopback server: a stdlib ``ThreadingHTTPServer`` adapting real sockets to
+:meth:`Emulator.handle <runflow_nb.emulator.Emulator.handle>`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+from .app import Emulator
+from .faults import ConnectionDropped
+
+__all__ = ["MAX_BODY_BYTES", "EmulatorServer", "serve"]
+
+log = logging.getLogger("runflow_nb.emulator")
+
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+    emulator: Emulator
+    base_url: str
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # a client hung up (reset, broken pipe): routine, not a bug
+            log.debug("emulator: connection from %s ended: %s", client_address, exc)
+        else:
+            log.exception("emulator: error while serving %s", client_address)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, keep-alive clients wait ~40 ms for
+    # the delayed ACK on every answer.
+    disable_nagle_algorithm = True
+    server_version = "runflow-nb-emulator"
+    timeout = 300  # idle keep-alive connections end eventually
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("emulator: %s - %s", self.address_string(), format % args)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()
+                if len(out) > MAX_BODY_BYTES:
+                    raise ValueError("body too large")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > MAX_BODY_BYTES:
+            raise ValueError("body too large")
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.send_error(413 if self.command != "GET" else 400)
+            self.close_connection = True
+            return
+        skip = {"content-length", "transfer-encoding"}
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in skip]
+        try:
+            request = httpx.Request(self.command, self.server.base_url + self.path, headers=headers, content=body)
+            response = self.server.emulator.handle(request)
+        except ConnectionDropped:
+            self.close_connection = True  # the socket closes without a byte of answer
+            return
+        except (httpx.InvalidURL, ValueError):
+            self.send_error(400)
+            return
+        try:
+            self.send_response(response.status_code)
+            for key, value in response.headers.multi_items():
+                if key.lower() not in ("transfer-encoding", "connection", "content-encoding"):
+                    self.send_header(key, value)
+            if "content-length" not in response.headers:
+                response.read()
+                self.send_header("Content-Length", str(len(response.content)))
+            self.end_headers()
+            if self.command != "HEAD":
+                assert isinstance(response.stream, httpx.SyncByteStream)
+                for chunk in response.stream:
+                    self.wfile.write(chunk)
+            self.wfile.flush()
+        except ConnectionDropped:
+            with contextlib.suppress(OSError):
+                self.wfile.flush()
+            self.close_connection = True
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+
+class EmulatorServer:
+    """An emulator served on a real socket by a daemon thread. Use as a context manager.
+
+    >>> with serve(port=0, latency=0.05) as server:                           # doctest: +SKIP
+    ...     httpx.get(f"{server.url}/v1/health").json()
+    """
+
+    def __init__(self, emulator: Emulator, *, host: str = "127.0.0.1", port: int = 0,
+                 owns_emulator: bool = False) -> None:
+        self.emulator = emulator
+        self._owns = owns_emulator
+        self._server = (_Server6 if ":" in host else _Server)((host, port), _Handler)
+        self.host, self.port = host, int(self._server.server_address[1])
+        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        self.url = f"http://[{shown}]:{self.port}" if ":" in shown else f"http://{shown}:{self.port}"
+        self._server.emulator = emulator
+        self._server.base_url = self.url
+        emulator.base_url = self.url
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"runflow-emulator-{self.port}", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop serving and free the port (and close the emulator if :func:`serve` made it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        if self._owns:
+            self.emulator.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<EmulatorServer {self.url} faults={self.emulator.faults}>"
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, *, emulator: Emulator | None = None,
+          **kw: Any) -> EmulatorServer:
+    """Serve ``emulator`` (or a new ``Emulator(**kw)``) on ``host:port`` (0 = any free port)."""
+    if emulator is not None and kw:
+        raise TypeError("pass either an emulator or Emulator options, not both")
+    owns = emulator is None
+    emu = emulator if emulator is not None else Emulator(**kw)
+    try:
+        return EmulatorServer(emu, host=host, port=port, owns_emulator=owns)
+    except BaseException:
+        if owns:
+            emu.close()
+        raise
+
+
