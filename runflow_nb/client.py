@@ -247,12 +247,17 @@ class _Base:
                 urls.append(ref.url)
             elif req.needs_upload(ref):
                 assert ref.data is not None and ref.mime is not None
-                ext = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}[ref.mime]
+                ext = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/bmp": "bmp"}[ref.mime]
                 urls.append((yield from self._proto.upload(ref.data, filename=f"reference{i + 1}.{ext}",
                                                           content_type=ref.mime)))
             else:
                 urls.append(ref.data_uri())
-        return req.to_input(urls)
+        video_url = None
+        if req.video is not None and req.video.needs_upload:  # local clips always go as an asset (≤ 50 MiB)
+            ext = "mov" if req.video.format == "MOV" else "mp4"
+            data = yield from _read_file_flow(req.video)
+            video_url = yield from self._proto.upload(data, filename=f"input.{ext}", content_type=req.video.mime)
+        return req.to_input(urls, video_url=video_url)
 
     def _submit_flow(self, req: VideoRequest, client_ref: str | None, metadata: dict[str, Any] | None) -> Any:
         body_input = yield from self._input_flow(req)
@@ -302,6 +307,16 @@ class _Base:
             wall_s=time.monotonic() - t0, queue_s=run.queue_s, inference_ms=out.inference_ms,
             cost_usd=run.cost_usd if run.cost_usd is not None else req.estimate_usd(),
             cost_estimate_usd=req.estimate_usd(), backend=backend, nsfw_detected=out.nsfw_detected)
+
+
+def _read_file_flow(video: Any) -> Any:
+    """The bytes of a local input video (a generator, like the protocol flows, for ``yield from``)."""
+    try:
+        return video.read_bytes()
+    except OSError as exc:
+        raise ValidationError([Issue("video_url", f"cannot read {video.display!r}: {exc.strerror or exc}",
+                                     "check that the file still exists")]) from None
+    yield  # pragma: no cover - makes this a generator
 
 
 def _refuse_non_http(request: httpx.Request) -> None:

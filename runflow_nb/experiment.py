@@ -205,6 +205,32 @@ class Experiment:
         assert row is not None
         return row
 
+    def edit(self, run: Any, /, *, prompt: str, references: Any = None, audio_setting: str | None = None,
+             resolution: str | None = None, seed: int | None = None, budget_usd: float | None = None,
+             progress: str | Any = None) -> dict[str, Any]:
+        """Send a finished run's clip to video-edit; returns the new run's stored row.
+
+        ``run`` is a run id, a row of :meth:`table` or a :class:`~runflow_nb.client.Result`.
+        ``references`` are up to 5 images, named ``@Image1``… in the prompt; ``audio_setting``
+        is ``"auto"`` (new sound) or ``"origin"`` (keep the clip's). Unset ``seed`` and
+        ``resolution`` follow the parent run. The new row's ``parent_run_id`` names the parent;
+        editing the same run the same way again reuses the stored edit (nothing is paid twice).
+
+        >>> row = exp.edit(df.run_id[0], prompt="make it night, @Image1 in the sky",
+        ...                references=["moon.png"], audio_setting="origin")   # doctest: +SKIP
+        """
+        from .lineage import edit_request, parent_row
+        from .plan import Plan
+
+        parent = parent_row(run, self.store)
+        req = edit_request(parent, prompt=prompt, references=references, audio_setting=audio_setting,
+                           resolution=resolution, seed=seed)
+        plan = Plan([req])
+        self.run(plan, concurrency=1, budget_usd=budget_usd, progress=progress)
+        row = self.store.find_run(experiment=self.name, run_key=plan[0].run_key())
+        assert row is not None
+        return row
+
     # -- the table ---------------------------------------------------------------------------------
 
     def table(self, *, status: str | Iterable[str] | None = None, tags: Iterable[str] | None = None,

@@ -5,6 +5,16 @@
 ...                duration=[5, 8], resolution="720p")             # doctest: +SKIP
 >>> plan.estimate()                                                # doctest: +SKIP
 Estimate(runs=16, video_seconds=104, usd=14.56)
+
+Across the family, ``model`` is one more axis, and each parameter goes only to the models that
+take it: the references to reference-to-video, the first reference to image-to-video (as its
+``image_url``), nothing to text-to-video; ``aspect_ratio`` to r2v and t2v (i2v keeps the image's
+shape), ``duration`` to all three, ``video``/``audio_setting`` to video-edit:
+
+>>> plan = rf.grid(model=["t2v", "i2v", "r2v"], prompt="a horse trots", images=["horse.png"],
+...                seed=[1, 2], duration=3, resolution="720p")         # doctest: +SKIP
+>>> plan.estimate().by_model                                        # doctest: +SKIP
+{'text-to-video': 0.84, 'image-to-video': 0.84, 'reference-to-video': 0.84}
 """
 
 from __future__ import annotations
@@ -12,12 +22,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Issue, ValidationError
 from .request import Reference, VideoRequest, _is_sequence, load_reference
-from .specs import REFERENCE_TO_VIDEO, ModelSpec
+from .specs import REFERENCE_TO_VIDEO, ModelSpec, get_spec
 
 __all__ = ["Estimate", "Plan", "grid"]
 
@@ -30,12 +40,14 @@ class Estimate:
     video_seconds: int
     usd: float
     by_resolution: dict[str, float]
+    by_model: dict[str, float] = field(default_factory=dict)  # variant (e.g. "text-to-video") → USD
 
     def __repr__(self) -> str:
         return f"Estimate(runs={self.runs}, video_seconds={self.video_seconds}, usd={self.usd:.2f})"
 
     def __str__(self) -> str:
-        parts = ", ".join(f"{k}: ${v:.2f}" for k, v in sorted(self.by_resolution.items()))
+        groups = self.by_model if len(self.by_model) > 1 else self.by_resolution
+        parts = ", ".join(f"{k}: ${v:.2f}" for k, v in sorted(groups.items()))
         return (f"{self.runs} runs, {self.video_seconds} s of video, estimated ${self.usd:.2f}"
                 + (f" ({parts})" if parts else ""))
 
@@ -75,11 +87,16 @@ class Plan(Sequence[VideoRequest]):
         return iter(self._requests)
 
     def estimate(self) -> Estimate:
+        """The plan's price from the published tables: each run at its own model's rate."""
         by_res: dict[str, float] = {}
+        by_model: dict[str, float] = {}
         for r in self._requests:
-            by_res[r.resolution] = round(by_res.get(r.resolution, 0.0) + r.estimate_usd(), 2)
-        return Estimate(runs=len(self), video_seconds=sum(r.duration for r in self._requests),
-                        usd=round(sum(by_res.values()), 2), by_resolution=by_res)
+            res = r.resolution or "?"
+            by_res[res] = round(by_res.get(res, 0.0) + r.estimate_usd(), 2)
+            variant = r.spec.variant
+            by_model[variant] = round(by_model.get(variant, 0.0) + r.estimate_usd(), 2)
+        return Estimate(runs=len(self), video_seconds=sum(r.billed_seconds for r in self._requests),
+                        usd=round(sum(by_res.values()), 2), by_resolution=by_res, by_model=by_model)
 
     def keys(self) -> list[str]:
         return [r.run_key() for r in self._requests]
@@ -88,8 +105,9 @@ class Plan(Sequence[VideoRequest]):
         """The plan as a DataFrame (one row a run), to look at before paying."""
         import pandas as pd
 
-        return pd.DataFrame([{"prompt": r.prompt, "images": r.image_displays(), **r.params(),
-                              "estimate_usd": r.estimate_usd(), "run_key": r.run_key()[:16]} for r in self])
+        return pd.DataFrame([{"model": r.spec.variant, "prompt": r.prompt, "images": r.image_displays(),
+                              **r.params(), "estimate_usd": r.estimate_usd(), "run_key": r.run_key()[:16]}
+                             for r in self])
 
     def __repr__(self) -> str:
         return f"<Plan {self.estimate()}>"
@@ -97,6 +115,12 @@ class Plan(Sequence[VideoRequest]):
 
 def _build(item: Mapping[str, Any], spec: ModelSpec, cache: dict[int, list[Reference]]) -> VideoRequest:
     values = dict(item)
+    if values.get("model") is not None:
+        try:
+            spec = get_spec(values.pop("model"))
+        except KeyError as exc:
+            raise ValidationError([Issue("model", str(exc.args[0]), "pick one of the known models")]) from None
+    values.pop("model", None)
     images = values.pop("images", values.pop("image_urls", None))
     # Load each distinct image list once: a 24-run sweep over the same references reads them once.
     if images is not None and _is_sequence(images):
@@ -111,29 +135,91 @@ def _build(item: Mapping[str, Any], spec: ModelSpec, cache: dict[int, list[Refer
     return VideoRequest.build(images=images, spec=spec, **values)
 
 
-def grid(*, prompt: str | Sequence[str], images: Any, seed: int | Iterable[int] | None = None,
+def grid(*, prompt: str | Sequence[str] | None = None, images: Any = None, seed: int | Iterable[int] | None = None,
          duration: int | Iterable[int] | None = None, resolution: str | Iterable[str] | None = None,
          aspect_ratio: str | Iterable[str] | None = None,
          enable_safety_checker: bool | Iterable[bool] | None = None,
+         model: str | ModelSpec | Iterable[str | ModelSpec] | None = None, references: Any = None,
+         video: Any = None, audio_setting: str | Iterable[str] | None = None,
          spec: ModelSpec = REFERENCE_TO_VIDEO) -> Plan:
     """Every combination of the given values (a single value counts as a list of one).
 
-    ``images`` is one list of references, or a list of such lists to sweep over image sets.
-    With no ``seed``, each run gets a random seed drawn now and recorded.
+    ``images`` (or its alias ``references``) is one list of references, or a list of such lists
+    to sweep over image sets. ``model`` is a model or a list of them (id, variant or alias:
+    ``"r2v"``, ``"t2v"``, ``"i2v"``, ``"edit"``); each parameter applies only to the models that
+    take it (see the module docstring), so no model is sent an input it does not have. A
+    parameter that no listed model takes is refused. With no ``seed``, each run gets a random
+    seed drawn now and recorded.
     """
-    image_sets = _image_sets(images)
-    axes: dict[str, list[Any]] = {
-        "prompt": _axis(prompt),
-        "images": image_sets,
-        "seed": _axis(seed),
-        "duration": _axis(duration),
-        "resolution": _axis(resolution),
-        "aspect_ratio": _axis(aspect_ratio),
-        "enable_safety_checker": _axis(enable_safety_checker),
-    }
-    names = list(axes)
-    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+    if references is not None:
+        if images is not None:
+            raise ValidationError([Issue("references", "pass either images= or references=, not both",
+                                         "keep one of them")])
+        images = references
+    specs = _models(model, spec)
+    given: dict[str, Any] = {"prompt": prompt, "seed": seed, "duration": duration, "resolution": resolution,
+                             "aspect_ratio": aspect_ratio, "enable_safety_checker": enable_safety_checker,
+                             "audio_setting": audio_setting}
+    issues = [Issue(name, f"no model in this plan takes {name} ({', '.join(s.variant for s in specs)})",
+                    "leave it out or add a model that takes it")
+              for name, value in [*given.items(), ("images", images), ("video", video)]
+              if value is not None and name != "seed" and not any(s.takes(name) for s in specs)]
+    if issues:
+        raise ValidationError(issues)
+    image_sets = _image_sets(images) if images is not None else [None]
+    combos: list[dict[str, Any]] = []
+    for s in specs:
+        axes: dict[str, list[Any]] = {"model": [s.model]}
+        for name, value in given.items():
+            if s.takes(name) or name == "seed":
+                axes[name] = _axis(value)
+        if s.has_images:
+            axes["images"] = _unique([_for_model(s, refs) for refs in image_sets])
+        if s.video is not None:
+            axes["video"] = [video]
+        names = list(axes)
+        combos += [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
     return Plan(combos, spec=spec)
+
+
+def _models(model: Any, default: ModelSpec) -> list[ModelSpec]:
+    if model is None:
+        return [default]
+    items = [model] if isinstance(model, (str, ModelSpec)) else list(model)
+    specs: list[ModelSpec] = []
+    issues = []
+    for item in items:
+        try:
+            got = get_spec(item)
+        except KeyError as exc:
+            issues.append(Issue("model", str(exc.args[0]), "pick one of the known models"))
+            continue
+        if got not in specs:
+            specs.append(got)
+    if issues or not specs:
+        raise ValidationError(issues or [Issue("model", "is empty", "name at least one model")])
+    return specs
+
+
+def _for_model(spec: ModelSpec, refs: Any) -> Any:
+    """The references as this model takes them: all of them, or the first (image-to-video)."""
+    if refs is None:
+        return None
+    if spec.has_images and spec.images.single:
+        return refs[:1]
+    return refs
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """Drop repeats by identity of their items (two image sets may start with the same picture)."""
+    seen: list[Any] = []
+    out = []
+    for v in values:
+        key = None if v is None else tuple(id(x) if not isinstance(x, (str, bytes)) else x for x in v)
+        if key not in seen:
+            seen.append(key)
+            out.append(v)
+    return out
 
 
 def _axis(value: Any) -> list[Any]:

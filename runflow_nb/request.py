@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from .errors import Issue, ValidationError
-from .specs import REFERENCE_TO_VIDEO, FieldSpec, ModelSpec
+from .specs import REFERENCE_TO_VIDEO, FieldSpec, ImageRules, ModelSpec, get_spec
+from .video_input import VideoSource, billed_seconds, load_video
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -43,7 +44,7 @@ __all__ = ["INLINE_LIMIT_BYTES", "Reference", "VideoRequest", "load_reference"]
 # go through the asset-upload flow.
 INLINE_LIMIT_BYTES = 1024 * 1024
 
-_FORMAT_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+_FORMAT_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,20 @@ class Reference:
         return _FORMAT_MIME.get(self.format or "")
 
 
+def _rules(spec: ModelSpec) -> ImageRules:
+    return spec.images
+
+
+def _where(spec: ModelSpec, index: int) -> str:
+    rules = _rules(spec)
+    return rules.field if rules.single else f"{rules.field}[{index}]"
+
+
 def _decode_checked(data: bytes, where: str, spec: ModelSpec) -> tuple[str, int, int] | list[Issue]:
     """Decode ``data`` fully with Pillow; return (format, width, height) or the issues found."""
     from PIL import Image, UnidentifiedImageError
 
-    rules = spec.images
+    rules = _rules(spec)
     issues: list[Issue] = []
     if len(data) > rules.max_bytes:
         issues.append(Issue(where, f"is {len(data) / 1e6:.1f} MB; the limit is {rules.max_bytes // 2**20} MB",
@@ -108,12 +118,24 @@ def _decode_checked(data: bytes, where: str, spec: ModelSpec) -> tuple[str, int,
     except (OSError, SyntaxError, ValueError) as exc:
         return [Issue(where, f"is a damaged or truncated image ({exc})", "re-export the image")]
     if fmt not in rules.formats:
-        return [Issue(where, f"is {fmt or 'an unknown format'}; accepted formats are JPEG, PNG and WEBP",
+        return [Issue(where, f"is {fmt or 'an unknown format'}; accepted formats are {_formats_text(rules.formats)}",
                       "convert it, e.g. PIL.Image.open(p).convert('RGB').save('x.png')")]
+    return _geometry_issues(width, height, where, rules) or (fmt, width, height)
+
+
+def _geometry_issues(width: int, height: int, where: str, rules: ImageRules) -> list[Issue]:
+    issues = []
     if min(width, height) < rules.min_short_side:
         issues.append(Issue(where, f"is {width}×{height}; the shortest side must be at least "
                                    f"{rules.min_short_side} px", "use a larger image (720 px or more is advised)"))
-    return issues or (fmt, width, height)
+    aspect = rules.aspect_problem(width, height)
+    if aspect:
+        issues.append(Issue(where, aspect, "crop it to a less extreme shape"))
+    return issues
+
+
+def _formats_text(formats: Sequence[str]) -> str:
+    return ", ".join(formats[:-1]) + f" and {formats[-1]}" if len(formats) > 1 else formats[0]
 
 
 def _encode_pil(img: Image.Image, spec: ModelSpec) -> bytes:
@@ -121,7 +143,7 @@ def _encode_pil(img: Image.Image, spec: ModelSpec) -> bytes:
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
     img.save(buf, format="PNG", optimize=False)
-    if buf.tell() > spec.images.max_bytes:  # a huge PNG: JPEG keeps it under the limit
+    if buf.tell() > _rules(spec).max_bytes:  # a huge PNG: JPEG keeps it under the limit
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format="JPEG", quality=92)
     return buf.getvalue()
@@ -129,7 +151,7 @@ def _encode_pil(img: Image.Image, spec: ModelSpec) -> bytes:
 
 def load_reference(obj: Any, *, index: int = 0, spec: ModelSpec = REFERENCE_TO_VIDEO) -> Reference | list[Issue]:
     """Load one reference (path, PIL image, bytes or http(s) URL) or return why it can't be used."""
-    where = f"{spec.images.field}[{index}]"
+    where = _where(spec, index)
     try:
         return _load_reference(obj, where, spec)
     except (ValueError, UnicodeError, RuntimeError, OSError) as exc:  # NUL bytes, surrogates, ~nouser, bad IPv6
@@ -150,9 +172,9 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
         return Reference("bytes", f"<{fmt} bytes {w}x{h} {digest[:12]}>", digest, data, fmt, w, h)
     if _is_pil(obj):
         w, h = obj.size
-        if min(w, h) < spec.images.min_short_side:
-            return [Issue(where, f"is {w}×{h}; the shortest side must be at least {spec.images.min_short_side} px",
-                          "use a larger image (720 px or more is advised)")]
+        early = _geometry_issues(w, h, where, _rules(spec))
+        if early:
+            return early
         data = _encode_pil(obj, spec)
         checked = _decode_checked(data, where, spec)
         if isinstance(checked, list):
@@ -193,8 +215,8 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
             return [Issue(where, f"{str(path)!r} is a folder, not an image", "name an image file inside it")]
         if not stat.S_ISREG(st.st_mode):
             return [Issue(where, f"{str(path)!r} is not a regular file", "name an image file")]
-        if st.st_size > spec.images.max_bytes:
-            return [Issue(where, f"is {st.st_size / 1e6:.1f} MB; the limit is {spec.images.max_bytes // 2**20} MB",
+        if st.st_size > _rules(spec).max_bytes:
+            return [Issue(where, f"is {st.st_size / 1e6:.1f} MB; the limit is {_rules(spec).max_bytes // 2**20} MB",
                           "re-encode it as JPEG or scale it down")]
         try:
             data = path.read_bytes()
@@ -300,23 +322,31 @@ def _check_scalars(spec: ModelSpec, values: dict[str, Any]) -> list[Issue]:
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """A request that passed every documented check. Build it with :meth:`build`.
+    """A request that passed every documented check of its model. Build it with :meth:`build`.
+
+    One class serves the whole family: fields a model does not take are None (text-to-video has
+    no images, image-to-video no aspect ratio, video-edit a ``video`` instead of a duration).
 
     >>> from PIL import Image
     >>> img = Image.new("RGB", (800, 600), "white")
     >>> req = VideoRequest.build(prompt="character1 gallops", images=[img], resolution="720p", seed=1)
     >>> req.duration, req.estimate_usd()
     (5, 0.7)
+    >>> VideoRequest.build(model="t2v", prompt="a horse on a beach", duration=3, resolution="720p").estimate_usd()
+    0.42
     """
 
-    prompt: str
+    prompt: str | None
     images: tuple[Reference, ...]
-    aspect_ratio: str = "16:9"
-    duration: int = 5
-    resolution: str = "1080p"
+    aspect_ratio: str | None = "16:9"
+    duration: int | None = 5
+    resolution: str | None = "1080p"
     seed: int | None = None
-    enable_safety_checker: bool = True
+    enable_safety_checker: bool | None = True
     model: str = REFERENCE_TO_VIDEO.model
+    video: VideoSource | None = None
+    audio_setting: str | None = None
+    parent_run_id: str | None = None  # the run whose clip this one edits (lineage)
 
     @classmethod
     def build(
@@ -324,60 +354,102 @@ class VideoRequest:
         *,
         prompt: Any = None,
         images: Any = None,
+        image: Any = None,
+        video: Any = None,
         aspect_ratio: Any = None,
         duration: Any = None,
         resolution: Any = None,
         seed: Any = None,
         enable_safety_checker: Any = None,
-        spec: ModelSpec = REFERENCE_TO_VIDEO,
+        audio_setting: Any = None,
+        model: str | ModelSpec | None = None,
+        spec: ModelSpec | None = None,
+        parent_run_id: str | None = None,
+        video_duration_s: float | None = None,
     ) -> VideoRequest:
-        """Check everything, load every reference, and raise one error listing every problem."""
+        """Check everything, load every reference, and raise one error listing every problem.
+
+        ``model`` picks the family member (id, variant or alias: ``"t2v"``, ``"i2v"``,
+        ``"edit"``); ``images`` are the references (image-to-video also takes ``image=``);
+        ``video`` is video-edit's clip (a path or an http(s) URL; ``video_duration_s`` prices a
+        URL whose length is known). An input the model does not take is refused by name.
+        """
+        if spec is None:
+            try:
+                spec = get_spec(model) if model is not None else REFERENCE_TO_VIDEO
+            except KeyError as exc:
+                raise ValidationError([Issue("model", str(exc.args[0]), "pick one of the known models")]) from None
+        given = {"aspect_ratio": aspect_ratio, "duration": duration, "resolution": resolution, "seed": seed,
+                 "enable_safety_checker": enable_safety_checker, "audio_setting": audio_setting}
+        issues: list[Issue] = []
+        for name, value in given.items():
+            if value is not None and not spec.takes(name):
+                issues.append(Issue(name, f"is not an input of {spec.variant}", _not_taken_fix(spec, name)))
+        if image is not None and images is not None:
+            issues.append(Issue("image", "pass either image= or images=, not both", "keep one of them"))
+        images = image if image is not None else images
+        if images is not None and not spec.has_images:
+            issues.append(Issue("images", f"{spec.variant} takes no images",
+                                "leave images out, or use image-to-video / reference-to-video"))
+            images = None
+        if video is not None and spec.video is None:
+            issues.append(Issue("video", f"{spec.variant} takes no input video", "use model='video-edit'"))
+        if isinstance(prompt, str) and not prompt.strip() and not spec.field("prompt").required:
+            prompt = None  # an optional prompt left blank is no prompt
+        values: dict[str, Any] = {"prompt": prompt}
         d = spec.defaults
-        values = {
-            "prompt": prompt,
-            "aspect_ratio": d["aspect_ratio"] if aspect_ratio is None else aspect_ratio,
-            "duration": d["duration"] if duration is None else _as_int(duration),
-            "resolution": d["resolution"] if resolution is None else resolution,
-            "seed": None if seed is None else _as_int(seed),
-            "enable_safety_checker": d["enable_safety_checker"] if enable_safety_checker is None
-            else enable_safety_checker,
-        }
-        issues = _check_scalars(spec, values)
+        for name in spec.field_names:
+            if name == "prompt":
+                continue
+            value = given.get(name)
+            values[name] = d[name] if value is None else (_as_int(value) if spec.field(name).type is int else value)
+        issues += _check_scalars(spec, values)
         if _is_sequence(images):
             images = list(images)  # a generator is read once
-        refs, image_issues = cls._load_images(images, spec)
-        issues += image_issues
-        if isinstance(prompt, str) and images is not None:
-            n_given = len(images) if isinstance(images, list) else 1
-            for n in sorted(set(spec.character_refs(prompt))):
-                if n < 1 or n > spec.images.max_count:
-                    issues.append(Issue("prompt", f"names character{n}; tags run from character1 to "
-                                                  f"character{spec.images.max_count}",
-                                        "renumber the tag to match an image"))
-                elif n > n_given:
-                    issues.append(Issue("prompt", f"names character{n} but only {n_given} image"
-                                                  f"{'s are' if n_given != 1 else ' is'} given",
-                                        f"add a {_ordinal(n)} reference image or change the tag"))
+        refs: list[Reference] = []
+        if spec.has_images:
+            refs, image_issues = cls._load_images(images, spec)
+            issues += image_issues
+        issues += _tag_issues(spec, prompt, images)
+        src: VideoSource | None = None
+        if spec.video is not None:
+            got = load_video(video, rules=spec.video, duration_s=video_duration_s)
+            if isinstance(got, list):
+                issues += got
+            else:
+                src = got
         if issues:
             raise ValidationError(issues)
-        return cls(prompt=values["prompt"], images=tuple(refs), aspect_ratio=values["aspect_ratio"],
-                   duration=values["duration"], resolution=values["resolution"], seed=values["seed"],
-                   enable_safety_checker=values["enable_safety_checker"], model=spec.model)
+        length = values.get("duration")
+        if src is not None:
+            length = billed_seconds(src.duration_s) if src.duration_s is not None else None
+        return cls(prompt=values["prompt"], images=tuple(refs), aspect_ratio=values.get("aspect_ratio"),
+                   duration=length, resolution=values.get("resolution"), seed=values.get("seed"),
+                   enable_safety_checker=values.get("enable_safety_checker"), model=spec.model, video=src,
+                   audio_setting=values.get("audio_setting"), parent_run_id=parent_run_id)
 
     @staticmethod
     def _load_images(images: Any, spec: ModelSpec) -> tuple[list[Reference], list[Issue]]:
-        rules = spec.images
+        rules = _rules(spec)
         name = rules.field
+        what = "an image" if rules.single else "at least one reference image"
         if images is None:
-            return [], [Issue(name, "at least one reference image is required", "pass images=[path, ...]")]
+            if rules.min_count == 0:
+                return [], []
+            how = "pass image=path" if rules.single else "pass images=[path, ...]"
+            return [], [Issue(name, f"{what} is required", how)]
         items = list(images) if _is_sequence(images) else [images]
         issues: list[Issue] = []
         if len(items) < rules.min_count:
             issues.append(Issue(name, f"got {len(items)} images; at least {rules.min_count} is required",
                                 "pass images=[path, ...]"))
         if len(items) > rules.max_count:
-            issues.append(Issue(name, f"got {len(items)} images; at most {rules.max_count} are allowed",
-                                f"drop {len(items) - rules.max_count} of them"))
+            if rules.single:
+                issues.append(Issue(name, f"got {len(items)} images; {spec.variant} animates exactly one",
+                                    "pass one image (e.g. image=images[0]), or use reference-to-video"))
+            else:
+                issues.append(Issue(name, f"got {len(items)} images; at most {rules.max_count} are allowed",
+                                    f"drop {len(items) - rules.max_count} of them"))
         refs: list[Reference] = []
         for i, item in enumerate(items[: rules.max_count]):
             got = load_reference(item, index=i, spec=spec)
@@ -391,13 +463,20 @@ class VideoRequest:
 
     @property
     def spec(self) -> ModelSpec:
-        from .specs import get_spec
-
         return get_spec(self.model)
 
+    @property
+    def billed_seconds(self) -> int:
+        """Seconds the price is computed from: the clip's duration (video-edit: the input clip's
+        length; the longest allowed clip while a URL's length is unknown)."""
+        if self.duration is not None:
+            return self.duration
+        rules = self.spec.video
+        return int(rules.max_duration_s) if rules is not None else 0
+
     def estimate_usd(self) -> float:
-        """Price of this run from the published table ($0.14/s at 720p, $0.28/s at 1080p)."""
-        return self.spec.price_usd(duration=self.duration, resolution=self.resolution)
+        """Price of this run from the published table (per second, by resolution and model)."""
+        return self.spec.price_usd(duration=self.billed_seconds, resolution=self.resolution or "1080p")
 
     def with_seed(self, seed: int | None = None) -> VideoRequest:
         """A copy with ``seed`` set; with no argument, a fresh random seed (so the run is reproducible)."""
@@ -408,19 +487,18 @@ class VideoRequest:
         return replace(self, seed=int(seed))
 
     def params(self) -> dict[str, Any]:
-        """Every scalar input as it will be sent (images excluded)."""
-        return {
-            "aspect_ratio": self.aspect_ratio,
-            "duration": self.duration,
-            "resolution": self.resolution,
-            "seed": self.seed,
-            "enable_safety_checker": self.enable_safety_checker,
-        }
+        """Every scalar input of the model as it will be sent (prompt and media excluded)."""
+        return {name: getattr(self, name) for name in self.spec.field_names if name != "prompt"}
 
     def canonical(self) -> dict[str, Any]:
-        """What identifies a run: model, prompt, every parameter and the hash of each image."""
-        return {"model": self.model, "prompt": self.prompt, **self.params(),
-                "image_sha256": [r.sha256 for r in self.images]}
+        """What identifies a run: model, prompt, every parameter and the hash of each input file."""
+        out = {"model": self.model, "prompt": self.prompt, **self.params(),
+               "image_sha256": [r.sha256 for r in self.images]}
+        if self.video is not None:
+            out["video_sha256"] = self.video.sha256
+        if self.parent_run_id is not None:
+            out["parent_run_id"] = self.parent_run_id
+        return out
 
     def run_key(self) -> str:
         """Stable hash of :meth:`canonical`; the same inputs and seed give the same key."""
@@ -430,12 +508,38 @@ class VideoRequest:
     def image_displays(self) -> list[str]:
         return [r.display for r in self.images]
 
-    def to_input(self, image_urls: Sequence[str] | None = None) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        """The run-store columns that describe this request (for the sweep's first write)."""
+        params = self.params()
+        return {"model": self.model, "prompt": self.prompt, "images": self.image_displays(),
+                "image_sha256": [r.sha256 for r in self.images], "aspect_ratio": self.aspect_ratio,
+                "duration": self.duration, **params, "params": params, "cost_estimate_usd": self.estimate_usd(),
+                "parent_run_id": self.parent_run_id,
+                "source_video": self.video.display if self.video is not None else None,
+                "source_video_sha256": self.video.sha256 if self.video is not None else None}
+
+    def to_input(self, image_urls: Sequence[str] | None = None, video_url: str | None = None) -> dict[str, Any]:
         """The API's ``input`` object. Local images become data: URIs unless ``image_urls`` is given
-        (the client passes uploaded asset URLs for images too large to inline)."""
-        urls = list(image_urls) if image_urls is not None else [r.url or r.data_uri() for r in self.images]
-        body: dict[str, Any] = {"prompt": self.prompt, "image_urls": urls, **self.params()}
-        if body["seed"] is None:
+        (the client passes uploaded asset URLs for images too large to inline); a local video
+        needs ``video_url`` (its uploaded asset URL)."""
+        spec = self.spec
+        body: dict[str, Any] = {}
+        if self.prompt is not None:
+            body["prompt"] = self.prompt
+        if spec.has_images:
+            urls = list(image_urls) if image_urls is not None else [r.url or r.data_uri() for r in self.images]
+            if spec.images.single:
+                body[spec.images.field] = urls[0]
+            elif urls or spec.images.min_count:
+                body[spec.images.field] = urls
+        if spec.video is not None:
+            assert self.video is not None
+            url = video_url or self.video.url
+            if url is None:
+                raise ValueError("a local video must be uploaded first: pass its asset URL as video_url")
+            body[spec.video.field] = url
+        body.update(self.params())
+        if body.get("seed", 0) is None:
             del body["seed"]
         return body
 
@@ -446,22 +550,60 @@ class VideoRequest:
         return len(ref.data) * 4 // 3 + 64 >= INLINE_LIMIT_BYTES
 
     def to_code(self) -> str:
-        """Python that rebuilds this request (local images by path or display name)."""
-        imgs = ", ".join(repr(r.display) for r in self.images)
-        return (
-            "import runflow_nb as rf\n"
-            "client = rf.Client()\n"
-            f"result = client.generate(\n    prompt={self.prompt!r},\n    images=[{imgs}],\n"
-            f"    aspect_ratio={self.aspect_ratio!r},\n    duration={self.duration!r},\n"
-            f"    resolution={self.resolution!r},\n    seed={self.seed!r},\n"
-            f"    enable_safety_checker={self.enable_safety_checker!r},\n)\n"
-        )
+        """Python that rebuilds this request (local files by path or display name)."""
+        spec = self.spec
+        lines = ["import runflow_nb as rf", "client = rf.Client()", "result = client.generate("]
+        if spec is not REFERENCE_TO_VIDEO:
+            lines.append(f"    model={spec.alias!r},")
+        if self.prompt is not None:
+            lines.append(f"    prompt={self.prompt!r},")
+        if spec.has_images and spec.images.single:
+            lines.append(f"    image={self.images[0].display!r},")
+        elif spec.has_images and (self.images or spec.images.min_count):
+            lines.append(f"    images=[{', '.join(repr(r.display) for r in self.images)}],")
+        if self.video is not None:
+            lines.append(f"    video={self.video.display!r},")
+        lines += [f"    {name}={value!r}," for name, value in self.params().items()]
+        return "\n".join([*lines, ")"]) + "\n"
 
     def __repr__(self) -> str:
-        prompt = self.prompt if len(self.prompt) <= 60 else self.prompt[:57] + "..."
-        return (f"VideoRequest(prompt={prompt!r}, images={len(self.images)}, aspect_ratio={self.aspect_ratio!r}, "
-                f"duration={self.duration}, resolution={self.resolution!r}, seed={self.seed}, "
-                f"estimate=${self.estimate_usd():.2f})")
+        spec = self.spec
+        prompt = self.prompt if self.prompt is None or len(self.prompt) <= 60 else self.prompt[:57] + "..."
+        head = "" if spec is REFERENCE_TO_VIDEO else f"model={spec.alias!r}, "
+        media = f", images={len(self.images)}" if spec.has_images else ""
+        if self.video is not None:
+            media += f", video={self.video.display[-40:]!r}"
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"VideoRequest({head}prompt={prompt!r}{media}, {params}, estimate=${self.estimate_usd():.2f})"
+
+
+def _not_taken_fix(spec: ModelSpec, name: str) -> str:
+    if name == "aspect_ratio" and spec.has_images and spec.images.single:
+        return "leave it out: the clip keeps the image's aspect ratio"
+    if name == "duration" and spec.video is not None:
+        return "leave it out: the edited clip is as long as the input video"
+    return f"leave it out (inputs of {spec.variant}: {', '.join(spec.field_names)})"
+
+
+def _tag_issues(spec: ModelSpec, prompt: Any, images: Any) -> list[Issue]:
+    """Every image tag in the prompt must name an image that is given (characterN, @ImageN)."""
+    tags = spec.tags
+    if tags is None or not isinstance(prompt, str):
+        return []
+    rules = _rules(spec)
+    if images is None and rules.min_count:
+        return []  # the missing images are reported already
+    n_given = 0 if images is None else len(images) if isinstance(images, list) else 1
+    issues = []
+    for n in sorted(set(tags.refs(prompt))):
+        if n < tags.first or n > tags.last:
+            issues.append(Issue("prompt", f"names {tags.name(n)}; tags run from {tags.name(tags.first)} to "
+                                          f"{tags.name(tags.last)}", "renumber the tag to match an image"))
+        elif n > n_given:
+            issues.append(Issue("prompt", f"names {tags.name(n)} but only {n_given} image"
+                                          f"{'s are' if n_given != 1 else ' is'} given",
+                                f"add a {_ordinal(n)} reference image or change the tag"))
+    return issues
 
 
 def _ordinal(n: int) -> str:

@@ -195,9 +195,7 @@ class _Sweep:
     def _record(self, req: VideoRequest) -> dict[str, Any]:
         return {
             "run_key": req.run_key(), "client_ref": new_client_ref(), "experiment": self.experiment,
-            "model": req.model, "status": "planned", "prompt": req.prompt, "images": req.image_displays(),
-            "image_sha256": [r.sha256 for r in req.images], **req.params(), "params": req.params(),
-            "created_at": _now(), "cost_estimate_usd": req.estimate_usd(),
+            "status": "planned", **req.record(), "created_at": _now(),
             "cost_simulated": self.client.backend == "simulator", "backend": self.client.backend,
             "library_version": __version__, "attempts": 0, "tags": [],
         }

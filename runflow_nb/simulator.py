@@ -41,12 +41,12 @@ from .errors import (
     RunTimeoutError,
     ValidationError,
 )
-from .specs import REFERENCE_TO_VIDEO, ModelSpec, get_spec
+from .specs import REFERENCE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO_EDIT, ModelSpec, get_spec
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["MAX_PAGE_SIZE", "TERMINAL", "Simulator", "iso_utc", "validate_input"]
+__all__ = ["MAX_PAGE_SIZE", "TERMINAL", "Simulator", "iso_utc", "media_issues", "validate_input"]
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +104,46 @@ def validate_input(raw: Mapping[str, Any], *, spec: ModelSpec = REFERENCE_TO_VID
         except UnicodeEncodeError:
             issues.append(Issue("prompt", "contains characters that are not valid UTF-8 (lone surrogates)",
                                 "remove or replace them"))
-    if isinstance(raw.get("prompt"), str) and n_images is not None:
-        top = spec.images.max_count
-        for n in sorted(set(spec.character_refs(raw["prompt"]))):
-            if n < 1 or n > top:
-                issues.append(Issue("prompt", f"names character{n}; tags run from character1 to character{top}",
-                                    "renumber the tag to match an image"))
+    tags = spec.tags
+    if isinstance(raw.get("prompt"), str) and n_images is not None and tags is not None:
+        for n in sorted(set(tags.refs(raw["prompt"]))):
+            if n < tags.first or n > tags.last:
+                issues.append(Issue("prompt", f"names {tags.name(n)}; tags run from {tags.name(tags.first)} to "
+                                              f"{tags.name(tags.last)}", "renumber the tag to match an image"))
             elif n > n_images:
-                issues.append(Issue("prompt", f"names character{n} but only {n_images} image"
+                issues.append(Issue("prompt", f"names {tags.name(n)} but only {n_images} image"
                                               f"{'s are' if n_images != 1 else ' is'} given",
                                     f"add a {_ordinal(n)} reference image or change the tag"))
     return clean, issues
+
+
+def media_issues(spec: ModelSpec, images: Sequence[Any], video: Any = None) -> list[Issue]:
+    """The spec's rules for decoded images (count, size, aspect) and the input video's presence."""
+    issues: list[Issue] = []
+    rules = spec.images
+    if rules is None:
+        if images:
+            issues.append(Issue("images", f"{spec.variant} takes no images", "send none"))
+    else:
+        if not rules.min_count <= len(images) <= rules.max_count:
+            allowed = "exactly one image" if rules.single else f"{rules.min_count}–{rules.max_count} images"
+            issues.append(Issue(rules.field, f"got {len(images)} images; {allowed} allowed",
+                                f"send {allowed}"))
+        for i, img in enumerate(images):
+            where = rules.field if rules.single else f"{rules.field}[{i}]"
+            if not (hasattr(img, "size") and hasattr(img, "mode")):
+                issues.append(Issue(where, f"a {type(img).__name__} is not a decoded image", "pass PIL images"))
+                continue
+            w, h = img.size
+            if min(w, h) < rules.min_short_side:
+                issues.append(Issue(where, f"is {w}×{h}; the shortest side must be at least "
+                                           f"{rules.min_short_side} px", "use a larger image"))
+            aspect = rules.aspect_problem(w, h)
+            if aspect:
+                issues.append(Issue(where, aspect, "crop it to a less extreme shape"))
+    if spec.video is not None and video is None:
+        issues.append(Issue(spec.video.field, "is required: the clip to edit", "send an MP4 or MOV URL"))
+    return issues
 
 
 def _ordinal(n: int) -> str:
@@ -149,6 +178,34 @@ def _field_problem(f: Any, value: Any) -> tuple[str, str] | None:
 # --- runs -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Clip:
+    """The output's shape: length (and the seconds billed) and frame ratio, per model."""
+
+    seconds: float
+    billed_s: int
+    aspect_ratio: str
+
+
+def _clip_shape(spec: ModelSpec, clean: Mapping[str, Any], images: Sequence[Any], video: Any) -> _Clip:
+    """r2v/t2v: as asked; i2v: the image's ratio; video-edit: the input clip's length and ratio."""
+    if spec.video is not None:
+        from .media import probe
+        from .video_input import billed_seconds
+
+        info = probe(video)
+        return _Clip(info.duration, billed_seconds(info.duration), f"{info.width}:{info.height}")
+    seconds = int(clean["duration"])
+    if spec.has_images and spec.images.single:
+        w, h = images[0].size
+        return _Clip(seconds, seconds, f"{w}:{h}")
+    return _Clip(seconds, seconds, str(clean["aspect_ratio"]))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 @dataclass
 class _Run:
     id: str
@@ -166,6 +223,7 @@ class _Run:
     force_failure: bool
     force_nsfw: bool
     price: float
+    clip: _Clip
     status: str = "queued"
     started: float | None = None
     completed: float | None = None
@@ -263,36 +321,29 @@ class Simulator:
         force_failure: bool = False,
         force_nsfw: bool = False,
         notes: Sequence[str] = (),
+        video: str | Path | None = None,
     ) -> dict[str, Any]:
         """Create a run and start rendering it; returns the run as the API shows it (``queued``).
 
-        ``input`` is the wire input; its ``image_urls`` may hold decoded PIL images, or pass them
-        as ``images`` (then ``image_urls`` stays as given, e.g. URLs, for the run's echo).
+        ``input`` is the wire input; its image field (``image_urls``, ``image_url``,
+        ``reference_image_urls``) may hold decoded PIL images, or pass them as ``images`` (then the
+        field stays as given, e.g. URLs, for the run's echo). ``video`` is video-edit's input clip
+        as a local file (the emulator fetches and checks ``video_url``).
         ``force_failure`` / ``force_nsfw`` script the outcome; ``notes`` become warning log lines.
         Raises :class:`ValidationError` for bad inputs, :class:`InsufficientCreditError` when the
         balance cannot pay the run's price.
         """
         spec = get_spec(model)
         if images is None:
-            given = input.get(spec.images.field)
-            images = list(given) if isinstance(given, (list, tuple)) else []
+            given = input.get(spec.images.field) if spec.has_images else None
+            images = list(given) if isinstance(given, (list, tuple)) else [] if given is None else [given]
         images = list(images)
         clean, issues = validate_input(input, spec=spec, n_images=len(images))
-        rules = spec.images
-        if not rules.min_count <= len(images) <= rules.max_count:
-            issues.append(Issue(rules.field, f"got {len(images)} images; {rules.min_count}–{rules.max_count} "
-                                             "are allowed", "send between 1 and 9 images"))
-        for i, img in enumerate(images):
-            if not (hasattr(img, "size") and hasattr(img, "mode")):
-                issues.append(Issue(f"{rules.field}[{i}]", f"a {type(img).__name__} is not a decoded image",
-                                    "pass PIL images"))
-            elif min(img.size) < rules.min_short_side:
-                issues.append(Issue(f"{rules.field}[{i}]", f"is {img.size[0]}×{img.size[1]}; the shortest side "
-                                                           f"must be at least {rules.min_short_side} px",
-                                    "use a larger image"))
+        issues += media_issues(spec, images, video)
         if issues:
             raise ValidationError(issues)
-        price = spec.price_usd(duration=clean["duration"], resolution=clean["resolution"])
+        clip = _clip_shape(spec, clean, images, video)
+        price = spec.price_usd(duration=clip.billed_s, resolution=clean["resolution"])
         with self._lock:
             if self._closed:
                 raise RuntimeError("the simulator is closed")
@@ -304,32 +355,51 @@ class Simulator:
             run_id = f"run_{secrets.token_hex(12)}"
             seed = clean["seed"] if clean["seed"] is not None else _seed_for(run_id)
             echo = dict(input)
-            echo[rules.field] = [_describe_image(x) for x in input.get(rules.field) or images]
+            if spec.has_images and (input.get(spec.images.field) or images):
+                shown = [_describe_image(x) for x in (
+                    _as_list(input.get(spec.images.field)) or images)]
+                echo[spec.images.field] = shown[0] if spec.images.single else shown
             now = self._clock()
             run = _Run(id=run_id, seq=self._seq, model=spec.model, input=echo, params=clean, seed=seed,
                        created=now, latency=max(0.0, self.latency), request_id=request_id, client_ref=client_ref,
                        metadata=metadata, callback_url=callback_url, force_failure=force_failure,
-                       force_nsfw=force_nsfw, price=price)
+                       force_nsfw=force_nsfw, price=price, clip=clip)
             self._runs[run_id] = run
-            self._log(run, "info", f"queued: {clean['duration']} s {clean['resolution']} {clean['aspect_ratio']}, "
-                                   f"{len(images)} reference image{'s' if len(images) != 1 else ''}, seed {seed}")
+            media = (f"{len(images)} image{'s' if len(images) != 1 else ''}" if spec.has_images
+                     else "prompt only") + (f", input video {clip.seconds:.1f} s" if video is not None else "")
+            self._log(run, "info", f"queued: {spec.variant}, {clip.seconds:g} s {clean['resolution']} "
+                                   f"{clip.aspect_ratio}, {media}, seed {seed}")
             for note in notes:
                 self._log(run, "warning", note)
             if not force_failure:
                 dest = self.workdir / "runs" / f"{run_id}.mp4"
-                run.future = self._pool.submit(self._render, run, images, dest)
+                run.future = self._pool.submit(self._render, run, images, dest, video)
             return self._view(run, None)
 
-    def _render(self, run: _Run, images: list[Image.Image], dest: Path) -> None:
+    def _render(self, run: _Run, images: list[Image.Image], dest: Path, video: str | Path | None = None) -> None:
         p = run.params
         error = path = digest = size = None
         try:
             render: Renderer
             if self._renderer is not None:
                 render = self._renderer
+            elif run.model == VIDEO_EDIT.model:
+                from .render_edit import render_edit
+
+                def render(images: Any, **kw: Any) -> Any:
+                    assert video is not None
+                    return render_edit(video, references=images, prompt=str(p.get("prompt") or ""), seed=kw["seed"],
+                                       resolution=kw["resolution"], audio_setting=str(p.get("audio_setting")),
+                                       dest=kw["dest"], label=kw["label"])
             else:
                 from .render import render_clip as render
-            path = Path(render(images, duration=p["duration"], aspect_ratio=p["aspect_ratio"],
+            if run.model == TEXT_TO_VIDEO.model and self._renderer is None:
+                from .scenes import text_scene
+
+                ow, oh = get_spec(run.model).output_size(run.clip.aspect_ratio, p["resolution"])
+                scene = text_scene(str(p.get("prompt") or ""), seed=run.seed, size=(round(ow * 1.15), round(oh * 1.15)))
+                images = [scene]
+            path = Path(render(images, duration=round(run.clip.seconds), aspect_ratio=run.clip.aspect_ratio,
                                resolution=p["resolution"], seed=run.seed, dest=dest, label=self.label,
                                cache_dir=self._cache_dir))
             h = hashlib.sha256()
@@ -386,7 +456,7 @@ class Simulator:
             run.billed = True
             self._ledger.append({
                 "run_id": run.id, "model": run.model, "cost": f"{run.price:.2f}", "cost_usd": run.price,
-                "duration": run.params["duration"], "resolution": run.params["resolution"],
+                "duration": run.clip.billed_s, "resolution": run.params["resolution"],
                 "client_ref": run.client_ref, "billed_at": iso_utc(at)})
         self._log(run, "info", f"succeeded: billed ${run.price:.2f}", at=at)
 
@@ -404,15 +474,15 @@ class Simulator:
         cost = None
         if run.status == "succeeded":
             assert run.path is not None and run.completed is not None and run.started is not None
-            width, height = get_spec(run.model).output_size(run.params["aspect_ratio"], run.params["resolution"])
+            width, height = get_spec(run.model).output_size(run.clip.aspect_ratio, run.params["resolution"])
             url = (f"{base_url.rstrip('/')}/files/{run.token}/{run.id}.mp4" if base_url else run.path.as_uri())
             output = {
                 "outputs": [{"url": url, "type": "video", "width": width, "height": height,
-                             "duration": float(run.params["duration"]), "content_type": "video/mp4",
+                             "duration": float(run.clip.seconds), "content_type": "video/mp4",
                              "size": run.size, "sha256": run.sha256}],
                 "seed": run.seed,
                 "timing": {"inference_ms": round((run.completed - run.started) * 1000)},
-                "nsfw_detected": run.force_nsfw if run.params["enable_safety_checker"] else None,  # not checked
+                "nsfw_detected": run.force_nsfw if run.params.get("enable_safety_checker", True) else None,
             }
             cost = f"{run.price:.2f}"
         elif run.status == "failed":

@@ -157,6 +157,10 @@ _RUN_SPECS: tuple[_Col, ...] = (
     _Col("note", "text", since=2),
     _Col("images", "list"),
     _Col("model", "str"),
+    _Col("parent_run_id", "str", since=4),  # the run whose clip this run edits (video-edit lineage)
+    _Col("audio_setting", "str", since=4),
+    _Col("source_video", "text", since=4),  # video-edit's input clip: a path or URL, as given
+    _Col("source_video_sha256", "str", since=4),
     _Col("seed_returned", "int"),
     _Col("enable_safety_checker", "bool"),
     _Col("nsfw_detected", "bool"),
@@ -266,6 +270,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create runs, experiments and reports", _create_v1),
     Migration(2, "add runs.poster_path and runs.note", _add_columns),
     Migration(3, "add runs.owner", _add_columns),
+    Migration(4, "add runs.parent_run_id, audio_setting, source_video, source_video_sha256", _add_columns),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _TABLES = _define_tables(sa.MetaData(), version=LATEST_VERSION)
