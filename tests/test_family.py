@@ -305,3 +305,38 @@ def test_a_parameter_no_listed_model_takes_is_refused() -> None:
     with pytest.raises(ValidationError) as exc:
         rf.grid(model="t2v", prompt="x", references=[image_bytes()])
     assert exc.value.fields == ["images"]
+
+
+# -- the form's model picker ------------------------------------------------------------------------
+
+def test_the_form_re_shapes_itself_for_each_model(tmp_path: Path) -> None:
+    pytest.importorskip("ipywidgets")
+    small = tmp_path / "small.png"
+    small.write_bytes(image_bytes((350, 350)))  # under reference-to-video's 400 px, fine for image-to-video
+    form = rf.GenerateForm(model="r2v")
+    form.controls["prompt"].value = "character1 trots"
+    form.controls["resolution"].value = "720p"
+    form.add_image(small)
+    assert form.request is None and "400 px" in form.errors["image_urls"].value
+
+    form.model_picker.value = MODELS["t2v"]  # what choosing in the dropdown does
+    assert form.spec.model == MODELS["t2v"]
+    assert "enable_safety_checker" not in form.controls and form.controls["prompt"].value == "character1 trots"
+    assert form.request is not None and form.request.to_input().keys() == {"prompt", "aspect_ratio", "duration",
+                                                                           "resolution"}
+    assert f"${PRICES['t2v'][0]:.2f}/s" in form.cost.value
+
+    form.set_model("i2v")
+    assert "aspect_ratio" not in form.controls
+    assert form.request is not None and form.request.images[0].width == 350  # re-checked: fine here
+    assert "image_url" in form.request.to_input()
+
+    clip = write_video(tmp_path / "clip.mp4", 4)
+    form.set_model("video-edit")
+    assert "duration" not in form.controls and "audio_setting" in form.controls
+    assert form.request is None and "required" in form.errors["video_url"].value
+    form.controls["prompt"].value = "@Image1 waves at night"
+    form.video_box.value = str(clip)
+    assert form.request is not None, form.issues
+    assert form.request.estimate_usd() == pytest.approx(4 * PRICES["edit"][0])
+    assert "@Image1" in form.hints.value and "video=" in form.to_code()

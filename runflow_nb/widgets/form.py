@@ -14,6 +14,7 @@ Jupyter serves, never base64) inside an ``Output`` so JupyterLab resolves its re
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import html
@@ -30,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from .. import display
 from ..errors import Issue, RunflowError, ValidationError
 from ..request import Reference, VideoRequest, load_reference
-from ..specs import REFERENCE_TO_VIDEO, ModelSpec
-from .fields import FieldControl, issues_html, make_control
+from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
+from .fields import issues_html, make_control
 
 if TYPE_CHECKING:
     from ..client import Client, Result
@@ -124,7 +125,10 @@ def _html_output(markup: str, text: str) -> dict[str, Any]:
 
 
 class GenerateForm:
-    """A form for one reference-to-video clip, generated from the model spec.
+    """A form for one clip of any model of the family, generated from the model's spec.
+
+    The model picker at the top re-shapes the form: text-to-video has no images, image-to-video
+    takes one, video-edit a clip (path or URL) and up to five references named ``@Image1``….
 
     >>> form = GenerateForm()                                         # doctest: +SKIP
     >>> form.controls["prompt"].value = "character1 trots on a beach"  # doctest: +SKIP
@@ -136,12 +140,12 @@ class GenerateForm:
     """
 
     def __init__(self, client: Client | None = None, experiment: Experiment | None = None, *,
-                 spec: ModelSpec = REFERENCE_TO_VIDEO) -> None:
+                 spec: ModelSpec = REFERENCE_TO_VIDEO, model: str | ModelSpec | None = None) -> None:
         import ipywidgets as w
 
         from ..client import Client
 
-        self.spec = spec
+        self.spec = get_spec(model) if model is not None else spec
         self.client = client if client is not None else Client()
         self.experiment = experiment
         self.images: list[ImageItem] = []
@@ -156,22 +160,22 @@ class GenerateForm:
         self._t0 = 0.0
         self._status_lock = threading.Lock()
 
-        # -- scalar fields, generated from the spec
-        self.controls: dict[str, FieldControl] = {f.name: make_control(f) for f in spec.fields}
-        for name, ctl in self.controls.items():
-            ctl.observe(functools.partial(self._changed, name))
-        self.errors: dict[str, Any] = {name: ctl.error for name, ctl in self.controls.items()}
+        # -- the model picker: the fields below are re-generated from the chosen model's spec
+        self.model_picker = w.Dropdown(options=[(f"{s.variant} — {s.title.split(': ', 1)[-1]}", s.model)
+                                                for s in FAMILY], value=self.spec.model, description="model",
+                                       layout=w.Layout(width="620px"), style={"description_width": "130px"})
+        self.model_picker.add_class("rf-model-picker")
+        self.model_picker.observe(lambda change: self.set_model(change["new"]), names="value")
 
-        # -- prompt extras: live count and characterN hints
+        # -- prompt extras: live count and image-tag hints
         self.count = w.HTML()
         self.count.add_class("rf-prompt-count")
         self.hints = w.HTML()
         self.hints.add_class("rf-prompt-hints")
 
         # -- reference images: upload, path/URL + Add, thumbnails
-        img_field = spec.images.field
-        self.upload = w.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=True,
-                                   description="Upload", tooltip="add reference images from your computer")
+        self.upload = w.FileUpload(accept="image/png,image/jpeg,image/webp,image/bmp", multiple=True,
+                                   description="Upload", tooltip="add images from your computer")
         self.upload.add_class("rf-image-upload")
         self.upload.observe(self._on_upload, names="value")
         self.path_box = w.Text(placeholder="path or http(s) URL of an image", layout=w.Layout(width="320px"))
@@ -182,10 +186,13 @@ class GenerateForm:
         self.add_button.on_click(lambda _b: self._add_from_box())
         self.thumbnails = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self.thumbnails.add_class("rf-thumbnails")
-        self.errors[img_field] = w.HTML()
-        self.errors[img_field].add_class(f"rf-error-{img_field}")
-        self.errors["general"] = w.HTML()
-        self.errors["general"].add_class("rf-error-general")
+        self.images_label = w.HTML(layout=w.Layout(width="130px", min_width="130px"))
+
+        # -- video-edit's input clip: a path or URL
+        self.video_box = w.Text(placeholder="path or http(s) URL of an MP4/MOV clip (3–60 s)",
+                                layout=w.Layout(width="420px"))
+        self.video_box.add_class("rf-video-path")
+        self.video_box.observe(lambda _c: self._changed("video_url"), names="value")
 
         # -- cost, Generate, status, result
         self.cost = w.HTML()
@@ -198,16 +205,60 @@ class GenerateForm:
         self.status.add_class("rf-status")
         self.output = w.Output()
         self.output.add_class("rf-result")
+        self.title = w.HTML()
+        self.widget = w.VBox()
+        self.widget.add_class("rf-generate-form")
+        self._build_fields()
 
-        label = w.HTML(value="<b>reference images</b>", layout=w.Layout(width="130px", min_width="130px"),
-                       tooltip=f"{spec.images.min_count}–{spec.images.max_count} images; name them in the "
-                               "prompt as character1, character2, …")
+    def set_model(self, model: str | ModelSpec) -> None:
+        """Switch to another model of the family: its fields replace the old ones (values of the
+        fields both share are kept; images are checked again against the new model's rules)."""
+        spec = get_spec(model)
+        if spec is self.spec:
+            return
+        keep = {name: ctl.value for name, ctl in self.controls.items()}
+        self.spec = spec
+        if self.model_picker.value != spec.model:
+            self.model_picker.value = spec.model
+        self.images = [ImageItem.load(item.source, spec=spec, label=item.label) for item in self.images]
+        self._build_fields(keep)
+
+    def _build_fields(self, keep: Mapping[str, Any] | None = None) -> None:
+        """(Re)generate the controls and the layout from ``self.spec``."""
+        import ipywidgets as w
+
+        spec = self.spec
+        self.controls = {f.name: make_control(f) for f in spec.fields}
+        for name, ctl in self.controls.items():
+            if keep and name in keep and keep[name] is not None:
+                with contextlib.suppress(Exception):  # a value the new field cannot hold keeps its default
+                    ctl.value = keep[name]
+            ctl.observe(functools.partial(self._changed, name))
+        self.errors: dict[str, Any] = {name: ctl.error for name, ctl in self.controls.items()}
+        img_field = spec.images.field or "images"
+        self.errors[img_field] = w.HTML()
+        self.errors[img_field].add_class(f"rf-error-{img_field}")
+        self.errors["video_url"] = w.HTML()
+        self.errors["video_url"].add_class("rf-error-video_url")
+        self.errors["general"] = w.HTML()
+        self.errors["general"].add_class("rf-error-general")
+        rules = spec.images
+        what = "image" if rules.single else "reference images"
+        tags = f"; name them in the prompt as {spec.tags.name(spec.tags.first)}, …" if spec.tags else ""
+        self.images_label.value = f"<b>{what}</b>"
+        self.images_label.tooltip = (f"one image{tags}" if rules.single
+                                     else f"{rules.min_count}–{rules.max_count} images{tags}")
         image_rows = [
-            w.HBox([label, self.upload, self.path_box, self.add_button], layout=w.Layout(align_items="center")),
+            w.HBox([self.images_label, self.upload, self.path_box, self.add_button],
+                   layout=w.Layout(align_items="center")),
             w.HBox([w.HTML(layout=w.Layout(width="130px", min_width="130px")),
                     w.VBox([self.thumbnails, self.errors[img_field]])]),
-        ]
-        rows: list[Any] = [w.HTML(value=self._title_html())]
+        ] if spec.has_images else []
+        video_rows = [w.HBox([w.HTML("<b>video</b>", layout=w.Layout(width="130px", min_width="130px")),
+                              self.video_box, self.errors["video_url"]], layout=w.Layout(align_items="center"))
+                      ] if spec.video is not None else []
+        self.title.value = self._title_html()
+        rows: list[Any] = [self.title, self.model_picker, *video_rows]
         for name, ctl in self.controls.items():
             rows.append(ctl.box)
             if name == "prompt":
@@ -219,8 +270,8 @@ class GenerateForm:
         rows += [self.errors["general"], self.cost,
                  w.HBox([self.generate_button, self.status], layout=w.Layout(align_items="center")),
                  self.output]
-        self.widget = w.VBox(rows)
-        self.widget.add_class("rf-generate-form")
+        self.widget.children = rows
+        self._render_thumbnails()
         self.validate()
 
     # -- display ---------------------------------------------------------------------------------
@@ -283,7 +334,7 @@ class GenerateForm:
         self.upload.value = ()  # ready for the next pick; the files now live in the list
 
     def _images_changed(self) -> None:
-        self._touched.add(self.spec.images.field)
+        self._touched.add(self.spec.images.field or "images")
         self._render_thumbnails()
         self.validate()
 
@@ -307,7 +358,8 @@ class GenerateForm:
             mark = "" if item.ok else ' <span style="color:#b91c1c">⚠</span>'
             caption = w.HTML(f'<div style="font-size:12px;text-align:center;max-width:{THUMB_PX}px;'
                              f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap" '
-                             f'title="{html.escape(item.source, quote=True)}"><b>character{i + 1}</b>{mark}<br>'
+                             f'title="{html.escape(item.source, quote=True)}"><b>{html.escape(self._tag(i + 1))}</b>'
+                             f"{mark}<br>"
                              f"{html.escape(item.name)}</div>")
             small = w.Layout(width="30px", padding="0")
             left = w.Button(description="◀", tooltip="move left", disabled=i == 0, layout=small)
@@ -323,6 +375,12 @@ class GenerateForm:
         self.thumbnails.children = cards
         self.add_button.disabled = n >= self.spec.images.max_count
         self.upload.disabled = n >= self.spec.images.max_count
+        self.upload.multiple = not self.spec.images.single
+
+    def _tag(self, n: int) -> str:
+        """How image ``n`` (1-based) is named in the prompt (or shown, when the model has no tags)."""
+        tags = self.spec.tags
+        return tags.name(n) if tags is not None else ("image" if self.spec.images.single else f"image {n}")
 
     def _index(self, item: ImageItem) -> int:
         return next(i for i, it in enumerate(self.images) if it is item)
@@ -341,16 +399,22 @@ class GenerateForm:
         """Re-check the whole request (no image is decoded again) and refresh every label."""
         field = self.spec.images.field
         refs = [item.loaded if item.ok else _NOT_LOADED for item in self.images]
+        extra: dict[str, Any] = {}
+        if self.spec.has_images:
+            extra["images"] = refs if refs or not self.spec.images.min_count else None
+        if self.spec.video is not None:
+            extra["video"] = self.video_box.value.strip() or None
         try:
-            self.request = VideoRequest.build(**self.values(), images=refs, spec=self.spec)
+            self.request = VideoRequest.build(**self.values(), **extra, spec=self.spec)
             self.issues = []
         except ValidationError as exc:
             self.request = None
-            bad = {f"{field}[{i}]": item for i, item in enumerate(self.images) if not item.ok}
+            where = (lambda i: field) if self.spec.images.single else (lambda i: f"{field}[{i}]")
+            bad = {where(i): item for i, item in enumerate(self.images) if not item.ok}
             issues = [i for i in exc.issues if i.field not in bad]
-            for where, item in bad.items():  # the real reasons, found when the image was added
+            for key, item in bad.items():  # the real reasons, found when the image was added
                 assert not isinstance(item.loaded, Reference)
-                issues += [Issue(where, x.message, x.fix) for x in item.loaded]
+                issues += [Issue(key, x.message, x.fix) for x in item.loaded]
             self.issues = issues
         self._refresh()
         return self.issues
@@ -363,10 +427,10 @@ class GenerateForm:
         field = self.spec.images.field
 
         def image_prefix(issue: Issue) -> str:
-            if issue.field.startswith(field + "["):
-                n = int(issue.field[len(field) + 1:].rstrip("]"))
+            if issue.field.startswith(field + "[") or (self.spec.images.single and issue.field == field):
+                n = int(issue.field[len(field) + 1:].rstrip("]") or 0) if "[" in issue.field else 0
                 name = self.images[n].name if n < len(self.images) else ""
-                return f"character{n + 1} ({name}): "
+                return f"{self._tag(n + 1)} ({name}): " if name else ""
             return ""
 
         for key, label in self.errors.items():
@@ -389,29 +453,38 @@ class GenerateForm:
         parts = []
         tags = sorted(set(self.spec.character_refs(prompt)))
         for n in tags:
+            tag = html.escape(self._tag(n))
             if 1 <= n <= len(self.images):
-                parts.append(f"<b>character{n}</b> → {html.escape(self.images[n - 1].name)}")
+                parts.append(f"<b>{tag}</b> → {html.escape(self.images[n - 1].name)}")
             else:
-                parts.append(f'<span style="color:#b91c1c"><b>character{n}</b> → no image '
+                parts.append(f'<span style="color:#b91c1c"><b>{tag}</b> → no image '
                              f"(dangling tag: {len(self.images)} image{'s' if len(self.images) != 1 else ''} "
                              "added)</span>")
-        unused = [i + 1 for i in range(len(self.images)) if i + 1 not in tags]
+        unused = [i + 1 for i in range(len(self.images)) if i + 1 not in tags] if self.spec.tags else []
         if unused:
-            parts.append("not named in the prompt: " + ", ".join(f"character{n}" for n in unused))
+            parts.append("not named in the prompt: " + ", ".join(self._tag(n) for n in unused))
         self.hints.value = ('<span style="font-size:12px;color:#374151;margin-left:12px">'
                             + " · ".join(parts) + "</span>") if parts else ""
 
     def _refresh_cost(self) -> None:
         values = self.values()
+        note = " — simulator: nothing is charged" if self._backend() == "simulator" else ""
         try:
-            usd = self.spec.price_usd(duration=int(values["duration"]), resolution=str(values["resolution"]))
-            rate = self.spec.price_per_second[str(values["resolution"])]
+            resolution = str(values["resolution"])
+            rate = self.spec.price_per_second[resolution]
+            if self.spec.video is not None:  # priced by the input clip's length
+                if self.request is None:
+                    self.cost.value = f"Price: ${rate:.2f}/s of the input clip at {html.escape(resolution)}{note}"
+                    return
+                seconds, usd = self.request.billed_seconds, self.request.estimate_usd()
+            else:
+                seconds = int(values["duration"])
+                usd = self.spec.price_usd(duration=seconds, resolution=resolution)
         except (KeyError, TypeError, ValueError):
             self.cost.value = ""
             return
-        note = " — simulator: nothing is charged" if self._backend() == "simulator" else ""
-        self.cost.value = (f"Estimated cost: <b>${usd:.2f}</b> ({values['duration']} s × ${rate:.2f}/s at "
-                           f"{html.escape(str(values['resolution']))}){note}")
+        self.cost.value = (f"Estimated cost: <b>${usd:.2f}</b> ({seconds} s × ${rate:.2f}/s at "
+                           f"{html.escape(resolution)}){note}")
 
     # -- code ---------------------------------------------------------------------------------------
 
@@ -419,10 +492,15 @@ class GenerateForm:
         """Python that builds this request (and, with ``run``, generates it the same way)."""
         values = self.values()
         lines = ["import runflow_nb as rf", "", "request = rf.VideoRequest.build("]
+        if self.spec is not REFERENCE_TO_VIDEO:
+            lines.append(f"    model={self.spec.alias!r},")
         images = [item.source for item in self.images]
         if "prompt" in values:
             lines.append(f"    prompt={values.pop('prompt')!r},")
-        lines.append(f"    images={images!r},")
+        if self.spec.video is not None:
+            lines.append(f"    video={self.video_box.value.strip()!r},")
+        if self.spec.has_images:
+            lines.append(f"    images={images!r},")
         lines += [f"    {name}={value!r}," for name, value in values.items()]
         lines.append(")")
         if run:
