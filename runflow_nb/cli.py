@@ -64,6 +64,9 @@ def _add_request_args(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     p.add_argument("--no-safety-checker", action="store_true", help="turn the provider's safety checker off")
 
 
+_STORE_HELP = "store URL or SQLite path (default: RUNFLOW_STORE, else runflow_data/runflow.sqlite)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runflow-nb",
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="make one clip and print where it is, its seed, timing and cost",
                        description="Validate, submit, wait and download one clip.")
     _add_request_args(g, sweep=False)
-    g.add_argument("--out", default="artifacts", help="folder for the MP4 (default: artifacts)")
+    g.add_argument("--out", default=None, help="folder for the MP4 (default: RUNFLOW_ARTIFACTS, else runflow_data/artifacts)")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
 
     s = sub.add_parser("sweep", help="run a seed/parameter sweep into an experiment (resumable)",
@@ -86,14 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--concurrency", type=int, default=4, help="runs in flight at once (default 4)")
     s.add_argument("--budget-usd", type=float, default=None, help="stop submitting before this much is spent")
     s.add_argument("--dry-run", action="store_true", help="print the plan and its cost estimate; submit nothing")
-    s.add_argument("--store", default=None, help="store URL or SQLite path (default runflow.sqlite)")
-    s.add_argument("--artifacts", default=None, help="artifacts folder (default artifacts)")
+    s.add_argument("--store", default=None, help=_STORE_HELP)
+    s.add_argument("--artifacts", default=None,
+                   help="artifacts folder or s3:// URL (default: RUNFLOW_ARTIFACTS, else artifacts/ beside the store)")
 
     t = sub.add_parser("table", help="print an experiment's runs", description="Print or export an experiment's table.")
     t.add_argument("experiment", help="experiment name")
     t.add_argument("--format", choices=["markdown", "csv", "parquet"], default="markdown")
     t.add_argument("--out", default=None, help="file to write (required for parquet)")
-    t.add_argument("--store", default=None, help="store URL or SQLite path (default runflow.sqlite)")
+    t.add_argument("--store", default=None, help=_STORE_HELP + "; must exist")
 
     r = sub.add_parser("report", help="run a notebook with papermill and write an HTML report",
                        description="Execute NOTEBOOK with papermill (parameters from -p/-f), write the executed "
@@ -115,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve Runflow's documented HTTP contract on loopback for tests and demos.",
                        add_help=False)
     e.add_argument("args", nargs=argparse.REMAINDER, help="see `runflow-nb emulator --help`")
+
+    sub.add_parser("config", help="print the settings in force (RUNFLOW_* variables) and where each came from",
+                   description="Print every RUNFLOW_* setting runflow_nb reads, its value in force and "
+                               "whether it came from the environment or the default. The API key is "
+                               "shown only as set or unset.")
 
     m = sub.add_parser("migrate", help="upgrade a store's schema in place",
                        description="Upgrade the store at STORE_URL to this version's schema (never drops data).")
@@ -176,13 +185,20 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
 
 def _cmd_table(a: argparse.Namespace) -> int:
-    from .store import Store
+    from .store import MissingStoreError, Store
 
-    store = Store(a.store or "runflow.sqlite")
-    if a.experiment not in store.experiments():
-        print(f"runflow-nb: no experiment {a.experiment!r} in {store!r}", file=sys.stderr)
+    try:
+        store = Store(a.store, create=False)  # reading never creates a store (a mistyped --store is an error)
+    except MissingStoreError as exc:
+        print(f"runflow-nb: {exc}", file=sys.stderr)
         return 2
-    df = store.table(a.experiment)
+    with store:
+        if a.experiment not in store.experiments():
+            known = ", ".join(map(repr, store.experiments())) or "none"
+            print(f"runflow-nb: no experiment {a.experiment!r} in {store.url} (experiments there: {known})",
+                  file=sys.stderr)
+            return 2
+        df = store.table(a.experiment)
     if a.format == "parquet":
         if not a.out:
             print("runflow-nb: --out FILE is required for parquet", file=sys.stderr)
@@ -233,10 +249,21 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_migrate(a: argparse.Namespace) -> int:
-    from .store import migrate
+def _cmd_config(a: argparse.Namespace) -> int:
+    from .settings import describe
 
-    before, after = migrate(a.store_url)
+    print(describe())
+    return 0
+
+
+def _cmd_migrate(a: argparse.Namespace) -> int:
+    from .store import MissingStoreError, migrate
+
+    try:
+        before, after = migrate(a.store_url, create=False)
+    except MissingStoreError as exc:
+        print(f"runflow-nb: {exc}", file=sys.stderr)
+        return 2
     print(f"schema version {before} -> {after}" if before != after else f"schema version {after}: up to date")
     return 0
 
@@ -252,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import RunflowError, ValidationError
 
     handlers = {"generate": _cmd_generate, "sweep": _cmd_sweep, "table": _cmd_table, "report": _cmd_report,
-                "demo": _cmd_demo, "migrate": _cmd_migrate}
+                "demo": _cmd_demo, "config": _cmd_config, "migrate": _cmd_migrate}
     try:
         return handlers[a.command](a)
     except ValidationError as exc:

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from . import __version__
+from . import __version__, settings
 from ._protocol import Action, Emit, Outcome, Protocol, RetryPolicy, Send, Sleep
 from .errors import ConfigurationError, DownloadError, Issue, RunFailedError, ValidationError
 from .request import VideoRequest
@@ -37,7 +37,7 @@ __all__ = ["AsyncClient", "Client", "Result"]
 
 log = logging.getLogger("runflow_nb")
 
-DEFAULT_BASE_URL = "https://api.runflow.io"
+DEFAULT_BASE_URL = settings.DEFAULT_BASE_URL
 SIMULATOR_BASE_URL = "http://simulator.runflow-nb.invalid"
 # Per-request limits; the total wait is separate (a clip takes 90–240 s, queues can add more).
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0, pool=60.0)
@@ -69,8 +69,7 @@ def simulator_emulator(latency: float | None = None) -> Any:
 
     with _announce_lock:
         if _shared_emulator is None:
-            env_latency = os.environ.get("RUNFLOW_SIMULATOR_LATENCY")
-            lat = latency if latency is not None else float(env_latency) if env_latency else 0.2
+            lat = settings.simulator_latency(latency)
             _shared_emulator = Emulator(simulator=Simulator(latency=lat), base_url=SIMULATOR_BASE_URL)
         elif latency is not None:
             _shared_emulator.simulator.latency = latency
@@ -123,18 +122,19 @@ class Result:
 class _Base:
     """Configuration shared by both clients: key, base URL, backend, protocol flows."""
 
-    def __init__(self, api_key: str | None = None, *, base_url: str | None = None, backend: str = "auto",
+    def __init__(self, api_key: str | settings.Secret | None = None, *, base_url: str | None = None, backend: str = "auto",
                  timeout: float | httpx.Timeout | None = None, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
                  max_retries: int = 5, poll_interval: float | None = None, poll_max: float = 10.0,
                  transport: Any = None, simulator_latency: float | None = None,
-                 artifacts_dir: str | os.PathLike[str] = "artifacts") -> None:
-        self._init_kwargs = {"api_key": api_key, "base_url": base_url, "backend": backend, "timeout": timeout,
+                 artifacts_dir: str | os.PathLike[str] | None = None) -> None:
+        # An explicit key is held by a Secret: never in vars(), a repr or a pickle of this client.
+        self.__key = settings.Secret.wrap(api_key)
+        self._init_kwargs = {"api_key": self.__key, "base_url": base_url, "backend": backend, "timeout": timeout,
                              "wait_timeout": wait_timeout, "max_retries": max_retries,
                              "poll_interval": poll_interval, "poll_max": poll_max, "transport": transport,
                              "simulator_latency": simulator_latency, "artifacts_dir": artifacts_dir}
         if backend not in ("auto", "runflow", "simulator"):
             raise ConfigurationError("backend must be 'auto', 'runflow' or 'simulator'")
-        self.__key = api_key  # read lazily from the environment when None
         self._base_url_arg = base_url
         self._backend_arg = backend
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else (
@@ -145,7 +145,8 @@ class _Base:
         self._poll_max = poll_max
         self._transport = transport
         self._simulator_latency = simulator_latency
-        self.artifacts_dir = Path(artifacts_dir)
+        # Default: where Experiment keeps artifacts (RUNFLOW_ARTIFACTS, else beside the store), if local.
+        self.artifacts_dir = Path(artifacts_dir if artifacts_dir is not None else settings.local_artifacts_dir())
         self._resolved: tuple[str, str, Protocol] | None = None
         self._resolve_lock = threading.Lock()
 
@@ -163,22 +164,13 @@ class _Base:
         """(backend, base_url, protocol), decided at first use so a key set after import counts."""
         with self._resolve_lock:
             if self._resolved is None:
-                backend = self._backend_arg
-                if backend == "auto":
-                    backend = os.environ.get("RUNFLOW_BACKEND", "auto").strip().lower() or "auto"
-                    if backend not in ("auto", "runflow", "simulator"):
-                        raise ConfigurationError("RUNFLOW_BACKEND must be 'auto', 'runflow' or 'simulator'")
-                if backend == "auto":
-                    has_key = bool(self.__key or os.environ.get("RUNFLOW_API_KEY"))
-                    backend = "runflow" if has_key else "simulator"
+                backend = settings.backend(self._backend_arg, api_key=self.__key)
                 if backend == "simulator":
                     _announce_simulator()
                     base_url = SIMULATOR_BASE_URL
                     poll = 0.05 if self._poll_interval is None else self._poll_interval
                 else:
-                    base_url = self._base_url_arg or os.environ.get("RUNFLOW_BASE_URL") or DEFAULT_BASE_URL
-                    if not base_url.startswith(("http://", "https://")):
-                        raise ConfigurationError("RUNFLOW_BASE_URL must start with http:// or https://")
+                    base_url = settings.base_url(self._base_url_arg)
                     poll = 2.0 if self._poll_interval is None else self._poll_interval
                 proto = Protocol(base_url=base_url, retry=self._retry, poll_interval=poll,
                                  poll_max=max(poll, self._poll_max if backend == "runflow" else poll),
@@ -201,7 +193,7 @@ class _Base:
     def _api_key(self) -> str:
         if self.backend == "simulator":
             return "simulator"
-        key = (self.__key or os.environ.get("RUNFLOW_API_KEY") or "").strip()  # a pasted key's newline
+        key = settings.api_key(self.__key) or ""
         if not key:
             raise ConfigurationError("no API key: pass api_key=... or set RUNFLOW_API_KEY")
         if not (key.isascii() and key.isprintable()):  # httpx would echo the header value in its error
@@ -213,7 +205,7 @@ class _Base:
         headers = {"User-Agent": f"runflow_nb/{__version__}", **action.headers}
         if action.auth:
             headers["Authorization"] = f"Bearer {self._api_key()}"
-        org = os.environ.get("RUNFLOW_ORGANIZATION_ID")
+        org = settings.organization_id()
         if org and action.auth:
             headers["X-Organization-Id"] = org
         return headers
@@ -226,7 +218,7 @@ class _Base:
         return None
 
     def __repr__(self) -> str:
-        key = "set" if (self.__key or os.environ.get("RUNFLOW_API_KEY")) else "unset"
+        key = "set" if (self.__key is not None or settings.has_api_key()) else "unset"
         backend = self._resolved[0] if self._resolved else self._backend_arg
         return f"{type(self).__name__}(backend={backend!r}, base_url={self._base_url_arg!r}, api_key={key})"
 

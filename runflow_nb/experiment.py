@@ -1,7 +1,7 @@
 """`Experiment`: a named study in a run store, its sweeps, its table and its artifacts.
 
 >>> import runflow_nb as rf
->>> exp = rf.Experiment("horses")                       # runflow.sqlite + artifacts/ here  # doctest: +SKIP
+>>> exp = rf.Experiment("horses")                       # runflow_data/ here  # doctest: +SKIP
 >>> plan = rf.grid(prompt="character1 gallops", images=[["horse.png"]], seed=range(8),
 ...                duration=5, resolution="720p")       # doctest: +SKIP
 >>> plan.estimate()                                     # doctest: +SKIP
@@ -111,8 +111,12 @@ class SweepHandle:
 class Experiment:
     """A named study: runs are logged to ``store`` and videos kept under ``artifacts``.
 
-    ``artifacts`` is a local folder (default ``artifacts``) or shared storage as an fsspec URL,
-    e.g. ``"s3://bucket/prefix"`` with ``storage_options={"client_kwargs": {"endpoint_url": ...}}``.
+    ``store`` defaults to ``RUNFLOW_STORE``, else ``runflow_data/runflow.sqlite`` (the default the
+    CLI and the bundled notebooks share; see :mod:`runflow_nb.settings`). ``artifacts`` is a local
+    folder (default ``RUNFLOW_ARTIFACTS``, else ``artifacts/`` beside a SQLite store) or shared
+    storage as an fsspec URL, e.g. ``"s3://bucket/prefix"`` with
+    ``storage_options={"client_kwargs": {"endpoint_url": ...}}``. Close it with :meth:`close` or
+    use it as a context manager.
 
     >>> exp = Experiment("demo", store=":memory:")          # doctest: +SKIP
     >>> exp.table().empty                                   # doctest: +SKIP
@@ -124,16 +128,18 @@ class Experiment:
                  storage_options: Mapping[str, Any] | None = None, client: Client | AsyncClient | None = None) -> None:
         if not name or not str(name).strip():
             raise ConfigurationError("an experiment needs a name")
+        from . import settings
         from .store import Store
 
         self.name = str(name)
+        self._owns_store = not isinstance(store, Store)
         if isinstance(store, Store):
             self.store = store
         else:
-            self.store = Store(store if store is not None else os.environ.get("RUNFLOW_STORE", "runflow.sqlite"))
+            self.store = Store(settings.store_url(store))
         from .artifacts import Artifacts
 
-        target = artifacts if artifacts is not None else os.environ.get("RUNFLOW_ARTIFACTS", "artifacts")
+        target = artifacts if artifacts is not None else settings.artifacts_location(store=self.store.url)
         self.artifact_store = (target if isinstance(target, Artifacts)
                                else Artifacts(target, storage_options=storage_options))
         self.artifacts: Path | str = self.artifact_store.root  # a Path (local folder) or an s3://... URL
@@ -143,6 +149,20 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({self.name!r}, store={self.store!r}, artifacts={str(self.artifacts)!r})"
+
+    def close(self) -> None:
+        """Close the store's database connections (a store passed in by the caller is left open).
+
+        The experiment reconnects if it is used again. ``with Experiment(...) as exp:`` closes on exit.
+        """
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- clients ---------------------------------------------------------------------------------
 
@@ -294,8 +314,11 @@ def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None) -> Ca
         return None
     if callable(progress):
         return progress
-    mode = progress if isinstance(progress, str) else "auto"
-    mode = os.environ.get("RUNFLOW_PROGRESS", mode) if mode == "auto" else mode
+    from . import settings
+
+    mode = settings.progress(progress if isinstance(progress, str) else "auto")
+    if mode == "none":
+        return None
     if mode == "auto":
         mode = "widget" if _frontend_kernel() else "text"
     if mode == "widget":

@@ -12,7 +12,10 @@ opened anywhere. The kernel runs with the report folder as its working directory
 Path parameters (``store``, ``artifacts_dir``, ``images``) are made absolute before the run, so every
 report of a notebook shares one store and re-running a report reuses the runs it already paid for: a
 value given by the caller is relative to the caller's working directory, a notebook default is
-relative to the notebook's folder (what it means in Jupyter).
+relative to the notebook's folder (what it means in Jupyter; for the bundled notebooks, the caller's
+folder), and a ``store``/``artifacts_dir`` default of ``None`` is the settings default
+(``RUNFLOW_STORE``, else ``runflow_data/runflow.sqlite``) in the caller's folder, the store
+``runflow-nb sweep`` and ``runflow-nb table`` use there.
 
 The API key is never a parameter (papermill records parameters in the notebook's metadata); the
 kernel reads it from the environment, and the executed notebook and the HTML are scanned for it
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from . import settings
 from .errors import ConfigurationError, RunflowError
 
 __all__ = [
@@ -276,7 +280,7 @@ def _absolute(value: Any, base: Path) -> Any:
 
 
 def _check_no_secrets(params: Mapping[str, Any]) -> None:
-    key = os.environ.get("RUNFLOW_API_KEY") or ""
+    key = settings.api_key() or ""
     for name, value in params.items():
         text = json.dumps(value, default=str)
         if _SECRET_NAMES.search(name) or _KEY_PATTERN.search(text) or (len(key) >= 8 and key in text):
@@ -323,6 +327,14 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
             params[name] = _absolute(params[name], Path.cwd())
         elif name in defaults and isinstance(defaults[name], (str, list)):
             params[name] = _absolute(defaults[name], default_base)
+    # A store left at None means the settings default (RUNFLOW_STORE, else runflow_data/runflow.sqlite)
+    # as the caller's CLI sees it, not relative to the report folder the kernel runs in.
+    if defaults.get("store", "") is None and params.get("store") is None:
+        params["store"] = _absolute(settings.store_url(), Path.cwd())
+    if defaults.get("artifacts_dir", "") is None and params.get("artifacts_dir") is None:
+        store = params.get("store")
+        params["artifacts_dir"] = _absolute(settings.artifacts_location(
+            store=store if isinstance(store, str) else None), Path.cwd())
 
     folder = _report_folder(out_dir, source.stem)
     out_nb = folder / f"{source.stem}.ipynb"
@@ -510,7 +522,7 @@ def _cell_error(exc: Any, source: Path, out_nb: Path) -> ReportError:
 # -- sanitizing and exporting ---------------------------------------------------------------------
 
 def _redact(text: str) -> str:
-    key = os.environ.get("RUNFLOW_API_KEY") or ""
+    key = settings.api_key() or ""
     if len(key) >= 8:
         text = text.replace(key, _REDACTED)
     return _KEY_PATTERN.sub(_REDACTED, text)

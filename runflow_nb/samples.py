@@ -32,13 +32,9 @@ SAMPLE_NAMES = ("character1-horse", "character2-robot", "character3-owl")
 
 def default_samples_dir() -> Path:
     """``$RUNFLOW_CACHE_DIR/samples/v1``, else ``$XDG_CACHE_HOME/runflow_nb/...``, else ``~/.cache/...``."""
-    root = os.environ.get("RUNFLOW_CACHE_DIR")
-    if root:
-        base = Path(root).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "runflow_nb"
-    return base / "samples" / f"v{_VERSION}"
+    from .settings import cache_dir
+
+    return cache_dir() / "samples" / f"v{_VERSION}"
 
 
 def sample_images(n: int = 3, *, folder: str | os.PathLike[str] | None = None) -> list[Path]:

@@ -50,6 +50,7 @@ __all__ = [
     "STATUSES",
     "DuplicateRunKey",
     "Migration",
+    "MissingStoreError",
     "SchemaVersionError",
     "Store",
     "StoreError",
@@ -78,6 +79,10 @@ class DuplicateRunKey(StoreError):
 
 class UnknownRunError(StoreError, LookupError):
     """No run with this run_id is stored."""
+
+
+class MissingStoreError(StoreError, FileNotFoundError):
+    """A store opened for reading (``create=False``) does not exist; nothing was created."""
 
 
 class SchemaVersionError(StoreError):
@@ -330,11 +335,16 @@ def _check_version(version: int, engine: Engine) -> None:
         )
 
 
-def migrate(url: str | os.PathLike[str], *, target: int | None = None) -> tuple[int, int]:
+def migrate(url: str | os.PathLike[str], *, target: int | None = None, create: bool = True) -> tuple[int, int]:
     """Upgrade the store at ``url`` in place to ``target`` (default: latest); returns (from, to).
+
+    With ``create=False`` a SQLite file that does not exist is refused (``runflow-nb migrate``
+    never creates a store because of a mistyped path).
 
     Example: ``migrate("postgresql://lab@db/runs")  # (1, 2)``
     """
+    if not create:
+        _require_existing(url)
     engine = _make_engine(url)
     try:
         with _mapped_errors(engine):
@@ -377,6 +387,21 @@ def _normalize_url(url: str | os.PathLike[str]) -> URL:
             f"unsupported store URL {_redacted(parsed)}: use a SQLite path or postgresql://"
         )
     return parsed
+
+
+def _require_existing(url: str | os.PathLike[str]) -> None:
+    """Refuse, before anything touches the disk, a SQLite store whose file does not exist."""
+    parsed = _normalize_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    if parsed.database in (None, "", ":memory:"):
+        raise MissingStoreError("an in-memory store is always empty: give the path or URL of an existing store")
+    path = Path(parsed.database)
+    if not path.is_file():
+        raise MissingStoreError(f"no store at {parsed.database!r} (nothing was created): check the path, "
+                                "--store or RUNFLOW_STORE")
+    if path.stat().st_size == 0:
+        raise MissingStoreError(f"{parsed.database!r} is an empty file, which holds no runflow store yet")
 
 
 def _make_engine(url: str | os.PathLike[str], *, echo: bool = False) -> Engine:
@@ -612,11 +637,23 @@ class Store:
         store.table("horses")  # one row per run, proper dtypes
     """
 
-    def __init__(self, url: str | os.PathLike[str] = "runflow.sqlite", *, echo: bool = False) -> None:
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, echo: bool = False, create: bool = True) -> None:
+        from . import settings
+
+        url = settings.store_url(url)
+        if not create:
+            _require_existing(url)
         self._engine = _make_engine(url, echo=echo)
         self._known_experiments: set[str] = set()
         try:
             with _mapped_errors(self._engine):
+                if not create:
+                    with self._engine.connect() as conn:
+                        found = _read_version(conn)
+                        conn.rollback()
+                    if found == 0:
+                        raise MissingStoreError(f"{_redacted(self._engine.url)} holds no runflow store yet "
+                                                "(nothing was created): check the store URL")
                 _, self._version = _migrate_engine(self._engine)
         except BaseException:
             self._engine.dispose()

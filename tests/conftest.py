@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-# Tests run offline and never see a real key.
-os.environ.pop("RUNFLOW_API_KEY", None)
-os.environ.pop("RUNFLOW_BASE_URL", None)
-os.environ.pop("RUNFLOW_BACKEND", None)
+# Tests run offline and never see a real key; the developer's own stores and settings stay out.
+for _name in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL", "RUNFLOW_BACKEND", "RUNFLOW_STORE", "RUNFLOW_ARTIFACTS",
+              "RUNFLOW_ORGANIZATION_ID", "RUNFLOW_PROGRESS"):
+    os.environ.pop(_name, None)
 os.environ.setdefault("RUNFLOW_SIMULATOR_LATENCY", "0.05")
 
 TEST_KEY = "rf_test_0000000000000000"

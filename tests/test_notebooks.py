@@ -47,13 +47,14 @@ def test_seed_sweep_parameters_are_the_documented_contract() -> None:
     assert list(params) == SWEEP_PARAMETERS
     assert params["images"] is None  # the shipped samples
     assert params["durations"] == [3] and params["resolutions"] == ["720p"] and len(params["seeds"]) <= 3
-    assert str(params["store"]).startswith("runflow_data/") and str(params["artifacts_dir"]).startswith(
-        "runflow_data/")
+    # None: the settings default (RUNFLOW_STORE, else runflow_data/runflow.sqlite), the CLI's store too.
+    assert params["store"] is None and params["artifacts_dir"] is None
 
 
 def test_compare_takes_an_experiment_and_where_it_lives() -> None:
     params = _parameters(nbformat.read(NOTEBOOKS / "compare.ipynb", as_version=4))
     assert list(params) == ["experiment", "store", "artifacts_dir"]
+    assert params["store"] is None and params["artifacts_dir"] is None
 
 
 def test_ci_runs_every_notebook_with_nbval() -> None:

@@ -1,0 +1,320 @@
+"""Every setting runflow_nb takes from the environment, in one place.
+
+The library, the CLI, the notebooks, the emulator and reports all read their ``RUNFLOW_*``
+variables through this module. Each function reads ``os.environ`` when it is called, never at
+import, so a variable set after ``import runflow_nb`` (or in a notebook cell) counts, and nothing
+caches the API key: it is read at the moment a request needs it and kept in no object.
+
+Precedence is the same everywhere: an explicit argument (``Experiment(store=...)``, ``--store``),
+then the environment variable, then the default below. :data:`VARIABLES` lists every variable with
+its default and meaning (the README's configuration table is the same list), and
+``runflow-nb config`` prints the values in force and where each came from.
+
+>>> from runflow_nb import settings
+>>> settings.store_url(environ={})
+'runflow_data/runflow.sqlite'
+>>> settings.store_url("team.sqlite", environ={"RUNFLOW_STORE": "other.sqlite"})
+'team.sqlite'
+>>> settings.artifacts_location(environ={"RUNFLOW_STORE": "/data/study/runs.sqlite"})
+'/data/study/artifacts'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_ARTIFACTS",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_SIMULATOR_LATENCY",
+    "DEFAULT_STORE",
+    "PROGRESS_MODES",
+    "VARIABLES",
+    "Secret",
+    "Variable",
+    "api_key",
+    "artifacts_location",
+    "backend",
+    "base_url",
+    "cache_dir",
+    "describe",
+    "has_api_key",
+    "local_artifacts_dir",
+    "organization_id",
+    "progress",
+    "simulator_latency",
+    "store_url",
+]
+
+DEFAULT_BASE_URL = "https://api.runflow.io"
+DEFAULT_STORE = "runflow_data/runflow.sqlite"
+"""The one default store, relative to the working directory: notebooks, CLI and reports share it."""
+DEFAULT_ARTIFACTS = "runflow_data/artifacts"
+DEFAULT_SIMULATOR_LATENCY = 0.2
+BACKENDS = ("auto", "runflow", "simulator")
+PROGRESS_MODES = ("auto", "widget", "text", "none")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable runflow_nb reads: its name, default (as text) and meaning."""
+
+    name: str
+    default: str
+    meaning: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("RUNFLOW_API_KEY", "unset (offline simulator)",
+             "Your Runflow key. Read when a request needs it, never at import; never written to the store, "
+             "logs, reports, reprs or error messages. Unset: the offline simulator is used.", secret=True),
+    Variable("RUNFLOW_BASE_URL", DEFAULT_BASE_URL,
+             "The server to talk to; point it at `runflow-nb emulator` for local work."),
+    Variable("RUNFLOW_BACKEND", "auto",
+             "`auto` (the real API when a key is set, else the simulator), `runflow` or `simulator`."),
+    Variable("RUNFLOW_ORGANIZATION_ID", "unset",
+             "Sent as `X-Organization-Id` with authenticated requests, to bill an organization."),
+    Variable("RUNFLOW_STORE", DEFAULT_STORE,
+             "Default run store for `Experiment`, the notebooks and every CLI command: a SQLite path "
+             "(relative to the working directory) or a `postgresql://` URL."),
+    Variable("RUNFLOW_ARTIFACTS", f"`artifacts/` beside a SQLite store, else `{DEFAULT_ARTIFACTS}`",
+             "Default folder (or `s3://bucket/prefix`) for videos and poster frames."),
+    Variable("RUNFLOW_SIMULATOR_LATENCY", f"{DEFAULT_SIMULATOR_LATENCY:g}",
+             "Seconds each simulated run takes (offline simulator and in-process emulator)."),
+    Variable("RUNFLOW_PROGRESS", "auto",
+             "Sweep progress: `auto` (a widget in JupyterLab, text lines elsewhere), `widget`, `text` or `none`."),
+    Variable("RUNFLOW_CACHE_DIR", "`$XDG_CACHE_HOME/runflow_nb`, else `~/.cache/runflow_nb`",
+             "Where the sample reference images are drawn and kept."),
+)
+_NAMES = {v.name for v in VARIABLES}
+
+
+def _env(name: str, environ: Mapping[str, str] | None) -> str | None:
+    """The variable's value with surrounding whitespace removed; None when unset or blank."""
+    assert name in _NAMES, name
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None:
+        return None
+    value = value.strip()  # a pasted value's newline
+    return value or None
+
+
+# -- the Runflow API ----------------------------------------------------------------------------
+
+class Secret:
+    """A key held out of sight: not in ``vars()``, a repr, a pickle or a copy of the holder.
+
+    >>> s = Secret("rf_live_abc")
+    >>> s, str(s)
+    (Secret('***'), '***')
+    >>> s.reveal()
+    'rf_live_abc'
+    """
+
+    __slots__ = ("_reveal",)
+    _reveal: Callable[[], str]
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise ConfigurationError("an API key must be text")
+        object.__setattr__(self, "_reveal", lambda: value)
+
+    @classmethod
+    def wrap(cls, value: str | Secret | None) -> Secret | None:
+        """``value`` as a Secret (unchanged if it is one); None stays None."""
+        return value if value is None or isinstance(value, Secret) else cls(value)
+
+    def reveal(self) -> str:
+        """The key itself: call it where a request header is built, and keep the result nowhere."""
+        value: str = self._reveal()
+        return value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __copy__(self) -> Secret:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an API key is not pickled: pass it again, or set RUNFLOW_API_KEY")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Secret is read-only")
+
+
+def api_key(explicit: str | Secret | None = None, *, environ: Mapping[str, str] | None = None) -> str | None:
+    """The API key: ``explicit``, else ``RUNFLOW_API_KEY``; None when neither is set.
+
+    Call it at the moment a request is built and do not keep the result.
+    """
+    if isinstance(explicit, Secret):
+        explicit = explicit.reveal()
+    if explicit is not None and explicit.strip():
+        return explicit.strip()
+    return _env("RUNFLOW_API_KEY", environ)
+
+
+def has_api_key(explicit: str | Secret | None = None, *, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a key is available (without handing it out)."""
+    return api_key(explicit, environ=environ) is not None
+
+
+def base_url(explicit: str | None = None, *, environ: Mapping[str, str] | None = None) -> str:
+    """The API's base URL: ``explicit``, else ``RUNFLOW_BASE_URL``, else :data:`DEFAULT_BASE_URL`."""
+    url = (explicit.strip() if explicit else None) or _env("RUNFLOW_BASE_URL", environ) or DEFAULT_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        source = "base_url" if explicit else "RUNFLOW_BASE_URL"
+        raise ConfigurationError(f"{source} must start with http:// or https://")
+    return url
+
+
+def backend(explicit: str | None = None, *, api_key: str | Secret | None = None,
+            environ: Mapping[str, str] | None = None) -> str:
+    """``"runflow"`` or ``"simulator"``: ``explicit``/``RUNFLOW_BACKEND`` when not ``auto``, else by the key.
+
+    ``auto`` means the real API when a key is given (``api_key``) or found in ``RUNFLOW_API_KEY``,
+    the offline simulator otherwise.
+    """
+    chosen = (explicit or "auto").strip().lower()
+    if chosen not in BACKENDS:
+        raise ConfigurationError("backend must be 'auto', 'runflow' or 'simulator'")
+    if chosen == "auto":
+        chosen = (_env("RUNFLOW_BACKEND", environ) or "auto").lower()
+        if chosen not in BACKENDS:
+            raise ConfigurationError("RUNFLOW_BACKEND must be 'auto', 'runflow' or 'simulator'")
+    if chosen == "auto":
+        chosen = "runflow" if has_api_key(api_key, environ=environ) else "simulator"
+    return chosen
+
+
+def organization_id(*, environ: Mapping[str, str] | None = None) -> str | None:
+    """``RUNFLOW_ORGANIZATION_ID``, sent as ``X-Organization-Id`` when set."""
+    return _env("RUNFLOW_ORGANIZATION_ID", environ)
+
+
+# -- where things live --------------------------------------------------------------------------
+
+def store_url(explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None) -> str:
+    """The run store: ``explicit``, else ``RUNFLOW_STORE``, else :data:`DEFAULT_STORE`."""
+    if explicit is not None and os.fspath(explicit).strip():
+        return os.fspath(explicit).strip()
+    return _env("RUNFLOW_STORE", environ) or DEFAULT_STORE
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite store URL or path; None for PostgreSQL or in-memory stores."""
+    if url in ("", ":memory:"):
+        return None
+    if "://" not in url:
+        return Path(url).expanduser()
+    if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
+        return Path(url[len("sqlite:///"):].split("?", 1)[0]).expanduser()
+    return None
+
+
+def artifacts_location(explicit: str | os.PathLike[str] | None = None, *, store: str | os.PathLike[str] | None = None,
+                       environ: Mapping[str, str] | None = None) -> str:
+    """The artifacts folder (or fsspec URL): ``explicit``, else ``RUNFLOW_ARTIFACTS``, else beside the store.
+
+    Beside the store means ``artifacts/`` in a SQLite store's folder (so the default store
+    ``runflow_data/runflow.sqlite`` keeps its videos in ``runflow_data/artifacts``); for a
+    PostgreSQL or in-memory store it is :data:`DEFAULT_ARTIFACTS`. ``store`` defaults to
+    :func:`store_url`.
+    """
+    if explicit is not None and os.fspath(explicit).strip():
+        return os.fspath(explicit).strip()
+    env = _env("RUNFLOW_ARTIFACTS", environ)
+    if env:
+        return env
+    file = _sqlite_file(store_url(store, environ=environ))
+    if file is None:
+        return DEFAULT_ARTIFACTS
+    return os.fspath(file.parent / "artifacts")
+
+
+def local_artifacts_dir(*, environ: Mapping[str, str] | None = None) -> str:
+    """:func:`artifacts_location` when it is a local folder, else :data:`DEFAULT_ARTIFACTS` (for
+    callers that write files themselves, such as ``Client.generate``)."""
+    where = artifacts_location(environ=environ)
+    return DEFAULT_ARTIFACTS if "://" in where else where
+
+
+def cache_dir(*, environ: Mapping[str, str] | None = None) -> Path:
+    """``RUNFLOW_CACHE_DIR``, else ``$XDG_CACHE_HOME/runflow_nb``, else ``~/.cache/runflow_nb``."""
+    root = _env("RUNFLOW_CACHE_DIR", environ)
+    if root:
+        return Path(root).expanduser()
+    xdg = (os.environ if environ is None else environ).get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "runflow_nb"
+
+
+# -- behaviour ----------------------------------------------------------------------------------
+
+def simulator_latency(explicit: float | None = None, *, environ: Mapping[str, str] | None = None) -> float:
+    """Seconds per simulated run: ``explicit``, else ``RUNFLOW_SIMULATOR_LATENCY``, else 0.2."""
+    if explicit is not None:
+        return float(explicit)
+    text = _env("RUNFLOW_SIMULATOR_LATENCY", environ)
+    if text is None:
+        return DEFAULT_SIMULATOR_LATENCY
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigurationError(f"RUNFLOW_SIMULATOR_LATENCY must be a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigurationError(f"RUNFLOW_SIMULATOR_LATENCY must be zero or more seconds, got {text!r}")
+    return value
+
+
+def progress(explicit: str = "auto", *, environ: Mapping[str, str] | None = None) -> str:
+    """``auto``, ``widget``, ``text`` or ``none``: ``explicit`` unless ``auto``, else ``RUNFLOW_PROGRESS``."""
+    mode = explicit.strip().lower()
+    if mode == "auto":
+        mode = (_env("RUNFLOW_PROGRESS", environ) or "auto").lower()
+        if mode not in PROGRESS_MODES:
+            raise ConfigurationError("RUNFLOW_PROGRESS must be one of " + ", ".join(PROGRESS_MODES))
+    elif mode not in PROGRESS_MODES:
+        raise ConfigurationError("progress must be one of " + ", ".join(PROGRESS_MODES))
+    return mode
+
+
+# -- a readable summary -------------------------------------------------------------------------
+
+def describe(*, environ: Mapping[str, str] | None = None) -> str:
+    """The settings in force, one line each, with where each value came from (the key only as set/unset).
+
+    >>> print(describe(environ={}).splitlines()[0])  # doctest: +ELLIPSIS
+    RUNFLOW_API_KEY ... unset ...
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, str] = {
+        "RUNFLOW_API_KEY": "set" if has_api_key(environ=environ) else "unset: the offline simulator is used",
+        "RUNFLOW_BASE_URL": base_url(environ=environ),
+        "RUNFLOW_BACKEND": backend(environ=environ),
+        "RUNFLOW_ORGANIZATION_ID": organization_id(environ=environ) or "unset",
+        "RUNFLOW_STORE": store_url(environ=environ),
+        "RUNFLOW_ARTIFACTS": artifacts_location(environ=environ),
+        "RUNFLOW_SIMULATOR_LATENCY": f"{simulator_latency(environ=environ):g} s",
+        "RUNFLOW_PROGRESS": progress(environ=environ),
+        "RUNFLOW_CACHE_DIR": os.fspath(cache_dir(environ=environ)),
+    }
+    width = max(len(n) for n in values)
+    lines = []
+    for var in VARIABLES:
+        source = "environment" if (env.get(var.name) or "").strip() else "default"
+        lines.append(f"{var.name:<{width}}  {values[var.name]}  ({source})")
+    return "\n".join(lines)
