@@ -21,7 +21,7 @@ from runflow_nb.errors import DownloadError
 if TYPE_CHECKING:
     from av.container import InputContainer
 
-__all__ = ["HashingWriter", "VideoProbe", "poster_frame", "probe", "sha256_file"]
+__all__ = ["HashingWriter", "VideoProbe", "open_input", "poster_frame", "probe", "sha256_file"]
 
 _FILE_MODE = 0o644  # temp files start as 0600; artifacts are meant to be served and shared
 _DURATION_SLACK_S = 0.1  # packets may end this much before the declared duration
@@ -51,6 +51,33 @@ def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> s
     return h.hexdigest()
 
 
+_TAKES_METADATA_ERRORS: bool | None = None  # does av.open() take metadata_errors=? (None: not yet known)
+
+
+def open_input(path: str | os.PathLike[str]) -> InputContainer:
+    """``av.open(path)`` for reading, so that undecodable metadata never makes a video unreadable.
+
+    PyAV before 19 decodes metadata strictly unless asked for ``metadata_errors="replace"``;
+    PyAV 19 removed that argument (it decodes with ``surrogateescape`` and never raises). Which
+    one is installed is found out on the first call, by the argument being refused, not by
+    version number, and remembered.
+    """
+    global _TAKES_METADATA_ERRORS
+    import av
+
+    if _TAKES_METADATA_ERRORS is not False:
+        try:
+            container = av.open(os.fspath(path), metadata_errors="replace")
+        except TypeError as exc:
+            if "metadata_errors" not in str(exc):
+                raise
+            _TAKES_METADATA_ERRORS = False
+        else:
+            _TAKES_METADATA_ERRORS = True
+            return container
+    return av.open(os.fspath(path))
+
+
 def probe(path: str | os.PathLike[str]) -> VideoProbe:
     """Describe the video at ``path``; every packet is read and the first frame decoded.
 
@@ -63,7 +90,7 @@ def probe(path: str | os.PathLike[str]) -> VideoProbe:
     size = path.stat().st_size
     _check_iso_boxes(path, size)
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
+        with open_input(path) as container:
             return _probe_container(container, path, size)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise DownloadError(f"{path} is not a playable video: {exc}") from exc
@@ -82,7 +109,7 @@ def poster_frame(
 
     video_path, dest = pathlib.Path(video_path), pathlib.Path(dest)
     try:
-        with av.open(str(video_path), metadata_errors="replace") as container:
+        with open_input(video_path) as container:
             if not container.streams.video:
                 raise DownloadError(f"{video_path} is not a playable video: it has no video stream")
             frame = next(container.decode(container.streams.video[0]), None)

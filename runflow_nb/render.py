@@ -379,8 +379,10 @@ def _mux(path: str, video_path: pathlib.Path, samples: np.ndarray, *, seed: int,
     """Write the final MP4: the cached video packets, the freshly encoded audio, interleaved."""
     import av
 
+    from runflow_nb.media import open_input
+
     try:
-        src = av.open(str(video_path))
+        src = open_input(video_path)
     except (OSError, av.FFmpegError) as exc:
         raise _CacheReadError(str(exc)) from exc
     with src, av.open(path, "w", format="mp4", container_options={"movflags": "+faststart"}) as out:

@@ -216,3 +216,65 @@ def test_import_is_lazy():
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "runflow_nb")], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- PyAV versions -------------------------------------------------------------------------------
+
+
+def _with_latin1_title(clip: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    """``clip`` with a metadata title whose bytes are not UTF-8 (as some cameras and tools write)."""
+    with av.open(str(clip)) as inp, av.open(str(dest), "w", format="mp4") as out:
+        out.metadata["title"] = "Caf@ horses"  # ASCII placeholder, patched below: any PyAV can write it
+        streams = list(inp.streams)
+        mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+        for packet in inp.demux(streams):
+            if packet.dts is not None:
+                packet.stream = mapping[packet.stream.index]
+                out.mux(packet)
+    data = dest.read_bytes()
+    assert data.count(b"Caf@ horses") == 1
+    dest.write_bytes(data.replace(b"Caf@ horses", b"Caf\xe9 horses"))  # same length: the boxes stay valid
+    return dest
+
+
+def test_undecodable_metadata_does_not_make_a_video_unreadable(clip, tmp_path):
+    """PyAV < 19 raises on such metadata unless told to replace; 19 dropped that argument."""
+    path = _with_latin1_title(clip, tmp_path / "latin1.mp4")
+    info = probe(path)
+    assert info.width == 1280 and info.has_audio and abs(info.duration - 3.0) < 0.1
+    assert poster_frame(path, tmp_path / "latin1.jpg").stat().st_size > 0
+
+
+def test_open_input_detects_whether_av_open_takes_metadata_errors(clip, monkeypatch):
+    import runflow_nb.media as media
+
+    major = int(av.__version__.split(".")[0])
+    monkeypatch.setattr(media, "_TAKES_METADATA_ERRORS", None)
+    with media.open_input(clip) as c:
+        assert c.streams.video
+    assert media._TAKES_METADATA_ERRORS is (major < 19)  # PyAV 19 removed the argument
+
+    # A PyAV without the argument (as 19 is), whatever is installed: the refusal is detected once.
+    real_open, calls = av.open, []
+
+    def open_without_metadata_errors(file, *args, **kwargs):
+        calls.append(sorted(kwargs))
+        if "metadata_errors" in kwargs:
+            raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", open_without_metadata_errors)
+    monkeypatch.setattr(media, "_TAKES_METADATA_ERRORS", None)
+    for _ in range(2):
+        assert probe(clip).width == 1280
+    assert calls == [["metadata_errors"], [], []]
+    assert media._TAKES_METADATA_ERRORS is False
+
+    def broken_open(file, *args, **kwargs):  # any other TypeError is not mistaken for the API change
+        raise TypeError("something else")
+
+    monkeypatch.setattr(av, "open", broken_open)
+    monkeypatch.setattr(media, "_TAKES_METADATA_ERRORS", None)
+    with pytest.raises(TypeError, match="something else"):
+        media.open_input(clip)
+    assert media._TAKES_METADATA_ERRORS is None
