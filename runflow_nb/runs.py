@@ -6,6 +6,7 @@ field is read defensively here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,17 +25,37 @@ def normalize_status(value: Any) -> str:
     return _ALIASES.get(s, s)
 
 
+@functools.lru_cache(maxsize=1)
+def _datetime_adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(datetime)
+
+
 def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 (``Z`` or offset) or epoch seconds/ms → aware UTC datetime; None when absent/garbled."""
-    if value in (None, ""):
+    """A timestamp as the API may send it → aware UTC datetime; None when absent or garbled.
+
+    Parsed by pydantic, so every supported Python reads the same forms the same way: ISO 8601 with
+    ``Z`` or an offset (``+02:00``/``+0200``), a space or ``T`` between date and time, any number
+    of fractional digits (kept to microseconds), a date alone (midnight UTC), and epoch seconds or
+    milliseconds as numbers or digit strings. Naive times are taken as UTC.
+
+    >>> parse_time("2024-05-01T12:00:00.123456789Z")
+    datetime.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)
+    """
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    elif not isinstance(value, (int, float, datetime)):
+        return None
+    from pydantic import ValidationError
+
     try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            secs = float(value) / (1000.0 if value > 1e11 else 1.0)
-            return datetime.fromtimestamp(secs, tz=timezone.utc)
-        text = str(value).strip().replace("Z", "+00:00")
-        dt = datetime.fromisoformat(text)
-    except (ValueError, OverflowError, OSError):
+        dt: datetime = _datetime_adapter().validate_python(value)
+    except (ValidationError, ValueError, TypeError, OverflowError):
         return None
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
