@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib.metadata
 import itertools
 import json
 import math
@@ -38,6 +37,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateColumn
 
+from runflow_nb import __version__
 from runflow_nb.errors import ConfigurationError, RunflowError
 
 if TYPE_CHECKING:
@@ -356,14 +356,7 @@ def migrate(url: str | os.PathLike[str], *, target: int | None = None, create: b
 # --- engine -----------------------------------------------------------------------------------
 
 
-def _library_version() -> str:
-    try:
-        return importlib.metadata.version("runflow_nb")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-_LIBRARY_VERSION = _library_version()
+_LIBRARY_VERSION = __version__
 
 
 def _normalize_url(url: str | os.PathLike[str]) -> URL:

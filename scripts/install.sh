@@ -85,7 +85,12 @@ project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
 me = canonicalize_name(project["name"])
 
 dist = metadata.distribution(project["name"])
-assert dist.version == project["version"], "version"
+# The version is kept in one place, runflow_nb/__init__.py (pyproject reads it as a dynamic field).
+import ast
+init = ast.parse((root / "runflow_nb" / "__init__.py").read_text())
+version = next(n.value.value for n in init.body if isinstance(n, ast.Assign)
+               and any(getattr(t, "id", "") == "__version__" for t in n.targets))
+assert dist.version == version, "version"
 direct = json.loads(dist.read_text("direct_url.json") or "{}")
 assert direct.get("dir_info", {}).get("editable"), "not editable"
 assert direct["url"].rstrip("/") == root.as_uri(), "installed from elsewhere"
