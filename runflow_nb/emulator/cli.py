@@ -66,7 +66,8 @@ def emulator_main(argv: list[str] | None = None) -> int:
                     "Point RUNFLOW_BASE_URL at the printed URL.", epilog=FAULT_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8787, help="port (default 8787; 0 = any free port)")
-    parser.add_argument("--latency", type=float, default=0.3, help="simulated seconds per run, a floor (default 0.3)")
+    parser.add_argument("--latency", type=float, default=None,
+                        help="simulated seconds per run, a floor (default: RUNFLOW_SIMULATOR_LATENCY, else 0.2)")
     parser.add_argument("--faults", default=None, metavar="SPEC", help="faults to inject (syntax below)")
     parser.add_argument("--api-key", default=None, metavar="K", help="require exactly this bearer key")
     parser.add_argument("--workdir", default=None, metavar="DIR", help="where rendered videos go (default: temp)")
@@ -77,6 +78,9 @@ def emulator_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--balance", type=float, default=10_000.0, metavar="USD", help="starting credit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
+    from .. import settings
+
+    args.latency = settings.simulator_latency(args.latency)
     try:
         plan = FaultPlan.parse(args.faults)
     except ValueError as exc:
