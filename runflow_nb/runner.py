@@ -8,6 +8,10 @@ A run is written to the store *before* it is submitted (status ``submitting`` wi
   answer was lost, and
 * submits only what never reached the server.
 
+A run being driven holds a lease in the store (:mod:`runflow_nb.leases`), renewed while this
+process works on it: a run another live process holds is waited for (and its result reused),
+and a run whose holder died is taken over once its lease lapses.
+
 The budget guard counts money spent *and* in flight: a run is submitted only when the spending of
 this sweep, plus the estimates of the runs still running, plus its own estimate, stays within the
 budget. Everything else is marked ``skipped_budget`` with a message that says so.
@@ -19,8 +23,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -34,6 +36,7 @@ from . import __version__
 from .artifacts import Artifacts
 from .client import AsyncClient, new_client_ref, safe_name
 from .errors import APIError, DownloadError, ExpiredURLError, NetworkError
+from .leases import LeaseKeeper, held_elsewhere
 from .request import VideoRequest
 from .runs import Output, Run
 
@@ -44,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["SweepProgress", "SweepSummary", "run_plan"]
 
 ACTIVE = ("submitting", "queued", "dispatching", "running")
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _now() -> datetime:
@@ -57,8 +59,8 @@ _DRIVING_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _driving(run_id: str) -> Iterator[bool]:
-    """True (and the run marked as driven) unless another sweep of this process drives it: the
-    owner column names a process, so only this keeps two sweeps in one kernel apart."""
+    """True (and the run marked as driven) unless another sweep of this process drives it: a lease
+    names a process, so only this keeps two sweeps in one kernel apart."""
     with _DRIVING_LOCK:
         mine = run_id not in _DRIVING
         _DRIVING.add(run_id)
@@ -133,24 +135,6 @@ class _Job:
     reserved: float = 0.0
 
 
-def _owned_elsewhere(row: dict[str, Any], *, stale_s: float = 600.0) -> bool:
-    """True when another live process is driving this run (so this one must not touch it)."""
-    owner = row.get("owner")
-    if row.get("status") not in ACTIVE or not owner or owner == OWNER:
-        return False
-    host, _, pid = str(owner).rpartition(":")
-    if host == socket.gethostname():
-        try:
-            os.kill(int(pid), 0)
-        except (ValueError, ProcessLookupError):
-            return False
-        except PermissionError:
-            return True
-        return True
-    updated = row.get("updated_at")
-    return isinstance(updated, datetime) and (_now() - updated).total_seconds() < stale_s
-
-
 class _Sweep:
     def __init__(self, *, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path | Artifacts,
                  concurrency: int, budget_usd: float | None, on_progress: Callable[[SweepProgress], None] | None,
@@ -171,6 +155,9 @@ class _Sweep:
         self.started_wall = time.time()
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="runflow_nb-store")
         self.budget_exhausted = False
+        # Leases say which process drives a run, renewed while it does (runflow_nb.leases).
+        self.leases = LeaseKeeper(store, call=self._db, on_lost=lambda run_id, holder: self.progress.messages.append(
+            f"{run_id}: this process stalled past its lease and {holder} took the run over"))
         self.reused = self.reattached = self.submitted = self.skipped = 0
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -210,9 +197,36 @@ class _Sweep:
             self.reused += 1
             await self._ensure_artifact(row)
             return
-        if _owned_elsewhere(row):
-            self.progress.messages.append(f"{job.run_id}: being run by {row.get('owner')}; left to it")
-            return
+        if held_elsewhere(row, owner=self.leases.owner):
+            row = await self._wait_for_holder(job, row)
+            if row is None:
+                return
+            if row["status"] == "succeeded":
+                self.reused += 1
+                return
+        try:
+            await self._job(job, row)
+        finally:
+            await self.leases.release(job.run_id)  # ended or left: another process may take it at once
+
+    async def _wait_for_holder(self, job: _Job, row: dict[str, Any]) -> dict[str, Any] | None:
+        """Wait (without a slot) while another live process drives the run: until it releases its
+        lease (the run has ended there) or stops renewing it (it died: the run is taken over).
+        None when the sweep is cancelled meanwhile."""
+        self.progress.messages.append(f"{job.run_id}: being run by {row.get('owner')}; waiting for it to end "
+                                      "there, or to be taken over if that process stops renewing its lease")
+        poll = min(2.0, max(0.1, self.leases.lease_s / 6))
+        while held_elsewhere(row, owner=self.leases.owner):
+            if self.cancel.is_set():
+                return None
+            await asyncio.sleep(poll)
+            row = await self._db(self.store.get_run, job.run_id) or row
+        if row["status"] != job.status:
+            self._set(row["status"], job.status)
+            job.status = row["status"]
+        return row
+
+    async def _job(self, job: _Job, row: dict[str, Any]) -> None:
         done: Run | None = None
         # The slot bounds runs in flight on the server; downloads happen after it is freed.
         async with self.sem:
@@ -224,8 +238,10 @@ class _Sweep:
                     if fresh["status"] != job.status:  # another process moved it since the claim
                         self._set(fresh["status"], job.status)
                         job.status = fresh["status"]
-                    if not mine or job.status == "succeeded" or _owned_elsewhere(fresh):
-                        self.progress.messages.append(f"{job.run_id}: taken by {fresh.get('owner')}; left to it")
+                    # The lease is held from here until the run is recorded (download included).
+                    if not mine or job.status == "succeeded" or not await self.leases.take(job.run_id):
+                        owner = (await self._db(self.store.get_run, job.run_id) or fresh).get("owner")
+                        self.progress.messages.append(f"{job.run_id}: taken by {owner}; left to it")
                         return
                     done = await self._drive(job, fresh)
             except Exception as exc:  # every run ends in a definite, explained state
@@ -272,8 +288,9 @@ class _Sweep:
                 client_ref = new_client_ref()  # the old reference names a finished (or refused) attempt
             # Compare-and-set: of several processes sweeping the same plan, exactly one submits.
             if not await self._db(self.store.transition, run_id, from_statuses=[job.status],
-                                  expect={"attempts": row.get("attempts") or 0}, status="submitting",
-                                  client_ref=client_ref, submitted_at=_now(), owner=OWNER,
+                                  expect={"attempts": row.get("attempts") or 0, "owner": self.leases.owner},
+                                  status="submitting",
+                                  client_ref=client_ref, submitted_at=_now(), owner=self.leases.owner,
                                   attempts=(row.get("attempts") or 0) + 1, error_code=None, error_message=None):
                 await self._release(job)
                 self.progress.messages.append(f"{run_id}: submitted by another process; left to it")
@@ -289,7 +306,7 @@ class _Sweep:
                                  error_message=_message(exc))
                 return None
             self.submitted += 1
-        await self._move(job, run.status if not run.done else "running", remote_id=run.id, owner=OWNER)
+        await self._move(job, run.status if not run.done else "running", remote_id=run.id, owner=self.leases.owner)
 
         writes: list[asyncio.Task[Any]] = []
 
@@ -425,10 +442,12 @@ class _Sweep:
 
     async def run(self) -> SweepSummary:
         t0 = time.monotonic()
+        self.leases.start()
         try:
             await self._db(self.store.ensure_experiment, self.experiment)
             await asyncio.gather(*(self.job(req) for req in self.plan))
         finally:
+            self.leases.stop()
             self._db_pool.shutdown(wait=False)
         self.progress.finished = True
         if self.on_progress is not None:

@@ -33,6 +33,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_ARTIFACTS",
     "DEFAULT_BASE_URL",
+    "DEFAULT_LEASE_S",
     "DEFAULT_SIMULATOR_LATENCY",
     "DEFAULT_STORE",
     "PROGRESS_MODES",
@@ -46,6 +47,7 @@ __all__ = [
     "cache_dir",
     "describe",
     "has_api_key",
+    "lease_seconds",
     "local_artifacts_dir",
     "organization_id",
     "progress",
@@ -58,6 +60,7 @@ DEFAULT_STORE = "runflow_data/runflow.sqlite"
 """The one default store, relative to the working directory: notebooks, CLI and reports share it."""
 DEFAULT_ARTIFACTS = "runflow_data/artifacts"
 DEFAULT_SIMULATOR_LATENCY = 0.2
+DEFAULT_LEASE_S = 60.0
 BACKENDS = ("auto", "runflow", "simulator")
 PROGRESS_MODES = ("auto", "widget", "text", "none")
 
@@ -91,6 +94,9 @@ VARIABLES: tuple[Variable, ...] = (
              "Seconds each simulated run takes (offline simulator and in-process emulator)."),
     Variable("RUNFLOW_PROGRESS", "auto",
              "Sweep progress: `auto` (a widget in JupyterLab, text lines elsewhere), `widget`, `text` or `none`."),
+    Variable("RUNFLOW_LEASE_S", f"{DEFAULT_LEASE_S:g}",
+             "Seconds a sweep's claim on a run holds without renewal (renewed every third of it while the "
+             "process drives the run); a crashed process's runs are taken over once it lapses."),
     Variable("RUNFLOW_CACHE_DIR", "`$XDG_CACHE_HOME/runflow_nb`, else `~/.cache/runflow_nb`",
              "Where the sample reference images are drawn and kept."),
 )
@@ -280,6 +286,23 @@ def simulator_latency(explicit: float | None = None, *, environ: Mapping[str, st
     return value
 
 
+def lease_seconds(explicit: float | None = None, *, environ: Mapping[str, str] | None = None) -> float:
+    """How long a run lease holds unless renewed: ``explicit``, else ``RUNFLOW_LEASE_S``, else 60."""
+    if explicit is not None:
+        value, text = float(explicit), str(explicit)
+    else:
+        text = _env("RUNFLOW_LEASE_S", environ) or ""
+        if not text:
+            return DEFAULT_LEASE_S
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigurationError(f"RUNFLOW_LEASE_S must be a number of seconds, got {text!r}") from None
+    if not 0.5 <= value < float("inf"):
+        raise ConfigurationError(f"RUNFLOW_LEASE_S must be at least 0.5 seconds, got {text!r}")
+    return value
+
+
 def progress(explicit: str = "auto", *, environ: Mapping[str, str] | None = None) -> str:
     """``auto``, ``widget``, ``text`` or ``none``: ``explicit`` unless ``auto``, else ``RUNFLOW_PROGRESS``."""
     mode = explicit.strip().lower()
@@ -310,6 +333,7 @@ def describe(*, environ: Mapping[str, str] | None = None) -> str:
         "RUNFLOW_ARTIFACTS": artifacts_location(environ=environ),
         "RUNFLOW_SIMULATOR_LATENCY": f"{simulator_latency(environ=environ):g} s",
         "RUNFLOW_PROGRESS": progress(environ=environ),
+        "RUNFLOW_LEASE_S": f"{lease_seconds(environ=environ):g} s",
         "RUNFLOW_CACHE_DIR": os.fspath(cache_dir(environ=environ)),
     }
     width = max(len(n) for n in values)

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +186,8 @@ _RUN_SPECS: tuple[_Col, ...] = (
     _Col("error_message", "text"),
     _Col("attempts", "int", required=True),
     _Col("backend", "str"),
-    _Col("owner", "str", since=3),  # "host:pid" of the process driving the run (runner)
+    _Col("owner", "str", since=3),  # "host:pid:token" of the process driving the run (runflow_nb.leases)
+    _Col("lease_expires_at", "time", since=4),  # until when the owner's claim holds unless renewed
     _Col("remote_id", "str"),
     _Col("client_ref", "str"),
     _Col("run_key", "str", required=True),
@@ -275,7 +276,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create runs, experiments and reports", _create_v1),
     Migration(2, "add runs.poster_path and runs.note", _add_columns),
     Migration(3, "add runs.owner", _add_columns),
-    Migration(4, "add runs.parent_run_id, audio_setting, source_video, source_video_sha256", _add_columns),
+    Migration(4, "add runs.parent_run_id, audio_setting, source_video, source_video_sha256, lease_expires_at",
+              _add_columns),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _TABLES = _define_tables(sa.MetaData(), version=LATEST_VERSION)
@@ -845,6 +847,45 @@ class Store:
             except sa.exc.IntegrityError as exc:
                 current = self.get_run(run_id) or {}
                 raise self._conflict({**current, **values}, exc, own_run_id=run_id) from exc
+
+    # -- leases (runflow_nb.leases) --
+
+    def take_lease(self, run_id: str, /, *, owner: str, lease_s: float) -> bool:
+        """Make ``owner`` the run's driver for ``lease_s`` seconds, if no one else holds it.
+
+        One conditional ``UPDATE``: it succeeds when the run has no owner, is ``owner``'s already,
+        or its lease has expired (or was never set), so of several processes exactly one wins.
+        Raises :class:`UnknownRunError` for an unknown run.
+        """
+        now = _now()
+        free = sa.or_(_RUNS.c.owner.is_(None), _RUNS.c.owner == owner, _RUNS.c.lease_expires_at.is_(None),
+                      _RUNS.c.lease_expires_at <= now)
+        values = {"owner": owner, "lease_expires_at": now + timedelta(seconds=lease_s)}
+        with _mapped_errors(self._engine), _writing(self._engine) as conn:
+            done = conn.execute(_RUNS.update().where(_RUNS.c.run_id == run_id, free).values(values))
+            if done.rowcount == 1:
+                return True
+            if conn.execute(sa.select(_RUNS.c.run_id).where(_RUNS.c.run_id == run_id)).first() is None:
+                raise UnknownRunError(f"no run with run_id {run_id!r}")
+            return False
+
+    def renew_leases(self, run_ids: Iterable[str], /, *, owner: str, lease_s: float) -> set[str]:
+        """Extend ``owner``'s leases on ``run_ids``; returns the ids still held (the others were taken over)."""
+        ids = list(run_ids)
+        if not ids:
+            return set()
+        until = _now() + timedelta(seconds=lease_s)
+        mine = sa.and_(_RUNS.c.run_id.in_(ids), _RUNS.c.owner == owner)
+        with _mapped_errors(self._engine), _writing(self._engine) as conn:
+            conn.execute(_RUNS.update().where(mine).values(lease_expires_at=until))
+            return set(conn.execute(sa.select(_RUNS.c.run_id).where(mine)).scalars())
+
+    def release_lease(self, run_id: str, /, *, owner: str) -> bool:
+        """End ``owner``'s lease at once (the owner stays recorded); False if it was not ``owner``'s."""
+        with _mapped_errors(self._engine), _writing(self._engine) as conn:
+            done = conn.execute(_RUNS.update().where(_RUNS.c.run_id == run_id, _RUNS.c.owner == owner)
+                                .values(lease_expires_at=None))
+            return done.rowcount == 1
 
     def set_rating(self, run_id: str, rating: int | None) -> dict[str, Any]:
         """Rate a run (any integer, e.g. 1-5), or clear the rating with ``None``."""

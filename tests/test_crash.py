@@ -33,6 +33,9 @@ SEED = 20240611
 LATENCY = 0.5
 SEEDS = "0-5"
 EXPERIMENT = "crash"
+# One sweep process lives at a time here, so short run leases are safe: a restart takes a killed
+# process's runs over within seconds instead of the default minute.
+CHILD_ENV = {**os.environ, "RUNFLOW_LEASE_S": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ class Child:
                "--image", str(self.image), "--concurrency", "3"]
         if kill_at:
             cmd += ["--kill-at", kill_at]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
         self.starts += 1
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -167,7 +170,7 @@ def test_random_sigkills_then_cli_resume_pays_once(emulator: EmulatorProcess, re
         finished += proc.returncode == 0
         child.rows()  # integrity_check after every crash
     # the restart that finishes is the CLI a user would type again
-    env = {**os.environ, "RUNFLOW_API_KEY": KEY, "RUNFLOW_BASE_URL": emulator.url}
+    env = {**CHILD_ENV, "RUNFLOW_API_KEY": KEY, "RUNFLOW_BASE_URL": emulator.url}
     cli = subprocess.run(
         [sys.executable, "-m", "runflow_nb.cli", "sweep", "--experiment", EXPERIMENT, "--prompt", PROMPT,
          "--image", str(ref_images[0]), "--seeds", child.seeds, "--duration", "3", "--resolution", "720p",

@@ -190,19 +190,3 @@ def test_sweep_cli_dry_run_and_table(ref_images: list[Path], tmp_path: Path, cap
     table = capsys.readouterr().out
     assert table.count("| succeeded |") == 3
     assert main(["table", "cli", "--store", store, "--format", "parquet"]) == 2
-
-
-def test_a_run_driven_by_another_live_process_is_left_alone(emulator_server: Any, ref_images: list[Path],
-                                                            tmp_path: Path) -> None:
-    import os
-
-    exp = make_exp(tmp_path, emulator_server.url)
-    plan = rf.grid(prompt="character1", images=[ref_images[:1]], seed=[3], duration=3, resolution="720p")
-    req = plan[0]
-    exp.store.claim_run({"run_key": req.run_key(), "client_ref": "rfnb-other", "experiment": exp.name,
-                         "model": req.model, "status": "submitting", "prompt": req.prompt,
-                         "images": req.image_displays(), **req.params(),
-                         "owner": f"{socket.gethostname()}:{os.getppid()}"})  # alive: our parent
-    df = exp.run(plan, progress=None)
-    assert list(df.status) == ["submitting"] and not ledger(emulator_server.url)
-    assert exp.last_summary is not None and any("left to it" in m for m in exp.last_summary.messages)
