@@ -97,7 +97,7 @@ def validate_input(raw: Mapping[str, Any], *, spec: ModelSpec = REFERENCE_TO_VID
             clean[f.name] = value
     prompt = clean.get("prompt")
     if isinstance(prompt, str):
-        if not prompt.strip():
+        if not prompt.strip() and "prompt" in spec.field_names and spec.field("prompt").required:
             issues.append(Issue("prompt", "is empty", "describe the clip"))
         try:
             prompt.encode("utf-8")

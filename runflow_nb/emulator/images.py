@@ -63,8 +63,8 @@ def resolve_images(emu: EmulatorBase, urls: list[Any], request: httpx.Request, s
 
 def _load_image(emu: EmulatorBase, value: Any, index: int, local: set[str], spec: ModelSpec
                 ) -> tuple[Image.Image | list[Issue], str | None]:
-    where = f"{spec.images.field}[{index}]"
     rules = spec.images
+    where = rules.field if rules.single else f"{rules.field}[{index}]"
     if not isinstance(value, str):
         return [Issue(where, f"must be a URL string, got {type(value).__name__}",
                       "send an http(s) URL, a data: URI or an uploaded asset URL")], None
@@ -178,11 +178,14 @@ def _decode_image_uncached(data: bytes, where: str, spec: ModelSpec) -> Image.Im
     except (OSError, SyntaxError, ValueError) as exc:
         return [Issue(where, f"is a damaged or truncated image ({exc})", "re-export the image")]
     if fmt not in rules.formats:
-        return [Issue(where, f"is {fmt or 'an unknown format'}; accepted formats are JPEG, PNG and WEBP",
+        return [Issue(where, f"is {fmt or 'an unknown format'}; accepted formats are {', '.join(rules.formats)}",
                       "convert it to PNG or JPEG")]
     if min(width, height) < rules.min_short_side:
         return [Issue(where, f"is {width}×{height}; the shortest side must be at least {rules.min_short_side} px",
                       "use a larger image (720 px or more is advised)")]
+    aspect = rules.aspect_problem(width, height)
+    if aspect:
+        return [Issue(where, aspect, "crop it to a less extreme shape")]
     return img
 
 

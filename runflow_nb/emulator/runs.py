@@ -51,7 +51,7 @@ class RunRoutes(EmulatorBase):
 
     def _create_run(self, spec: ModelSpec, inp: dict[str, Any], request: httpx.Request, request_id: str,
                     issues: list[Issue], **extra: Any) -> dict[str, Any]:
-        images, more, notes = check_input(self, spec, inp, request)
+        images, more, notes, video = check_input(self, spec, inp, request)
         issues = [*issues, *more]
         if issues:
             raise ValidationError(issues)
@@ -59,7 +59,7 @@ class RunRoutes(EmulatorBase):
         nsfw = not fail and self.fault("nsfw")  # a failed run has nothing to flag
         drop = self.fault("drop")
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
-                                    force_failure=fail, force_nsfw=nsfw, notes=notes, **extra)
+                                    force_failure=fail, force_nsfw=nsfw, notes=notes, video=video, **extra)
         if drop:
             raise ConnectionDropped("Server disconnected without sending a response.", request=request)
         return self.simulator.get(run["id"], base_url=self.base_url)
