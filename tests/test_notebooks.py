@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "runflow_nb" / "notebooks"
-NAMES = ["quickstart.ipynb", "seed_sweep.ipynb", "compare.ipynb"]
+NAMES = ["quickstart.ipynb", "seed_sweep.ipynb", "compare.ipynb", "compare_models.ipynb"]
 SWEEP_PARAMETERS = ["experiment", "prompt", "images", "seeds", "durations", "resolutions", "aspect_ratios",
                     "concurrency", "budget_usd", "store", "artifacts_dir"]
 
@@ -55,6 +55,15 @@ def test_compare_takes_an_experiment_and_where_it_lives() -> None:
     params = _parameters(nbformat.read(NOTEBOOKS / "compare.ipynb", as_version=4))
     assert list(params) == ["experiment", "store", "artifacts_dir"]
     assert params["store"] is None and params["artifacts_dir"] is None
+
+
+def test_compare_models_parameters_are_the_documented_contract() -> None:
+    params = _parameters(nbformat.read(NOTEBOOKS / "compare_models.ipynb", as_version=4))
+    assert list(params) == ["experiment", "prompt", "references", "seeds", "models", "duration", "resolution",
+                            "concurrency", "budget_usd", "edit_prompt", "audio_setting", "store", "artifacts_dir"]
+    assert params["references"] is None and params["duration"] == 3 and params["resolution"] == "720p"
+    assert len(params["models"]) == 3 and len(params["seeds"]) == 2  # the demo budget: 3 models × 2 seeds
+    assert str(params["store"]).startswith("runflow_data/")
 
 
 def test_ci_runs_every_notebook_with_nbval() -> None:
