@@ -45,11 +45,17 @@ def _strs(text: str) -> list[str]:
 
 
 def _add_request_args(p: argparse.ArgumentParser, *, sweep: bool) -> None:
+    p.add_argument("--model", type=_strs if sweep else str, default=None,
+                   help="r2v (reference-to-video, the default), t2v, i2v or edit (video-edit), or a full model id"
+                        + ("; comma-separated to compare models (each gets only the inputs it takes)" if sweep
+                           else ""))
     p.add_argument("--prompt", required=True, action="append" if sweep else "store",
-                   help="what happens in the clip; name references as character1..character9"
+                   help="what happens in the clip; name references as character1..character9 (@Image1.. for edit)"
                         + (" (repeat to sweep prompts)" if sweep else ""))
-    p.add_argument("--image", required=True, action="append", dest="images", metavar="PATH_OR_URL",
-                   help="a reference image (local path or http(s) URL); repeat for up to 9")
+    p.add_argument("--image", action="append", dest="images", metavar="PATH_OR_URL",
+                   help="a reference image (local path or http(s) URL); repeat for up to 9 (i2v takes the first)")
+    p.add_argument("--video", default=None, metavar="PATH_OR_URL",
+                   help="video-edit's input clip (MP4/MOV, 3-60 s; local files up to 50 MiB, else a URL)")
     if sweep:
         p.add_argument("--seeds", type=_parse_seeds, default=None, help="seeds to sweep, e.g. 0-7 or 1,5,9")
         p.add_argument("--duration", type=_ints, default=None, help="seconds (3-15), comma-separated to sweep")
@@ -70,7 +76,8 @@ _STORE_HELP = "store URL or SQLite path (default: RUNFLOW_STORE, else runflow_da
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runflow-nb",
-        description="Drive Runflow's alibaba/happy-horse/reference-to-video model. Without RUNFLOW_API_KEY "
+        description="Drive Runflow's Happy Horse models (reference-to-video, text-to-video, image-to-video, "
+                    "video-edit). Without RUNFLOW_API_KEY "
                     "every command runs on the offline simulator (synthetic clips, no cost).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -141,9 +148,12 @@ def _cmd_generate(a: argparse.Namespace) -> int:
     from .client import Client
 
     client = Client()
-    res = client.generate(prompt=a.prompt, images=a.images, seed=a.seed, duration=a.duration,
+    media: dict[str, Any] = {"images": a.images} if a.images else {}
+    if a.video is not None:
+        media["video"] = a.video
+    res = client.generate(model=a.model, prompt=a.prompt, seed=a.seed, duration=a.duration,
                           resolution=a.resolution, aspect_ratio=a.aspect_ratio,
-                          enable_safety_checker=False if a.no_safety_checker else None, out_dir=a.out)
+                          enable_safety_checker=False if a.no_safety_checker else None, out_dir=a.out, **media)
     info = {"video": str(res.video_path), "seed": res.seed, "run_id": res.run.id, "backend": res.backend,
             "wall_s": round(res.wall_s, 2), "queue_s": res.queue_s, "inference_ms": res.inference_ms,
             ("estimated_cost_usd" if res.simulated else "cost_usd"): res.cost_usd}
@@ -164,8 +174,9 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 def _cmd_sweep(a: argparse.Namespace) -> int:
     from .plan import grid
 
-    plan = grid(prompt=a.prompt, images=[a.images], seed=a.seeds, duration=a.duration, resolution=a.resolution,
-                aspect_ratio=a.aspect_ratio, enable_safety_checker=False if a.no_safety_checker else None)
+    plan = grid(model=a.model, prompt=a.prompt, images=[a.images] if a.images else None, video=a.video,
+                seed=a.seeds, duration=a.duration, resolution=a.resolution, aspect_ratio=a.aspect_ratio,
+                enable_safety_checker=False if a.no_safety_checker else None)
     print(f"plan: {plan.estimate()}")
     if a.dry_run:
         print(plan.table().to_string(index=False))

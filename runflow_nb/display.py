@@ -90,11 +90,14 @@ def row_html(row: Mapping[str, Any], *, width: int | str = "100%") -> str:
     status = row.get("status")
     simulated = row.get("backend") == "simulator"
     cost = row.get("cost_usd")
+    model, parent = row.get("model"), row.get("parent_run_id")
     fields = {
+        "model": str(model).rsplit("/", 1)[-1] if _present(model) else None,  # e.g. text-to-video
+        "edit of": str(parent)[:12] if _present(parent) else None,
         "seed": row.get("seed"),
         "dur": f"{row.get('duration')} s" if row.get("duration") is not None else None,
         "res": row.get("resolution"),
-        "ar": row.get("aspect_ratio"),
+        "ar": row.get("aspect_ratio") if _present(row.get("aspect_ratio")) else None,  # i2v/edit keep the input's
         ("est. $" if simulated else "$"): f"{cost:.2f}" if _present(cost) else None,
         "rating": row.get("rating") if _present(row.get("rating")) else None,
     }

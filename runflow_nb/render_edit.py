@@ -27,9 +27,7 @@ from .render import (
     _atomic_write,
     _audio_packets,
     _interleave,
-    _plane_arrays,
     _tone_track,
-    _yuv_planes,
 )
 from .specs import VIDEO_EDIT
 
@@ -220,6 +218,23 @@ def _overlay(references: Sequence[Image.Image], *, prompt: str, seed: int, size:
     mask = arr[..., 3] >= 128
     colour = _yuv_planes(Image.fromarray(np.ascontiguousarray(arr[..., :3]), "RGB"))
     return [mask, mask[::2, ::2], mask[::2, ::2]], colour
+
+
+def _plane_arrays(frame: Any) -> list[np.ndarray]:
+    """Writable numpy views of a frame's planes (without the line padding)."""
+    import numpy as np
+
+    return [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+            for p in frame.planes]
+
+
+def _yuv_planes(img: Image.Image) -> list[np.ndarray]:
+    """BT.709 limited-range yuv420p planes of an RGB image with even dimensions."""
+    import av
+    from av.video.reformatter import Colorspace
+
+    yuv = av.VideoFrame.from_image(img).reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
+    return [plane.copy() for plane in _plane_arrays(yuv)]
 
 
 def _decoded_audio(src_path: str, duration: float) -> np.ndarray | None:

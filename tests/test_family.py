@@ -340,3 +340,21 @@ def test_the_form_re_shapes_itself_for_each_model(tmp_path: Path) -> None:
     assert form.request is not None, form.issues
     assert form.request.estimate_usd() == pytest.approx(4 * PRICES["edit"][0])
     assert "@Image1" in form.hints.value and "video=" in form.to_code()
+
+
+# -- the CLI ------------------------------------------------------------------------------------------
+
+def test_the_cli_sweeps_across_models_and_refuses_what_a_model_does_not_take(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runflow_nb.cli import main
+
+    ref = tmp_path / "ref.png"
+    ref.write_bytes(image_bytes())
+    code = main(["sweep", "--experiment", "cli-family", "--model", "t2v,i2v", "--prompt", "a horse trots",
+                 "--image", str(ref), "--seeds", "1,2", "--duration", "3", "--resolution", "720p", "--dry-run",
+                 "--store", str(tmp_path / "s.sqlite")])
+    out = capsys.readouterr().out
+    assert code == 0 and "4 runs" in out and "text-to-video: $0.84" in out and "image-to-video: $0.84" in out
+    assert main(["generate", "--model", "t2v", "--prompt", "a horse", "--image", str(ref)]) == 2
+    err = capsys.readouterr().err
+    assert "images: text-to-video takes no images" in err and "nothing was sent" in err

@@ -153,3 +153,22 @@ def test_the_gallery_takes_the_model_as_rows(study: dict[str, Any]) -> None:
     for model in ("t2v", "i2v", "r2v"):
         assert MODELS[model].rsplit("/", 1)[-1] in html
     assert html.count("<video") == 6
+
+
+def test_compare_plays_two_models_side_by_side_and_names_them(study: dict[str, Any]) -> None:
+    pytest.importorskip("ipywidgets")
+    exp = study["exp"]
+    df = study["table"]
+    t2v = df[(df.model == MODELS["t2v"]) & (df.seed == 1)].iloc[0]
+    i2v = df[(df.model == MODELS["i2v"]) & (df.seed == 1)].iloc[0]
+    view = exp.compare(t2v.run_id, i2v.run_id)
+    markup = view._static_html
+    assert markup.count("<video") == 2
+    assert "text-to-video" in markup and "image-to-video" in markup
+    assert "&lt;NA&gt;" not in markup and "<NA>" not in markup  # i2v has no aspect ratio of its own
+    edits = exp.table(where={"model": MODELS["edit"]})
+    if not edits.empty:  # an edited clip's caption names its parent
+        from runflow_nb.display import row_html
+
+        row = edits.iloc[0].to_dict()
+        assert str(row["parent_run_id"])[:12] in row_html(row)
