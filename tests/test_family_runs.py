@@ -174,3 +174,50 @@ def test_compare_plays_two_models_side_by_side_and_names_them(study: dict[str, A
 
         row = edits.iloc[0].to_dict()
         assert str(row["parent_run_id"])[:12] in row_html(row)
+
+
+def test_a_cross_model_sweep_sends_each_model_only_its_documented_inputs(tmp_path: Path) -> None:
+    """On the wire: every create body carries only inputs its model documents, and none is refused."""
+    import json
+
+    import httpx
+    from _family_doc import EDIT_INPUTS, I2V_INPUTS, T2V_INPUTS
+
+    from runflow_nb.emulator import Emulator
+    from runflow_nb.simulator import Simulator
+
+    documented = {MODELS["t2v"]: set(T2V_INPUTS), MODELS["i2v"]: set(I2V_INPUTS),
+                  MODELS["r2v"]: {"prompt", "image_urls", "aspect_ratio", "duration", "resolution", "seed",
+                                  "enable_safety_checker"},
+                  MODELS["edit"]: {*EDIT_INPUTS, "resolution", "seed"}}  # resolution: the price is per resolution
+    ref = tmp_path / "ref.png"
+    Image.new("RGB", (900, 600), (200, 90, 40)).save(ref)
+    creates: list[tuple[str, dict[str, Any], int]] = []
+    with Simulator(latency=0.05) as sim:
+        emu = Emulator(simulator=sim, base_url="http://emu.test")
+
+        def recording(request: httpx.Request) -> httpx.Response:
+            response = emu.handle(request)
+            path = request.url.path
+            if request.method == "POST" and path.startswith("/v1/models/") and path.endswith("/runs"):
+                model = path[len("/v1/models/"):-len("/runs")]
+                creates.append((model, json.loads(request.content)["input"], response.status_code))
+            return response
+
+        client = rf.Client(api_key="rf_test_wire", base_url="http://emu.test", transport=httpx.MockTransport(recording),
+                           poll_interval=0.02)
+        exp = rf.Experiment("wire", store=tmp_path / "s.sqlite", artifacts=tmp_path / "art", client=client)
+        plan = rf.grid(model=["t2v", "i2v", "r2v"], prompt="character1 trots", references=[ref, ref],
+                       seed=[1, 2], duration=3, resolution="720p", aspect_ratio="1:1")
+        df = exp.run(plan, progress=None)
+        parent = df[df.model == MODELS["t2v"]].iloc[0]
+        exp.edit(parent.run_id, prompt="@Image1 at night", references=[ref], audio_setting="origin")
+    assert sorted(m for m, _, _ in creates) == sorted([MODELS["t2v"]] * 2 + [MODELS["i2v"]] * 2
+                                                      + [MODELS["r2v"]] * 2 + [MODELS["edit"]])
+    for model, body, status in creates:
+        assert status == 201, (model, body)
+        assert set(body) <= documented[model], (model, sorted(set(body) - documented[model]))
+    by = {m: b for m, b, _ in creates}
+    assert isinstance(by[MODELS["i2v"]]["image_url"], str) and len(by[MODELS["r2v"]]["image_urls"]) == 2
+    assert by[MODELS["t2v"]]["aspect_ratio"] == "1:1" and "aspect_ratio" not in by[MODELS["i2v"]]
+    assert by[MODELS["edit"]]["video_url"].startswith("http://emu.test/")  # the uploaded asset
