@@ -146,6 +146,18 @@ class ModelSpec:
         return tuple(f.name for f in self.fields)
 
     @property
+    def input_names(self) -> tuple[str, ...]:
+        """Every wire input of the model, as sent in ``input`` (scalars, image field, video field).
+
+        >>> TEXT_TO_VIDEO.input_names
+        ('prompt', 'aspect_ratio', 'duration', 'resolution', 'seed')
+        >>> IMAGE_TO_VIDEO.input_names
+        ('prompt', 'duration', 'resolution', 'seed', 'image_url')
+        """
+        media = ((self.images.field,) if self.has_images else ()) + ((self.video.field,) if self.video else ())
+        return self.field_names + media
+
+    @property
     def variant(self) -> str:
         """The last segment of the model id, e.g. ``text-to-video``."""
         return self.model.rsplit("/", 1)[-1]

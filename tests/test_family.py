@@ -150,6 +150,16 @@ def test_text_to_video_limits_are_refused_before_sending(guarded: Any, inputs: d
     assert any(needle in i.message for i in err.issues if i.field == field), err
 
 
+def test_each_spec_lists_the_documented_inputs() -> None:
+    from _family_doc import EDIT_INPUTS, I2V_INPUTS, T2V_INPUTS
+
+    from runflow_nb.specs import get_spec
+
+    assert set(get_spec("t2v").input_names) == set(T2V_INPUTS)
+    assert set(get_spec("i2v").input_names) == set(I2V_INPUTS)
+    assert set(EDIT_INPUTS) <= set(get_spec("edit").input_names) <= {*EDIT_INPUTS, "resolution", "seed"}
+
+
 def test_text_to_video_sends_only_its_documented_inputs() -> None:
     from _family_doc import T2V_INPUTS
 
