@@ -2,7 +2,7 @@
 
 Every problem is gathered (never just the first) and answered as one 422 ``VALIDATION_ERROR``
 listing ``{field, message, fix}`` per problem. Scalar inputs are checked by
-:func:`runflow_nb.simulator.validate_input` (the same rules the client applies); the model's image
+:func:`runflow_nb.server_checks.validate_input` (the same rules the client applies); the model's image
 inputs are fetched and decoded here by :func:`.images.resolve_images`, an input video (video-edit)
 by :func:`.videos.resolve_video`; both read their rules from the spec.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..errors import Issue
-from ..simulator import validate_input
+from ..server_checks import validate_input
 from ..specs import ModelSpec
 from .images import resolve_images
 from .videos import resolve_video

@@ -16,23 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import html
-import io
 import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import display
 from ..errors import Issue, RunflowError, ValidationError
-from ..request import Reference, VideoRequest, load_reference
+from ..request import Reference, VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
 from .fields import issues_html, make_control
+from .form_items import THUMB_PX, ImageItem, row_result_html, save_upload
 
 if TYPE_CHECKING:
     from ..client import Client, Result
@@ -40,83 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GenerateForm", "ImageItem", "row_result_html"]
 
-THUMB_PX = 96
 _NOT_LOADED = object()  # stands in for a reference whose problems are already known (no re-decoding)
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    """A reference image in the form: where it came from, what loading it gave, and a thumbnail."""
-
-    source: str  # path or URL, as VideoRequest.build takes it (uploads are saved to a file first)
-    loaded: Reference | tuple[Issue, ...]
-    thumbnail: bytes | None = None  # small JPEG
-    label: str | None = None  # what the user knows it as (an upload's original file name)
-
-    @property
-    def ok(self) -> bool:
-        return isinstance(self.loaded, Reference)
-
-    @property
-    def name(self) -> str:
-        if self.label:
-            return self.label
-        if self.source.lower().startswith(("http://", "https://")):
-            return self.source.rsplit("/", 1)[-1] or self.source
-        return Path(self.source).name
-
-    @classmethod
-    def load(cls, source: str, *, spec: ModelSpec = REFERENCE_TO_VIDEO, label: str | None = None) -> ImageItem:
-        """Decode and check ``source`` once; the form reuses the result on every keystroke."""
-        got = load_reference(source, index=0, spec=spec)
-        if isinstance(got, list):
-            return cls(source, tuple(got), label=label)
-        return cls(source, got, _thumbnail(got.data) if got.data is not None else None, label=label)
-
-
-def _thumbnail(data: bytes) -> bytes | None:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.thumbnail((THUMB_PX * 2, THUMB_PX * 2))
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, format="JPEG", quality=80)
-            return buf.getvalue()
-    except (OSError, ValueError):  # pragma: no cover - the image was decoded once already
-        return None
-
-
-def save_upload(upload: Mapping[str, Any], folder: Path) -> Path:
-    """Write one FileUpload entry to ``folder`` under a content-addressed name (so code can name it)."""
-    data = bytes(upload["content"])
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(upload.get("name") or "image")).name)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{stem[-80:] or 'image'}"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    return path
-
-
-def row_result_html(row: Mapping[str, Any]) -> str:
-    """A stored run as the form shows its result: the video plus seed, timing, cost and a link."""
-    if row.get("status") != "succeeded" or not row.get("video_path"):
-        return display.row_html(row, width="640px")
-    src = display.media_src(str(row["video_path"]))
-    poster = display.media_src(str(row["poster_path"])) if row.get("poster_path") else None
-    simulated = row.get("backend") == "simulator"
-    cost = row.get("cost_usd")
-    fields = {
-        "seed": row.get("seed_returned") if row.get("seed_returned") is not None else row.get("seed"),
-        "queue": f"{row['queue_s']:.1f} s" if row.get("queue_s") is not None else None,
-        "wall": f"{row['wall_s']:.1f} s" if row.get("wall_s") is not None else None,
-        ("est. cost" if simulated else "cost"): f"${cost:.2f}" if cost is not None else None,
-        "run": row.get("run_id"),
-    }
-    cap = display.caption_html(fields, prompt=str(row.get("prompt") or ""), simulated=simulated, link=src)
-    return display.video_html(src, poster=poster, caption=cap, width="640px")
 
 
 def _html_output(markup: str, text: str) -> dict[str, Any]:
