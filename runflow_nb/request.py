@@ -15,14 +15,12 @@ hashed, so a run key can name exactly which pixels went in.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import io
 import json
 import numbers
 import os
 import random
-import re
 import stat
 import warnings
 from collections.abc import Iterable, Sequence
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from ._scalars import _as_int, _input_model
 from .errors import Issue, ValidationError
 from .specs import REFERENCE_TO_VIDEO, FieldSpec, ImageRules, ModelSpec, get_spec
 from .video_input import VideoSource, billed_seconds, load_video
@@ -234,45 +233,6 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
 def _is_pil(obj: Any) -> bool:
     mod = type(obj).__module__
     return mod.startswith("PIL.") and hasattr(obj, "size") and hasattr(obj, "save")
-
-
-def _as_int(value: Any) -> Any:
-    """Accept Python and NumPy integers (not bools); leave anything else for the error path."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    return value
-
-
-def _input_model(spec: ModelSpec) -> type[Any]:
-    """A strict pydantic model of the scalar inputs, generated from the spec (built once per model)."""
-    return _input_model_for(spec.model)
-
-
-@functools.cache
-def _input_model_for(model: str) -> type[Any]:
-    from .specs import get_spec
-
-    spec = get_spec(model)
-    from typing import Annotated
-
-    from pydantic import ConfigDict, Field, Strict, create_model
-
-    fields: dict[str, Any] = {}
-    for f in spec.fields:
-        ann: Any
-        if f.choices is not None:
-            ann = Literal[f.choices]
-        elif f.type is int:
-            ann = Annotated[int, Strict(), Field(ge=f.minimum, le=f.maximum)]
-        elif f.type is str:
-            ann = Annotated[str, Strict(), Field(max_length=f.max_length)]
-        else:
-            ann = Annotated[f.type, Strict()]
-        fields[f.name] = (ann, ...) if f.required else (ann | None, None)
-    name = "".join(p.title() for p in re.split(r"[^a-z0-9]+", spec.short_path)) + "Input"
-    return create_model(name, __config__=ConfigDict(extra="ignore"), **fields)
 
 
 def _issue_for(f: FieldSpec, err: dict[str, Any]) -> Issue | None:
