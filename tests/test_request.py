@@ -168,42 +168,127 @@ def test_to_code_round_trips(tmp_path: Path) -> None:
     assert ns["req"].canonical() == req.canonical()
 
 
-# -- the client's checks and the emulator's checks agree --------------------------------------------
+# -- the documented table is the oracle: client and emulator each agree with it ---------------------
+#
+# Written from the model's table in docs/runflow-api.md, not from runflow_nb.specs: a wrong limit in
+# specs.py would pass a test that took its limits from specs.py on both sides.
 
-IMAGES = {"ok": GOOD, "ok_jpeg": png((1024, 576), "JPEG"), "small": png((300, 500)), "gif": png((800, 600), "GIF", "L")}
+DOC_PROMPT_MAX = 2500  # "≤ 2500 characters"
+DOC_IMAGES = (1, 9)  # "1–9 images"
+DOC_MIN_SIDE = 400  # "shortest side ≥ 400 px"
+DOC_FORMATS = {"JPEG", "PNG", "WEBP"}  # "JPEG/JPG/PNG/WEBP"
+DOC_ASPECT_RATIOS = {"16:9", "9:16", "1:1", "4:3", "3:4"}
+DOC_DURATION = (3, 15)  # "int, 3–15 s"
+DOC_RESOLUTIONS = {"720p", "1080p"}
+DOC_SEED = (0, 2147483647)
+DOC_PRICE_PER_S = {"720p": 0.14, "1080p": 0.28}
 
+# name -> (bytes, size, format): the oracle reads the size and format from this table, not the bytes
+IMAGES: dict[str, tuple[bytes, tuple[int, int], str]] = {
+    "ok": (GOOD, (800, 600), "PNG"),
+    "ok_jpeg": (png((1024, 576), "JPEG"), (1024, 576), "JPEG"),
+    "edge": (png((400, 400), "WEBP"), (400, 400), "WEBP"),
+    "small": (png((399, 800)), (399, 800), "PNG"),
+    "tiny": (png((300, 500)), (300, 500), "PNG"),
+    "gif": (png((800, 600), "GIF", "L"), (800, 600), "GIF"),
+    "bmp": (png((800, 600), "BMP"), (800, 600), "BMP"),
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def documented_refusals(v: dict[str, Any]) -> set[str]:
+    """The fields the documented table refuses for these values (None = not sent: the default)."""
+    bad: set[str] = set()
+    images = v["images"]
+    prompt = v["prompt"]
+    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > DOC_PROMPT_MAX:
+        bad.add("prompt")
+    else:
+        import re
+
+        # character1…character9 name images in order: each tag needs an image at that position
+        for n in (int(m) for m in re.findall(r"\bcharacter(\d+)\b", prompt)):
+            if not (1 <= n <= min(len(images), DOC_IMAGES[1])):
+                bad.add("prompt")
+    if not DOC_IMAGES[0] <= len(images) <= DOC_IMAGES[1]:
+        bad.add("image_urls")
+    for i, name in enumerate(images[: DOC_IMAGES[1]]):  # each of the first nine is checked as well
+        _data, size, fmt = IMAGES[name]
+        if fmt not in DOC_FORMATS or min(size) < DOC_MIN_SIDE:
+            bad.add(f"image_urls[{i}]")
+    checks = {
+        "duration": lambda x: _is_int(x) and DOC_DURATION[0] <= x <= DOC_DURATION[1],
+        "resolution": lambda x: x in DOC_RESOLUTIONS,
+        "aspect_ratio": lambda x: x in DOC_ASPECT_RATIOS,
+        "seed": lambda x: _is_int(x) and DOC_SEED[0] <= x <= DOC_SEED[1],
+        "enable_safety_checker": lambda x: isinstance(x, bool),
+    }
+    bad |= {f for f, ok in checks.items() if v[f] is not None and not ok(v[f])}
+    return bad
+
+
+def documented_price(v: dict[str, Any]) -> float:
+    duration = 5 if v["duration"] is None else v["duration"]  # documented defaults: 5 s, 1080p
+    return duration * DOC_PRICE_PER_S[v["resolution"] or "1080p"]
+
+
+_tags = st.builds(lambda ns: " and ".join(f"character{n}" for n in ns) + " trot",
+                  st.lists(st.integers(0, 12), min_size=1, max_size=3))
 values = st.fixed_dictionaries({
     "prompt": st.one_of(st.text(min_size=0, max_size=40), st.just("x" * 2501), st.just("a" * 2500),
-                        st.sampled_from(["character1 runs", "character3 hides", "character9 and character1",
-                                         "character12"]), st.none()),
+                        st.just("character9 " + "y" * 2489), st.just("character9 " + "y" * 2490),
+                        _tags, st.none()),
     "images": st.lists(st.sampled_from(sorted(IMAGES)), min_size=0, max_size=10),
     "duration": st.one_of(st.integers(0, 20), st.floats(2, 16), st.booleans(), st.none(), st.just("5")),
     "resolution": st.sampled_from(["720p", "1080p", "1080P", "480p", None]),
-    "aspect_ratio": st.sampled_from(["16:9", "9:16", "1:1", "4:3", "3:4", "2:1", None]),
-    "seed": st.one_of(st.integers(-3, 2**31 + 3), st.none()),
-    "enable_safety_checker": st.one_of(st.booleans(), st.none(), st.just(1)),
+    "aspect_ratio": st.sampled_from(["16:9", "9:16", "1:1", "4:3", "3:4", "2:1", "16:10", None]),
+    "seed": st.one_of(st.integers(-3, 3), st.integers(2**31 - 3, 2**31 + 3), st.booleans(), st.none()),
+    "enable_safety_checker": st.one_of(st.booleans(), st.none(), st.just(1), st.just("true")),
 })
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
-def test_client_and_emulator_validation_agree(v: dict[str, Any]) -> None:
+def test_client_validation_follows_the_documented_table(v: dict[str, Any]) -> None:
+    expected = documented_refusals(v)
+    try:
+        req = build(**{**v, "images": [IMAGES[k][0] for k in v["images"]]})
+    except ValidationError as exc:
+        assert set(exc.fields) == expected, (v, str(exc))
+        return
+    assert not expected, (v, "accepted, but the documented table refuses", expected)
+    assert req.estimate_usd() == pytest.approx(documented_price(v))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values)
+def test_emulator_validation_follows_the_documented_table(v: dict[str, Any]) -> None:
     from runflow_nb.emulator.images import decode_image as _decode_image
     from runflow_nb.specs import REFERENCE_TO_VIDEO as spec
 
-    try:
-        req = build(**{**v, "images": [IMAGES[k] for k in v["images"]]})
-        client_ok = True
-    except ValidationError:
-        client_ok = False
-    # the same values on the wire, as the emulator sees them
+    expected = documented_refusals(v)
     wire = {k: val for k, val in v.items() if k != "images" and val is not None}
     _clean, issues = validate_input(wire, n_images=len(v["images"]))
-    count_ok = 1 <= len(v["images"]) <= 9
-    images_ok = all(not isinstance(_decode_image(IMAGES[k], "x", spec), list) for k in v["images"])
-    server_ok = not issues and count_ok and images_ok
-    assert client_ok == server_ok, (v, issues)
-    if client_ok:
-        sent = req.to_input()
-        _clean, issues = validate_input(sent, n_images=len(sent["image_urls"]))
-        assert not issues
+    refused = {i.field for i in issues}
+    if not DOC_IMAGES[0] <= len(v["images"]) <= DOC_IMAGES[1]:
+        refused.add("image_urls")  # the count is checked where the URLs are resolved
+    refused |= {f"image_urls[{i}]" for i, k in enumerate(v["images"][: DOC_IMAGES[1]])
+                if isinstance(_decode_image(IMAGES[k][0], f"image_urls[{i}]", spec), list)}
+    assert refused == expected, (v, issues)
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_every_character_tag_up_to_nine_is_accepted_with_enough_images(n: int) -> None:
+    """Each tag character1…character9 is accepted with n images, and refused with one image fewer."""
+    prompt = f"character{n} leads the herd"
+    req = build(prompt=prompt, images=[GOOD] * n)
+    assert req.to_input()["prompt"] == prompt and len(req.to_input()["image_urls"]) == n
+    _clean, issues = validate_input({"prompt": prompt}, n_images=n)
+    assert not issues
+    if n > 1:
+        with pytest.raises(ValidationError) as exc:
+            build(prompt=prompt, images=[GOOD] * (n - 1))
+        assert fields_of(exc) == ["prompt"] and f"character{n}" in str(exc.value)
