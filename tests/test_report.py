@@ -244,6 +244,72 @@ def test_base64_video_and_key_like_text_are_scrubbed_from_the_report(offline_env
     assert not out.recorded  # no experiment/store parameters: nothing to record against
 
 
+PLAIN_KEY = "k3yWithoutAnyPrefix0123456789SECRET"  # no rf_live_/rf_test_ prefix for a pattern to catch
+
+
+def _key_notebook(path: Path, *, fail: bool) -> Path:
+    """Prints the environment's key (and a prefixed one) at run time; optionally fails with it."""
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell("import os\nkey = os.environ['RUNFLOW_API_KEY']\n"
+                                          "print('plain:', key)\nprint('prefixed:', 'rf_' + 'test_' + key)\n"
+                                          "display({'text/html': '<b>' + key + '</b>'}, raw=True)")]
+    if fail:
+        nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('auth failed for ' + key)"))
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("key", [PLAIN_KEY, "rf_live_" + PLAIN_KEY])
+def test_the_key_value_is_scrubbed_from_reports_with_and_without_its_prefix(
+        offline_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    monkeypatch.setenv("RUNFLOW_API_KEY", key)
+    out = run_report(_key_notebook(tmp_path / "keyed.ipynb", fail=False), out_dir=tmp_path / "out", quiet=True)
+    for path in (out.html, out.notebook):
+        text = path.read_text(encoding="utf-8")
+        assert PLAIN_KEY not in text, f"{path.name} holds the key"
+        assert "plain: [redacted]" in text  # the output was there, scrubbed
+        assert re.search(r"prefixed: (rf_test_)?\[redacted\]", text)
+
+
+def test_a_failing_cell_that_prints_the_key_raises_a_scrubbed_error(offline_env: dict[str, str], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
+    with pytest.raises(ReportError) as info:
+        run_report(_key_notebook(tmp_path / "keyed.ipynb", fail=True), out_dir=tmp_path / "out", quiet=True)
+    err = info.value
+    assert err.cell_index == 1 and err.ename == "RuntimeError"
+    assert PLAIN_KEY not in str(err) and PLAIN_KEY not in (err.evalue or "")
+    assert "auth failed for [redacted]" in str(err)
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.suffix in (".ipynb", ".html")]
+    assert written
+    for path in written:
+        assert PLAIN_KEY not in path.read_text(encoding="utf-8"), f"{path.name} holds the key"
+
+
+@pytest.mark.parametrize("value", [PLAIN_KEY, "rf_live_abcdef0123456789", ["x", {"k": "rf_test_abcdef01"}]])
+def test_a_parameter_holding_the_key_is_refused_before_any_kernel_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: Any) -> None:
+    monkeypatch.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
+    with pytest.raises(ConfigurationError, match="looks like a credential") as info:
+        run_report(SEED_SWEEP, parameters={"prompt": value}, out_dir=tmp_path / "out", quiet=True)
+    assert PLAIN_KEY not in str(info.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_redaction_replaces_the_exact_key_and_prefixed_keys_only() -> None:
+    from runflow_nb.report import _redact
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
+        text = f"a {PLAIN_KEY} b rf_live_0123abcd c rf_test_zz d {PLAIN_KEY[:-1]} e"
+        assert _redact(text) == f"a [redacted] b [redacted] c rf_test_zz d {PLAIN_KEY[:-1]} e"
+        mp.setenv("RUNFLOW_API_KEY", "short")  # too short to tell from ordinary text: left alone
+        assert _redact("a short b") == "a short b"
+        mp.delenv("RUNFLOW_API_KEY")
+        assert _redact(f"x {PLAIN_KEY} rf_test_abcd") == f"x {PLAIN_KEY} [redacted]"
+
+
 def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str], tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     sentinel = "rf_live_SENTINEL0123456789abcdef"

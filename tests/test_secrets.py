@@ -1,6 +1,6 @@
 """The API key never lands anywhere, output URLs are only ever http(s), artifacts stay in their folder.
 
-A sentinel key (``rf_live_SENTINEL`` + a random suffix) is set as ``RUNFLOW_API_KEY`` with
+A sentinel key (``SENTINEL`` + a random suffix, with and without the ``rf_live_`` prefix) is set as ``RUNFLOW_API_KEY`` with
 ``RUNFLOW_BASE_URL`` pointing at a loopback emulator that accepts exactly that key, so every
 component takes the real-backend path: the CLI (generate, sweep, an auth failure), a sweep through
 ``Experiment``, a papermill report of ``runflow_nb/notebooks/seed_sweep.ipynb`` (its kernel inherits the
@@ -83,9 +83,10 @@ class Outputs:
         return counts, hits
 
 
-@pytest.fixture
-def sentinel(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, EmulatorServer]]:
-    key = f"rf_live_{NEEDLE}{secrets.token_hex(12)}"
+@pytest.fixture(params=["rf_live_", ""], ids=["prefixed-key", "unprefixed-key"])
+def sentinel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, EmulatorServer]]:
+    """A key with the usual prefix, and one without it (which no key-shaped pattern would catch)."""
+    key = f"{request.param}{NEEDLE}{secrets.token_hex(12)}"
     with serve(port=0, latency=0.05, api_key=key, offline_images="reject") as server:
         monkeypatch.setenv("RUNFLOW_API_KEY", key)
         monkeypatch.setenv("RUNFLOW_BASE_URL", server.url)
@@ -346,16 +347,39 @@ def test_a_hostile_experiment_name_cannot_place_a_file_outside_the_artifacts(nam
     client.close()
 
 
-def test_no_library_exception_carries_the_key_for_a_malformed_key(ref_images: list[Path]) -> None:
-    """A key pasted with a newline (or a stray control character) must not be echoed by httpx."""
-    for key in (f"rf_live_{NEEDLE}abc\n", f"rf_live_{NEEDLE}\x00abc", f"rf_live_{NEEDLE}é"):
-        server = FakeRunflow(run_id="run_k", video_url="http://cdn.invalid/v.mp4", clip=b"")
-        client = rf.Client(api_key=key, base_url="http://api.invalid", transport=httpx.MockTransport(server),
-                           max_retries=0)
-        try:
-            client.submit(prompt="character1 trots", images=[ref_images[0]])
-        except RunflowError as exc:
-            text = "".join(traceback.format_exception(exc))
+@pytest.mark.parametrize("prefix", ["rf_live_", "rf_test_", ""])
+def test_a_malformed_key_is_refused_without_echoing_it(prefix: str, ref_images: list[Path]) -> None:
+    """A key holding a character a header cannot carry is refused before anything is sent, and the
+    error (message, repr, traceback) does not repeat it — httpx's own error would."""
+    with serve(port=0, latency=0.05) as server:
+        for bad in (f"{prefix}{NEEDLE}\x00abc", f"{prefix}{NEEDLE}é", f"{prefix}{NEEDLE}\r\nX-Evil: 1",
+                    f"{prefix}{NEEDLE}ab\ncd"):
+            client = rf.Client(api_key=bad, base_url=server.url, max_retries=0)
+            with pytest.raises(RunflowError) as info:
+                client.submit(prompt="character1 trots", images=[ref_images[0]])
+            text = "".join(traceback.format_exception(info.value)) + repr(info.value)
             assert NEEDLE not in text, text[-600:]
-        for r in server.requests:
-            assert "\n" not in r
+            assert "api_key" in str(info.value) or "RUNFLOW_API_KEY" in str(info.value)
+            client.close()
+        assert server.emulator.stats()["requests"] == 0, "a malformed key reached the server"
+
+
+@pytest.mark.parametrize("prefix", ["rf_live_", ""])
+def test_a_key_pasted_with_surrounding_whitespace_is_used_trimmed(prefix: str, ref_images: list[Path]) -> None:
+    key = f"{prefix}{NEEDLE}{secrets.token_hex(8)}"
+    with serve(port=0, latency=0.05, api_key=key) as server:  # accepts exactly the trimmed key
+        client = rf.Client(api_key=f"  {key}\n", base_url=server.url, max_retries=0, poll_interval=0.02)
+        run = client.submit(prompt="character1 trots", images=[ref_images[0]])
+        assert run.id and server.emulator.stats()["requests"] >= 1
+        for text in (repr(client), str(client)):
+            assert NEEDLE not in text, text
+        client.close()
+
+
+@pytest.mark.xfail(strict=True, reason="an explicit key is still held in the client's attributes")
+@pytest.mark.parametrize("prefix", ["rf_live_", ""])
+def test_an_explicit_key_is_not_readable_in_vars(prefix: str) -> None:
+    key = f"{prefix}{NEEDLE}{secrets.token_hex(8)}"
+    for client in (rf.Client(api_key=key, base_url="http://127.0.0.1:9"), rf.AsyncClient(api_key=key)):
+        seen = repr(vars(client)) + repr({k: vars(v) for k, v in vars(client).items() if hasattr(v, "__dict__")})
+        assert NEEDLE not in seen, seen[:400]
