@@ -254,7 +254,9 @@ def test_table_exports_to_parquet_and_csv(store: Store, tmp_path: Path) -> None:
     assert back["seed"].tolist() == frame["seed"].tolist()
     assert list(back.loc[0, "images"]) == ["refs/horse.png", "refs/beach.jpg"]
     assert back["created_at"].equals(frame["created_at"])
-    assert len(pd.read_csv(tmp_path / "runs.csv")) == 6
+    csv = pd.read_csv(tmp_path / "runs.csv")
+    assert len(csv) == 6 and csv["seed"].tolist() == frame["seed"].tolist()
+    assert csv["run_id"].tolist() == frame["run_id"].tolist() and csv["status"].tolist() == frame["status"].tolist()
 
 
 def test_rating_and_tags(store: Store) -> None:

@@ -61,7 +61,15 @@ def test_sweep_logs_every_run_with_parameters_timing_and_cost(emulator_server: A
     assert exp.table(tags=["keeper"]).rating.tolist() == [5]
     exp.to_parquet(tmp_path / "t.parquet")
     exp.to_csv(tmp_path / "t.csv")
-    assert (tmp_path / "t.parquet").stat().st_size > 0
+    import pandas as pd
+
+    table = exp.table().sort_values("run_id").reset_index(drop=True)
+    for back in (pd.read_parquet(tmp_path / "t.parquet"), pd.read_csv(tmp_path / "t.csv")):
+        back = back.sort_values("run_id").reset_index(drop=True)
+        assert list(back.run_id) == list(table.run_id) and list(back.seed) == list(table.seed)
+        assert list(back.status) == ["succeeded"] * 8 and list(back.cost_usd) == list(table.cost_usd)
+        assert list(back.prompt) == list(table.prompt) and list(back.video_path) == list(table.video_path)
+        assert back.loc[back.run_id == df.run_id[0], "rating"].tolist() == [5]
 
 
 def test_rerunning_a_plan_reuses_finished_runs_and_submits_nothing(emulator_server: Any, ref_images: list[Path],
@@ -138,18 +146,87 @@ def test_background_sweep_reports_progress_and_can_be_cancelled(ref_images: list
     assert set(df.status) <= {"succeeded", "planned"}
 
 
+def _server_runs(server: Any) -> list[dict[str, Any]]:
+    """Every run the emulator holds, as ``GET /v1/runs/{id}`` shows it, oldest first."""
+    runs, _cursor = server.emulator.simulator.list_runs(limit=500)
+    return sorted(runs, key=lambda r: r["created_at"])
+
+
+def _at(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def test_rate_limits_back_off_without_stalling_the_pool(ref_images: list[Path], tmp_path: Path) -> None:
-    with serve(port=0, latency=0.3, faults="429ra=3x,retry_after=2") as server:
+    """Three of six submits get a 429 with Retry-After; the other three finish meanwhile.
+
+    Ordering, not wall-clock bounds: each run that was not rate-limited was downloaded and recorded
+    before the server accepted the first re-sent one, and those were re-sent only after Retry-After."""
+    retry_after = 4
+    with serve(port=0, latency=0.3, faults=f"429ra=3x,retry_after={retry_after}") as server:
         exp = make_exp(tmp_path, server.url)
         plan = rf.grid(prompt="character1", images=[ref_images[:1]], seed=range(6), duration=3, resolution="720p")
-        t0 = time.monotonic()
+        started = time.time()
         df = exp.run(plan, concurrency=6, progress=None)
-        wall = time.monotonic() - t0
         faults = server.emulator.stats()["faults"]["429ra"]
-    assert set(df.status) == {"succeeded"} and faults == 3
-    # the rate-limited jobs waited ~2 s; the others finished in parallel, not behind them
-    fast = df.sort_values("wall_s").wall_s.iloc[:3]
-    assert fast.max() < 2.0 and wall < 6
+        runs = _server_runs(server)
+    assert set(df.status) == {"succeeded"} and faults == 3 and len(runs) == 6
+    created = [_at(r["created_at"]) for r in runs]
+    first, resent = created[:3], created[3:]
+    assert min(resent) >= started + retry_after - 0.05, "a rate-limited submit was re-sent before Retry-After"
+    by_remote = df.set_index("remote_id")
+    for run in runs[:3]:
+        row = by_remote.loc[run["id"]]
+        finished = row["submitted_at"].timestamp() + row["wall_s"]
+        assert finished < min(resent), f"{run['id']} waited behind the rate-limited runs"
+    assert max(first) < min(resent)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_runs_in_flight_at_the_server_never_exceed_the_concurrency(ref_images: list[Path], tmp_path: Path,
+                                                                   concurrency: int) -> None:
+    """Counted at the server: a run is in flight from its creation to its end, whatever the client thinks."""
+    with serve(port=0, latency=0.6) as server:
+        exp = make_exp(tmp_path, server.url)
+        plan = rf.grid(prompt="character1", images=[ref_images[:1]], seed=range(7), duration=3, resolution="720p")
+        df = exp.run(plan, concurrency=concurrency, progress=None)
+        runs = _server_runs(server)
+    assert set(df.status) == {"succeeded"} and len(runs) == 7
+    events = sorted([(_at(r["completed_at"]), -1) for r in runs] + [(_at(r["created_at"]), +1) for r in runs])
+    level = peak = 0
+    for _t, step in events:  # at equal times an end is counted before a start
+        level += step
+        peak = max(peak, level)
+    assert peak <= concurrency, f"{peak} runs in flight at once with concurrency={concurrency}"
+    assert peak == concurrency, f"only {peak} in flight with concurrency={concurrency}: the pool was not used"
+
+
+@pytest.mark.xfail(strict=True, reason="new submits reserve the budget before re-attached runs are counted")
+def test_a_resumed_sweep_counts_reattached_runs_against_the_budget(ref_images: list[Path], tmp_path: Path) -> None:
+    """Two runs of a crashed sweep are still running on the server; the resumed sweep must count them
+    as money in flight, so with a budget of three runs it submits only one more."""
+    with serve(port=0, latency=2.0) as server:
+        exp = make_exp(tmp_path, server.url)
+        plan = rf.grid(prompt="character1", images=[ref_images[:1]], seed=range(6), duration=3, resolution="720p")
+        price = plan[0].estimate_usd()  # $0.42
+        dead = subprocess.Popen(["true"])
+        dead.wait()  # the crashed sweep: a process on this host that no longer exists
+        remote_ids = []
+        for req in list(plan)[:2]:
+            run = rf.Client(api_key=KEY, base_url=server.url).submit(req, client_ref=f"rfnb-crashed-{req.seed}")
+            remote_ids.append(run.id)
+            exp.store.claim_run({"run_key": req.run_key(), "client_ref": f"rfnb-crashed-{req.seed}",
+                                 "experiment": exp.name, "model": req.model, "status": "running",
+                                 "remote_id": run.id, "prompt": req.prompt, "images": req.image_displays(),
+                                 **req.params(), "owner": f"{socket.gethostname()}:{dead.pid}"})
+        df = exp.run(plan, concurrency=6, budget_usd=3 * price, progress=None)
+        billed = ledger(server.url)
+    spent = sum(b["cost_usd"] for b in billed)
+    assert spent <= 3 * price + 1e-9, f"billed ${spent:.2f} with a budget of ${3 * price:.2f}"
+    assert len(billed) == 3 and {b["run_id"] for b in billed} >= set(remote_ids)
+    assert exp.last_summary is not None and exp.last_summary.reattached == 2 and exp.last_summary.submitted == 1
+    assert (df.status == "succeeded").sum() == 3 and (df.status == "skipped_budget").sum() == 3
 
 
 def test_a_submit_with_a_lost_answer_is_reattached_on_resume(ref_images: list[Path], tmp_path: Path) -> None:
