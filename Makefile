@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 $(PYTHON) -m pip
 
-.PHONY: help install demo test bench lint
+.PHONY: help install demo test bench lint mutate
 
 help:
 	@echo "make demo    install the package and run the offline demo sweep; prints the report's path"
@@ -10,6 +10,7 @@ help:
 	@echo "make install install everything the tests need, without running them"
 	@echo "make bench   run the benchmarks and print their ratios"
 	@echo "make lint    ruff and mypy only"
+	@echo "make mutate  mutation testing of the money and safety code (slow: see docs/mutation.md)"
 
 install:
 	bash scripts/install.sh
@@ -27,3 +28,6 @@ bench:
 lint:
 	$(PYTHON) -m ruff check runflow_nb tests benchmarks
 	$(PYTHON) -m mypy
+
+mutate:
+	bash scripts/mutate.sh $(TARGETS)
