@@ -398,10 +398,14 @@ def test_list_runs_by_client_ref_with_cursor_pagination(server: EmulatorServer) 
 # --- faults ---------------------------------------------------------------------------------------
 
 
+CAMPAIGN_KINDS = ("429", "429ra", "500", "503", "drop", "slow", "fail", "nsfw", "truncate", "expire")
+
+
 def test_fault_spec_parsing() -> None:
     plan = FaultPlan.parse("429=0.1,429ra=0.05,500=0.05,503=0.05,drop=0.05,slow=0.05,fail=0.05,nsfw=0.05,"
                            "truncate=0.05,expire=0.05,seed=1,slow_s=3")
-    assert set(plan.rates) == set(FAULT_KINDS) and plan.seed == 1 and plan.slow_s == 3
+    assert set(plan.rates) == set(CAMPAIGN_KINDS) and plan.seed == 1 and plan.slow_s == 3
+    assert set(CAMPAIGN_KINDS) < set(FAULT_KINDS)
     assert FaultPlan.parse(str(plan)) == plan
     assert FaultPlan.parse("drop=2x,expire").counts == {"drop": 2} and FaultPlan.parse("expire").rates == {"expire": 1}
     assert FaultPlan.parse(None) == FaultPlan.parse("none") == FaultPlan()
@@ -560,7 +564,7 @@ def test_every_fault_kind_is_exercised_reproducibly_and_nothing_bills_twice(make
             return stats["faults"], succeeded, stats["billed_runs"]
 
     faults, succeeded, billed = campaign()
-    assert all(faults[k] > 0 for k in FAULT_KINDS), faults
+    assert all(faults[k] > 0 for k in CAMPAIGN_KINDS), faults
     assert billed == succeeded == 20 - faults["fail"]  # failed runs unbilled, dropped ones billed once
     assert campaign() == (faults, succeeded, billed)  # same seed, same requests → same faults
 

@@ -29,6 +29,7 @@ class AssetRoutes(EmulatorBase):
         return hmac.new(self.state.secret, asset_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _ep_create_upload(self, request: httpx.Request, request_id: str) -> httpx.Response:
+        broken = self.create_fault()
         body = json_body(request)
         filename, content_type, size = body.get("filename"), body.get("content_type"), body.get("size")
         issues = []
@@ -47,6 +48,7 @@ class AssetRoutes(EmulatorBase):
             self.state.assets[asset_id] = {"filename": filename, "content_type": content_type, "size": size,
                                            "data": None, "status": "pending"}
         name = urllib.parse.quote(str(filename))
+        broken.apply(request)
         return json_response(201, {
             "id": asset_id, "status": "pending", "method": "PUT",
             "upload_url": f"{self.base_url}/uploads/{asset_id}?signature={self._upload_sig(asset_id)}",
@@ -66,6 +68,7 @@ class AssetRoutes(EmulatorBase):
         return httpx.Response(200, headers={"ETag": f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'})
 
     def _ep_confirm_upload(self, request: httpx.Request, request_id: str, *, asset_id: str) -> httpx.Response:
+        broken = self.create_fault()
         with self.state.lock:
             asset = self.state.assets.get(asset_id)
             if asset is None:
@@ -74,6 +77,8 @@ class AssetRoutes(EmulatorBase):
                 raise HTTPError(409, "CONFLICT", "nothing was uploaded yet: PUT the bytes to upload_url first")
             asset["status"] = "confirmed"
             name = urllib.parse.quote(asset["filename"])
+        broken.apply(request)
+        with self.state.lock:
             return json_response(200, {"id": asset_id, "status": "confirmed", "size": asset["size"],
                                        "content_type": asset["content_type"],
                                        "url": f"{self.base_url}/assets/{asset_id}/{name}"})

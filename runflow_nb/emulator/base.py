@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from ..simulator import Simulator
-from .faults import FAULT_KINDS, FaultPlan, Injector
+from .faults import CREATE_FAULTS, FAULT_KINDS, CreateFault, FaultPlan, Injector
 from .images import FETCH_TIMEOUT_S
 from .state import EmulatorState
 from .wire import HTTPError
@@ -83,6 +83,10 @@ class EmulatorBase:
             self.state.count(f"fault:{kind}")
             return True
         return False
+
+    def create_fault(self) -> CreateFault:
+        """Draw the faults that break a create's answer (drop, create500); apply after creating."""
+        return CreateFault(next((kind for kind in CREATE_FAULTS if self.fault(kind)), None))
 
     def draw_error(self, eligible: tuple[str, ...]) -> str | None:
         """At most one of the ``eligible`` error faults for this request, counted."""

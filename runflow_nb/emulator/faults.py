@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ERROR_FAULTS", "FAULTS", "FAULT_HELP", "FAULT_KINDS", "ConnectionDropped", "FaultPlan", "Injector",
-           "TruncatedStream", "nonneg"]
+__all__ = ["CREATE_FAULTS", "ERROR_FAULTS", "FAULTS", "FAULT_HELP", "FAULT_KINDS", "ConnectionDropped", "CreateFault",
+           "FaultPlan", "Injector", "TruncatedStream", "hollow_view", "nonneg"]
 
 #: Every fault kind with its help line (continuation lines are indented by the help formatter).
 FAULTS: dict[str, str] = {
@@ -33,13 +33,21 @@ FAULTS: dict[str, str] = {
     "500": "500 INTERNAL_ERROR                           (any endpoint, downloads and uploads\n"
            "included, but health and /_emulator)",
     "503": "503 MODEL_UNAVAILABLE                        (same endpoints as 500)",
-    "drop": "a submit is accepted (run created, billed if it succeeds) but the connection is\n"
-            "closed before the answer; in-process: httpx.RemoteProtocolError",
+    "drop": "a create is carried out (a run: created, billed if it succeeds; an upload or its\n"
+            "confirmation: recorded) but the connection is closed before the answer;\n"
+            "in-process: httpx.RemoteProtocolError",
+    "create500": "a create is carried out as for drop, then answered 500 INTERNAL_ERROR (the\n"
+                 "classic double charge when a client takes 5xx for \"not created\")",
     "slow": "a GET under /v1 sleeps slow_s seconds (default 3) before answering",
     "fail": "the run fails (GENERATION_FAILED, not billed)",
     "nsfw": "the run succeeds with nsfw_detected=true (when the safety checker is on)",
     "truncate": "a video download sends Content-Length of the full body, then half of it and closes",
     "expire": "a video download answers 410 URL_EXPIRED (a really expired URL answers 403)",
+    "listall": "the run list ignores its filters, order and page size: every run, oldest first",
+    "nooutput": "a run succeeds (and is billed) but carries no outputs",
+    "partialnooutput": "a run ends partial_succeeded (billed) and carries no outputs",
+    "dupref": "right after a run is created, another caller creates one with the same client_ref\n"
+              "(other seed, other metadata; it runs and is billed like any run)",
 }
 FAULT_KINDS = tuple(FAULTS)
 
@@ -50,6 +58,36 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
     "500": (500, "INTERNAL_ERROR", "internal server error (injected)"),
     "503": (503, "MODEL_UNAVAILABLE", "the model is temporarily unavailable (injected)"),
 }
+
+
+#: Faults that break the answer of a create after the create was carried out.
+CREATE_FAULTS = ("drop", "create500")
+
+
+class CreateFault:
+    """A create fault drawn before the create and applied after it: ``fault.apply(request)`` raises
+    the dropped connection or the 500 once the run (or upload) exists."""
+
+    def __init__(self, kind: str | None) -> None:
+        self.kind = kind
+
+    def apply(self, request: httpx.Request) -> None:
+        if self.kind == "drop":
+            raise ConnectionDropped("Server disconnected without sending a response.", request=request)
+        if self.kind == "create500":
+            from .wire import HTTPError
+
+            raise HTTPError(500, "INTERNAL_ERROR", "internal server error (injected, after the create)")
+
+
+def hollow_view(view: dict[str, Any], status: str | None) -> dict[str, Any]:
+    """A run as a faulty server shows it when it ended ``status`` without outputs (nooutput /
+    partialnooutput); other runs, and runs still going, are shown as they are."""
+    if status is None or view.get("status_code") != "succeeded":
+        return view
+    output = dict(view.get("output") or {})
+    output["outputs"] = []
+    return {**view, "status_code": status, "status": status, "output": output}
 
 
 def _help() -> str:

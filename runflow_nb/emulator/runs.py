@@ -10,7 +10,7 @@ from ..errors import Issue, RunTimeoutError, ValidationError
 from ..simulator import MAX_PAGE_SIZE
 from ..specs import ModelSpec
 from .base import EmulatorBase
-from .faults import ConnectionDropped
+from .faults import hollow_view
 from .validation import check_envelope, check_input
 from .wire import HTTPError, invalid, json_body, json_response, spec_for
 
@@ -57,15 +57,34 @@ class RunRoutes(EmulatorBase):
             raise ValidationError(issues)
         fail = self.fault("fail")
         nsfw = not fail and self.fault("nsfw")  # a failed run has nothing to flag
-        drop = self.fault("drop")
+        hollow = None if fail else "succeeded" if self.fault("nooutput") else (
+            "partial_succeeded" if self.fault("partialnooutput") else None)
+        broken = self.create_fault()
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
                                     force_failure=fail, force_nsfw=nsfw, notes=notes, video=video, **extra)
-        if drop:
-            raise ConnectionDropped("Server disconnected without sending a response.", request=request)
-        return self.simulator.get(run["id"], base_url=self.base_url)
+        if hollow is not None:
+            with self.state.lock:
+                self.state.hollow[run["id"]] = hollow
+        if extra.get("client_ref") and self.fault("dupref"):
+            self._other_callers_run(spec, inp, images, video, extra["client_ref"])
+        broken.apply(request)
+        return self._run_view(run["id"])
+
+    def _other_callers_run(self, spec: ModelSpec, inp: dict[str, Any], images: Any, video: Any,
+                           client_ref: str) -> None:
+        """Another caller's run under the same client_ref (client_ref is not unique): other seed."""
+        seed = inp.get("seed")
+        other = {**inp, "seed": (seed + 1 if isinstance(seed, int) and seed < 2**31 - 1 else 0)}
+        self.simulator.submit(other, images=images, model=spec.model, client_ref=client_ref, video=video,
+                              metadata={"caller": "another process"})
+
+    def _run_view(self, run_id: str) -> dict[str, Any]:
+        with self.state.lock:
+            hollow = self.state.hollow.get(run_id)
+        return hollow_view(self.simulator.get(run_id, base_url=self.base_url), hollow)
 
     def _ep_get_run(self, request: httpx.Request, request_id: str, *, run_id: str) -> httpx.Response:
-        return json_response(200, self.simulator.get(run_id, base_url=self.base_url))
+        return json_response(200, self._run_view(run_id))
 
     def _ep_run_logs(self, request: httpx.Request, request_id: str, *, run_id: str) -> httpx.Response:
         return json_response(200, {"run_id": run_id, "data": self.simulator.logs(run_id)})
@@ -78,7 +97,17 @@ class RunRoutes(EmulatorBase):
         except ValueError:
             limit = limit_text
         client_ref = params.get("client_ref") or None
-        data, next_cursor = self.simulator.list_runs(client_ref=client_ref, limit=limit,
-                                                     cursor=params.get("cursor") or None, base_url=self.base_url)
+        if self.fault("listall"):  # a server that ignores the query: every run, oldest first, one page
+            data, cursor = [], None
+            while True:
+                page, cursor = self.simulator.list_runs(limit=MAX_PAGE_SIZE, cursor=cursor, base_url=self.base_url)
+                data += page
+                if not cursor:
+                    break
+            data, next_cursor = [self._run_view(r["id"]) for r in reversed(data)], None
+        else:
+            data, next_cursor = self.simulator.list_runs(client_ref=client_ref, limit=limit,
+                                                         cursor=params.get("cursor") or None, base_url=self.base_url)
+            data = [self._run_view(r["id"]) for r in data]
         return json_response(200, {"data": data, "next_cursor": next_cursor, "has_more": next_cursor is not None,
                                    "limit": limit, "max_limit": MAX_PAGE_SIZE})

@@ -25,6 +25,7 @@ class EmulatorState:
         self.lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self.assets: dict[str, dict[str, Any]] = {}
+        self.hollow: dict[str, str] = {}  # run id -> the status it ends with, without outputs (faults)
         self.secret = secrets.token_bytes(16)
 
     def count(self, key: str, n: int = 1) -> None:
