@@ -376,7 +376,6 @@ def test_a_key_pasted_with_surrounding_whitespace_is_used_trimmed(prefix: str, r
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="an explicit key is still held in the client's attributes")
 @pytest.mark.parametrize("prefix", ["rf_live_", ""])
 def test_an_explicit_key_is_not_readable_in_vars(prefix: str) -> None:
     key = f"{prefix}{NEEDLE}{secrets.token_hex(8)}"
