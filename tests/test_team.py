@@ -75,7 +75,7 @@ def _sweep_worker(store_url: str, base_url: str, experiment: str, seeds: list[in
         client = Client(api_key="rf_test_x", base_url=base_url, poll_interval=0.05)
         exp = Experiment(experiment, store=store_url, artifacts=artifacts, client=client)
         plan = grid(prompt=PROMPT, images=images, seed=seeds, duration=3, resolution="720p")
-        barrier.wait(timeout=60)  # every process starts sweeping at the same moment
+        barrier.wait(timeout=180)  # every process starts sweeping at the same moment (a hang guard only)
         exp.run(plan, concurrency=8, progress=None)
         summary = exp.last_summary
         assert summary is not None
@@ -88,7 +88,7 @@ def _sweep_worker(store_url: str, base_url: str, experiment: str, seeds: list[in
 
 
 def _sweep_in_processes(store_url: str, base_url: str, experiment: str, seed_lists: list[list[int]],
-                        images: list[str], artifacts: Path, *, timeout: float = 90) -> list[dict[str, Any]]:
+                        images: list[str], artifacts: Path, *, timeout: float = 250) -> list[dict[str, Any]]:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(len(seed_lists))
     out = ctx.Queue()

@@ -68,7 +68,7 @@ class RunRoutes(EmulatorBase):
         if extra.get("client_ref") and self.fault("dupref"):
             self._other_callers_run(spec, inp, images, video, extra["client_ref"])
         broken.apply(request)
-        return self._run_view(run["id"])
+        return run  # as it was created (queued), however long the create took
 
     def _other_callers_run(self, spec: ModelSpec, inp: dict[str, Any], images: Any, video: Any,
                            client_ref: str) -> None:
