@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-unset RUNFLOW_API_KEY RUNFLOW_BASE_URL RUNFLOW_BACKEND RUNFLOW_STORE RUNFLOW_ARTIFACTS
+unset RUNFLOW_API_KEY RUNFLOW_BASE_URL RUNFLOW_BACKEND RUNFLOW_STORE RUNFLOW_ARTIFACTS RUNFLOW_TEST_PG_URL
 if ! "$PYTHON" -c "import mutmut" 2>/dev/null; then
   echo "mutmut is not installed: pip install -e '.[dev]' (or pip install 'mutmut>=3.3')" >&2
   exit 2
