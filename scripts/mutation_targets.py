@@ -1,12 +1,14 @@
-"""The money and safety code under mutation testing, and its score from mutmut's results.
+"""The money and safety code under mutation testing, its fast tests, and its score.
 
-``python scripts/mutation_targets.py globs [TARGET...]`` prints the mutant-name globs to pass to
-``mutmut run``; ``python scripts/mutation_targets.py score [--markdown]`` reads ``mutants/*.meta``
-(what the last runs recorded) and prints the kill ratio per target with every survivor named.
+``python scripts/mutation_targets.py names`` lists the targets; ``... globs TARGET`` prints the
+mutant-name globs to pass to ``mutmut run``; ``... config TARGET`` prints the ``pyproject.toml``
+mutmut reads for that target (the package's own, with the target's fast test selection);
+``... score [--markdown]`` reads the results under ``.mutate/*/mutants/`` and prints the kill
+ratio per target with every mutant that was not killed.
 
 A target is a module and the functions in it that guard money or safety; a glob names them the
 way mutmut names mutants (``module.x_function`` for functions, ``module.xǁClassǁmethod`` for
-methods). Killed = a test failed (or the mutant timed out, i.e. it hung a test); everything else
+methods). Killed = a test failed, or the mutant hung a test into mutmut's timeout; everything else
 (survived, no test reaches it, suspicious) counts against the ratio.
 """
 
@@ -14,54 +16,91 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MUTANTS = ROOT / "mutants"
+WORK = ROOT / ".mutate"
 
-# target -> mutant-name globs (without the ``__mutmut_N`` suffix)
-TARGETS: dict[str, list[str]] = {
-    "runner (budget, claims, re-attach, outcome)": ["runflow_nb.runner.*"],
-    "_protocol (submit, look-up, retries, downloads)": ["runflow_nb._protocol.*"],
-    "client (key, backend, drivers)": ["runflow_nb.client.*"],
-    "store (claims and transitions)": ["runflow_nb.store.xǁStoreǁclaim_run", "runflow_nb.store.xǁStoreǁtransition",
-                                       "runflow_nb.store.xǁStoreǁinsert_run", "runflow_nb.store.x__update_values",
-                                       "runflow_nb.store.x__filters"],
-    "request (validation)": ["runflow_nb.request.xǁVideoRequestǁbuild", "runflow_nb.request.xǁVideoRequestǁ_load_images",
-                             "runflow_nb.request.x__check_scalars", "runflow_nb.request.x__issue_for",
-                             "runflow_nb.request.x_load_reference", "runflow_nb.request.x__load_reference",
-                             "runflow_nb.request.x__decode_checked"],
-    "display (HTML rendering)": ["runflow_nb.display.*"],
-    "report (scrubbing)": ["runflow_nb.report.x__redact", "runflow_nb.report.x__redact_file",
-                           "runflow_nb.report.x__check_no_secrets", "runflow_nb.report.x__strip_video_data"],
-}
-KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # a failing test (or a hang caught by the timeout)
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    what: str
+    globs: tuple[str, ...]  # mutant names without the ``__mutmut_N`` suffix
+    tests: tuple[str, ...]  # the fast tests the coverage map is built from (pytest arguments)
+
+
+TARGETS = [
+    Target("report", "scrubbing: key redaction, base64 video removal, credential parameters refused",
+           ("runflow_nb.report.x__redact", "runflow_nb.report.x__redact_file", "runflow_nb.report.x__check_no_secrets",
+            "runflow_nb.report.x__strip_video_data"),
+           ("tests/test_report.py", "-k", "redaction or refused_before or scrubbed")),
+    Target("display", "HTML rendering: escaping, URLs in attributes, rf.show",
+           ("runflow_nb.display.*",), ("tests/test_escaping.py",)),
+    Target("store", "claims and transitions: claim_run, transition, insert_run and their filters",
+           ("runflow_nb.store.xǁStoreǁclaim_run", "runflow_nb.store.xǁStoreǁtransition",
+            "runflow_nb.store.xǁStoreǁinsert_run", "runflow_nb.store.x__update_values", "runflow_nb.store.x__filters"),
+           ("tests/test_store.py", "-k", "claim or transition or insert or filter or where")),
+    Target("request", "validation: VideoRequest.build, scalar checks, image loading and checks",
+           ("runflow_nb.request.xǁVideoRequestǁbuild", "runflow_nb.request.xǁVideoRequestǁ_load_images",
+            "runflow_nb.request.x__check_scalars", "runflow_nb.request.x__issue_for",
+            "runflow_nb.request.x_load_reference", "runflow_nb.request.x__load_reference",
+            "runflow_nb.request.x__decode_checked"),
+           ("tests/test_request.py", "tests/test_bad_input.py")),
+    Target("_protocol", "the protocol: submit and its look-up, retries, waits, uploads, downloads, URL checks",
+           ("runflow_nb._protocol.*",),
+           ("tests/test_pay_once.py", "tests/test_client.py", "tests/test_secrets.py", "-k",
+            "not appears_in_no_output and not fifty_generations")),
+    Target("client", "the client: key and backend resolution, the sync and async drivers, downloads",
+           ("runflow_nb.client.*",),
+           ("tests/test_client.py", "tests/test_pay_once.py", "tests/test_secrets.py", "tests/test_environment.py",
+            "-k", "not appears_in_no_output and not fifty_generations and not read_at_first_use")),
+    Target("runner", "the sweep engine: budget reservations, claims, re-attach, outcomes",
+           ("runflow_nb.runner.*",),
+           ("tests/test_sweep.py", "tests/test_pay_once.py", "-k", "not sweep_cli")),
+]
+KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
 LABELS = {0: "survived", 33: "no test", 5: "no test", 34: "skipped", 35: "suspicious", None: "not checked",
           -11: "crashed", -9: "crashed"}
 
 
-def _function(mutant: str) -> str:
-    return mutant.rsplit("__mutmut_", 1)[0]
+def _pick(wanted: list[str]) -> list[Target]:
+    chosen = [t for t in TARGETS if not wanted or any(w == t.name or w.lower() in t.name.lower() for w in wanted)]
+    if not chosen:
+        raise SystemExit(f"no target matches {wanted}; targets: {', '.join(t.name for t in TARGETS)}")
+    return chosen
 
 
-def _target_of(mutant: str) -> str | None:
-    fn = _function(mutant)
-    for target, globs in TARGETS.items():
-        if any(fnmatch.fnmatchcase(fn, g) for g in globs):
-            return target
-    return None
+def config(target: Target) -> str:
+    """The package's pyproject.toml with this target's test selection for mutmut."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    selection = "pytest_add_cli_args_test_selection = [" + ", ".join(json.dumps(a) for a in target.tests) + "]"
+    new, n = re.subn(r"(?ms)^pytest_add_cli_args_test_selection = \[.*?^\]\n?|^pytest_add_cli_args_test_selection = \[.*?\]\n",
+                     selection + "\n", text)
+    if n != 1:
+        raise SystemExit("pyproject.toml has no single pytest_add_cli_args_test_selection under [tool.mutmut]")
+    module = target.globs[0].split(".x", 1)[0].replace(".", "/") + ".py"  # only this file gets mutants
+    new, n = re.subn(r"(?ms)^only_mutate = \[.*?^\]\n", f"only_mutate = [{json.dumps(module)}]\n", new)
+    if n != 1:
+        raise SystemExit("pyproject.toml has no single only_mutate list under [tool.mutmut]")
+    return new
 
 
 def results() -> dict[str, dict[str, int | None]]:
-    """target -> {mutant name: exit code} from every ``mutants/**/*.py.meta``."""
-    out: dict[str, dict[str, int | None]] = {t: {} for t in TARGETS}
-    for meta in sorted(MUTANTS.rglob("*.py.meta")):
-        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            target = _target_of(name)
-            if target is not None:
-                out[target][name] = code
+    """target name -> {mutant name: exit code} from each target's ``mutants/**/*.py.meta``."""
+    out: dict[str, dict[str, int | None]] = {}
+    for target in TARGETS:
+        codes: dict[str, int | None] = {}
+        for meta in sorted((WORK / target.name / "mutants").rglob("*.py.meta")):
+            for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+                fn = name.rsplit("__mutmut_", 1)[0]
+                if any(fnmatch.fnmatchcase(fn, g) for g in target.globs):
+                    codes[name] = code
+        out[target.name] = codes
     return out
 
 
@@ -71,15 +110,14 @@ def score(markdown: bool = False) -> int:
              "|---|---:|---:|---:|---:|---:|---:|"]
     survivors: list[str] = []
     all_killed = all_total = 0
-    for target, codes in table.items():
+    for name, codes in table.items():
         counts = Counter("killed" if c in KILLED else LABELS.get(c, "other") for c in codes.values())
         total, killed = len(codes), counts["killed"]
         all_killed, all_total = all_killed + killed, all_total + total
         other = total - killed - counts["survived"] - counts["no test"]
-        ratio = f"{killed / total:.0%}" if total else "not run"
-        lines.append(f"| {target} | {total} | {killed} | {counts['survived']} | {counts['no test']} | {other} | "
-                     f"{ratio} |")
-        survivors += [f"{name} ({LABELS.get(c, c)})" for name, c in sorted(codes.items()) if c not in KILLED]
+        ratio = f"{killed / total:.1%}" if total else "not run"
+        lines.append(f"| {name} | {total} | {killed} | {counts['survived']} | {counts['no test']} | {other} | {ratio} |")
+        survivors += [f"{m} ({LABELS.get(c, c)})" for m, c in sorted(codes.items()) if c not in KILLED]
     if all_total:
         lines.append(f"| **all** | {all_total} | {all_killed} | | | | **{all_killed / all_total:.1%}** |")
     print("\n".join(lines))
@@ -90,18 +128,20 @@ def score(markdown: bool = False) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("globs", "score"):
+    command, args = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "names":
+        print(" ".join(t.name for t in TARGETS))
+    elif command == "globs":
+        print(" ".join(f"{g}__mutmut_*" for t in _pick(args) for g in t.globs))
+    elif command == "config":
+        (target,) = _pick(args)
+        sys.stdout.write(config(target))
+    elif command == "score":
+        return score(markdown="--markdown" in args)
+    else:
         print(__doc__)
         return 2
-    if argv[0] == "globs":
-        wanted = argv[1:]
-        chosen = [t for t in TARGETS if not wanted or any(w.lower() in t.lower() for w in wanted)]
-        if not chosen:
-            print(f"no target matches {wanted}; targets: {', '.join(TARGETS)}", file=sys.stderr)
-            return 2
-        print(" ".join(f"{g}__mutmut_*" for t in chosen for g in TARGETS[t]))
-        return 0
-    return score(markdown="--markdown" in argv)
+    return 0
 
 
 if __name__ == "__main__":
