@@ -40,7 +40,7 @@ TARGETS = [
             "runflow_nb.report.x__strip_video_data"),
            ("tests/test_report.py", "-k", "redaction or refused_before or scrubbed")),
     Target("display", "HTML rendering: escaping, URLs in attributes, rf.show",
-           ("runflow_nb.display.*",), ("tests/test_escaping.py",)),
+           ("runflow_nb.display.*",), ("tests/test_escaping.py", "tests/test_display.py")),
     Target("store", "claims and transitions: claim_run, transition, insert_run and their filters",
            ("runflow_nb.store.xǁStoreǁclaim_run", "runflow_nb.store.xǁStoreǁtransition",
             "runflow_nb.store.xǁStoreǁinsert_run", "runflow_nb.store.x__update_values", "runflow_nb.store.x__filters"),
@@ -51,16 +51,24 @@ TARGETS = [
             "runflow_nb.request.x_load_reference", "runflow_nb.request.x__load_reference",
             "runflow_nb.request.x__decode_checked"),
            ("tests/test_request.py", "tests/test_bad_input.py")),
-    Target("_protocol", "the protocol: submit and its look-up, retries, waits, uploads, downloads, URL checks",
-           ("runflow_nb._protocol.*",),
+    Target("_protocol", "submit and its look-up, retries, Retry-After, which errors count as 'maybe created', URL checks",
+           ("runflow_nb._protocol.xǁProtocolǁsubmit", "runflow_nb._protocol.xǁProtocolǁfind",
+            "runflow_nb._protocol.xǁProtocolǁcall", "runflow_nb._protocol.x__definitely_unsent",
+            "runflow_nb._protocol.x_check_output_url", "runflow_nb._protocol.x_retry_after_seconds",
+            "runflow_nb._protocol.xǁRetryPolicyǁdelay"),
            ("tests/test_pay_once.py", "tests/test_client.py", "tests/test_secrets.py", "-k",
             "not appears_in_no_output and not fifty_generations")),
-    Target("client", "the client: key and backend resolution, the sync and async drivers, downloads",
-           ("runflow_nb.client.*",),
+    Target("client", "the key and backend, headers, the submit flow, what is sent, file names",
+           ("runflow_nb.client.xǁ_Baseǁ_resolve", "runflow_nb.client.xǁ_Baseǁ_api_key", "runflow_nb.client.xǁ_Baseǁ_headers",
+            "runflow_nb.client.xǁ_Baseǁ_submit_flow", "runflow_nb.client.xǁ_Baseǁ_input_flow",
+            "runflow_nb.client.x__refuse_non_http", "runflow_nb.client.x_safe_name", "runflow_nb.client.x_new_client_ref"),
            ("tests/test_client.py", "tests/test_pay_once.py", "tests/test_secrets.py", "tests/test_environment.py",
             "-k", "not appears_in_no_output and not fifty_generations and not read_at_first_use")),
-    Target("runner", "the sweep engine: budget reservations, claims, re-attach, outcomes",
-           ("runflow_nb.runner.*",),
+    Target("runner", "the budget (reserve, commit, release), re-attach, claims, how a run's end is recorded",
+           ("runflow_nb.runner.xǁ_Sweepǁ_reserve_budget", "runflow_nb.runner.xǁ_Sweepǁ_commit_in_flight",
+            "runflow_nb.runner.xǁ_Sweepǁ_release", "runflow_nb.runner.xǁ_Sweepǁ_drive", "runflow_nb.runner.xǁ_Sweepǁ_reattach",
+            "runflow_nb.runner.xǁ_Sweepǁ_fail", "runflow_nb.runner.xǁ_Sweepǁ_finish", "runflow_nb.runner.xǁ_Sweepǁjob",
+            "runflow_nb.runner.x__owned_elsewhere", "runflow_nb.runner.x_run_plan"),
            ("tests/test_sweep.py", "tests/test_pay_once.py", "-k", "not sweep_cli")),
 ]
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
@@ -83,7 +91,7 @@ def config(target: Target) -> str:
                      selection + "\n", text)
     if n != 1:
         raise SystemExit("pyproject.toml has no single pytest_add_cli_args_test_selection under [tool.mutmut]")
-    module = target.globs[0].split(".x", 1)[0].replace(".", "/") + ".py"  # only this file gets mutants
+    module = re.split(r"\.x[ǁ_]|\.\*$", target.globs[0])[0].replace(".", "/") + ".py"  # only this file is mutated
     new, n = re.subn(r"(?ms)^only_mutate = \[.*?^\]\n", f"only_mutate = [{json.dumps(module)}]\n", new)
     if n != 1:
         raise SystemExit("pyproject.toml has no single only_mutate list under [tool.mutmut]")
