@@ -27,6 +27,7 @@ from .errors import (
     DownloadError,
     ExpiredURLError,
     NetworkError,
+    NotFoundError,
     RateLimitError,
     RunTimeoutError,
     ServerError,
@@ -48,7 +49,10 @@ class Send:
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     auth: bool = True
-    sink: Any = None  # an object with write(bytes); the driver streams into it
+    sink: Any = None  # an object with write(bytes) and expect(declared size); the driver streams into it
+    # Wall-clock deadline (``time.monotonic()``) for the whole exchange, body included: a server
+    # trickling a byte a second cannot hold a request past it. The driver answers ReadTimeout then.
+    deadline: float | None = None
 
 
 @dataclass
@@ -109,6 +113,21 @@ def _error(resp: httpx.Response) -> APIError:
     return api_error_from_response(resp.status_code, _json(resp), request_id=resp.headers.get("x-request-id"))
 
 
+class BadAnswer(ServerError):
+    """A 2xx answer that is not what the API sends (an HTML page, a captive portal, garbage)."""
+
+
+def _run_from(resp: httpx.Response, what: str) -> Run:
+    """The run in a 2xx answer, or :class:`BadAnswer` (never a bare ValueError)."""
+    try:
+        return Run.parse(resp.json())
+    except ValueError:
+        kind = resp.headers.get("content-type", "no content type").split(";")[0]
+        raise BadAnswer(f"{what}: the server answered HTTP {resp.status_code} with {kind}, not a run object "
+                        f"(a proxy or captive portal in the way?): {resp.text[:120]!r}",
+                        status_code=resp.status_code, request_id=resp.headers.get("x-request-id")) from None
+
+
 def _definitely_unsent(exc: Exception) -> bool:
     """True when the request never reached the server (so a submit cannot have been created)."""
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
@@ -123,8 +142,13 @@ class Protocol:
     """Flows for one model endpoint family. Holds no connection: the drivers do I/O."""
 
     def __init__(self, *, base_url: str, retry: RetryPolicy, poll_interval: float, poll_max: float,
-                 wait_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+                 wait_timeout: float, clock: Callable[[], float] = time.monotonic,
+                 request_timeout_s: float = 60.0, download_timeout_s: float = 900.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.request_timeout_s = request_timeout_s  # one API request, answer body included
+        self.download_timeout_s = download_timeout_s  # one video download, every attempt included
+        self.max_bad_polls = 10  # consecutive polls that fail (after their retries) before a wait gives up
+        self.not_found_polls = 3  # consecutive 404s before a run counts as gone
         self.retry = retry
         self.poll_interval = poll_interval
         self.poll_max = poll_max
@@ -139,14 +163,23 @@ class Protocol:
 
     # -- one request with retries ----------------------------------------------------------
 
+    def _deadline(self, outer: float | None) -> float:
+        own = self.clock() + self.request_timeout_s
+        return own if outer is None else min(own, outer)
+
+    def _pause(self, seconds: float, deadline: float | None) -> bool:
+        """False when a pause of ``seconds`` would end past ``deadline`` (so do not retry)."""
+        return deadline is None or self.clock() + seconds < deadline
+
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-             idempotent: bool = True, what: str = "") -> Generator[Action, Outcome, httpx.Response]:
+             idempotent: bool = True, what: str = "", deadline: float | None = None
+             ) -> Generator[Action, Outcome, httpx.Response]:
         """Send with retries. 429 is always safe to retry (the request was refused); network errors and
-        5xx only for idempotent calls."""
+        5xx only for idempotent calls. Nothing (request, retries, pauses) outlasts ``deadline``."""
         what = what or f"{method} {path}"
         last: Exception | None = None
         for attempt in range(self.retry.max_retries + 1):
-            out = yield Send(method, self.url(path), json=json, params=params)
+            out = yield Send(method, self.url(path), json=json, params=params, deadline=self._deadline(deadline))
             if isinstance(out, Exception):
                 last = _network_error(out, what)
                 if not (idempotent or _definitely_unsent(out)):
@@ -155,16 +188,20 @@ class Protocol:
                 last = _error(out)
                 if out.status_code != 429 and not idempotent:
                     raise last
-                if attempt < self.retry.max_retries:
-                    yield Sleep(self.retry.delay(attempt, retry_after_seconds(out)))
+                pause = self.retry.delay(attempt, retry_after_seconds(out))
+                if attempt < self.retry.max_retries and self._pause(pause, deadline):
+                    yield Sleep(pause)
                     continue
                 raise last
             elif out is not None and out.status_code >= 400:
                 raise _error(out)
             elif out is not None:
                 return out
-            if attempt < self.retry.max_retries:
-                yield Sleep(self.retry.delay(attempt))
+            pause = self.retry.delay(attempt)
+            if attempt < self.retry.max_retries and self._pause(pause, deadline):
+                yield Sleep(pause)
+            elif attempt < self.retry.max_retries:
+                break
         assert last is not None
         raise last
 
@@ -175,8 +212,9 @@ class Protocol:
         client_ref = body["client_ref"]
         path = f"/v1/models/{model}/runs"
         last: Exception | None = None
+        looked_up = False  # whether any look-up by client_ref actually ran
         for attempt in range(self.retry.max_retries + 1):
-            out = yield Send("POST", self.url(path), json=body)
+            out = yield Send("POST", self.url(path), json=body, deadline=self._deadline(None))
             retry_after: float | None = None
             if isinstance(out, Exception):
                 last = _network_error(out, "submitting the run")
@@ -189,7 +227,10 @@ class Protocol:
                 raise _error(out)
             else:
                 assert isinstance(out, httpx.Response)
-                return Run.parse(_json(out))
+                try:
+                    return _run_from(out, "submitting the run")
+                except BadAnswer as exc:  # 2xx but not a run: it may have been created
+                    last, ambiguous = exc, True
             if ambiguous:
                 # After a lost answer (not a 5xx, which means the server finished with the request)
                 # the server may still be creating the run: look again over a grace period before
@@ -200,6 +241,7 @@ class Protocol:
                     for wait in waits:
                         if wait:
                             yield Sleep(wait)
+                        looked_up = True
                         found = yield from self.find(client_ref)
                         if found is not None:
                             break
@@ -213,13 +255,18 @@ class Protocol:
             if attempt < self.retry.max_retries:
                 yield Sleep(self.retry.delay(attempt, retry_after))
         assert last is not None
-        if isinstance(last, (RateLimitError, ServerError, NetworkError)):
+        if looked_up and isinstance(last, (RateLimitError, ServerError, NetworkError)):
             last.args = (f"{last} — the run was not created (checked by client_ref {client_ref})",)
+        elif isinstance(last, NetworkError):
+            last.args = (f"{last} — the server could not be reached, so the run was never sent",)
+        elif isinstance(last, RateLimitError):
+            last.args = (f"{last} — the server refused the run each time, so it was not created",)
         raise last
 
-    def get(self, run_id: str) -> Generator[Action, Outcome, Run]:
-        resp = yield from self.call("GET", f"/v1/runs/{quote(run_id, safe='')}", what="polling the run")
-        return Run.parse(_json(resp))
+    def get(self, run_id: str, *, deadline: float | None = None) -> Generator[Action, Outcome, Run]:
+        resp = yield from self.call("GET", f"/v1/runs/{quote(run_id, safe='')}", what="polling the run",
+                                    deadline=deadline)
+        return _run_from(resp, "polling the run")
 
     def find(self, client_ref: str, *, max_pages: int = 5) -> Generator[Action, Outcome, Run | None]:
         """The newest run with this ``client_ref``, or None. Filters server-side when the server
@@ -231,6 +278,9 @@ class Protocol:
                 params["cursor"] = cursor
             resp = yield from self.call("GET", "/v1/runs", params=params, what="looking up the run by client_ref")
             data = _json(resp)
+            if not isinstance(data, (dict, list)):  # an HTML page is no proof the run does not exist
+                raise BadAnswer(f"looking up the run by client_ref: HTTP {resp.status_code} is not a list of runs",
+                                status_code=resp.status_code)
             items = data if isinstance(data, list) else next(
                 (data[k] for k in ("data", "runs", "items", "results") if isinstance(data, dict)
                  and isinstance(data.get(k), list)), [])
@@ -244,25 +294,46 @@ class Protocol:
 
     def wait(self, run_id: str, *, timeout: float | None = None, first: Run | None = None
              ) -> Generator[Action, Outcome, Run]:
-        """Poll until the run ends, emitting a :class:`RunEvent` at every status change."""
+        """Poll until the run ends, emitting a :class:`RunEvent` at every status change.
+
+        ``timeout`` is wall-clock for the whole wait, polls included. A poll that fails (after its
+        own retries) does not end the wait: only :attr:`max_bad_polls` failures in a row do, and
+        only :attr:`not_found_polls` 404s in a row make the run count as gone (NotFoundError).
+        """
         timeout = self.wait_timeout if timeout is None else timeout
         start = self.clock()
+        deadline = start + timeout
         last_status: str | None = None
         run = first
         interval = self.poll_interval
+        bad = not_found = 0
+        latest = first
         while True:
             if run is None or not run.done:
-                run = yield from self.get(run_id)
-            if run.status != last_status:
+                try:
+                    run = latest = yield from self.get(run_id, deadline=deadline)
+                    bad = not_found = 0
+                except NotFoundError:
+                    not_found += 1
+                    if not_found >= self.not_found_polls:
+                        raise
+                    run = None
+                except (ServerError, RateLimitError, NetworkError):
+                    bad += 1
+                    if bad >= self.max_bad_polls:
+                        raise
+                    run = None
+            if run is not None and run.status != last_status:
                 last_status = run.status
                 yield Emit(RunEvent(run.status, run, self.clock() - start))
-            if run.done:
+            if run is not None and run.done:
                 return run
             elapsed = self.clock() - start
             if elapsed >= timeout:
+                state = latest.status if latest is not None else "in an unknown state"
                 raise RunTimeoutError(
-                    f"run {run_id} is still {run.status} after {elapsed:.0f} s (wait timeout {timeout:.0f} s); "
-                    "it may still finish — wait on it again, nothing is lost", run=run)
+                    f"run {run_id} is still {state} after {elapsed:.0f} s (wait timeout {timeout:.0f} s); "
+                    "it may still finish — wait on it again, nothing is lost", run=latest)
             yield Sleep(min(interval, max(0.0, timeout - elapsed)))
             if elapsed > self.backoff_after_s:  # poll briskly at first, then ease off on long jobs
                 interval = min(self.poll_max, interval * 1.25)
@@ -313,27 +384,38 @@ class Protocol:
         """
         check_output_url(url)
         attempts = attempts or self.retry.max_retries + 1
+        deadline = self.clock() + self.download_timeout_s  # the whole download, every attempt included
         last: Exception | None = None
         for attempt in range(attempts):
             sink = make_sink(None)
-            out = yield Send("GET", url, auth=False, sink=sink)
-            if isinstance(out, httpx.Response) and out.status_code < 300:
-                try:
-                    return sink.commit()
-                except DownloadError as exc:
-                    last = exc
-            else:
-                sink.abort()
-                if isinstance(out, httpx.Response) and out.status_code in (401, 403, 404, 410):
-                    raise ExpiredURLError(
-                        f"the output URL answered HTTP {out.status_code}: it has expired or was revoked; "
-                        "the video can no longer be downloaded from the provider")
-                last = _network_error(out, "downloading the video") if isinstance(out, Exception) else \
-                    DownloadError(f"download failed with HTTP {out.status_code if out is not None else '?'}")
+            try:  # the partial file goes on every exit: failure, deadline, Ctrl-C, a closed flow
+                out = yield Send("GET", url, auth=False, sink=sink, deadline=deadline)
+                if isinstance(out, httpx.Response) and out.status_code < 300:
+                    try:
+                        return sink.commit()
+                    except DownloadError as exc:
+                        last = exc
+                else:
+                    if isinstance(out, httpx.Response) and out.status_code in (401, 403, 404, 410):
+                        raise ExpiredURLError(
+                            f"the output URL answered HTTP {out.status_code}: it has expired or was revoked; "
+                            "the video can no longer be downloaded from the provider")
+                    if isinstance(out, DownloadError) and getattr(out, "final", False):
+                        raise out  # refused before a byte (too big, no disk space): retrying cannot help
+                    last = out if isinstance(out, DownloadError) else _network_error(out, "downloading the video") \
+                        if isinstance(out, Exception) else \
+                        DownloadError(f"download failed with HTTP {out.status_code if out is not None else '?'}")
+            finally:
+                sink.abort()  # a no-op once committed
+            pause = self.retry.delay(attempt)
+            if attempt < attempts - 1 and self.clock() + pause >= deadline:
+                last = DownloadError(f"{last}; the download deadline of {self.download_timeout_s:.0f} s passed")
+                break
             if attempt < attempts - 1:
-                yield Sleep(self.retry.delay(attempt))
+                yield Sleep(pause)
         assert last is not None
-        raise DownloadError(f"could not download the video intact after {attempts} attempts: {last}")
+        raise DownloadError(f"could not download the video intact after {attempt + 1} attempt"
+                            f"{'s' if attempt else ''}: {last}")
 
 
 def check_output_url(url: str) -> None:

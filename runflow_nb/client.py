@@ -14,6 +14,8 @@ offline simulator and says so once: the clips are synthetic and cost nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import os
 import threading
@@ -23,13 +25,22 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from . import __version__, settings
 from ._protocol import Action, Emit, Outcome, Protocol, RetryPolicy, Send, Sleep
-from .errors import ConfigurationError, DownloadError, Issue, RunFailedError, ValidationError
+from .errors import (
+    ConfigurationError,
+    DownloadError,
+    Issue,
+    NoOutputError,
+    RunFailedError,
+    RunflowError,
+    UnexpectedError,
+    ValidationError,
+)
 from .request import VideoRequest
 from .runs import Run, RunEvent
 
@@ -127,15 +138,18 @@ class _Base:
                  timeout: float | httpx.Timeout | None = None, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
                  max_retries: int = 5, poll_interval: float | None = None, poll_max: float = 10.0,
                  transport: Any = None, simulator_latency: float | None = None,
-                 artifacts_dir: str | os.PathLike[str] | None = None) -> None:
+                 artifacts_dir: str | os.PathLike[str] | None = None, download_timeout: float = 900.0) -> None:
         # An explicit key is held by a Secret: never in vars(), a repr or a pickle of this client.
         self.__key = settings.Secret.wrap(api_key)
         self._init_kwargs = {"api_key": self.__key, "base_url": base_url, "backend": backend, "timeout": timeout,
                              "wait_timeout": wait_timeout, "max_retries": max_retries,
                              "poll_interval": poll_interval, "poll_max": poll_max, "transport": transport,
-                             "simulator_latency": simulator_latency, "artifacts_dir": artifacts_dir}
+                             "simulator_latency": simulator_latency, "artifacts_dir": artifacts_dir,
+                             "download_timeout": download_timeout}
         if backend not in ("auto", "runflow", "simulator"):
             raise ConfigurationError("backend must be 'auto', 'runflow' or 'simulator'")
+        self._download_timeout = float(download_timeout)
+        self._request_timeout = _overall_timeout(timeout)
         self._base_url_arg = base_url
         self._backend_arg = backend
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else (
@@ -171,11 +185,12 @@ class _Base:
                     base_url = SIMULATOR_BASE_URL
                     poll = 0.05 if self._poll_interval is None else self._poll_interval
                 else:
-                    base_url = settings.base_url(self._base_url_arg)
+                    base_url = _checked_base_url(settings.base_url(self._base_url_arg))
                     poll = 2.0 if self._poll_interval is None else self._poll_interval
                 proto = Protocol(base_url=base_url, retry=self._retry, poll_interval=poll,
                                  poll_max=max(poll, self._poll_max if backend == "runflow" else poll),
-                                 wait_timeout=self._wait_timeout)
+                                 wait_timeout=self._wait_timeout, request_timeout_s=self._request_timeout,
+                                 download_timeout_s=self._download_timeout)
                 self._resolved = (backend, base_url, proto)
             return self._resolved
 
@@ -228,7 +243,8 @@ class _Base:
     @staticmethod
     def _as_request(request: VideoRequest | None, kwargs: dict[str, Any]) -> VideoRequest:
         if request is not None and kwargs:
-            raise TypeError("pass either a VideoRequest or keyword inputs, not both")
+            raise ValidationError([Issue("request", "both a VideoRequest and keyword inputs were given",
+                                         "pass one or the other")])
         req = request if request is not None else VideoRequest.build(**kwargs)
         # An unset seed is drawn here, so the result can be reproduced and the run key is stable.
         return req if req.seed is not None else req.with_seed()
@@ -265,7 +281,8 @@ class _Base:
         from .media import HashingWriter
 
         if not run.output or not run.output.video_url:
-            raise DownloadError(f"run {run.id} has no video URL")
+            raise DownloadError(f"run {run.id} {run.status} without a video URL (a server fault: it may be billed); "
+                                "fetch the run again later")
         out, url = run.output, run.output.video_url
         return (yield from self._proto.download(
             url, lambda _size: HashingWriter(dest, expected_size=out.size, expected_sha256=out.sha256)))
@@ -281,6 +298,11 @@ class _Base:
 
     def _finish_flow(self, req: VideoRequest, run: Run, *, submitted: datetime, t0: float,
                      out_dir: Path | None, download: bool, filename: str | None = None) -> Any:
+        if run.status in ("succeeded", "partial_succeeded") and not run.succeeded:
+            cost = run.cost_usd if run.cost_usd is not None else req.estimate_usd()
+            raise NoOutputError(f"run {run.id} {run.status} but the server gave no video URL: a server fault. It is "
+                                f"billed (about ${cost:.2f}); fetch it again later with client.get({run.id!r}) or "
+                                "ask Runflow support", run=run)
         if not run.succeeded:
             reason = run.failure_message or run.failure_code or run.status
             raise RunFailedError(f"run {run.id} {run.status}: {reason} (failed runs are not billed)", run=run)
@@ -310,6 +332,127 @@ def _read_file_flow(video: Any) -> Any:
         raise ValidationError([Issue("video_url", f"cannot read {video.display!r}: {exc.strerror or exc}",
                                      "check that the file still exists")]) from None
     yield  # pragma: no cover - makes this a generator
+
+
+def _overall_timeout(timeout: float | httpx.Timeout | None) -> float:
+    """The wall-clock limit of one API request (answer included) from the ``timeout`` option."""
+    if timeout is None:
+        return 60.0
+    if isinstance(timeout, httpx.Timeout):
+        return float(timeout.read) if timeout.read is not None else 60.0
+    return float(timeout)
+
+
+def _checked_base_url(url: str) -> str:
+    """An http(s) base URL with a host, or ConfigurationError (never httpx.InvalidURL later)."""
+    try:
+        parsed = httpx.URL(url)
+        ok = parsed.scheme in ("http", "https") and bool(parsed.host) and not any(c.isspace() for c in url)
+        _ = parsed.port  # a port out of range fails here
+    except (httpx.InvalidURL, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ConfigurationError("the base URL (base_url= or RUNFLOW_BASE_URL) must be an http:// or https:// URL "
+                                 "with a host, e.g. https://api.runflow.io")
+    return url
+
+
+def _timeouts(configured: httpx.Timeout, deadline: float | None) -> httpx.Timeout:
+    """Per-operation timeouts, none longer than what is left before ``deadline``."""
+    if deadline is None:
+        return configured
+    left = max(0.001, deadline - time.monotonic())
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(connect=cap(configured.connect), read=cap(configured.read), write=cap(configured.write),
+                         pool=cap(configured.pool))
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _deadline_error(request: httpx.Request) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout("the request's overall deadline passed before the answer was complete",
+                             request=request)
+
+
+def _buffered(resp: httpx.Response, body: bytes) -> httpx.Response:
+    """A plain response holding the (already decoded) body read under a deadline."""
+    headers = [(k, v) for k, v in resp.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(resp.status_code, headers=headers, content=body, request=resp.request)
+
+
+def _mapped(exc: Exception) -> RunflowError:
+    """Any exception that reached the public API, as a library error (the original is chained)."""
+    if isinstance(exc, RunflowError):
+        return exc
+    if isinstance(exc, OSError):
+        err: RunflowError = DownloadError(f"could not write the video: {exc.strerror or exc}")
+    elif isinstance(exc, httpx.InvalidURL):
+        err = ConfigurationError(f"an unusable URL: {str(exc)[:200]}")
+    elif isinstance(exc, httpx.HTTPError):
+        from .errors import NetworkError
+
+        err = NetworkError(f"{type(exc).__name__}: {str(exc)[:200]}")
+    else:
+        err = UnexpectedError(f"{type(exc).__name__}: {str(exc)[:300]}")
+    return err
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _public(fn: F) -> F:
+    """Only library errors leave a public method: anything else is mapped (and chained)."""
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except RunflowError:
+                raise
+            except Exception as exc:
+                raise _mapped(exc) from exc
+
+        return awrapper  # type: ignore[return-value]
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def agen(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except RunflowError:
+                raise
+            except Exception as exc:
+                raise _mapped(exc) from exc
+
+        return agen  # type: ignore[return-value]
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from fn(*args, **kwargs))
+            except RunflowError:
+                raise
+            except Exception as exc:
+                raise _mapped(exc) from exc
+
+        return gen  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RunflowError:
+            raise
+        except Exception as exc:
+            raise _mapped(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _refuse_non_http(request: httpx.Request) -> None:
@@ -369,40 +512,50 @@ class Client(_Base):
         self.close()
 
     def _do(self, action: Send) -> Outcome:
+        """One exchange. Every read is bounded by what is left of ``action.deadline`` and the body is
+        read chunk by chunk, so a server trickling bytes cannot hold the request past it."""
+        deadline = action.deadline
         try:
             req = self._client().build_request(action.method, action.url, json=action.json, params=action.params,
-                                               content=action.content, headers=self._headers(action))
-            if action.sink is None:
-                resp = self._client().send(req)
-                resp.read()
-                return resp
+                                               content=action.content, headers=self._headers(action),
+                                               timeout=_timeouts(self._timeout, deadline))
             resp = self._client().send(req, stream=True)
             try:
-                if resp.status_code < 300:
-                    for chunk in resp.iter_bytes():
-                        action.sink.write(chunk)
-                else:
-                    resp.read()
+                sink = action.sink if resp.status_code < 300 else None
+                if sink is not None:
+                    declared = resp.headers.get("content-length")
+                    sink.expect(int(declared) if declared and declared.isdigit() else None)
+                body = bytearray()
+                for chunk in resp.iter_bytes():
+                    if _past(deadline):
+                        return _deadline_error(req)
+                    if sink is not None:
+                        sink.write(chunk)
+                    else:
+                        body += chunk
             finally:
                 resp.close()
-            return resp
-        except (httpx.HTTPError, DownloadError) as exc:  # a sink refusing extra bytes is a failed attempt
+            return resp if sink is not None else _buffered(resp, bytes(body))
+        except (httpx.HTTPError, httpx.InvalidURL, DownloadError) as exc:  # a failed attempt, for the flow
             return exc
 
     def _iter(self, flow: Any) -> Iterator[RunEvent]:
         value: Outcome = None
-        while True:
-            try:
-                action: Action = flow.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value = None
-            if isinstance(action, Emit):
-                yield action.event
-            elif isinstance(action, Sleep):
-                time.sleep(action.seconds)
-            else:
-                value = self._do(action)
+        try:
+            while True:
+                try:
+                    action: Action = flow.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                value = None
+                if isinstance(action, Emit):
+                    yield action.event
+                elif isinstance(action, Sleep):
+                    time.sleep(action.seconds)
+                else:
+                    value = self._do(action)
+        finally:
+            flow.close()  # an interrupt or error mid-flow runs the flow's cleanup (partial files)
 
     def _run(self, flow: Any) -> Any:
         it = self._iter(flow)
@@ -414,30 +567,37 @@ class Client(_Base):
 
     # -- public API ---------------------------------------------------------------------------
 
+    @_public
     def submit(self, request: VideoRequest | None = None, /, *, client_ref: str | None = None,
                metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
         """Validate and submit; returns the queued run at once."""
         req = self._as_request(request, inputs)
         return self._run(self._submit_flow(req, client_ref, metadata))
 
+    @_public
     def get(self, run_id: str) -> Run:
         return self._run(self._proto.get(run_id))
 
+    @_public
     def find(self, client_ref: str) -> Run | None:
         """The run created with ``client_ref``, if the server has one."""
         return self._run(self._proto.find(client_ref))
 
+    @_public
     def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
         return self._run(self._proto.wait(run_id, timeout=timeout))
 
+    @_public
     def events(self, run_id: str, *, timeout: float | None = None) -> Iterator[RunEvent]:
         """Status changes (queued → running → succeeded/failed) until the run ends."""
-        return self._iter(self._proto.wait(run_id, timeout=timeout))
+        return (yield from self._iter(self._proto.wait(run_id, timeout=timeout)))
 
+    @_public
     def download(self, run: Run, dest: str | os.PathLike[str]) -> tuple[str, int]:
         """Stream the run's video to ``dest`` (atomically); returns (sha256, size)."""
         return self._run(self._download_flow(run, Path(dest)))
 
+    @_public
     def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
                  timeout: float | None = None, client_ref: str | None = None, download: bool = True,
                  on_event: Callable[[RunEvent], None] | None = None, **inputs: Any) -> Result:
@@ -456,9 +616,11 @@ class Client(_Base):
             if on_event is not None:
                 on_event(event)
 
+    @_public
     def balance(self) -> Any:
         return self._run(self._proto.call("GET", "/v1/billing/balance")).json()
 
+    @_public
     def health(self) -> Any:
         return self._run(self._proto.call("GET", "/v1/health")).json()
 
@@ -488,24 +650,34 @@ class AsyncClient(_Base):
         await self.aclose()
 
     async def _do(self, action: Send) -> Outcome:
+        """One exchange, cut off at ``action.deadline`` however slowly the server answers."""
+        if action.deadline is None:
+            return await self._exchange(action)
+        try:
+            return await asyncio.wait_for(self._exchange(action), max(0.001, action.deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            return httpx.ReadTimeout("the request's overall deadline passed before the answer was complete")
+
+    async def _exchange(self, action: Send) -> Outcome:
         try:
             req = self._client().build_request(action.method, action.url, json=action.json, params=action.params,
                                                content=action.content, headers=self._headers(action))
-            if action.sink is None:
-                resp = await self._client().send(req)
-                await resp.aread()
-                return resp
             resp = await self._client().send(req, stream=True)
             try:
-                if resp.status_code < 300:
-                    async for chunk in resp.aiter_bytes():
-                        action.sink.write(chunk)
-                else:
-                    await resp.aread()
+                sink = action.sink if resp.status_code < 300 else None
+                if sink is not None:
+                    declared = resp.headers.get("content-length")
+                    sink.expect(int(declared) if declared and declared.isdigit() else None)
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    if sink is not None:
+                        sink.write(chunk)
+                    else:
+                        body += chunk
             finally:
                 await resp.aclose()
-            return resp
-        except (httpx.HTTPError, DownloadError) as exc:  # a sink refusing extra bytes is a failed attempt
+            return resp if sink is not None else _buffered(resp, bytes(body))
+        except (httpx.HTTPError, httpx.InvalidURL, DownloadError) as exc:  # a failed attempt, for the flow
             return exc
 
     async def _step(self, action: Action) -> Outcome:
@@ -518,44 +690,57 @@ class AsyncClient(_Base):
 
     async def _run(self, flow: Any, on_event: Any = None) -> Any:
         value: Outcome = None
-        while True:
-            try:
-                action = flow.send(value)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(action, Emit) and on_event is not None:
-                on_event(action.event)
-            value = await self._step(action)
+        try:
+            while True:
+                try:
+                    action = flow.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                if isinstance(action, Emit) and on_event is not None:
+                    on_event(action.event)
+                value = await self._step(action)
+        finally:
+            flow.close()  # a cancelled task or an error mid-flow runs the flow's cleanup (partial files)
 
+    @_public
     async def submit(self, request: VideoRequest | None = None, /, *, client_ref: str | None = None,
                      metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
         req = self._as_request(request, inputs)
         return await self._run(self._submit_flow(req, client_ref, metadata))
 
+    @_public
     async def get(self, run_id: str) -> Run:
         return await self._run(self._proto.get(run_id))
 
+    @_public
     async def find(self, client_ref: str) -> Run | None:
         return await self._run(self._proto.find(client_ref))
 
+    @_public
     async def wait(self, run_id: str, *, timeout: float | None = None, on_event: Any = None) -> Run:
         return await self._run(self._proto.wait(run_id, timeout=timeout), on_event)
 
+    @_public
     async def events(self, run_id: str, *, timeout: float | None = None) -> AsyncIterator[RunEvent]:
         flow = self._proto.wait(run_id, timeout=timeout)
         value: Outcome = None
-        while True:
-            try:
-                action = flow.send(value)
-            except StopIteration:
-                return
-            if isinstance(action, Emit):
-                yield action.event
-            value = await self._step(action)
+        try:
+            while True:
+                try:
+                    action = flow.send(value)
+                except StopIteration:
+                    return
+                if isinstance(action, Emit):
+                    yield action.event
+                value = await self._step(action)
+        finally:
+            flow.close()
 
+    @_public
     async def download(self, run: Run, dest: str | os.PathLike[str]) -> tuple[str, int]:
         return await self._run(self._download_flow(run, Path(dest)))
 
+    @_public
     async def generate(self, request: VideoRequest | None = None, /, *, out_dir: str | os.PathLike[str] | None = None,
                        timeout: float | None = None, client_ref: str | None = None, download: bool = True,
                        on_event: Callable[[RunEvent], None] | None = None, **inputs: Any) -> Result:
@@ -565,8 +750,10 @@ class AsyncClient(_Base):
                                                      timeout=timeout, download=download), on_event)
         return await asyncio.to_thread(_describe, result)
 
+    @_public
     async def balance(self) -> Any:
         return (await self._run(self._proto.call("GET", "/v1/billing/balance"))).json()
 
+    @_public
     async def health(self) -> Any:
         return (await self._run(self._proto.call("GET", "/v1/health"))).json()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,20 +17,45 @@ from urllib.parse import quote
 
 from .artifacts import is_remote_uri, url_for
 
-__all__ = ["caption_html", "media_src", "result_html", "show", "video_html"]
+__all__ = ["caption_html", "media_src", "result_html", "safe_url", "show", "video_html"]
 
 SIM_BADGE = ('<span style="background:#b45309;color:#fff;border-radius:3px;padding:0 4px;font-size:11px" '
              'title="offline simulator: a synthetic clip, not model output">SIMULATED</span>')
 
 
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]")  # browsers drop tabs/newlines inside URLs and trim spaces
+
+
+def safe_url(url: str | None, *, data: bool = True) -> str:
+    """``url`` if it is safe in ``src``/``href``: http(s), a local (relative or absolute) path, or
+    (``data=True``) a ``data:image/…`` / ``data:video/…`` URI. Anything else — ``javascript:``,
+    ``vbscript:``, ``file:``, ``data:text/html`` and their obfuscated spellings — becomes ``""``."""
+    if not url:
+        return ""
+    probe = _URL_NOISE.sub("", str(url))
+    m = _SCHEME.match(probe)
+    if m is None:
+        return str(url)  # a path (a relative URL): served by Jupyter or beside a report
+    scheme = m.group(1).lower()
+    if len(scheme) == 1 and os.name == "nt":  # C:\... is a drive, not a scheme
+        return str(url)
+    if scheme in ("http", "https"):
+        return str(url)
+    if data and scheme == "data" and probe[5:].lower().startswith(("image/", "video/")):
+        return str(url)
+    return ""
+
+
 def media_src(path_or_url: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None) -> str:
     """A URL for a ``src`` attribute: http(s) URLs as they are, files relative to ``base`` (cwd),
-    shared storage (``s3://...``, see :mod:`runflow_nb.artifacts`) as a presigned URL."""
+    shared storage (``s3://...``, see :mod:`runflow_nb.artifacts`) as a presigned URL. Any other
+    scheme (``javascript:`` ...) gives ``""``: a server-supplied URL never becomes script."""
     text = os.fspath(path_or_url)
-    if text.startswith(("http://", "https://", "/files/", "data:")):
-        return text
-    if is_remote_uri(text):
-        return url_for(text)
+    if text.startswith(("http://", "https://", "/files/", "data:")) or _SCHEME.match(_URL_NOISE.sub("", text)):
+        if is_remote_uri(text):
+            return safe_url(url_for(text))
+        return safe_url(text)
     path = Path(text)
     base_dir = Path(base) if base is not None else Path.cwd()
     try:
@@ -43,6 +69,7 @@ def video_html(src: str, *, poster: str | None = None, caption: str = "", width:
                element_id: str | None = None) -> str:
     """A ``<figure>`` with a playable video: controls on, autoplay off, sound on, loads metadata only."""
     css_width = f"{width}px" if isinstance(width, int) else str(width)
+    src, poster = safe_url(src), safe_url(poster) or None
     attrs = [f'src="{html.escape(src, quote=True)}"', "controls", 'preload="metadata"', "playsinline",
              f'style="width:{html.escape(css_width)};max-width:100%;background:#000"']
     if poster:
@@ -68,6 +95,7 @@ def caption_html(fields: Mapping[str, Any], *, prompt: str | None = None, simula
         if isinstance(value, float):
             value = f"{value:.2f}"
         parts.append(f"<b>{html.escape(str(key))}</b> {html.escape(str(value))}")
+    link = safe_url(link, data=False)
     if link:
         parts.append(f'<a href="{html.escape(link, quote=True)}" target="_blank" download>file</a>')
     return " ".join(parts)
@@ -75,7 +103,8 @@ def caption_html(fields: Mapping[str, Any], *, prompt: str | None = None, simula
 
 def result_html(result: Any) -> str:
     """HTML for a :class:`runflow_nb.client.Result`: the video and its seed, timing and cost."""
-    src = media_src(result.video_path) if result.video_path else (result.run.output.video_url or "")
+    url = result.run.output.video_url if result.run.output else None
+    src = media_src(result.video_path) if result.video_path else safe_url(url, data=False)
     poster = media_src(result.poster_path) if getattr(result, "poster_path", None) else None
     cost = result.cost_usd
     fields = {"seed": result.seed, "wall": f"{result.wall_s:.1f} s",

@@ -18,8 +18,15 @@ to one of these. Messages never contain the API key.
     ├── RunFailedError           the run ended failed / canceled (not billed)
     ├── RunTimeoutError          waited longer than the total timeout; the run may still finish
     ├── DownloadError            artifact truncated, hash mismatch, or refused URL
-    │   └── ExpiredURLError          the provider's presigned URL no longer works
-    └── BudgetExceededError      the next run would exceed the sweep budget
+    │   ├── ExpiredURLError          the provider's presigned URL no longer works
+    │   └── NoOutputError            "succeeded" without a video URL: a billed server fault
+    ├── BudgetExceededError      the next run would exceed the sweep budget
+    └── UnexpectedError          anything else that went wrong inside (a bug, an unforeseen OS
+                                 failure); the original exception is chained as ``__cause__``
+
+    KeyboardInterrupt
+    └── SweepInterrupted         Ctrl-C / Kernel ▸ Interrupt stopped a sweep: nothing more was
+                                 submitted; says what still runs on the server and may cost
 """
 
 from __future__ import annotations
@@ -39,12 +46,15 @@ __all__ = [
     "InvalidRequestError",
     "Issue",
     "NetworkError",
+    "NoOutputError",
     "NotFoundError",
     "RateLimitError",
     "RunFailedError",
     "RunTimeoutError",
     "RunflowError",
     "ServerError",
+    "SweepInterrupted",
+    "UnexpectedError",
     "ValidationError",
 ]
 
@@ -165,7 +175,20 @@ class RunTimeoutError(RunflowError):
 
 
 class DownloadError(RunflowError):
-    """An artifact could not be stored intact (truncated, hash mismatch, refused URL)."""
+    """An artifact could not be stored intact (truncated, hash mismatch, refused URL, disk full).
+
+    ``final`` is True when retrying cannot help (a declared size too big for the limit or the disk).
+    """
+
+    final: bool = False
+
+
+class NoOutputError(DownloadError):
+    """The run reported success but the server gave no video URL: a server fault, and it is billed."""
+
+    def __init__(self, message: str, *, run: Any = None) -> None:
+        self.run = run
+        super().__init__(message)
 
 
 class ExpiredURLError(DownloadError):
@@ -174,6 +197,21 @@ class ExpiredURLError(DownloadError):
 
 class BudgetExceededError(RunflowError):
     """The next run would take spending past the budget."""
+
+
+class UnexpectedError(RunflowError):
+    """Something failed that the toolkit has no better name for; ``__cause__`` holds the original."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C or Kernel ▸ Interrupt. ``summary`` is its :class:`SweepSummary`.
+
+    Not a :class:`RunflowError`: an interrupt must keep unwinding like any ``KeyboardInterrupt``.
+    """
+
+    def __init__(self, message: str, *, summary: Any = None) -> None:
+        self.summary = summary
+        super().__init__(message)
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ConfigurationError
+from .errors import APIError, ConfigurationError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,12 +41,15 @@ __all__ = ["Experiment", "SweepHandle", "run_blocking"]
 T = TypeVar("T")
 
 
-def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from sync code, even inside a running loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
+def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]], *, cancel: threading.Event | None = None,
+                 grace_s: float = 30.0) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop (Jupyter).
+
+    The coroutine always runs on a private loop thread, so a ``KeyboardInterrupt`` (Ctrl-C, Kernel ▸
+    Interrupt) lands in this thread while the work goes on there. With ``cancel`` the interrupt
+    sets it and waits up to ``grace_s`` for the work to wind down (a sweep records what it
+    left running), then re-raises; without it, the interrupt is re-raised at once.
+    """
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -57,18 +60,35 @@ def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
     t = threading.Thread(target=target, name="runflow_nb-sweep", daemon=True)
     t.start()
-    t.join()
+    try:
+        while t.is_alive():
+            t.join(0.1)  # short joins: even a flag-only interrupt (interrupt_main) is seen at once
+    except KeyboardInterrupt:
+        if cancel is None:
+            raise
+        cancel.set()
+        t.join(grace_s)  # a second interrupt here abandons the wait (the thread still records)
+        raise
     if "error" in box:
         raise box["error"]
     return box["value"]
 
 
 class SweepHandle:
-    """A sweep running in the background: ``progress``, ``cancel()``, ``wait()``."""
+    """A sweep running in the background: ``progress``, ``cancel()``, ``wait()``.
 
-    def __init__(self, experiment: Experiment, start: Callable[[threading.Event], SweepSummary]) -> None:
+    ``cancel()`` (or the progress widget's Stop button) stops submitting at once; runs already on
+    the server stay recorded (the next ``exp.run(plan)`` re-attaches them), and
+    ``summary.messages`` says what still runs and what it may cost.
+
+    >>> handle = exp.run(plan, background=True)           # doctest: +SKIP
+    >>> handle.cancel(); df = handle.wait()               # doctest: +SKIP
+    """
+
+    def __init__(self, experiment: Experiment, start: Callable[[threading.Event], SweepSummary],
+                 cancel: threading.Event | None = None) -> None:
         self.experiment = experiment
-        self._cancel = threading.Event()
+        self._cancel = cancel or threading.Event()
         self._result: SweepSummary | None = None
         self._error: BaseException | None = None
         self.progress: SweepProgress | None = None
@@ -87,8 +107,10 @@ class SweepHandle:
         return not self._thread.is_alive()
 
     def cancel(self) -> None:
-        """Stop submitting new runs; runs already submitted are waited for and recorded."""
+        """Stop submitting now; runs in flight stay recorded and resumable (see the class docs)."""
         self._cancel.set()
+
+    stop = cancel
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
         self._thread.join(timeout)
@@ -118,20 +140,29 @@ class Experiment:
     ``storage_options={"client_kwargs": {"endpoint_url": ...}}``. Close it with :meth:`close` or
     use it as a context manager.
 
-    >>> exp = Experiment("demo", store=":memory:")          # doctest: +SKIP
+    Money: ``Experiment(..., budget_usd=B)`` caps the whole experiment: what its runs in the
+    store have cost, plus what runs still in flight or of unknown fate may cost, plus every new
+    submit, never exceeds ``B`` — across any number of ``run()`` calls (and sessions sharing the
+    store). ``exp.run(plan, budget_usd=b)`` caps one call: what that call commits (spent + in
+    flight + unknown). With both, both hold. The progress line says which budget applies.
+
+    >>> exp = Experiment("demo", store=":memory:", budget_usd=20)   # doctest: +SKIP
     >>> exp.table().empty                                   # doctest: +SKIP
     True
     """
 
     def __init__(self, name: str, *, store: str | os.PathLike[str] | Store | None = None,
                  artifacts: str | os.PathLike[str] | Artifacts | None = None,
-                 storage_options: Mapping[str, Any] | None = None, client: Client | AsyncClient | None = None) -> None:
+                 storage_options: Mapping[str, Any] | None = None, client: Client | AsyncClient | None = None,
+                 budget_usd: float | None = None) -> None:
         if not name or not str(name).strip():
             raise ConfigurationError("an experiment needs a name")
+        _check_budget("budget_usd", budget_usd)
         from . import settings
         from .store import Store
 
         self.name = str(name)
+        self.budget_usd = budget_usd
         self._owns_store = not isinstance(store, Store)
         if isinstance(store, Store):
             self.store = store
@@ -180,23 +211,61 @@ class Experiment:
             timeout: float | None = None) -> Any:
         """Run every planned request (resuming: finished runs are reused, lost ones re-attached).
 
+        ``budget_usd`` caps what this call commits (spent + in flight + unknown); the experiment's
+        own ``budget_usd`` (if set) caps the experiment as a whole. Runs are submitted in a balanced
+        order, so a budget cut leaves every prompt and parameter represented. ``timeout`` bounds
+        the wait for each run (a run still going then stays ``unknown`` and keeps its reservation).
+
+        Ctrl-C / Kernel ▸ Interrupt stops submitting at once and raises
+        :class:`~runflow_nb.errors.SweepInterrupted` saying what still runs and may cost; a 401/403/402
+        answer ends submitting and is raised once the runs in flight are recorded.
+
         Returns the experiment's table, or a :class:`SweepHandle` when ``background=True``.
         """
+        from .errors import SweepInterrupted
         from .plan import Plan
 
+        _check_budget("budget_usd", budget_usd)
         if not isinstance(plan, Plan):
             plan = Plan(plan)
+        cancel = threading.Event()
         estimate = plan.estimate()
-        reporter = _make_reporter(progress, estimate, budget_usd)
+        reporter = _make_reporter(progress, estimate, budget_usd if budget_usd is not None else self.budget_usd,
+                                  on_stop=cancel.set if background else None)
+        handle: SweepHandle | None = None
+
+        def report(p: SweepProgress) -> None:
+            if handle is not None:
+                handle.progress = p
+            if reporter is not None:
+                reporter(p)
 
         def start(cancel: threading.Event) -> SweepSummary:
-            return run_blocking(lambda: self._sweep(plan, concurrency=concurrency, budget_usd=budget_usd,
-                                                    on_progress=reporter, cancel=cancel, timeout=timeout))
+            summary = run_blocking(lambda: self._sweep(plan, concurrency=concurrency, budget_usd=budget_usd,
+                                                       on_progress=report, cancel=cancel, timeout=timeout),
+                                   cancel=cancel)
+            fatal = summary.fatal
+            if isinstance(fatal, APIError):  # one clear message, raised once the runs in flight are recorded
+                left = summary.counts.get("planned", 0)
+                raise type(fatal)(f"{fatal.message} — stopped submitting at the first such answer; {left} run"
+                                  f"{'s' if left != 1 else ''} left planned (nothing was sent for them), runs already "
+                                  "on the server were recorded; fix the key or top up the credit, then run the "
+                                  "plan again", status_code=fatal.status_code, code=fatal.code,
+                                  request_id=fatal.request_id) from fatal
+            return summary
 
+        self.last_summary = None
         if background:
-            handle = SweepHandle(self, start)
+            handle = SweepHandle(self, start, cancel)
             return handle
-        start(threading.Event())
+        try:
+            start(cancel)
+        except KeyboardInterrupt as exc:
+            summary = self.last_summary
+            text = next((m for m in reversed(summary.messages) if m.startswith("stopped:")), None) if summary else None
+            raise SweepInterrupted(text or "stopped: nothing more is submitted; runs already sent may still be "
+                                   "running on the server; run the same plan again to collect them",
+                                   summary=summary) from exc
         return self.table()
 
     async def _sweep(self, plan: Plan, *, concurrency: int, budget_usd: float | None,
@@ -207,6 +276,7 @@ class Experiment:
         try:
             summary = await run_plan(store=self.store, experiment=self.name, plan=plan, client=client,
                                      artifacts=self.artifact_store, concurrency=concurrency, budget_usd=budget_usd,
+                                     experiment_budget_usd=self.budget_usd,
                                      on_progress=on_progress, cancel=cancel, timeout=timeout)
         finally:
             await client.aclose()
@@ -309,7 +379,15 @@ def _frontend_kernel() -> bool:
     return bool(os.environ.get("JPY_SESSION_NAME"))
 
 
-def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None) -> Callable[[Any], None] | None:
+def _check_budget(name: str, value: Any) -> None:
+    from .errors import Issue, ValidationError
+
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
+        raise ValidationError([Issue(name, f"is {value!r}", "use a dollar amount of zero or more, or None")])
+
+
+def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None, *,
+                   on_stop: Callable[[], None] | None = None) -> Callable[[Any], None] | None:
     if progress is None or progress is False:
         return None
     if callable(progress):
@@ -325,11 +403,11 @@ def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None) -> Ca
         try:
             from .widgets.progress import ProgressWidget
 
-            return ProgressWidget(estimate=estimate, budget_usd=budget_usd).update
+            return ProgressWidget(estimate=estimate, budget_usd=budget_usd, on_stop=on_stop).update
         except ImportError:
             mode = "text"
     print(f"runflow_nb: sweep of {estimate}" + (f", budget ${budget_usd:.2f}" if budget_usd is not None else ""),
-          flush=True)
+          "(Ctrl-C stops submitting)", flush=True)
     return TextProgress().update
 
 

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import pathlib
+import shutil
 import tempfile
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HashingWriter", "VideoProbe", "open_input", "poster_frame", "probe", "sha256_file"]
 
+# A 15 s 1080p clip is tens of MB; no video of this family comes near 2 GiB. A server declaring (or
+# streaming) more is broken or hostile, and would fill the disk.
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _FILE_MODE = 0o644  # temp files start as 0600; artifacts are meant to be served and shared
 _DURATION_SLACK_S = 0.1  # packets may end this much before the declared duration
 
@@ -161,12 +165,17 @@ class HashingWriter:
         *,
         expected_size: int | None = None,
         expected_sha256: str | None = None,
+        max_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
         self.dest = pathlib.Path(dest)
         self.expected_size = expected_size
         self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dest.parent, prefix=f".{self.dest.name}.", suffix=".part")
+        self.max_bytes = max_bytes
+        try:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dest.parent, prefix=f".{self.dest.name}.", suffix=".part")
+        except OSError as exc:
+            raise DownloadError(f"cannot write to {self.dest.parent}: {exc.strerror or exc}") from exc
         self._tmp = pathlib.Path(tmp)
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
@@ -182,16 +191,44 @@ class HashingWriter:
     def closed(self) -> bool:
         return self._state != "open"
 
+    def expect(self, declared: int | None) -> None:
+        """Check a declared size (``Content-Length``) before any byte arrives: it must be sane and
+        fit on the disk. Raises :class:`DownloadError` (and aborts) otherwise."""
+        if declared is None:
+            return
+        problem = None
+        if declared > self.max_bytes:
+            problem = (f"{self.dest.name}: the server declares {declared:,} bytes, more than the "
+                       f"{self.max_bytes:,} a video may have; refusing to download it")
+        free: int | None
+        try:
+            free = shutil.disk_usage(self.dest.parent).free
+        except OSError:
+            free = None
+        if problem is None and free is not None and declared > free:
+            problem = (f"{self.dest.name}: {declared:,} bytes do not fit in the {free:,} bytes free on "
+                       f"the disk of {self.dest.parent}; free some space and run again")
+        if problem is not None:
+            self.abort()
+            err = DownloadError(problem)
+            err.final = True
+            raise err
+
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Append ``chunk``; raises :class:`DownloadError` (and aborts) past ``expected_size``."""
+        """Append ``chunk``; raises :class:`DownloadError` (and aborts) past ``expected_size`` or
+        ``max_bytes``, or when the disk refuses it (full, read-only)."""
         self._require_open()
         n = memoryview(chunk).nbytes
-        if self.expected_size is not None and self._size + n > self.expected_size:
+        limit = self.expected_size if self.expected_size is not None else self.max_bytes
+        if self._size + n > limit:
             self.abort()
-            raise DownloadError(
-                f"{self.dest.name}: received more than the expected {self.expected_size} bytes"
-            )
-        self._file.write(chunk)
+            raise DownloadError(f"{self.dest.name}: received more than the "
+                                f"{'expected' if self.expected_size is not None else 'maximum'} {limit} bytes")
+        try:
+            self._file.write(chunk)
+        except OSError as exc:  # ENOSPC, EIO...: never leave the partial file filling the disk
+            self.abort()
+            raise DownloadError(f"{self.dest.name}: could not write the download ({exc.strerror or exc})") from exc
         self._hash.update(chunk)
         self._size += n
 
@@ -213,6 +250,9 @@ class HashingWriter:
             self._file.close()
             os.chmod(self._tmp, _FILE_MODE)
             os.replace(self._tmp, self.dest)
+        except OSError as exc:
+            self.abort()
+            raise DownloadError(f"{self.dest.name}: could not store the download ({exc.strerror or exc})") from exc
         except BaseException:
             self.abort()
             raise

@@ -29,7 +29,7 @@ from .errors import Issue, ValidationError
 from .request import Reference, VideoRequest, _is_sequence, load_reference
 from .specs import REFERENCE_TO_VIDEO, ModelSpec, get_spec
 
-__all__ = ["Estimate", "Plan", "grid"]
+__all__ = ["Estimate", "Plan", "balanced_order", "grid"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Estimate:
     usd: float
     by_resolution: dict[str, float]
     by_model: dict[str, float] = field(default_factory=dict)  # variant (e.g. "text-to-video") → USD
+    duplicates: int = 0  # repeated requests dropped from the plan (each runs and is priced once)
 
     def __repr__(self) -> str:
         return f"Estimate(runs={self.runs}, video_seconds={self.video_seconds}, usd={self.usd:.2f})"
@@ -48,8 +49,10 @@ class Estimate:
     def __str__(self) -> str:
         groups = self.by_model if len(self.by_model) > 1 else self.by_resolution
         parts = ", ".join(f"{k}: ${v:.2f}" for k, v in sorted(groups.items()))
+        dup = (f"; {self.duplicates} repeated request{'s' if self.duplicates != 1 else ''} counted once"
+               if self.duplicates else "")
         return (f"{self.runs} runs, {self.video_seconds} s of video, estimated ${self.usd:.2f}"
-                + (f" ({parts})" if parts else ""))
+                + (f" ({parts})" if parts else "") + dup)
 
     def _repr_html_(self) -> str:
         import html
@@ -65,14 +68,22 @@ class Plan(Sequence[VideoRequest]):
         rng = seed_rng or random.SystemRandom()
         built: list[VideoRequest] = []
         issues: list[Issue] = []
-        ref_cache: dict[int, list[Reference]] = {}
+        ref_cache: dict[tuple[Any, ...], Reference] = {}
+        seen: set[str] = set()
+        self.duplicates = 0  # requests given more than once (same inputs and seed): run and priced once
         for i, item in enumerate(requests):
             try:
                 req = item if isinstance(item, VideoRequest) else _build(item, spec, ref_cache)
             except ValidationError as exc:
                 issues += [Issue(f"plan[{i}].{x.field}", x.message, x.fix) for x in exc.issues]
                 continue
-            built.append(req if req.seed is not None else req.with_seed(rng.randrange(0, 2**31)))
+            req = req if req.seed is not None else req.with_seed(rng.randrange(0, 2**31))
+            key = req.run_key()
+            if key in seen:
+                self.duplicates += 1
+                continue
+            seen.add(key)
+            built.append(req)
         if issues:
             raise ValidationError(issues)
         self._requests = built
@@ -96,7 +107,8 @@ class Plan(Sequence[VideoRequest]):
             variant = r.spec.variant
             by_model[variant] = round(by_model.get(variant, 0.0) + r.estimate_usd(), 2)
         return Estimate(runs=len(self), video_seconds=sum(r.billed_seconds for r in self._requests),
-                        usd=round(sum(by_res.values()), 2), by_resolution=by_res, by_model=by_model)
+                        usd=round(sum(by_res.values()), 2), by_resolution=by_res, by_model=by_model,
+                        duplicates=self.duplicates)
 
     def keys(self) -> list[str]:
         return [r.run_key() for r in self._requests]
@@ -113,7 +125,32 @@ class Plan(Sequence[VideoRequest]):
         return f"<Plan {self.estimate()}>"
 
 
-def _build(item: Mapping[str, Any], spec: ModelSpec, cache: dict[int, list[Reference]]) -> VideoRequest:
+def _content_key(obj: Any) -> tuple[Any, ...] | None:
+    """What identifies a reference by its *content* (never by object identity: generator rows,
+    iterators, ``map`` and NumPy rows reuse ids). None: not cacheable, load it every time."""
+    import hashlib
+    import os
+
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return ("bytes", hashlib.sha256(bytes(obj)).hexdigest())
+    if isinstance(obj, (str, os.PathLike)):
+        text = os.fspath(obj)
+        if not isinstance(text, str):
+            return None
+        try:  # a file edited between two rows of one plan is a different reference
+            st = os.stat(text)
+            return ("path", text, st.st_size, st.st_mtime_ns, st.st_ino)
+        except (OSError, ValueError):
+            return ("text", text)
+    if type(obj).__module__.startswith("PIL.") and hasattr(obj, "tobytes"):
+        try:  # hashing the pixels is far cheaper than encoding them again for every row
+            return ("pil", obj.mode, tuple(obj.size), hashlib.sha256(obj.tobytes()).hexdigest())
+        except Exception:  # a lazily-loaded image that cannot decode: load_reference says why
+            return None
+    return None
+
+
+def _build(item: Mapping[str, Any], spec: ModelSpec, cache: dict[tuple[Any, ...], Reference]) -> VideoRequest:
     values = dict(item)
     if values.get("model") is not None:
         try:
@@ -122,17 +159,65 @@ def _build(item: Mapping[str, Any], spec: ModelSpec, cache: dict[int, list[Refer
             raise ValidationError([Issue("model", str(exc.args[0]), "pick one of the known models")]) from None
     values.pop("model", None)
     images = values.pop("images", values.pop("image_urls", None))
-    # Load each distinct image list once: a 24-run sweep over the same references reads them once.
+    # Load each distinct reference once (a 24-run sweep over the same files reads them once), keyed
+    # by what the reference *is*: a path (with its size and mtime), a URL or the bytes' hash.
     if images is not None and _is_sequence(images):
-        key = id(images)
-        if key not in cache:
-            loaded: list[Any] = []
-            for j, obj in enumerate(images):
+        loaded: list[Any] = []
+        for j, obj in enumerate(list(images)):
+            key = _content_key(obj)
+            key = None if key is None else (spec.model, *key)  # each model checks images by its own rules
+            hit = cache.get(key) if key is not None else None
+            if hit is None:
                 got = load_reference(obj, index=j, spec=spec)
-                loaded.append(obj if isinstance(got, list) else got)  # bad ones re-fail with their message
-            cache[key] = loaded
-        images = cache[key]
+                if isinstance(got, list):
+                    loaded.append(obj)  # re-fails with its message (and the right index) below
+                    continue
+                hit = got
+                if key is not None:
+                    cache[key] = got
+            loaded.append(hit)
+        images = loaded
     return VideoRequest.build(images=images, spec=spec, **values)
+
+
+def balanced_order(requests: Sequence[VideoRequest]) -> list[int]:
+    """An order of ``requests`` whose every prefix is a balanced sample of the study.
+
+    Requests that differ only by seed are one *condition*. Round k takes the k-th seed of every
+    condition (so conditions are compared on the same seeds), and within a round conditions come in
+    an order chosen greedily so that each prefix spreads evenly over every parameter that varies
+    (prompt, images, duration, resolution, ...). A budget that runs out after any run therefore
+    leaves every prompt represented, instead of the grid's first prompt only.
+    """
+    def condition(r: VideoRequest) -> tuple[Any, ...]:
+        c = r.canonical()
+        c.pop("seed", None)
+        return tuple(sorted((k, json_key(v)) for k, v in c.items()))
+
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault(condition(r), []).append(i)
+    conds = list(groups)
+    varied = [k for k in range(len(conds[0])) if len({c[k] for c in conds}) > 1] if conds else []
+    counts: dict[tuple[int, Any], int] = {}
+    order_c: list[tuple[Any, ...]] = []
+    left = list(conds)
+    if len(left) > 300:  # greedy is quadratic: huge explicit lists keep their order within a round
+        order_c, left = left, []
+    while left:  # greedy: the condition whose values have been used least so far (ties: plan order)
+        best = min(range(len(left)), key=lambda j: (sum(counts.get((k, left[j][k]), 0) for k in varied), j))
+        chosen = left.pop(best)
+        order_c.append(chosen)
+        for k in varied:
+            counts[(k, chosen[k])] = counts.get((k, chosen[k]), 0) + 1
+    out: list[int] = []
+    for rnd in range(max((len(g) for g in groups.values()), default=0)):
+        out += [groups[c][rnd] for c in order_c if rnd < len(groups[c])]
+    return out
+
+
+def json_key(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def grid(*, prompt: str | Sequence[str] | None = None, images: Any = None, seed: int | Iterable[int] | None = None,

@@ -95,12 +95,12 @@ def _decode_checked(data: bytes, where: str, spec: ModelSpec) -> tuple[str, int,
     rules = _rules(spec)
     issues: list[Issue] = []
     if len(data) > rules.max_bytes:
-        issues.append(Issue(where, f"is {len(data) / 1e6:.1f} MB; the limit is {rules.max_bytes // 2**20} MB",
-                            "re-encode it as JPEG or scale it down"))
+        issues.append(Issue(where, rules.size_issue_text(len(data)), "re-encode it as JPEG or scale it down"))
         return issues
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # The cap is ours (rules.max_pixels, checked on the header below), not Pillow's warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 fmt = (img.format or "").upper()
                 width, height = img.size
@@ -109,8 +109,8 @@ def _decode_checked(data: bytes, where: str, spec: ModelSpec) -> tuple[str, int,
                 if fmt in rules.formats:
                     img.load()  # a truncated or corrupt file fails here, not on the server
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return [Issue(where, f"has too many pixels to be a reference image ({exc})",
-                      "scale it down to a normal photo size")]
+        return [Issue(where, f"has too many pixels to be a reference image ({exc}); the limit is "
+                             f"{rules.max_pixels:,} pixels", "scale it down to a normal photo size")]
     except UnidentifiedImageError:
         return [Issue(where, "is not an image Pillow can read",
                       f"use a {'/'.join(rules.formats)} file")]
@@ -215,8 +215,7 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
         if not stat.S_ISREG(st.st_mode):
             return [Issue(where, f"{str(path)!r} is not a regular file", "name an image file")]
         if st.st_size > _rules(spec).max_bytes:
-            return [Issue(where, f"is {st.st_size / 1e6:.1f} MB; the limit is {_rules(spec).max_bytes // 2**20} MB",
-                          "re-encode it as JPEG or scale it down")]
+            return [Issue(where, _rules(spec).size_issue_text(st.st_size), "re-encode it as JPEG or scale it down")]
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -550,11 +549,13 @@ def _tag_issues(spec: ModelSpec, prompt: Any, images: Any) -> list[Issue]:
     tags = spec.tags
     if tags is None or not isinstance(prompt, str):
         return []
+    issues = [Issue("prompt", f"{bad!r} is not an image tag: tags are {tags.name(tags.first)} … {tags.name(tags.last)} "
+                              "in plain digits, without a leading zero", f"write e.g. {tags.name(tags.first)}")
+              for bad in sorted(set(tags.lookalikes(prompt)))]
     rules = _rules(spec)
     if images is None and rules.min_count:
-        return []  # the missing images are reported already
+        return issues  # the missing images are reported already
     n_given = 0 if images is None else len(images) if isinstance(images, list) else 1
-    issues = []
     for n in sorted(set(tags.refs(prompt))):
         if n < tags.first or n > tags.last:
             issues.append(Issue("prompt", f"names {tags.name(n)}; tags run from {tags.name(tags.first)} to "

@@ -67,13 +67,24 @@ class ImageRules:
     max_count: int = 9
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")  # Pillow format names; .jpg is JPEG
     min_short_side: int = 400
-    max_bytes: int = 10 * 1024 * 1024
-    # Pixel cap against decompression bombs: far above any real reference (≈ 16k × 16k).
-    max_pixels: int = 16384 * 16384
+    # The docs say "Max 10 MB each"; read as decimal megabytes (10,000,000 bytes), the stricter of
+    # the two readings, so nothing the server might refuse as "over 10 MB" is ever sent.
+    max_bytes: int = 10_000_000
+    # Pixel cap against decompression bombs: far above any real reference (8192 × 8192 = 64 MP) and
+    # below Pillow's own bomb threshold (≈ 89 MP), so this number is the cap actually applied.
+    max_pixels: int = 8192 * 8192
     single: bool = False  # the field is one URL string, not a list (image-to-video's image_url)
     min_aspect: float | None = None  # width / height bounds, e.g. 1:2.5 → 0.4
     max_aspect: float | None = None
     label: str = "reference image"
+
+    @property
+    def max_bytes_text(self) -> str:
+        """The byte limit as every message states it, e.g. ``10 MB (10,000,000 bytes)``."""
+        return f"{self.max_bytes / 1e6:g} MB ({self.max_bytes:,} bytes)"
+
+    def size_issue_text(self, size: int) -> str:
+        return f"is {size:,} bytes; the limit is {self.max_bytes_text}"
 
     def aspect_problem(self, width: int, height: int) -> str | None:
         """Why a ``width``×``height`` image breaks the aspect bounds (None when it does not)."""
@@ -109,7 +120,21 @@ class TagRules:
     last: int = 9
 
     def refs(self, prompt: str) -> list[int]:
-        return [int(m) for m in re.findall(self.pattern, prompt, flags=re.IGNORECASE | re.ASCII)]
+        """The N of every well-formed tag (ASCII digits, no leading zero), in order of appearance."""
+        return [int(m) for m in re.findall(self.pattern, prompt, flags=re.IGNORECASE | re.ASCII)
+                if not m.startswith("0")]
+
+    def lookalikes(self, prompt: str) -> list[str]:
+        """Words that look like a tag but are not one (``character01``, a non-ASCII digit such as
+        ``character٣``): refused by name rather than sent for the model to misread."""
+        prefix = re.escape(self.template.split("{n}")[0])
+        good = re.compile(self.pattern, flags=re.IGNORECASE | re.ASCII)
+        out = []
+        for m in re.finditer(rf"(?<!\w){prefix}(\d+)(?!\w)", prompt, flags=re.IGNORECASE):
+            word, digits = m.group(0), m.group(1)
+            if not (digits.isascii() and not digits.startswith("0") and good.fullmatch(word)):
+                out.append(word)
+        return out
 
     def name(self, n: int) -> str:
         return self.template.format(n=n)
@@ -274,7 +299,7 @@ VIDEO_EDIT = ModelSpec(
     # Documented: ≤ 5 references. Their formats and sizes are not restated for this variant:
     # the reference-to-video formats apply, with no minimum size.
     images=ImageRules(field="reference_image_urls", min_count=0, max_count=5, min_short_side=1,
-                      max_bytes=10 * 1024 * 1024),
+                      max_bytes=10_000_000),
     video=VideoRules(),
     tags=TagRules(r"@Image([0-9]+)\b", "@Image{n}", 1, 5),
     price_per_second={"720p": 0.28, "1080p": 0.56},

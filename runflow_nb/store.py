@@ -24,6 +24,8 @@ import math
 import numbers
 import os
 import sqlite3
+import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -404,18 +406,66 @@ def _make_engine(url: str | os.PathLike[str], *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
     if parsed.database in (None, "", ":memory:"):
-        # One shared connection, or every connection would see its own empty database; so an
-        # in-memory store is for one thread (tests, demos), not for concurrent sweeps.
+        # One shared connection (or every connection would see its own empty database), lent to one
+        # thread at a time: a sweep's store threads take turns instead of nesting transactions.
         engine = sa.create_engine(
-            parsed, echo=echo, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            parsed, echo=echo, poolclass=_SerialStaticPool, connect_args={"check_same_thread": False}
         )
     else:
+        _refuse_empty_file(Path(parsed.database))
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             parsed, echo=echo, connect_args={"timeout": _SQLITE_BUSY_S, "check_same_thread": False}
         )
     _install_sqlite_transactions(engine)
     return engine
+
+
+class _SerialStaticPool(StaticPool):
+    """StaticPool whose single connection is checked out by one thread at a time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn = threading.RLock()
+
+    def _do_get(self) -> Any:
+        self._turn.acquire()
+        try:
+            return super()._do_get()
+        except BaseException:
+            self._turn.release()
+            raise
+
+    def _do_return_conn(self, record: Any) -> None:
+        try:
+            super()._do_return_conn(record)
+        finally:
+            self._turn.release()
+
+
+def _refuse_empty_file(path: Path, *, settle_s: float = 5.0) -> None:
+    """A zero-byte store file is a store that lost its contents (truncated by a full disk, a bad
+    copy), not a fresh one: opening it as new would make the next sweep pay for every run again.
+    A file another process created a moment ago (and is writing the schema to) is waited for."""
+    try:
+        st = path.stat()
+    except OSError:
+        return  # no file yet: a new store
+    if not stat.S_ISREG(st.st_mode) or st.st_size > 0:
+        return
+    deadline = time.monotonic() + settle_s
+    while time.time() - st.st_mtime < settle_s and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if st.st_size > 0:
+            return
+    raise ConfigurationError(
+        f"the store file {path} is empty (0 bytes): its runs were lost (a full disk or a bad copy?), and opening "
+        "it as a new store would pay for every run again. Restore it from a backup, or delete the file to "
+        "start a new store on purpose")
 
 
 def _install_sqlite_transactions(engine: Engine) -> None:

@@ -139,11 +139,18 @@ def test_background_sweep_reports_progress_and_can_be_cancelled(ref_images: list
         time.sleep(0.8)
         handle.cancel()
         df = handle.wait(timeout=60)
-        billed = len(ledger(server.url))
-    assert handle.done and seen
-    done = df[df.status == "succeeded"]
-    assert 0 < len(done) < 12 and billed == len(done)  # cancelled: no new submits, nothing lost
-    assert set(df.status) <= {"succeeded", "planned"}
+        created = server.emulator.simulator.counts()["runs"]
+        time.sleep(1.0)
+        assert server.emulator.simulator.counts()["runs"] == created  # nothing submitted after the stop
+        assert handle.done and seen and handle.summary is not None and handle.summary.stopped
+        # stopped: runs already sent stay recorded with their remote ids, the rest stay planned
+        assert set(df.status) <= {"succeeded", "planned", "queued", "running", "dispatching"}
+        assert df.remote_id.notna().sum() == created < 12
+        assert any(m.startswith("stopped:") for m in handle.summary.messages)
+        # and the next run collects them without paying twice
+        df = exp.run(plan, concurrency=4, progress=None)
+        billed = ledger(server.url)
+    assert set(df.status) == {"succeeded"} and len(billed) == 12 == len({b["run_id"] for b in billed})
 
 
 def _server_runs(server: Any) -> list[dict[str, Any]]:

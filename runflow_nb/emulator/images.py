@@ -122,7 +122,7 @@ def _data_uri_bytes(uri: str, where: str, max_bytes: int) -> bytes | list[Issue]
         return [Issue(where, "is not a valid data: URI", "use data:image/png;base64,<data>")]
     if len(payload) > 2 * max_bytes:  # clearly too big: don't even decode it
         return [Issue(where, f"is about {len(payload) * 3 / 4 / 1e6:.1f} MB; the limit is "
-                             f"{max_bytes // 2**20} MB", "re-encode it as JPEG or scale it down")]
+                             f"{max_bytes / 1e6:g} MB ({max_bytes:,} bytes)", "re-encode it as JPEG or scale it down")]
     if head.lower().endswith(";base64"):
         try:
             return base64.b64decode("".join(payload.split()), validate=True)
@@ -159,9 +159,9 @@ def _decode_image_uncached(data: bytes, where: str, spec: ModelSpec) -> Image.Im
 
     rules = spec.images
     if len(data) > rules.max_bytes:
-        return [Issue(where, f"is {len(data) / 1e6:.1f} MB; the limit is {rules.max_bytes // 2**20} MB",
+        return [Issue(where, rules.size_issue_text(len(data)),
                       "re-encode it as JPEG or scale it down")]
-    limit = min(rules.max_pixels, Image.MAX_IMAGE_PIXELS or rules.max_pixels)
+    limit = rules.max_pixels  # the same cap the client applies (below Pillow's own bomb threshold)
     try:
         img = Image.open(io.BytesIO(data))
         fmt = (img.format or "").upper()

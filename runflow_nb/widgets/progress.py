@@ -63,7 +63,8 @@ class ProgressWidget:
 
     max_rate = 4.0  # redraws per second
 
-    def __init__(self, *, estimate: Any, budget_usd: float | None, display: bool = True) -> None:
+    def __init__(self, *, estimate: Any, budget_usd: float | None, display: bool = True,
+                 on_stop: Any = None) -> None:
         import ipywidgets as w
 
         self.estimate = estimate
@@ -72,7 +73,14 @@ class ProgressWidget:
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), bar_style="info",
                                  layout=w.Layout(width="260px"))
         self.line = w.HTML(value=html.escape(f"sweep of {estimate}"))
-        self.widget = w.HBox([self.bar, self.line], layout=w.Layout(align_items="center"))
+        # A Stop button only where a click can arrive: a background sweep (a blocking cell keeps the
+        # kernel busy, so there Kernel ▸ Interrupt is the stop).
+        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop",
+                                    tooltip="stop submitting; runs already sent stay recorded",
+                                    layout=w.Layout(width="80px"))
+        self.stop_button.on_click(lambda _b: self._stop(on_stop))
+        parts = [self.bar, self.stop_button, self.line] if on_stop is not None else [self.bar, self.line]
+        self.widget = w.HBox(parts, layout=w.Layout(align_items="center"))
         self.widget.add_class("rf-progress")
         self.renders = 0
         self._lock = threading.Lock()
@@ -83,6 +91,11 @@ class ProgressWidget:
             from IPython.display import display as show
 
             show(self.widget)
+
+    def _stop(self, on_stop: Any) -> None:
+        self.stop_button.disabled = True
+        self.stop_button.description = "Stopping"
+        on_stop()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -121,3 +134,5 @@ class ProgressWidget:
         elif failed:
             self.bar.bar_style = "warning"
         self.line.value = progress_html(p, estimate=self.estimate)
+        if p.finished:
+            self.stop_button.disabled = True
