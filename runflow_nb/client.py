@@ -18,6 +18,7 @@ import functools
 import inspect
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -348,7 +349,7 @@ def _checked_base_url(url: str) -> str:
     try:
         parsed = httpx.URL(url)
         ok = parsed.scheme in ("http", "https") and bool(parsed.host) and not any(c.isspace() for c in url)
-        _ = parsed.port  # a port out of range fails here
+        ok = ok and (parsed.port is None or 0 < parsed.port < 65536)
     except (httpx.InvalidURL, ValueError, TypeError):
         ok = False
     if not ok:
@@ -653,8 +654,12 @@ class AsyncClient(_Base):
         """One exchange, cut off at ``action.deadline`` however slowly the server answers."""
         if action.deadline is None:
             return await self._exchange(action)
+        left = max(0.001, action.deadline - time.monotonic())
         try:
-            return await asyncio.wait_for(self._exchange(action), max(0.001, action.deadline - time.monotonic()))
+            if sys.version_info >= (3, 11):  # asyncio.timeout never swallows an outside cancellation
+                async with asyncio.timeout(left):
+                    return await self._exchange(action)
+            return await asyncio.wait_for(self._exchange(action), left)
         except asyncio.TimeoutError:
             return httpx.ReadTimeout("the request's overall deadline passed before the answer was complete")
 

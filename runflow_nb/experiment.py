@@ -57,17 +57,22 @@ def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]], *, cancel: threa
             box["value"] = asyncio.run(factory())
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
+        finally:
+            finished.set()
 
+    # An Event, not Thread.join: an interrupt landing inside join() can leave the thread looking
+    # finished while it still runs (CPython), and then the stop would not wait for the bookkeeping.
+    finished = threading.Event()
     t = threading.Thread(target=target, name="runflow_nb-sweep", daemon=True)
     t.start()
     try:
-        while t.is_alive():
-            t.join(0.1)  # short joins: even a flag-only interrupt (interrupt_main) is seen at once
+        while not finished.wait(0.1):  # short waits: even a flag-only interrupt (interrupt_main) is seen at once
+            pass
     except KeyboardInterrupt:
         if cancel is None:
             raise
         cancel.set()
-        t.join(grace_s)  # a second interrupt here abandons the wait (the thread still records)
+        finished.wait(grace_s)  # a second interrupt here abandons the wait (the thread still records)
         raise
     if "error" in box:
         raise box["error"]

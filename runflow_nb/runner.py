@@ -192,6 +192,7 @@ class _Job:
     phase: str = "planned"  # planned | submitting | remote | download | done
     hold: Reservation = field(default_factory=Reservation)
     charged: bool = False  # the run's cost is already booked in the store
+    stopping: bool = False  # a stop caught it; it is recording where it was
 
 
 def charged_usd(row: dict[str, Any]) -> float:
@@ -390,6 +391,7 @@ class _Sweep:
                     await self._collect(job, succeeded)
             job.phase = "done"
         except asyncio.CancelledError:
+            job.stopping = True
             await asyncio.shield(self._stopped(job))
         except Exception as exc:  # every run ends in a definite, explained state
             await self._fail(job, exc)
@@ -631,8 +633,15 @@ class _Sweep:
             await asyncio.sleep(0.05)
         self.progress.stopped = self.progress.stopped or "stop requested"
         await self.money.close()
-        for t in tasks:
-            t.cancel()
+        # Cancel every job that is not already recording its stop, and again while any keeps going
+        # (a library deep in a request may swallow one cancellation; a stop must not depend on it).
+        while True:
+            live = [(t, j) for t, j in zip(tasks, self.jobs, strict=True) if not t.done() and not j.stopping]
+            if not live:
+                return
+            for t, _ in live:
+                t.cancel()
+            await asyncio.sleep(0.1)
 
     def _stop_report(self) -> tuple[int, float]:
         left = [j for j in self.jobs if j.phase in ("submitting", "remote") and j.hold.kind]
