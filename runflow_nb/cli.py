@@ -299,8 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunflowError as exc:
         print(f"runflow-nb: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("runflow-nb: interrupted; finished runs are in the store, re-run to resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from .errors import SweepInterrupted
+
+        text = str(exc) if isinstance(exc, SweepInterrupted) else "interrupted; finished runs are in the store"
+        print(f"runflow-nb: {text}; re-run to resume", file=sys.stderr)
         return 130
 
 

@@ -217,7 +217,12 @@ def balanced_order(requests: Sequence[VideoRequest]) -> list[int]:
 
 
 def json_key(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    """A hashable stand-in for a canonical input value (lists and objects as sorted JSON)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def grid(*, prompt: str | Sequence[str] | None = None, images: Any = None, seed: int | Iterable[int] | None = None,
