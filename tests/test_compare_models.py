@@ -84,7 +84,10 @@ def test_every_clip_of_the_report_plays_in_chromium(reports: dict[str, Any]) -> 
                 for (const v of document.querySelectorAll('video')) {
                     v.muted = true;
                     try { await v.play(); } catch (e) { out.push({src: v.currentSrc, error: String(e)}); continue; }
-                    await new Promise(r => setTimeout(r, 300));
+                    // until time advances (a loaded machine may take a while; 20 s is a hang guard)
+                    await new Promise(r => { const t0 = Date.now();
+                        const check = () => (v.currentTime > 0 || Date.now() - t0 > 20000) ? r() : setTimeout(check, 50);
+                        check(); });
                     v.pause();
                     out.push({src: v.currentSrc, ready: v.readyState, t: v.currentTime, d: v.duration});
                 }
