@@ -189,14 +189,16 @@ def balanced_order(requests: Sequence[VideoRequest]) -> list[int]:
     (prompt, images, duration, resolution, ...). A budget that runs out after any run therefore
     leaves every prompt represented, instead of the grid's first prompt only.
     """
-    def condition(r: VideoRequest) -> tuple[Any, ...]:
-        c = r.canonical()
-        c.pop("seed", None)
-        return tuple(sorted((k, json_key(v)) for k, v in c.items()))
+    canon = [r.canonical() for r in requests]
+    # Models of the family take different inputs: one column per input any request has (absent: None).
+    names = sorted({k for c in canon for k in c} - {"seed"})
+
+    def condition(c: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple((k, json_key(c.get(k))) for k in names)
 
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, r in enumerate(requests):
-        groups.setdefault(condition(r), []).append(i)
+    for i, c in enumerate(canon):
+        groups.setdefault(condition(c), []).append(i)
     conds = list(groups)
     varied = [k for k in range(len(conds[0])) if len({c[k] for c in conds}) > 1] if conds else []
     counts: dict[tuple[int, Any], int] = {}

@@ -368,3 +368,14 @@ def test_the_cli_sweeps_across_models_and_refuses_what_a_model_does_not_take(
     assert main(["generate", "--model", "t2v", "--prompt", "a horse", "--image", str(ref)]) == 2
     err = capsys.readouterr().err
     assert "images: text-to-video takes no images" in err and "nothing was sent" in err
+
+
+def test_a_cross_model_plan_is_ordered_for_a_balanced_budget_cut() -> None:
+    from runflow_nb.plan import balanced_order
+
+    plan = rf.grid(model=["t2v", "i2v", "r2v"], prompt="character1 trots", references=[image_bytes()],
+                   seed=[1, 2, 3], duration=3, resolution="720p")
+    order = balanced_order(list(plan))
+    assert sorted(order) == list(range(9))
+    first_round = {plan[i].model for i in order[:3]}
+    assert first_round == {MODELS["t2v"], MODELS["i2v"], MODELS["r2v"]}  # a cut after 3 runs keeps every model
