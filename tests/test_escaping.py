@@ -137,17 +137,13 @@ def test_a_local_video_path_becomes_a_relative_url_that_reads_back(payload: str,
     assert_inert(display.video_html(src))
 
 
-_NON_HTTP = pytest.mark.xfail(strict=True, reason="display passes non-http(s) links through to href/src")
-
-
-@_NON_HTTP
 @pytest.mark.parametrize("url", BAD_URLS)
 def test_a_non_http_link_never_becomes_an_href(url: str) -> None:
     markup = display.caption_html({"seed": 1}, prompt="p", link=url)
     assert_inert(markup)
 
 
-@pytest.mark.parametrize("url", [pytest.param(u, marks=_NON_HTTP) if u.startswith("data:") else u for u in BAD_URLS])
+@pytest.mark.parametrize("url", BAD_URLS)
 def test_a_stored_non_http_video_url_never_reaches_src_or_href(url: str) -> None:
     row = {"run_id": "r", "status": "succeeded", "video_path": url, "poster_path": url, "prompt": "p"}
     assert_inert(display.row_html(row))

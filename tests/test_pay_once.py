@@ -194,9 +194,7 @@ def hollow_server(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("hollow_server", [
-    "nooutput", pytest.param("partialnooutput", marks=pytest.mark.xfail(
-        strict=True, reason="a partial_succeeded run without outputs is submitted again on the next sweep"))],
-    indirect=True)
+    "nooutput", "partialnooutput"], indirect=True)
 def test_a_run_billed_without_outputs_is_never_paid_again(hollow_server: Any, ref_images: list[Path],
                                                           tmp_path: Path) -> None:
     exp = _experiment(hollow_server.url, tmp_path)
