@@ -34,11 +34,11 @@ class Target:
     tests: tuple[str, ...]  # the fast tests the coverage map is built from (pytest arguments)
 
 
-TARGETS = [
+TARGETS = [  # cheapest first
     Target("report", "scrubbing: key redaction, base64 video removal, credential parameters refused",
            ("runflow_nb.report.x__redact", "runflow_nb.report.x__redact_file", "runflow_nb.report.x__check_no_secrets",
             "runflow_nb.report.x__strip_video_data"),
-           ("tests/test_report.py", "-k", "redaction or refused_before or scrubbed")),
+           ("tests/test_report.py", "-k", "redaction or refused_before or scrubbing_a_written or inline_video_outputs")),
     Target("display", "HTML rendering: escaping, URLs in attributes, rf.show",
            ("runflow_nb.display.*",), ("tests/test_escaping.py", "tests/test_display.py")),
     Target("store", "claims and transitions: claim_run, transition, insert_run and their filters",
@@ -50,7 +50,7 @@ TARGETS = [
             "runflow_nb.request.x__check_scalars", "runflow_nb.request.x__issue_for",
             "runflow_nb.request.x_load_reference", "runflow_nb.request.x__load_reference",
             "runflow_nb.request.x__decode_checked"),
-           ("tests/test_request.py", "tests/test_bad_input.py")),
+           ("tests/test_request.py",)),
     Target("_protocol", "submit and its look-up, retries, Retry-After, which errors count as 'maybe created', URL checks",
            ("runflow_nb._protocol.xǁProtocolǁsubmit", "runflow_nb._protocol.xǁProtocolǁfind",
             "runflow_nb._protocol.xǁProtocolǁcall", "runflow_nb._protocol.x__definitely_unsent",

@@ -310,6 +310,47 @@ def test_redaction_replaces_the_exact_key_and_prefixed_keys_only() -> None:
         assert _redact(f"x {PLAIN_KEY} rf_test_abcd") == f"x {PLAIN_KEY} [redacted]"
 
 
+def test_scrubbing_a_written_report_removes_the_key_and_inline_video_only(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from runflow_nb.report import _redact_file
+
+    monkeypatch.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
+    page = tmp_path / "r.html"
+    original = (f'<p>é {PLAIN_KEY} rf_live_abcdef99</p><video src="data:video/mp4;base64,AAAAIGZ0eXBp+/="></video>'
+                '<img src="data:image/png;base64,iVBORw0KGgo=">')
+    page.write_text(original, encoding="utf-8")
+    _redact_file(page)
+    assert page.read_text(encoding="utf-8") == ('<p>é [redacted] [redacted]</p><video src=""></video>'
+                                                '<img src="data:image/png;base64,iVBORw0KGgo=">')
+    clean = tmp_path / "clean.html"
+    clean.write_text("<p>nothing to hide</p>", encoding="utf-8")
+    before = clean.stat().st_mtime_ns
+    _redact_file(clean)
+    assert clean.read_text(encoding="utf-8") == "<p>nothing to hide</p>" and clean.stat().st_mtime_ns == before
+
+
+def test_inline_video_outputs_are_replaced_by_a_note_and_html_keeps_other_media() -> None:
+    from runflow_nb.report import _strip_video_data
+
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("x")
+    code.outputs = [
+        nbformat.v4.new_output("display_data", data={"video/mp4": "AAAA"}),
+        nbformat.v4.new_output("display_data", data={"video/webm": "AAAA", "text/plain": "a clip"}),
+        nbformat.v4.new_output("display_data", data={"text/html": ['<video src="data:video/mp4;base64,AAAA">',
+                                                                   '</video><img src="p.jpg">']}),
+        nbformat.v4.new_output("stream", name="stdout", text="data:video/mp4;base64,AAAA"),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("data:video/mp4;base64,AAAA"), code]
+    _strip_video_data(nb)
+    first, second, third, stream = code.outputs
+    assert list(first["data"]) == ["text/plain"] and "removed from this report" in first["data"]["text/plain"]
+    assert second["data"] == {"text/plain": "a clip"}
+    assert third["data"]["text/html"] == '<video src=""></video><img src="p.jpg">'
+    assert stream["text"] == "data:video/mp4;base64,AAAA"  # plain text is not markup: left alone
+    assert nb.cells[0].source == "data:video/mp4;base64,AAAA"
+
+
 def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str], tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     sentinel = "rf_live_SENTINEL0123456789abcdef"
