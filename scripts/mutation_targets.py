@@ -44,7 +44,7 @@ TARGETS = [  # cheapest first
     Target("store", "claims and transitions: claim_run, transition, insert_run and their filters",
            ("runflow_nb.store.xǁStoreǁclaim_run", "runflow_nb.store.xǁStoreǁtransition",
             "runflow_nb.store.xǁStoreǁinsert_run", "runflow_nb.store.x__update_values", "runflow_nb.store.x__filters"),
-           ("tests/test_store.py", "-k", "claim or transition or insert or filter or where")),
+           ("tests/test_store.py", "-k", "claim or transition or insert or filter or where or run_id_cannot or tags_with")),
     Target("request", "validation: VideoRequest.build, scalar checks, image loading and checks",
            ("runflow_nb.request.xǁVideoRequestǁbuild", "runflow_nb.request.xǁVideoRequestǁ_load_images",
             "runflow_nb.request.x__check_scalars", "runflow_nb.request.x__issue_for",

@@ -465,3 +465,61 @@ def test_transition_race_has_exactly_one_winner_per_run(store_url: str) -> None:
     with Store(store_url) as store:
         owners = {r["run_id"]: r["owner"] for r in store.runs("horses")}
     assert all(owners[rid] and owners[rid].startswith("w:") for rid in run_ids)
+
+
+def test_transition_takes_one_status_as_a_string(store: Store) -> None:
+    row = store.insert_run(_run(seed=2))
+    assert store.transition(row["run_id"], from_statuses="planned", status="submitting")
+    assert store.transition(row["run_id"], from_statuses=("queued", "submitting"), status="queued")
+    assert store.get_run(row["run_id"])["status"] == "queued"  # type: ignore[index]
+    assert not store.transition(row["run_id"], from_statuses="planned", status="submitting")
+    for bad in ([""], ["planned", ""], [None], "", ["planned", 3]):
+        with pytest.raises(ValueError, match="from_statuses"):
+            store.transition(row["run_id"], from_statuses=bad, status="failed")  # type: ignore[arg-type]
+    assert store.get_run(row["run_id"])["status"] == "queued"  # type: ignore[index]
+
+
+def test_an_unknown_run_is_named_when_a_transition_cannot_find_it(store: Store) -> None:
+    with pytest.raises(UnknownRunError, match="no run with run_id 'missing-run'"):
+        store.transition("missing-run", from_statuses="planned", status="submitting")
+
+
+@pytest.mark.parametrize("column", ["experiment", "run_key", "status", "created_at", "attempts"])
+def test_a_claim_cannot_lose_its_identity_or_status(store: Store, column: str) -> None:
+    row = store.insert_run(_run(seed=3))
+    with pytest.raises(ValueError, match=f"'{column}' cannot be None"):
+        store.update_run(row["run_id"], **{column: None})
+    with pytest.raises(ValueError, match=f"'{column}' cannot be None"):
+        store.transition(row["run_id"], from_statuses="planned", **{column: None})
+    assert store.get_run(row["run_id"]) == row  # nothing was written
+
+
+def test_a_run_id_cannot_be_changed(store: Store) -> None:
+    row = store.insert_run(_run(seed=4))
+    with pytest.raises(ValueError, match="run_id cannot be changed"):
+        store.update_run(row["run_id"], run_id="other")
+    with pytest.raises(ValueError, match="run_id cannot be changed"):
+        store.transition(row["run_id"], from_statuses="planned", run_id="other")
+    assert store.get_run("other") is None and store.get_run(row["run_id"]) == row
+
+
+def test_where_filters_refuse_list_and_mapping_columns(store: Store) -> None:
+    store.insert_run(_run(seed=5, tags=["a"], params={"seed": 5}))
+    for where in ({"tags": ["a"]}, {"images": ["x.png"]}, {"params": {"seed": 5}}):
+        with pytest.raises(ValueError, match="cannot filter on"):
+            store.table(where=where)
+
+
+def test_status_filters_take_any_iterable(store: Store) -> None:
+    ok = store.insert_run(_run(seed=6, status="succeeded"))
+    store.insert_run(_run(seed=7, status="failed"))
+    assert [r["run_id"] for r in store.runs("horses", status=(s for s in ["succeeded"]))] == [ok["run_id"]]
+    assert [r["run_id"] for r in store.runs("horses", status={"succeeded"})] == [ok["run_id"]]
+    assert [r["run_id"] for r in store.runs("horses", status="succeeded")] == [ok["run_id"]]
+
+
+@pytest.mark.parametrize("tag", ["50%", "a_b", "back\\slash", 'quote"d', "ünï"])
+def test_tags_with_like_wildcards_and_escapes_match_exactly(store: Store, tag: str) -> None:
+    mine = store.insert_run(_run(seed=8, tags=[tag]))
+    store.insert_run(_run(seed=9, tags=["50x", "aXb", "back/slash", "quoted", "uni"]))
+    assert store.table(tags=[tag])["run_id"].tolist() == [mine["run_id"]]
