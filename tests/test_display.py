@@ -63,7 +63,7 @@ def test_a_simulated_row_says_its_cost_is_an_estimate() -> None:
     assert "SIMULATED" in text and "est. $ 0.70" in text
 
 
-@pytest.mark.parametrize("missing", [None, math.nan, "nan", "<NA>", ""])
+@pytest.mark.parametrize("missing", [None, math.nan, "nan", "NaN", "<NA>", ""])
 def test_missing_values_are_left_out_not_shown_as_nan(missing: Any) -> None:
     markup = display.row_html(_row(rating=missing, cost_usd=missing, poster_path=missing, duration=None))
     text = _text(markup)
@@ -171,3 +171,29 @@ def test_show_renders_each_kind_by_reference(tmp_path: Path, monkeypatch: pytest
     assert _video(result)["src"] == "out.mp4" and "run run-abc" in _text(result)
     assert _video(row)["src"] == "clips/r1.mp4" and "640px" in str(_video(row)["style"])
     assert _video(path)["src"] == "clip.mp4" and "640px" in str(_video(path)["style"]) and not _text(path)
+
+
+def test_a_row_names_its_model_and_the_run_it_edits() -> None:
+    text = _text(display.row_html(_row(model="alibaba/happy-horse/text-to-video",
+                                       parent_run_id="0192f3a4-b5c6-7d8e-9f00-112233445566")))
+    assert "model text-to-video" in text and "edit of 0192f3a4-b5c" in text
+    plain = _text(display.row_html(_row()))
+    assert "model" not in plain and "edit of" not in plain
+
+
+def test_a_row_without_a_message_or_prompt_shows_only_what_it_has() -> None:
+    markup = display.row_html({"run_id": "r", "status": "error", "seed": 1})
+    assert _text(markup) == "error seed 1"
+    assert all(a["title"] == "" for t, a in Markup(markup).elements if "title" in a)
+    video = display.row_html({"run_id": "r", "status": "succeeded", "video_path": "a.mp4"})
+    assert _text(video) == "file" and all(a["title"] == "" for t, a in Markup(video).elements if "title" in a)
+
+
+def test_the_caption_shortens_prompts_longer_than_ninety_characters() -> None:
+    assert _text(display.caption_html({}, prompt="y" * 91)) == "y" * 87 + "…"
+
+
+def test_a_result_with_neither_file_nor_url_shows_an_empty_player(tmp_path: Path) -> None:
+    result = _result(tmp_path, video=False)
+    result.run = Run(id="run-abc", status="succeeded", output=Output(video_url=None))
+    assert _video(display.result_html(result))["src"] == ""

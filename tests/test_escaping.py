@@ -178,3 +178,12 @@ def test_show_displays_escaped_html_for_a_row_a_result_and_a_path(monkeypatch: p
     assert unquote(str(v1["src"])).endswith("v.mp4") and "controls" in v1 and "autoplay" not in v1
     (v2,) = [a for t, a in Markup(shown[2].data).elements if t == "video"]
     assert v2["src"] == "https://cdn.example.org/clip.mp4?sig=a&b=1"
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_an_http_link_with_quotes_stays_one_attribute(payload: str) -> None:
+    url = f"https://cdn.example.org/clip.mp4?note={payload}"
+    parsed = assert_inert(display.caption_html({}, link=url))
+    assert [a["href"] for t, a in parsed.elements if t == "a"] == [url]
+    (video,) = [a for t, a in Markup(display.video_html(url, poster=url)).elements if t == "video"]
+    assert video["src"] == url and video["poster"] == url
