@@ -209,7 +209,6 @@ def test_runs_in_flight_at_the_server_never_exceed_the_concurrency(ref_images: l
     assert peak == concurrency, f"only {peak} in flight with concurrency={concurrency}: the pool was not used"
 
 
-@pytest.mark.xfail(strict=True, reason="new submits reserve the budget before re-attached runs are counted")
 def test_a_resumed_sweep_counts_reattached_runs_against_the_budget(ref_images: list[Path], tmp_path: Path) -> None:
     """Two runs of a crashed sweep are still running on the server; the resumed sweep must count them
     as money in flight, so with a budget of three runs it submits only one more."""
