@@ -350,8 +350,9 @@ class Protocol:
             raise APIError("the upload answer has no id/upload_url", status_code=resp.status_code)
         upload_url = str(created["upload_url"])
         for attempt in range(self.retry.max_retries + 1):
+            # Up to 50 MiB: as long as a video download may take, never unbounded.
             out = yield Send("PUT", upload_url, content=data, headers={"Content-Type": content_type},
-                             auth=self._same_origin(upload_url))
+                             auth=self._same_origin(upload_url), deadline=self.clock() + self.download_timeout_s)
             if isinstance(out, httpx.Response) and out.status_code < 300:
                 break
             if isinstance(out, httpx.Response) and 400 <= out.status_code < 500 and out.status_code != 429:

@@ -235,8 +235,10 @@ class Experiment:
             plan = Plan(plan)
         cancel = threading.Event()
         estimate = plan.estimate()
+        scope = ("for this call" if budget_usd is not None else
+                 "for the whole experiment (earlier runs included)" if self.budget_usd is not None else "")
         reporter = _make_reporter(progress, estimate, budget_usd if budget_usd is not None else self.budget_usd,
-                                  on_stop=cancel.set if background else None)
+                                  on_stop=cancel.set if background else None, scope=scope)
         handle: SweepHandle | None = None
 
         def report(p: SweepProgress) -> None:
@@ -392,7 +394,7 @@ def _check_budget(name: str, value: Any) -> None:
 
 
 def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None, *,
-                   on_stop: Callable[[], None] | None = None) -> Callable[[Any], None] | None:
+                   on_stop: Callable[[], None] | None = None, scope: str = "") -> Callable[[Any], None] | None:
     if progress is None or progress is False:
         return None
     if callable(progress):
@@ -411,8 +413,8 @@ def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None, *,
             return ProgressWidget(estimate=estimate, budget_usd=budget_usd, on_stop=on_stop).update
         except ImportError:
             mode = "text"
-    print(f"runflow_nb: sweep of {estimate}" + (f", budget ${budget_usd:.2f}" if budget_usd is not None else ""),
-          "(Ctrl-C stops submitting)", flush=True)
+    budget = f", budget ${budget_usd:.2f} {scope}".rstrip() if budget_usd is not None else ""
+    print(f"runflow_nb: sweep of {estimate}{budget} (Ctrl-C stops submitting)", flush=True)
     return TextProgress().update
 
 

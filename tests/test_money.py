@@ -433,6 +433,23 @@ def test_a_trickling_download_is_cut_at_its_deadline_and_leaves_no_part(ref_imag
     assert elapsed < total_s / 3 and list(tmp_path.iterdir()) == []
 
 
+def test_a_trickling_upload_answer_is_cut_at_its_deadline(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    big = tmp_path / "noise.png"  # incompressible: well above the inline limit, so it is uploaded
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (1100, 1100, 3), dtype=np.uint8)).save(big)
+    with scripted(latency=0.1) as (emu, url):
+        emu.before.append(lambda r: trickle(b"{}" + b" " * 98, every_s=0.5) if r.method == "PUT" else None)
+        c = client(url, download_timeout=2.0, max_retries=1)
+        t0 = time.monotonic()
+        with pytest.raises(errors.RunflowError):
+            c.submit(prompt=PROMPT, images=[big], duration=3, resolution="720p", seed=1)
+        elapsed = time.monotonic() - t0
+        assert emu.creates == []  # nothing was submitted with a half-uploaded reference
+    assert elapsed < 100 * 0.5 / 3, f"the upload held the call for {elapsed:.1f} s"
+
+
 def test_a_created_then_trickled_submit_answer_is_found_and_paid_once(ref_images: list[Path]) -> None:
     with scripted(latency=0.2) as (emu, url):
         def slow_answer(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:

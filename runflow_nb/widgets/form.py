@@ -272,7 +272,7 @@ class GenerateForm:
                                   layout=w.Layout(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px",
                                                   object_fit="contain"))
             elif item.ok:  # a URL: the browser fetches it, the kernel never does
-                picture = w.HTML(f'<img src="{html.escape(item.source, quote=True)}" alt="" '
+                picture = w.HTML(f'<img src="{html.escape(display.safe_url(item.source), quote=True)}" alt="" '
                                  f'style="width:{THUMB_PX}px;height:{THUMB_PX}px;object-fit:contain">')
             else:
                 picture = w.HTML(f'<div style="width:{THUMB_PX}px;height:{THUMB_PX}px;background:#fee2e2;'
