@@ -39,8 +39,8 @@ from .errors import (
     NoOutputError,
     RunFailedError,
     RunflowError,
-    UnexpectedError,
     ValidationError,
+    library_error,
 )
 from .request import VideoRequest
 from .runs import Run, RunEvent
@@ -388,20 +388,7 @@ def _buffered(resp: httpx.Response, body: bytes) -> httpx.Response:
 
 
 def _mapped(exc: Exception) -> RunflowError:
-    """Any exception that reached the public API, as a library error (the original is chained)."""
-    if isinstance(exc, RunflowError):
-        return exc
-    if isinstance(exc, OSError):
-        err: RunflowError = DownloadError(f"could not write the video: {exc.strerror or exc}")
-    elif isinstance(exc, httpx.InvalidURL):
-        err = ConfigurationError(f"an unusable URL: {str(exc)[:200]}")
-    elif isinstance(exc, httpx.HTTPError):
-        from .errors import NetworkError
-
-        err = NetworkError(f"{type(exc).__name__}: {str(exc)[:200]}")
-    else:
-        err = UnexpectedError(f"{type(exc).__name__}: {str(exc)[:300]}")
-    return err
+    return library_error(exc)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

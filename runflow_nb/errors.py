@@ -56,6 +56,7 @@ __all__ = [
     "SweepInterrupted",
     "UnexpectedError",
     "ValidationError",
+    "library_error",
 ]
 
 
@@ -267,3 +268,20 @@ def _describe_error_item(item: Any) -> str:
         msg = item.get("msg") or item.get("message") or item
         return f"{loc}: {msg}" if loc else str(msg)
     return str(item)
+
+
+def library_error(exc: BaseException) -> RunflowError:
+    """``exc`` as a library error, for the public API's boundary (chain the original with ``from``):
+    OSError → :class:`DownloadError`, an unusable URL → :class:`ConfigurationError`, httpx's
+    errors → :class:`NetworkError`, anything else → :class:`UnexpectedError`."""
+    if isinstance(exc, RunflowError):
+        return exc
+    import httpx  # already imported by whoever could raise its errors
+
+    if isinstance(exc, OSError):
+        return DownloadError(f"could not write the video: {exc.strerror or exc}")
+    if isinstance(exc, httpx.InvalidURL):
+        return ConfigurationError(f"an unusable URL: {str(exc)[:200]}")
+    if isinstance(exc, httpx.HTTPError):
+        return NetworkError(f"{type(exc).__name__}: {str(exc)[:200]}")
+    return UnexpectedError(f"{type(exc).__name__}: {str(exc)[:300]}")

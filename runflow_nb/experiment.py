@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import APIError, ConfigurationError
+from .errors import APIError, ConfigurationError, RunflowError, library_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -248,9 +248,14 @@ class Experiment:
                 reporter(p)
 
         def start(cancel: threading.Event) -> SweepSummary:
-            summary = run_blocking(lambda: self._sweep(plan, concurrency=concurrency, budget_usd=budget_usd,
-                                                       on_progress=report, cancel=cancel, timeout=timeout),
-                                   cancel=cancel)
+            try:
+                summary = run_blocking(lambda: self._sweep(plan, concurrency=concurrency, budget_usd=budget_usd,
+                                                           on_progress=report, cancel=cancel, timeout=timeout),
+                                       cancel=cancel)
+            except RunflowError:
+                raise
+            except Exception as exc:  # only library errors leave the public API
+                raise library_error(exc) from exc
             fatal = summary.fatal
             if isinstance(fatal, APIError):  # one clear message, raised once the runs in flight are recorded
                 left = summary.counts.get("planned", 0)

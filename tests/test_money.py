@@ -286,13 +286,13 @@ def _stop_checks(name: str, emu: Scripted, exp: rf.Experiment, info: Any, t_stop
 @pytest.mark.parametrize("kind", ["signal", "interrupt_main"])
 def test_kernel_interrupt_while_runs_are_polled_stops_submitting(kind: str, ref_images: list[Path],
                                                                  tmp_path: Path) -> None:
-    with scripted(latency=3.0) as (emu, url):
+    with scripted(latency=5.0) as (emu, url):
         exp = experiment(tmp_path, url)
         p = plan(ref_images, range(9))
         fired: list[float] = []
 
         def on_poll(request: httpx.Request) -> None:
-            if is_poll(request) and not fired and emu.runs_created() >= 3:  # 3 slots busy, none free for 3 s
+            if is_poll(request) and not fired and emu.runs_created() >= 3:  # 3 slots busy, none free for 5 s
                 fired.append(time.monotonic())
                 _signal_main(kind)
 
@@ -355,7 +355,7 @@ def test_the_stop_button_of_a_background_sweep_stops_submitting(ref_images: list
     pytest.importorskip("ipywidgets")
     from runflow_nb.widgets.progress import ProgressWidget
 
-    with scripted(latency=2.0) as (emu, url):
+    with scripted(latency=4.0) as (emu, url):
         exp = experiment(tmp_path, url)
         p = plan(ref_images, range(8))
         box: dict[str, Any] = {}
