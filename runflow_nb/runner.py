@@ -561,8 +561,8 @@ class _Sweep:
                            queue_s=run.queue_s)
         if not run.succeeded:  # billed but no video URL: a server fault, re-fetched by the next sweep
             await self._move(job, "download_failed", error_code="NO_OUTPUT",
-                             error_message=f"the server reported {run.status} but gave no video URL (a server "
-                                           f"fault); it is charged ${cost:.2f}; a re-run fetches the run again")
+                             error_message=f"the server reported {run.status} without any output (no video URL): "
+                                           f"a server fault; it is charged ${cost:.2f}; a re-run fetches the run again")
             return None
         return run
 

@@ -63,6 +63,10 @@ def validate_input(raw: Mapping[str, Any], *, spec: ModelSpec = REFERENCE_TO_VID
             issues.append(Issue("prompt", "contains characters that are not valid UTF-8 (lone surrogates)",
                                 "remove or replace them"))
     tags = spec.tags
+    if isinstance(raw.get("prompt"), str) and tags is not None:  # the client refuses the same look-alikes
+        issues += [Issue("prompt", f"{bad!r} is not an image tag: tags are {tags.name(tags.first)} … "
+                                   f"{tags.name(tags.last)} in plain digits, without a leading zero",
+                         f"write e.g. {tags.name(tags.first)}") for bad in sorted(set(tags.lookalikes(raw["prompt"])))]
     if isinstance(raw.get("prompt"), str) and n_images is not None and tags is not None:
         for n in sorted(set(tags.refs(raw["prompt"]))):
             if n < tags.first or n > tags.last:
