@@ -5,7 +5,8 @@
 #      the team-store tests. Installed only when missing and only as root; otherwise we say what is
 #      skipped and those tests skip themselves.
 #   2. The package itself, editable, with the dev extras, into whatever `python3` is (an active
-#      virtualenv is respected). Skipped when everything pyproject.toml asks for is already there.
+#      virtualenv is respected), with scripts/constraints-dev.txt as resolver hints. Skipped when
+#      everything pyproject.toml asks for is already there.
 #   3. A Jupyter kernel named `python3` for this interpreter (papermill and nbval use that name).
 #
 # Environment knobs:
@@ -135,7 +136,7 @@ install_python_package() {
   if [ -n "${VIRTUAL_ENV:-}" ]; then where="virtualenv $VIRTUAL_ENV"; else where="$("$PYTHON" -c 'import sys; print(sys.prefix)')"; fi
   say "python: pip install -e '.[dev]' into $where (a few minutes on a fresh machine)"
   if ! PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
-       "$PYTHON" -m pip install --progress-bar off -q -e ".[dev]"; then
+       "$PYTHON" -m pip install --progress-bar off -q -c scripts/constraints-dev.txt -e ".[dev]"; then
     say "python: pip install failed. If pip refused because the environment is 'externally managed'," >&2
     say "  create and activate a virtualenv first: python3 -m venv .venv && . .venv/bin/activate" >&2
     return 1

@@ -45,7 +45,6 @@ stop_postgres() {
   rm -rf "$pg_dir"
   pg_dir=""
 }
-trap stop_postgres EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -73,6 +72,98 @@ start_postgres() {
     stop_postgres
   fi
   return 0  # a missing server is not a failure: those tests skip and say so
+}
+
+# --- a new user's view: the wheel in a fresh venv, and the lowest declared versions ----------------
+# Both make fresh virtualenvs with uv (a PyPI package, installed with the dev extra): it builds them
+# without ensurepip and resolves in seconds. Downloads are cached in one place for every venv.
+export UV_CACHE_DIR=${UV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/runflow-nb-ci/uv}
+export UV_PYTHON_DOWNLOADS=never  # only the interpreters on this machine: nothing is downloaded
+export UV_NO_PROGRESS=1
+ci_tmp=$(mktemp -d /tmp/runflow-ci.XXXXXX)
+cleanup() { stop_postgres; rm -rf "$ci_tmp"; }
+trap cleanup EXIT
+
+find_pythons() {  # "X.Y.Z path" per usable CPython >= 3.10 on this machine, newest first
+  local cand seen="" line
+  {
+    for cand in python3 python3.10 python3.11 python3.12 python3.13 python3.14; do command -v "$cand" || true; done
+    if command -v pyenv >/dev/null 2>&1; then ls -d "$(pyenv root)"/versions/3.*/bin/python3 2>/dev/null || true; fi
+    ls -d /usr/bin/python3.* /usr/local/bin/python3.* 2>/dev/null | grep -E 'python3\.[0-9]+$' || true
+  } | while read -r cand; do
+    [ -x "$cand" ] || continue
+    "$cand" -c 'import sys; assert sys.version_info >= (3, 10); print("%d.%d.%d" % sys.version_info[:3], sys.executable)' \
+      2>/dev/null || true
+  done | sort -t. -k1,1nr -k2,2nr -k3,3nr | while read -r line; do
+    case " $seen " in *" ${line%% *} "*) continue ;; esac
+    seen="$seen ${line%% *}"
+    echo "$line"
+  done
+}
+
+check_wheel() {
+  local ver py venv dist work out report
+  read -r ver py < <(find_pythons | head -n 1)
+  if [ -z "${py:-}" ]; then echo "no Python 3.10+ found"; return 1; fi
+  case "$ver" in
+    3.13.*|3.14.*|3.15.*) echo "newest Python on this machine: $ver ($py)" ;;
+    *) echo "newest Python on this machine: $ver ($py); 3.13 is not installed here, so the check uses $ver" ;;
+  esac
+  dist="$ci_tmp/dist" venv="$ci_tmp/wheel-venv"
+  uv build -q --wheel --out-dir "$dist" . || return 1
+  rm -rf build
+  echo "built $(basename "$dist"/runflow_nb-*.whl)"
+  uv venv -q --python "$py" "$venv" || return 1
+  uv pip install -q --python "$venv/bin/python" "$dist"/runflow_nb-*.whl || return 1
+  echo "installed into a fresh venv: $("$venv/bin/python" -c 'import av, runflow_nb, sys; print("runflow_nb", runflow_nb.__version__, "PyAV", av.__version__, "Python", sys.version.split()[0])')"
+  work=$(mktemp -d /tmp/runflow-empty.XXXXXX)  # an empty folder outside the checkout
+  # As a new user: no checkout on the path, no settings, the venv not even activated.
+  out=$(cd "$work" && env -u PYTHONPATH -u RUNFLOW_STORE -u RUNFLOW_ARTIFACTS -u RUNFLOW_SIMULATOR_LATENCY \
+        "$venv/bin/runflow-nb" demo 2>&1) || { echo "$out" | tail -n 20; rm -rf "$work"; return 1; }
+  report=$(echo "$out" | sed -n 's/^report: //p' | tail -n 1)
+  echo "runflow-nb demo -> ${report:-no report path printed}"
+  if [ -z "$report" ] || [ ! -f "$report" ]; then echo "$out" | tail -n 20; rm -rf "$work"; return 1; fi
+  "$venv/bin/python" scripts/check_videos.py "$report" || { rm -rf "$work"; return 1; }
+  (cd "$work" && env -u PYTHONPATH "$venv/bin/python" - <<'PY'
+import runflow_nb as rf
+from runflow_nb.samples import sample_images
+
+result = rf.Client().generate(prompt="character1 trots past character2", images=sample_images(2), duration=3,
+                              resolution="720p", seed=5)
+assert result.simulated and result.video_path is not None and result.video_path.is_file(), result
+print(f"simulated generation -> {result.video_path}")
+open("generated.txt", "w").write(str(result.video_path.resolve()))
+PY
+  ) || { rm -rf "$work"; return 1; }
+  "$venv/bin/python" scripts/check_videos.py "$(cat "$work/generated.txt")" || { rm -rf "$work"; return 1; }
+  # RUNFLOW_STORE is honoured by sweep and table alike, and table finds the sweep.
+  (cd "$work" && export RUNFLOW_STORE="$work/team/runs.sqlite" && env -u PYTHONPATH "$venv/bin/runflow-nb" sweep \
+     --experiment ci --prompt "character1 jumps" --image "$(cd "$work" && "$venv/bin/python" -c \
+     'from runflow_nb.samples import sample_images; print(sample_images(1)[0])')" --seeds 1-2 --duration 3 \
+     --resolution 720p >/dev/null && env -u PYTHONPATH "$venv/bin/runflow-nb" table ci) >"$work/table.txt" 2>&1
+  if [ "$(grep -c '| succeeded |' "$work/table.txt")" != 2 ]; then
+    echo "RUNFLOW_STORE sweep + table: expected 2 succeeded rows"; cat "$work/table.txt"; rm -rf "$work"; return 1
+  fi
+  echo "RUNFLOW_STORE=... runflow-nb sweep, then runflow-nb table: 2 succeeded rows"
+  rm -rf "$work"
+}
+
+lowest_versions() {
+  local ver py venv
+  read -r ver py < <(find_pythons | tail -n 1)  # the oldest supported Python: where the floors matter
+  if [ -z "${py:-}" ]; then echo "no Python 3.10+ found"; return 1; fi
+  venv="$ci_tmp/lowest-venv"
+  echo "lowest declared versions on Python $ver ($py)"
+  "$PYTHON" scripts/requirements.py --tests >"$ci_tmp/lowest.txt" || return 1
+  uv venv -q --python "$py" "$venv" || return 1
+  uv pip install -q --python "$venv/bin/python" --resolution lowest-direct -r "$ci_tmp/lowest.txt" || return 1
+  uv pip install -q --python "$venv/bin/python" --no-deps . || return 1
+  rm -rf build
+  echo "resolved: $(uv pip list --python "$venv/bin/python" 2>/dev/null | awk 'NR > 2 {print $1 "==" $2}' \
+    | grep -iE '^(av|httpx|pydantic|pillow|numpy|sqlalchemy|pandas|pyarrow|ipywidgets|ipython|papermill|nbconvert|nbformat|ipykernel|matplotlib|pyyaml|psycopg|fsspec|s3fs|moto)==' \
+    | tr '\n' ' ')"
+  # The core suite: everything but the browser tests (JupyterLab in chromium) and the slow team soak.
+  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not browser and not slow" tests
 }
 
 # --- the steps ------------------------------------------------------------------------------------
@@ -119,6 +210,8 @@ step "ruff" run_ruff
 step "mypy" run_mypy
 step "pytest tests/" run_pytest
 step "nbval runflow_nb/notebooks/" run_notebooks
+step "wheel: fresh venv, newest Python, demo from an empty folder" check_wheel
+step "lowest declared versions: core suite" lowest_versions
 
 section "summary"
 for r in "${results[@]}"; do
