@@ -75,8 +75,9 @@ start_postgres() {
 }
 
 # --- a new user's view: the wheel in a fresh venv, and the lowest declared versions ----------------
-# Both make fresh virtualenvs with uv (a PyPI package, installed with the dev extra): it builds them
-# without ensurepip and resolves in seconds. Downloads are cached in one place for every venv.
+# Both make fresh virtualenvs with uv (a PyPI package, installed with the dev extra and run as
+# `python -m uv`): it builds them without ensurepip and resolves in seconds. Downloads are cached
+# in one place for every venv.
 export UV_CACHE_DIR=${UV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/runflow-nb-ci/uv}
 export UV_PYTHON_DOWNLOADS=never  # only the interpreters on this machine: nothing is downloaded
 export UV_NO_PROGRESS=1
@@ -110,11 +111,11 @@ check_wheel() {
     *) echo "newest Python on this machine: $ver ($py); 3.13 is not installed here, so the check uses $ver" ;;
   esac
   dist="$ci_tmp/dist" venv="$ci_tmp/wheel-venv"
-  uv build -q --wheel --out-dir "$dist" . || return 1
+  "$PYTHON" -m uv build -q --wheel --out-dir "$dist" . || return 1
   rm -rf build
   echo "built $(basename "$dist"/runflow_nb-*.whl)"
-  uv venv -q --python "$py" "$venv" || return 1
-  uv pip install -q --python "$venv/bin/python" "$dist"/runflow_nb-*.whl || return 1
+  "$PYTHON" -m uv venv -q --python "$py" "$venv" || return 1
+  "$PYTHON" -m uv pip install -q --python "$venv/bin/python" "$dist"/runflow_nb-*.whl || return 1
   echo "installed into a fresh venv: $("$venv/bin/python" -c 'import av, runflow_nb, sys; print("runflow_nb", runflow_nb.__version__, "PyAV", av.__version__, "Python", sys.version.split()[0])')"
   work=$(mktemp -d /tmp/runflow-empty.XXXXXX)  # an empty folder outside the checkout
   # As a new user: no checkout on the path, no settings, the venv not even activated.
@@ -155,11 +156,11 @@ lowest_versions() {
   venv="$ci_tmp/lowest-venv"
   echo "lowest declared versions on Python $ver ($py)"
   "$PYTHON" scripts/requirements.py --tests >"$ci_tmp/lowest.txt" || return 1
-  uv venv -q --python "$py" "$venv" || return 1
-  uv pip install -q --python "$venv/bin/python" --resolution lowest-direct -r "$ci_tmp/lowest.txt" || return 1
-  uv pip install -q --python "$venv/bin/python" --no-deps . || return 1
+  "$PYTHON" -m uv venv -q --python "$py" "$venv" || return 1
+  "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --resolution lowest-direct -r "$ci_tmp/lowest.txt" || return 1
+  "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --no-deps . || return 1
   rm -rf build
-  echo "resolved: $(uv pip list --python "$venv/bin/python" 2>/dev/null | awk 'NR > 2 {print $1 "==" $2}' \
+  echo "resolved: $("$PYTHON" -m uv pip list --python "$venv/bin/python" 2>/dev/null | awk 'NR > 2 {print $1 "==" $2}' \
     | grep -iE '^(av|httpx|pydantic|pillow|numpy|sqlalchemy|pandas|pyarrow|ipywidgets|ipython|papermill|nbconvert|nbformat|ipykernel|matplotlib|pyyaml|psycopg|fsspec|s3fs|moto)==' \
     | tr '\n' ' ')"
   # The core suite: everything but the browser tests (JupyterLab in chromium) and the slow team soak.
