@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "simulator and print the path of the HTML report.")
     d.add_argument("--out", default="runflow_reports/demo", help="report folder (default runflow_reports/demo)")
     d.add_argument("--seeds", type=_parse_seeds, default=[1, 2, 3, 4], help="seeds (default 1-4)")
+    d.add_argument("--notebook", default=None, metavar="PATH",
+                   help="your own copy of seed_sweep.ipynb to run (default: the bundled one, never a copy in the "
+                        "working directory)")
 
     e = sub.add_parser("emulator", help="serve the Runflow HTTP API on loopback, backed by the simulator",
                        description="Serve Runflow's documented HTTP contract on loopback for tests and demos.",
@@ -255,7 +258,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from .report import run_demo
 
-    out = run_demo(out_dir=a.out, seeds=a.seeds)
+    out = run_demo(out_dir=a.out, seeds=a.seeds, notebook=a.notebook)
     print(f"report: {out.html}")
     return 0
 

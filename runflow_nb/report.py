@@ -385,11 +385,12 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
 
 
 def run_demo(*, out_dir: str | os.PathLike[str] = "runflow_reports/demo", seeds: Iterable[int] = (1, 2, 3, 4),
-             kernel_name: str | None = None, quiet: bool = False) -> ReportOutput:
+             notebook: str | os.PathLike[str] | None = None, kernel_name: str | None = None,
+             quiet: bool = False) -> ReportOutput:
     """The README's main job: an offline seed sweep over the sample images, ending in an HTML report.
 
-    Runs the packaged ``seed_sweep`` notebook (never an edited copy in the working directory; to run
-    your own, use :func:`run_report` with its path).
+    Runs the packaged ``seed_sweep`` notebook, never an edited copy that happens to lie in the
+    working directory; ``notebook`` names your own copy explicitly (a path).
 
     Always on the simulator (even with ``RUNFLOW_API_KEY`` set: the kernel runs without it), 3 s
     clips at 720p. The store and videos live in ``out_dir/runflow_data``, so the folder is whole on
@@ -408,8 +409,10 @@ def run_demo(*, out_dir: str | os.PathLike[str] = "runflow_reports/demo", seeds:
         "artifacts_dir": str(folder / "runflow_data" / "artifacts"),
     }
     offline = {"RUNFLOW_BACKEND": "simulator", "RUNFLOW_API_KEY": None, "RUNFLOW_BASE_URL": None}
-    return run_report(bundled_notebook("seed_sweep"), parameters=params, out_dir=folder, kernel_name=kernel_name,
-                      env=offline, quiet=quiet)
+    source = bundled_notebook("seed_sweep") if notebook is None else Path(notebook).expanduser()
+    if notebook is not None and not source.is_file():
+        raise ConfigurationError(f"no notebook at {os.fspath(notebook)!r}")
+    return run_report(source, parameters=params, out_dir=folder, kernel_name=kernel_name, env=offline, quiet=quiet)
 
 
 def _finish_files(out_nb: Path, out_html: Path, folder: Path, warnings: list[str]) -> tuple[Any, int]:

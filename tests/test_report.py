@@ -374,6 +374,12 @@ def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str]
     again = run_demo(out_dir=tmp_path / "demo", seeds=[1, 2], quiet=True)
     assert again.summary is not None and (again.summary["reused"], again.summary["submitted"]) == (2, 0)
 
+    # Named explicitly, the user's own copy is what runs (this one lacks the bundled parameters cell).
+    with pytest.raises(ConfigurationError, match=r"seed_sweep\.ipynb has no cell tagged 'parameters'"):
+        run_demo(out_dir=tmp_path / "mine", seeds=[1], notebook=tmp_path / "seed_sweep.ipynb", quiet=True)
+    with pytest.raises(ConfigurationError, match="no notebook at"):
+        run_demo(out_dir=tmp_path / "none", notebook=tmp_path / "nope.ipynb", quiet=True)
+
 
 # -- fast checks: no kernel ------------------------------------------------------------------------
 
