@@ -306,8 +306,10 @@ def test_redaction_replaces_the_exact_key_and_prefixed_keys_only() -> None:
         assert _redact(text) == f"a [redacted] b [redacted] c rf_test_zz d {PLAIN_KEY[:-1]} e"
         mp.setenv("RUNFLOW_API_KEY", "short")  # too short to tell from ordinary text: left alone
         assert _redact("a short b") == "a short b"
+        mp.setenv("RUNFLOW_API_KEY", "8charKEY")  # the shortest key that is replaced
+        assert _redact("a 8charKEY b") == "a [redacted] b"
         mp.delenv("RUNFLOW_API_KEY")
-        assert _redact(f"x {PLAIN_KEY} rf_test_abcd") == f"x {PLAIN_KEY} [redacted]"
+        assert _redact(f"x {PLAIN_KEY} rf_test_abcd XXXX") == f"x {PLAIN_KEY} [redacted] XXXX"
 
 
 def test_scrubbing_a_written_report_removes_the_key_and_inline_video_only(tmp_path: Path,
@@ -335,6 +337,7 @@ def test_inline_video_outputs_are_replaced_by_a_note_and_html_keeps_other_media(
     nb = nbformat.v4.new_notebook()
     code = nbformat.v4.new_code_cell("x")
     code.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="first"),
         nbformat.v4.new_output("display_data", data={"video/mp4": "AAAA"}),
         nbformat.v4.new_output("display_data", data={"video/webm": "AAAA", "text/plain": "a clip"}),
         nbformat.v4.new_output("display_data", data={"text/html": ['<video src="data:video/mp4;base64,AAAA">',
@@ -343,12 +346,42 @@ def test_inline_video_outputs_are_replaced_by_a_note_and_html_keeps_other_media(
     ]
     nb.cells = [nbformat.v4.new_markdown_cell("data:video/mp4;base64,AAAA"), code]
     _strip_video_data(nb)
-    first, second, third, stream = code.outputs
-    assert list(first["data"]) == ["text/plain"] and "removed from this report" in first["data"]["text/plain"]
+    _first_stream, first, second, third, stream = code.outputs
+    assert first["data"] == {"text/plain": "(a video embedded as data was removed from this report; "
+                                           "show videos by reference)"}
     assert second["data"] == {"text/plain": "a clip"}
     assert third["data"]["text/html"] == '<video src=""></video><img src="p.jpg">'
     assert stream["text"] == "data:video/mp4;base64,AAAA"  # plain text is not markup: left alone
     assert nb.cells[0].source == "data:video/mp4;base64,AAAA"
+
+
+def test_html_given_as_one_string_loses_its_inline_video_too() -> None:
+    from runflow_nb.report import _strip_video_data
+
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("x")
+    code.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/html": '<video src="data:video/webm;base64,AAAA"></video>'})]
+    nb.cells = [code]
+    _strip_video_data(nb)
+    assert code.outputs[0]["data"]["text/html"] == '<video src=""></video>'
+
+
+def test_the_credential_check_covers_exact_length_keys_paths_and_urls_with_passwords(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from runflow_nb.report import _check_no_secrets
+
+    monkeypatch.setenv("RUNFLOW_API_KEY", "8charKEY")  # the shortest key that is looked for
+    with pytest.raises(ConfigurationError, match="looks like a credential"):
+        _check_no_secrets({"prompt": "x 8charKEY y"})
+    with pytest.raises(ConfigurationError, match="looks like a credential"):
+        _check_no_secrets({"images": [tmp_path / "8charKEY.png"]})  # not JSON: read as text
+    with pytest.raises(ConfigurationError, match="password"):
+        _check_no_secrets({"store": "postgresql://me:hunter2@db/x"})
+    _check_no_secrets({"store": "postgresql://me@db/x", "images": [tmp_path / "a.png"], "seeds": [1, 2],
+                       "prompt": "no key here"})
+    monkeypatch.delenv("RUNFLOW_API_KEY")
+    _check_no_secrets({"prompt": "XXXX and 8charKEY"})  # no key set: only key-shaped text is refused
 
 
 def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str], tmp_path: Path,
