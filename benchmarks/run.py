@@ -28,6 +28,7 @@ import bench_download_memory
 import bench_import
 import bench_notebook
 import bench_overhead
+import bench_render
 import bench_sweep
 import bench_table
 
@@ -90,6 +91,13 @@ def notebook_rows(r: dict[str, Any]) -> list[Row]:
              "", "")]
 
 
+def render_rows(r: dict[str, Any]) -> list[Row]:
+    name = f"simulator render, {r['duration_s']} s {r['resolution']}, {r['references']} reference(s)"
+    return [(f"{name}, new seed", f"{r['new_seed_s']:.2f} s/clip", f"x264 still frames {r['still_encode_s']:.2f} s",
+             f"{r['ratio_vs_still']:.2f}x", "", ""),
+            ("  same seed again (cached picture)", f"{r['same_seed_s']:.2f} s/clip", "", "", "", "")]
+
+
 def _run(name: str, fn: Callable[[], Any], to_rows: Callable[[Any], list[Row]],
          results: dict[str, Any]) -> list[Row]:
     t0 = time.perf_counter()
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += _run("sweep_3s", lambda: bench_sweep.run(runs=24, concurrency=8, latency=3.0, sequential=False),
                      lambda r: sweep_rows(r, judge=False, note="(for context)"), results)
     rows += _run("overhead", lambda: bench_overhead.run(runs=8 if q else 20), overhead_rows, results)
+    rows += _run("render", lambda: bench_render.run(clips=2 if q else 4), render_rows, results)
     rows += _run("table", lambda: bench_table.run((10_000, 30_000) if q else (10_000, 100_000), repeat=1 if q else 3),
                  table_rows, results)
     rows += _run("memory", lambda: bench_download_memory.run(mb=100), memory_rows, results)

@@ -1,11 +1,13 @@
 """The offline simulator's clip renderer: a real H.264 + AAC MP4 built from the reference images.
 
 The picture is a slow pan over each reference image (cover-cropped to the output shape) with
-crossfades between them and a visible label, so nobody mistakes it for model output. The picture
-does not depend on the seed; the seed picks the notes of the sound track and is written to the
-container's ``comment``. That split makes seed sweeps cheap: the encoded video-only stream is
-cached per (image pixels, duration, aspect ratio, resolution, fps, label) and every seed only
-encodes its audio and remuxes the cached video packets next to it.
+crossfades between them and a visible label, so nobody mistakes it for model output. The seed
+films it: its :class:`~runflow_nb.look.SeedLook` picks the framing, the camera path of each shot
+and a colour grade, and a ``seed N`` stamp sits in the bottom-right corner, so a seed sweep shows
+different pictures (and poster frames) side by side. The seed also picks the notes of the sound
+track and is written to the container's ``comment``. The encoded video-only stream is cached per
+(image pixels, look, duration, size, fps, label), so re-rendering a seed (another prompt over the
+same references, a repeated run) only encodes its audio and remuxes the cached video packets.
 
 Output is deterministic for the same inputs and seed (x264's thread count is pinned), for the same
 PyAV/FFmpeg build; the cache key includes the PyAV version.
@@ -26,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from runflow_nb.look import SeedLook, badge_planes, even, look_for, paste, plane_arrays, rgb_to_yuv_planes
 from runflow_nb.specs import REFERENCE_TO_VIDEO
 
 if TYPE_CHECKING:
@@ -34,17 +37,15 @@ if TYPE_CHECKING:
     from av.container import OutputContainer
     from av.packet import Packet
     from av.stream import Stream
-    from av.video.frame import VideoFrame
     from PIL import Image
 
 __all__ = ["default_cache_dir", "render_clip"]
 
-_RENDER_VERSION = 1  # bump when the picture or the encoder settings change
+_RENDER_VERSION = 2  # bump when the picture or the encoder settings change
 SAMPLE_RATE = 48_000
 _X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
 _X264_THREADS = 1  # pinned: x264 output depends on its thread count; one leaves cores to parallel renders
 _AUDIO_BIT_RATE = 128_000
-_PAN_MARGIN = 1.15  # canvas size relative to the frame: room for the pan
 _PAN_FULL_S = 5.0  # an image shown this long (or longer) pans across the whole margin
 _CROSSFADE_S = 0.75
 _MAX_CACHE_BYTES = 2 << 30
@@ -82,7 +83,8 @@ def render_clip(
     dest.parent.mkdir(parents=True, exist_ok=True)
     cache = pathlib.Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(images, duration=duration, size=(width, height), fps=fps, label=label)
+    look = look_for(seed)
+    key = _cache_key(images, look=look, duration=duration, size=(width, height), fps=fps, label=label)
     video_path = cache / f"{key}.mp4"
 
     samples = _tone_track(seed, duration)
@@ -94,8 +96,8 @@ def render_clip(
             else:
                 _atomic_write(
                     video_path,
-                    lambda tmp: _encode_video(tmp, images, duration=duration, size=(width, height),
-                                              fps=fps, label=label),
+                    lambda tmp: _encode_video(tmp, images, look=look, duration=duration,
+                                              size=(width, height), fps=fps, label=label),
                 )
                 _prune(cache, keep=video_path)
         try:
@@ -117,8 +119,8 @@ class _CacheReadError(RuntimeError):
 # --- cache -------------------------------------------------------------------------------------
 
 
-def _cache_key(images: Sequence[Image.Image], *, duration: int, size: tuple[int, int], fps: int,
-               label: str) -> str:
+def _cache_key(images: Sequence[Image.Image], *, look: SeedLook, duration: int, size: tuple[int, int],
+               fps: int, label: str) -> str:
     import av
 
     digests = []
@@ -130,7 +132,7 @@ def _cache_key(images: Sequence[Image.Image], *, duration: int, size: tuple[int,
         digests.append(h.hexdigest())
     parts = {
         "v": _RENDER_VERSION, "av": av.__version__, "x264": _X264_OPTIONS, "threads": _X264_THREADS,
-        "images": digests, "duration": duration, "size": size, "fps": fps, "label": label,
+        "images": digests, "look": repr(look), "duration": duration, "size": size, "fps": fps, "label": label,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -188,8 +190,8 @@ def _prune(cache: pathlib.Path, *, keep: pathlib.Path) -> None:
 # --- picture -----------------------------------------------------------------------------------
 
 
-def _encode_video(path: str, images: Sequence[Image.Image], *, duration: int, size: tuple[int, int],
-                  fps: int, label: str) -> None:
+def _encode_video(path: str, images: Sequence[Image.Image], *, look: SeedLook, duration: int,
+                  size: tuple[int, int], fps: int, label: str) -> None:
     """Encode the video-only stream to ``path``, one frame at a time."""
     import av
     from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
@@ -204,35 +206,37 @@ def _encode_video(path: str, images: Sequence[Image.Image], *, duration: int, si
         ctx.colorspace, ctx.color_range = Colorspace.ITU709, ColorRange.MPEG
         ctx.color_primaries, ctx.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
         stream.options = dict(_X264_OPTIONS)
-        for i, frame in enumerate(_frames(images, duration=duration, size=size, fps=fps, label=label)):
+        for i, frame in enumerate(_frames(images, look=look, duration=duration, size=size, fps=fps, label=label)):
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
 
 
-def _frames(images: Sequence[Image.Image], *, duration: int, size: tuple[int, int], fps: int,
+def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, size: tuple[int, int], fps: int,
             label: str) -> Iterator[Any]:
-    """Yield yuv420p ``av.VideoFrame``s: pans over each image, crossfades between them, the label."""
+    """Yield yuv420p ``av.VideoFrame``s: the look's pans over each (graded) image, crossfades between
+    them, the label top left and the seed stamp bottom right."""
     import av
     import numpy as np
 
     width, height = size
-    cw, ch = _even(width * _PAN_MARGIN), _even(height * _PAN_MARGIN)
+    cw, ch = even(width * look.margin), even(height * look.margin)
     n_img = len(images)
     seg = duration / n_img
     fade = min(_CROSSFADE_S, 0.4 * seg) if n_img > 1 else 0.0
     canvases: dict[int, list[np.ndarray]] = {}
-    badge = _label_planes(label, height) if label else None
+    badge = badge_planes(label, height) if label else None
+    stamp = badge_planes(look.stamp_text(), height, scale=2.0)  # readable in a thumbnail
 
     def window(i: int, t: float) -> list[np.ndarray]:
         if i not in canvases:
-            canvases[i] = _yuv_planes(_cover(images[i], (cw, ch)))
+            canvases[i] = look.grade_planes(rgb_to_yuv_planes(_cover(images[i], (cw, ch))))
             for old in [j for j in canvases if j < i - 1]:
                 del canvases[old]
         start, end = max(0.0, i * seg - fade / 2), min(float(duration), (i + 1) * seg + fade / 2)
         p = min(1.0, max(0.0, (t - start) / (end - start)))
         reach = min(1.0, (end - start) / _PAN_FULL_S)  # short shots pan less, so speed stays gentle
-        (x0, y0), (x1, y1) = _PAN_PATHS[i % len(_PAN_PATHS)]
+        (x0, y0), (x1, y1) = look.pan(i)
         fx = 0.5 + (x0 + (x1 - x0) * p - 0.5) * reach
         fy = 0.5 + (y0 + (y1 - y0) * p - 0.5) * reach
         x, y = round(fx * (cw - width)), round(fy * (ch - height))
@@ -244,7 +248,7 @@ def _frames(images: Sequence[Image.Image], *, duration: int, size: tuple[int, in
         t = n / fps
         i = min(int(t / seg), n_img - 1)
         frame = av.VideoFrame(width, height, "yuv420p")
-        planes = _plane_arrays(frame)
+        planes = plane_arrays(frame)
         # Inside a crossfade around the boundary b between image j-1 and j?
         j = round(t / seg)
         w = (t - (j * seg - fade / 2)) / fade if fade and 0 < j < n_img else -1.0
@@ -257,22 +261,10 @@ def _frames(images: Sequence[Image.Image], *, duration: int, size: tuple[int, in
         else:
             for dst, src in zip(planes, window(i, t), strict=True):
                 dst[...] = src
+        paste(planes, stamp, corner="bottom-right")
         if badge is not None:
-            m = _even(height / 40)
-            for k, (dst, src) in enumerate(zip(planes, badge, strict=True)):
-                o = m if k == 0 else m // 2
-                src = src[: dst.shape[0] - o, : dst.shape[1] - o]  # a long label is cut at the edge
-                dst[o:o + src.shape[0], o:o + src.shape[1]] = src
+            paste(planes, badge, corner="top-left")
         yield frame
-
-
-# Pan start/end as fractions of the free margin (0 = left/top, 1 = right/bottom).
-_PAN_PATHS = (((0.0, 0.5), (1.0, 0.5)), ((1.0, 0.0), (0.0, 1.0)), ((0.5, 1.0), (0.5, 0.0)),
-              ((0.0, 1.0), (1.0, 0.0)))
-
-
-def _even(x: float) -> int:
-    return max(2, round(x / 2) * 2)
 
 
 def _cover(img: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -290,38 +282,6 @@ def _cover(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     bw, bh = size[0] / scale, size[1] / scale
     box = (max(0.0, (w - bw) / 2), max(0.0, (h - bh) / 2), min(w, (w + bw) / 2), min(h, (h + bh) / 2))
     return img.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
-
-
-def _yuv_planes(img: Image.Image) -> list[np.ndarray]:
-    """BT.709 limited-range yuv420p planes of an RGB image with even dimensions."""
-    import av
-    from av.video.reformatter import Colorspace
-
-    yuv = av.VideoFrame.from_image(img).reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
-    return [plane.copy() for plane in _plane_arrays(yuv)]
-
-
-def _plane_arrays(frame: VideoFrame) -> list[np.ndarray]:
-    """Writable numpy views of a frame's planes (without the line padding)."""
-    import numpy as np
-
-    return [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width]
-            for p in frame.planes]
-
-
-def _label_planes(label: str, height: int) -> list[np.ndarray]:
-    """The label as a small white-on-dark badge, in yuv420p planes."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    try:
-        font: Any = ImageFont.load_default(size=max(12, height // 36))
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the tiny bitmap font
-        font = ImageFont.load_default()
-    left, top, right, bottom = font.getbbox(label)
-    pad = max(4, height // 120)
-    badge = Image.new("RGB", (_even(right - left + 2 * pad), _even(bottom - top + 2 * pad)), (16, 16, 16))
-    ImageDraw.Draw(badge).text((pad - left, pad - top), label, font=font, fill=(240, 240, 240))
-    return _yuv_planes(badge)
 
 
 # --- sound -------------------------------------------------------------------------------------
