@@ -78,7 +78,9 @@ class Artifacts:
             if text.startswith("file://"):
                 text = text[len("file://"):]
             self.protocol = "file"
-            self.root = Path(text)
+            # Absolute from the start: a path relative to whichever folder a kernel ran in would
+            # not be found by a notebook, the CLI or a report kernel running elsewhere.
+            self.root = Path(os.path.normpath(Path(text).expanduser().absolute()))
 
     @property
     def is_local(self) -> bool:

@@ -252,6 +252,10 @@ def _cmd_report(a: argparse.Namespace) -> int:
     params = parse_parameters(a.parameter, a.parameters_file)
     out = run_report(a.notebook, parameters=params, out_dir=a.out, kernel_name=a.kernel)
     print(out.html)
+    if not out.complete:
+        print(f"runflow-nb report: {len(out.missing_media)} video/poster file(s) the report shows cannot be found, "
+              f"e.g. {out.missing_media[0]}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -260,7 +264,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
     out = run_demo(out_dir=a.out, seeds=a.seeds, notebook=a.notebook)
     print(f"report: {out.html}")
-    return 0
+    return 0 if out.complete else 1
 
 
 def _cmd_config(a: argparse.Namespace) -> int:

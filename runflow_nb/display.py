@@ -1,13 +1,23 @@
-"""Inline video by reference: ``<video>`` tags that point at files or URLs, never base64.
+"""Inline video by reference, every clip with its still: ``<video>`` tags that point at files or URLs.
 
-Relative paths are kept relative to the kernel's working folder (the notebook's folder in
-Jupyter), so JupyterLab serves them and an exported HTML report opened beside its artifacts plays
-them. Every piece of user text is HTML-escaped: prompts are untrusted.
+Videos are never base64: ``src`` is a path relative to the kernel's working folder (the
+notebook's folder in Jupyter), so JupyterLab serves it and an exported HTML report opened beside
+its artifacts plays it. The poster frame is different: JupyterLab rewrites a relative ``src`` to
+its ``/files/`` route but not ``poster``, so a relative poster would fetch the Lab page instead
+of the still. Posters are therefore small JPEG ``data:`` URIs (a few kilobytes, made once per
+file), which every front end (JupyterLab, VS Code, Colab, static HTML) shows without a request.
+
+Hovering a clip plays a silent preview, clicking plays it with sound, and only one clip plays
+sound at a time. Every piece of user text is HTML-escaped (prompts are untrusted) and money is
+written so MathJax leaves it alone.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import html
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -15,12 +25,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from . import _html
 from .artifacts import is_remote_uri, url_for
 
-__all__ = ["caption_html", "media_src", "result_html", "safe_url", "show", "video_html"]
+__all__ = ["caption_html", "media_src", "poster_uri", "result_html", "row_html", "safe_url", "show", "video_html"]
 
 SIM_BADGE = ('<span style="background:#b45309;color:#fff;border-radius:3px;padding:0 4px;font-size:11px" '
              'title="offline simulator: a synthetic clip, not model output">SIMULATED</span>')
+POSTER_WIDTH = 400
+"""Width in pixels of the inline poster stills (JPEG data URIs)."""
+
+# Only one clip plays sound at a time: a clip that starts (or is unmuted) pauses the others.
+ONE_SOUND_JS = ("var me=this;if(!me.muted&&!me.paused){document.querySelectorAll('video').forEach("
+                "function(v){if(v!==me&&!v.paused&&!v.muted){v.pause();}});}")
+# Hover: a silent preview from the start; leaving stops it. A click during the preview keeps
+# playing with sound instead of pausing.
+_HOVER_ATTRS = {
+    "onmouseenter": "if(this.paused){this.dataset.rfPreview='1';this.muted=true;this.play().catch(function(){});}",
+    "onmouseleave": "if(this.dataset.rfPreview){delete this.dataset.rfPreview;this.pause();this.currentTime=0;"
+                    "this.muted=false;}",
+    "onclick": "if(this.dataset.rfPreview){delete this.dataset.rfPreview;this.muted=false;event.preventDefault();}",
+}
 
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
@@ -65,81 +90,215 @@ def media_src(path_or_url: str | os.PathLike[str], *, base: str | os.PathLike[st
     return quote(Path(rel).as_posix())
 
 
+def poster_uri(path_or_url: str | os.PathLike[str] | None, *, width: int = POSTER_WIDTH) -> str | None:
+    """The still for a ``poster`` attribute: a local JPEG/PNG as a small ``data:image/jpeg`` URI
+    (at most ``width`` px wide), an http(s) or shared-storage poster as its URL; None when there is
+    no poster or its file is missing (the video then shows its first frame once loaded)."""
+    if path_or_url is None or not _present(path_or_url):
+        return None
+    text = os.fspath(path_or_url)
+    if text.startswith(("http://", "https://", "data:")):
+        return text
+    if is_remote_uri(text):
+        return url_for(text)
+    try:
+        st = os.stat(text)
+    except OSError:
+        return None
+    return _poster_data_uri(str(Path(text).resolve()), st.st_mtime_ns, st.st_size, width)
+
+
+@functools.lru_cache(maxsize=4096)
+def _poster_data_uri(path: str, mtime_ns: int, size: int, width: int) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as src:
+            img = src.convert("RGB")
+        if img.width > width:
+            img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=70, optimize=True)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def video_html(src: str, *, poster: str | None = None, caption: str = "", width: int | str = "100%",
-               element_id: str | None = None) -> str:
-    """A ``<figure>`` with a playable video: controls on, autoplay off, sound on, loads metadata only."""
+               element_id: str | None = None, aspect: float | None = None, max_height: int | None = None,
+               hover: bool = True) -> str:
+    """A ``<figure>`` with a playable video: controls on, autoplay off, sound on, loads metadata only.
+
+    ``aspect`` (width / height) with ``max_height`` keeps portrait clips from growing taller than
+    ``max_height`` pixels: the player narrows instead.
+    """
     css_width = f"{width}px" if isinstance(width, int) else str(width)
     src, poster = safe_url(src), safe_url(poster) or None
+    if aspect and max_height:
+        css_width = f"min({css_width},{round(max_height * aspect)}px)"
+    style = f"width:{css_width};max-width:100%;background:#000;display:block"
+    if aspect:
+        style += f";aspect-ratio:{aspect:.4f}"
     attrs = [f'src="{html.escape(src, quote=True)}"', "controls", 'preload="metadata"', "playsinline",
-             f'style="width:{html.escape(css_width)};max-width:100%;background:#000"']
+             f'style="{html.escape(style, quote=True)}"']
     if poster:
         attrs.append(f'poster="{html.escape(poster, quote=True)}"')
     if element_id:
         attrs.append(f'id="{html.escape(element_id, quote=True)}"')
-    cap = f'<figcaption style="font-size:12px;line-height:1.35">{caption}</figcaption>' if caption else ""
-    return f'<figure style="margin:0"><video {" ".join(attrs)}></video>{cap}</figure>'
+    handlers = {"onplay": ONE_SOUND_JS, "onvolumechange": ONE_SOUND_JS, **(_HOVER_ATTRS if hover else {})}
+    attrs += [f'{k}="{html.escape(v, quote=True)}"' for k, v in handlers.items()]
+    cap = (f'<figcaption class="{_html.NO_MATH}" style="font-size:12px;line-height:1.35">{caption}</figcaption>'
+           if caption else "")
+    return f'<figure class="rf-clip" style="margin:0"><video {" ".join(attrs)}></video>{cap}</figure>'
 
 
 def caption_html(fields: Mapping[str, Any], *, prompt: str | None = None, simulated: bool = False,
                  link: str | None = None) -> str:
-    """Parameters and cost as an escaped caption; the prompt is shortened with the full text on hover."""
+    """Parameters and cost as an escaped caption; the prompt is shortened with the full text on hover.
+
+    Values are escaped with ``$`` written as ``&#36;``; pass money already formatted (``"$0.42"``).
+    """
     parts: list[str] = []
     if simulated:
         parts.append(SIM_BADGE)
     if prompt is not None:
         short = prompt if len(prompt) <= 90 else prompt[:87] + "…"
-        parts.append(f'<span title="{html.escape(prompt, quote=True)}">{html.escape(short)}</span><br>')
+        parts.append(f'<span title="{_html.attr(prompt)}">{_html.text(short)}</span><br>')
     for key, value in fields.items():
         if value is None:
             continue
         if isinstance(value, float):
             value = f"{value:.2f}"
-        parts.append(f"<b>{html.escape(str(key))}</b> {html.escape(str(value))}")
+        parts.append(f"<b>{_html.text(key)}</b> {_html.text(value)}")
     link = safe_url(link, data=False)
     if link:
         parts.append(f'<a href="{html.escape(link, quote=True)}" target="_blank" download>file</a>')
     return " ".join(parts)
 
 
+def aspect_of(row: Mapping[str, Any]) -> float | None:
+    """Width / height of a stored run: from its probed size, else its aspect_ratio ("9:16")."""
+    w: Any = row.get("width")
+    h: Any = row.get("height")
+    if _present(w) and _present(h):
+        try:
+            if float(w) > 0 and float(h) > 0:
+                return float(w) / float(h)
+        except (TypeError, ValueError):
+            pass
+    ar = row.get("aspect_ratio")
+    if isinstance(ar, str) and ":" in ar:
+        a, _, b = ar.partition(":")
+        try:
+            return float(a) / float(b)
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
 def result_html(result: Any) -> str:
     """HTML for a :class:`runflow_nb.client.Result`: the video and its seed, timing and cost."""
     url = result.run.output.video_url if result.run.output else None
     src = media_src(result.video_path) if result.video_path else safe_url(url, data=False)
-    poster = media_src(result.poster_path) if getattr(result, "poster_path", None) else None
+    poster = poster_uri(getattr(result, "poster_path", None))
     cost = result.cost_usd
     fields = {"seed": result.seed, "wall": f"{result.wall_s:.1f} s",
               ("est. cost" if result.simulated else "cost"): f"${cost:.2f}" if cost is not None else None,
-              "run": result.run.id}
+              "Runflow run id": result.run.id}
     cap = caption_html(fields, prompt=result.request.prompt, simulated=result.simulated, link=src)
-    return video_html(src, poster=poster, caption=cap, width=640)
+    req = getattr(result, "request", None)
+    aspect = aspect_of({"aspect_ratio": getattr(req, "aspect_ratio", None)})
+    return video_html(src, poster=poster, caption=cap, width=640, aspect=aspect, max_height=480)
 
 
-def row_html(row: Mapping[str, Any], *, width: int | str = "100%") -> str:
-    """HTML for one stored run (a row of the experiment table)."""
-    status = row.get("status")
+STATUS_REASONS = {
+    "skipped_budget": "skipped: over the budget",
+    "failed": "failed",
+    "error": "refused",
+    "download_failed": "download failed",
+    "unknown": "fate unknown (still billed until resolved)",
+    "planned": "not run yet",
+    "submitting": "submitting",
+    "queued": "queued",
+    "running": "running",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+}
+
+
+def reason_html(row: Mapping[str, Any] | None, *, missing: str = "not run") -> str:
+    """Why a cell has no clip: the run's status and message, or ``missing`` when there is no run."""
+    style = ("padding:8px;background:#f3f4f6;color:#374151;font-size:12px;border-radius:4px;"
+             "min-height:48px;box-sizing:border-box")
+    if row is None:
+        return f'<div class="rf-reason rf-reason-none {_html.NO_MATH}" style="{style}"><i>{_html.text(missing)}</i></div>'
+    status = str(row.get("status") or "")
+    what = STATUS_REASONS.get(status, status or "no clip")
+    if status == "succeeded":
+        what = "video file missing"
+    detail = row.get("error_message")
+    detail_text = str(detail) if _present(detail) else ""
+    if status == "succeeded" and _present(row.get("video_path")):
+        detail_text = str(row.get("video_path"))
+    short = detail_text if len(detail_text) <= 160 else detail_text[:157] + "…"
+    body = f"<b>{_html.text(what)}</b>" + (f'<br><span title="{_html.attr(detail_text)}">{_html.text(short)}</span>'
+                                          if short else "")
+    missing_attr = f' data-missing-video="{_html.attr(detail_text)}"' if status == "succeeded" else ""
+    return (f'<div class="rf-reason rf-reason-{_html.attr(status or "none")} {_html.NO_MATH}"{missing_attr} '
+            f'style="{style}">{body}</div>')
+
+
+def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The caption fields of a stored run: parameters, cost, rating and a short run id."""
     simulated = row.get("backend") == "simulator"
-    cost = row.get("cost_usd")
+    cost: Any = row.get("cost_usd")
     model, parent = row.get("model"), row.get("parent_run_id")
     fields = {
         "model": str(model).rsplit("/", 1)[-1] if _present(model) else None,  # e.g. text-to-video
         "edit of": str(parent)[:12] if _present(parent) else None,
         "seed": row.get("seed"),
-        "dur": f"{row.get('duration')} s" if row.get("duration") is not None else None,
-        "res": row.get("resolution"),
-        "ar": row.get("aspect_ratio") if _present(row.get("aspect_ratio")) else None,  # i2v/edit keep the input's
-        ("est. $" if simulated else "$"): f"{cost:.2f}" if _present(cost) else None,
+        "dur": f"{row.get('duration')} s" if _present(row.get("duration")) else None,
+        "res": row.get("resolution") if _present(row.get("resolution")) else None,
+        "ar": row.get("aspect_ratio") if _present(row.get("aspect_ratio")) else None,
+        ("est. cost" if simulated else "cost"): f"${float(cost):.2f}" if _present(cost) else None,
         "rating": row.get("rating") if _present(row.get("rating")) else None,
     }
+    return fields
+
+
+def has_video(row: Mapping[str, Any]) -> bool:
+    """True when the run succeeded and its video is at hand (a local file that exists, or a URL)."""
     video = row.get("video_path")
-    if status != "succeeded" or not _present(video):
-        reason = row.get("error_message") or ""
-        body = (f'<div style="padding:8px;background:#f3f4f6">{html.escape(str(status))} '
-                f'{html.escape(str(reason))}</div>')
-        return body + caption_html(fields, prompt=str(row.get("prompt") or ""), simulated=simulated)
-    src = media_src(str(video))
-    poster = media_src(str(row["poster_path"])) if _present(row.get("poster_path")) else None
-    cap = caption_html(fields, prompt=str(row.get("prompt") or ""), simulated=simulated, link=src)
-    return video_html(src, poster=poster, caption=cap, width=width)
+    if row.get("status") != "succeeded" or not _present(video):
+        return False
+    text = str(video)
+    if text.startswith(("http://", "https://")) or is_remote_uri(text):
+        return True
+    return os.path.isfile(text)
+
+
+def row_html(row: Mapping[str, Any], *, width: int | str = "100%", max_height: int | None = 360,
+             hover: bool = True, caption: bool = True) -> str:
+    """HTML for one stored run (a row of the experiment table): its clip, or why there is none."""
+    simulated = row.get("backend") == "simulator"
+    fields = row_fields(row)
+    run_id = str(row.get("run_id") or "")
+    prompt = str(row.get("prompt") or "")
+    if not has_video(row):
+        cap = caption_html(fields, prompt=prompt, simulated=simulated) if caption else ""
+        return (reason_html(row) + (f'<div class="{_html.NO_MATH}" style="font-size:12px;line-height:1.35">'
+                                    f"{cap}</div>" if cap else ""))
+    src = media_src(str(row["video_path"]))
+    poster = poster_uri(row.get("poster_path"))
+    cap = ""
+    if caption:
+        cap = caption_html(fields, prompt=prompt, simulated=simulated, link=src)
+        if run_id:
+            remote = row.get("remote_id")
+            title = f"run_id {run_id}" + (f" · Runflow run id {remote}" if _present(remote) else "")
+            cap += f' <span style="color:#6b7280" title="{_html.attr(title)}">run {_html.text(run_id[:8])}</span>'
+    return video_html(src, poster=poster, caption=cap, width=width, aspect=aspect_of(row), max_height=max_height,
+                      hover=hover)
 
 
 def _present(value: Any) -> bool:

@@ -337,8 +337,32 @@ class Experiment:
 
     def table(self, *, status: str | Iterable[str] | None = None, tags: Iterable[str] | None = None,
               where: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Every run of this experiment as a tidy DataFrame (one row a run, one column a parameter)."""
-        return self.store.table(self.name, status=status, tags=list(tags) if tags else None, where=where)
+        """Every run of this experiment as a tidy DataFrame (one row a run, one column a field).
+
+        Column order (:func:`runflow_nb.study.column_order`): the parameters that varied first, then
+        the other parameters, the outcome (status, rating, tags, video and poster paths, errors),
+        timing, cost; ids and bookkeeping (run_id, remote_id, run_key, ...) last. Paths are
+        absolute, whichever folder the runs were made in. For reading, :meth:`view` is compact.
+        """
+        from .study import column_order
+
+        df = self.store.table(self.name, status=status, tags=list(tags) if tags else None, where=where)
+        return df[column_order(df)]
+
+    def view(self, *, columns: Iterable[str] | None = None, status: str | Iterable[str] | None = None,
+             tags: Iterable[str] | None = None, **filters: Any) -> Any:
+        """The table to read: a thumbnail per run, the parameters that varied, status, rating, cost
+        and wall time; sortable and searchable (a :class:`~runflow_nb.tableview.TableView`)."""
+        from .tableview import TableView
+
+        df = self.table(status=status, tags=tags, where=filters or None)
+        return TableView(df, columns=list(columns) if columns is not None else None)
+
+    def ranking(self) -> pd.DataFrame:
+        """Succeeded runs best first: favourites, then rating, then A/B choices from :meth:`compare`."""
+        from .study import ranking
+
+        return ranking(self.table())
 
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
         return self.store.runs(self.name, **filters)
@@ -365,30 +389,53 @@ class Experiment:
 
     # -- display -----------------------------------------------------------------------------------
 
-    def gallery(self, *, rows: str = "prompt", cols: str = "seed", **filters: Any) -> Any:
-        from .widgets.gallery import gallery
+    def gallery(self, *, rows: str = "prompt", cols: str = "seed", facets: str | Iterable[str] | None = None,
+                **filters: Any) -> Any:
+        """Clips as ``rows`` × ``cols`` (any columns), other varied parameters as aligned facets;
+        an empty cell says why (skipped over the budget, failed, not run). In JupyterLab each clip
+        can be rated and marked favourite. ``filters`` as in :meth:`table` (``status=``, ``tags=``,
+        column values)."""
+        from .widgets.gallery import gallery  # widgets depend on the library; imported only when drawn
 
-        return gallery(self, rows=rows, cols=cols, **filters)
+        axes = facets if facets is None or isinstance(facets, str) else list(facets)
+        return gallery(self, rows=rows, cols=cols, facets=axes, **filters)
 
-    def compare(self, run_a: str, run_b: str) -> Any:
+    def best(self, *, by: str | Iterable[str] = "prompt", **filters: Any) -> Any:
+        """The best clip of each prompt (or each ``by`` value) by :meth:`ranking`, one compact row each."""
+        from IPython.display import HTML
+
+        from .widgets.gallery import best_html
+
+        df = self.table(where=filters or None)
+        return HTML(best_html(df, by=by if isinstance(by, str) else list(by)))
+
+    def next_pair(self, *, by: str | Iterable[str] = "prompt") -> tuple[str, str] | None:
+        """Two finished runs of the same prompt (or ``by`` values) not compared yet, or None."""
+        from .study import next_pair
+
+        return next_pair(self.table(), by=by if isinstance(by, str) else list(by))
+
+    def compare(self, run_a: str | Mapping[str, Any] | None = None, run_b: str | Mapping[str, Any] | None = None,
+                *, by: str | Iterable[str] = "prompt") -> Any:
+        """Two runs side by side, playing in step; the A/B choice and ratings are stored and feed
+        :meth:`ranking`. Without runs, the next pair not compared yet (:meth:`next_pair`)."""
         from .widgets.compare import compare
 
+        if run_a is None or run_b is None:
+            pair = self.next_pair(by=by)
+            if pair is None:
+                raise ValueError("every pair of finished runs with the same prompt has been compared; "
+                                 "pass two run ids to compare others")
+            run_a, run_b = pair
         return compare(self, run_a, run_b)
 
 
 # -- progress reporting ------------------------------------------------------------------------------
 
 def _frontend_kernel() -> bool:
-    """True in a kernel with a live frontend (JupyterLab), False under papermill/nbval/scripts."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return False
-    # Kernels started by a Jupyter server get JPY_SESSION_NAME; papermill/nbval start kernels directly.
-    return bool(os.environ.get("JPY_SESSION_NAME"))
+    from ._frontend import interactive_frontend
+
+    return interactive_frontend()
 
 
 def _check_budget(name: str, value: Any) -> None:

@@ -69,6 +69,7 @@ _REDACTED = "[redacted]"
 _KEY_PATTERN = re.compile(r"rf_(?:live|test)_[A-Za-z0-9_\-]{4,}")
 _DATA_VIDEO = re.compile(r"data:video/[A-Za-z0-9.+\-]+;base64,[A-Za-z0-9+/=]*")
 _MEDIA_ATTR = re.compile(r'\b(src|poster|href)="([^"]*)"')
+_MISSING_VIDEO = re.compile(r'\bdata-missing-video="([^"]*)"')
 _MEDIA_SUFFIXES = {".mp4", ".webm", ".mov", ".m4v", ".jpg", ".jpeg", ".png", ".webp", ".gif"}
 _SECRET_NAMES = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 _ENV_LOCK = threading.Lock()
@@ -108,6 +109,12 @@ class ReportOutput:
     media: int = 0  # files linked or copied into folder/media
     elapsed_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    missing_media: list[str] = field(default_factory=list)  # videos/posters the HTML shows that do not exist
+
+    @property
+    def complete(self) -> bool:
+        """Every video and poster the report shows exists (the CLI exits non-zero otherwise)."""
+        return not self.missing_media
 
     @property
     def message(self) -> str:
@@ -360,7 +367,8 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
         except Exception:
             pass
         raise failure
-    executed, media = _finish_files(out_nb, out_html, folder, warnings)
+    missing: list[str] = []
+    executed, media = _finish_files(out_nb, out_html, folder, warnings, missing)
 
     experiment = params.get("experiment", defaults.get("experiment"))
     store = params.get("store")
@@ -376,7 +384,7 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
                        parameters=params, experiment=experiment if isinstance(experiment, str) else None,
                        store=store if isinstance(store, str) else None, recorded=recorded,
                        summary=_summary(executed), media=media, elapsed_s=time.monotonic() - t0,
-                       warnings=warnings)
+                       warnings=warnings, missing_media=missing)
     if not quiet:
         for w in warnings:
             print(f"runflow_nb: warning: {w}", file=sys.stderr)
@@ -415,12 +423,13 @@ def run_demo(*, out_dir: str | os.PathLike[str] = "runflow_reports/demo", seeds:
     return run_report(source, parameters=params, out_dir=folder, kernel_name=kernel_name, env=offline, quiet=quiet)
 
 
-def _finish_files(out_nb: Path, out_html: Path, folder: Path, warnings: list[str]) -> tuple[Any, int]:
+def _finish_files(out_nb: Path, out_html: Path, folder: Path, warnings: list[str],
+                  missing: list[str] | None = None) -> tuple[Any, int]:
     """Make the report folder whole and clean: media linked in, no base64 video, no key; then the HTML."""
     import nbformat
 
     executed = nbformat.read(out_nb, as_version=4)
-    media = _localize_media(executed, folder, warnings)
+    media = _localize_media(executed, folder, warnings, missing if missing is not None else [])
     _strip_video_data(executed)
     nbformat.write(executed, out_nb)
     _redact_file(out_nb)
@@ -563,7 +572,7 @@ def _strip_video_data(nb: Any) -> None:
                 data["text/html"] = _DATA_VIDEO.sub("", markup)
 
 
-def _localize_media(nb: Any, folder: Path, warnings: list[str]) -> int:
+def _localize_media(nb: Any, folder: Path, warnings: list[str], missing_out: list[str]) -> int:
     """Link (or copy) every video/poster the HTML outputs point at outside ``folder`` into ``folder/media``.
 
     Reused runs keep their files where the first run put them; this makes every report folder whole.
@@ -581,6 +590,8 @@ def _localize_media(nb: Any, folder: Path, warnings: list[str]) -> int:
             return match.group(0)
         target = (root / path).resolve()
         if root in target.parents:
+            if not target.is_file() and attr != "href":
+                missing.add(value)
             return match.group(0)
         if not target.is_file():
             if attr != "href":
@@ -593,9 +604,12 @@ def _localize_media(nb: Any, folder: Path, warnings: list[str]) -> int:
     for data, key in _html_outputs(nb):
         markup = "".join(data[key]) if isinstance(data[key], list) else data[key]
         data[key] = _MEDIA_ATTR.sub(rewrite, markup)
+        # A succeeded run whose file was gone when the notebook ran shows a note instead of a video.
+        missing.update(html.unescape(m) for m in _MISSING_VIDEO.findall(markup))
     if missing:
         warnings.append(f"{len(missing)} video/poster file(s) shown by the notebook do not exist, e.g. "
                         f"{sorted(missing)[0]}")
+        missing_out.extend(sorted(missing))
     return len(placed)
 
 
@@ -627,7 +641,9 @@ def _same(a: Path, b: Path) -> bool:
 def _export_html(nb: Any, dest: Path, folder: Path) -> None:
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(embed_images=True)
+    # Reports are for reading results: code cells are hidden (the executed .ipynb beside it has them).
+    exporter = HTMLExporter(embed_images=True, exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": dest.stem, "path": str(folder)}})
     dest.write_text(body, encoding="utf-8")
 

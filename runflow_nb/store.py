@@ -40,6 +40,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateColumn
 
 from runflow_nb import __version__
+from runflow_nb._paths import PATH_COLUMNS, column_from_stored, row_from_stored, values_to_stored
 from runflow_nb.errors import ConfigurationError, RunflowError
 
 if TYPE_CHECKING:
@@ -689,6 +690,10 @@ class Store:
         if not create:
             _require_existing(url)
         self._engine = _make_engine(url, echo=echo)
+        database = self._engine.url.database if self._engine.dialect.name == "sqlite" else None
+        self.folder: Path | None = (Path(os.path.normpath(Path(database).expanduser().absolute())).parent
+                                    if database not in (None, "", ":memory:") else None)
+        """The SQLite file's folder: local artifact paths under it are stored relative to it."""
         self._known_experiments: set[str] = set()
         try:
             with _mapped_errors(self._engine):
@@ -803,19 +808,19 @@ class Store:
 
         Raises :class:`DuplicateRunKey` when its (experiment, run_key) is already stored.
         """
-        row = _new_row(record)
+        row = _new_row(values_to_stored(dict(record), self.folder))
         self._ensure_known(row["experiment"])
         with _mapped_errors(self._engine):
             try:
                 with _writing(self._engine) as conn:
                     conn.execute(_RUNS.insert().values(row))
-                    return _as_dict(conn.execute(_select_runs(_RUNS.c.run_id == row["run_id"])).one())
+                    return self._dict(conn.execute(_select_runs(_RUNS.c.run_id == row["run_id"])).one())
             except sa.exc.IntegrityError as exc:
                 raise self._conflict(row, exc, own_run_id=None) from exc
 
     def insert_runs(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Store many new runs in one transaction (all or none); returns how many."""
-        rows = [_new_row(r) for r in records]
+        rows = [_new_row(values_to_stored(dict(r), self.folder)) for r in records]
         for name in {r["experiment"] for r in rows}:
             self._ensure_known(name)
         if not rows:
@@ -846,14 +851,14 @@ class Store:
 
     def update_run(self, run_id: str, /, **fields: Any) -> dict[str, Any]:
         """Set ``fields`` (column names of :data:`RUN_COLUMNS`) and ``updated_at``; return the row."""
-        values = _update_values(fields)
+        values = _update_values(values_to_stored(dict(fields), self.folder))
         with _mapped_errors(self._engine):
             try:
                 with _writing(self._engine) as conn:
                     done = conn.execute(_RUNS.update().where(_RUNS.c.run_id == run_id).values(values))
                     if done.rowcount == 0:
                         raise UnknownRunError(f"no run with run_id {run_id!r}")
-                    return _as_dict(conn.execute(_select_runs(_RUNS.c.run_id == run_id)).one())
+                    return self._dict(conn.execute(_select_runs(_RUNS.c.run_id == run_id)).one())
             except sa.exc.IntegrityError as exc:
                 current = self.get_run(run_id) or {}
                 raise self._conflict({**current, **values}, exc, own_run_id=run_id) from exc
@@ -881,7 +886,7 @@ class Store:
         statuses = [from_statuses] if isinstance(from_statuses, str) else list(from_statuses)
         if not statuses or not all(isinstance(s, str) and s for s in statuses):
             raise ValueError(f"from_statuses must name at least one status, got {from_statuses!r}")
-        values = _update_values(fields)
+        values = _update_values(values_to_stored(dict(fields), self.folder))
         conditions = [_RUNS.c.run_id == run_id, _RUNS.c.status.in_(statuses)]
         conditions += _filters(None, None, None, expect)
         with _mapped_errors(self._engine):
@@ -1002,7 +1007,7 @@ class Store:
         """Runs as dicts, oldest first, filtered like :meth:`table`."""
         query = _select_runs(*_filters(experiment, status, None, where))
         with _mapped_errors(self._engine), self._engine.connect() as conn:
-            return [_as_dict(row) for row in conn.execute(query.order_by(_RUNS.c.created_at, _RUNS.c.run_id))]
+            return [self._dict(row) for row in conn.execute(query.order_by(_RUNS.c.created_at, _RUNS.c.run_id))]
 
     def table(
         self,
@@ -1027,6 +1032,12 @@ class Store:
             rows = conn.execute(query.order_by(_RUNS.c.created_at)).all()
             frame = _frame(rows, tags=wanted)
             del rows  # freed while the GC is still paused, or resuming it walks them all
+            import pandas as pd
+
+            for name in PATH_COLUMNS:
+                column = frame[name]
+                frame[name] = pd.Series(column_from_stored(column.tolist(), self.folder), index=frame.index,
+                                        dtype=column.dtype)
         return frame
 
     def integrity_check(self) -> list[str]:
@@ -1040,7 +1051,10 @@ class Store:
     def _one(self, condition: sa.ColumnElement[bool]) -> dict[str, Any] | None:
         with _mapped_errors(self._engine), self._engine.connect() as conn:
             row = conn.execute(_select_runs(condition)).first()
-        return None if row is None else _as_dict(row)
+        return None if row is None else self._dict(row)
+
+    def _dict(self, row: sa.Row[Any]) -> dict[str, Any]:
+        return dict(row_from_stored(_as_dict(row), self.folder))
 
 
 def _select_runs(*conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:

@@ -61,12 +61,16 @@ def test_a_local_sweep_stores_videos_at_artifacts_experiment_run_id(
     monkeypatch.chdir(tmp_path)
     client = rf.Client(api_key=KEY, base_url=emulator_server.url, poll_interval=0.05)
     exp = rf.Experiment("local", store="runs.sqlite", client=client)  # default artifacts: ./artifacts
-    assert exp.artifacts == Path("artifacts")
+    assert exp.artifacts == tmp_path / "artifacts"  # absolute: found from any working folder
     df = exp.run(rf.grid(prompt="character1 waves", images=ref_images[:1], seed=[1, 2], duration=3,
                          resolution="720p"), progress=None)
     for run_id, video, poster in zip(df.run_id, df.video_path, df.poster_path, strict=True):
-        assert (video, poster) == (f"artifacts/local/{run_id}.mp4", f"artifacts/local/{run_id}.jpg")
+        assert (video, poster) == (str(tmp_path / f"artifacts/local/{run_id}.mp4"),
+                                   str(tmp_path / f"artifacts/local/{run_id}.jpg"))
         assert Path(video).is_file() and Path(poster).is_file()
+    # kept relative to the store's folder, so the store and its artifacts can move together
+    stored = exp.store.engine.connect().exec_driver_sql("SELECT video_path FROM runs").scalars().all()
+    assert sorted(stored) == sorted(f"artifacts/local/{r}.mp4" for r in df.run_id)
     markup = exp.gallery()._repr_html_()
     assert f'src="artifacts/local/{df.run_id[0]}.mp4"' in markup
 
@@ -138,7 +142,7 @@ def test_a_sweep_commits_artifacts_to_s3_and_the_gallery_plays_them_by_presigned
 
     # the gallery points at presigned URLs on the S3 endpoint (never base64) that serve the MP4 bytes
     markup = exp.gallery()._repr_html_()
-    assert "base64" not in markup and "data:" not in markup and "<b>gallops" not in markup
+    assert "base64" not in markup and "data:" not in markup and "<b>gallops" not in markup  # URLs, no stills
     videos, posters = _srcs(markup, "src"), _srcs(markup, "poster")
     assert len(videos) == len(posters) == 3
     for url in videos + posters:

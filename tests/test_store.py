@@ -72,7 +72,7 @@ def test_update_sets_fields_and_updated_at(store: Store) -> None:
         True,
         1280,
     )
-    assert done["video_path"] == "a/b.mp4"
+    assert done["video_path"] == str(Path.cwd() / "a" / "b.mp4")  # relative to the caller, made absolute
     assert done["updated_at"] > row["updated_at"] and done["created_at"] == row["created_at"]
     assert store.get_run(row["run_id"]) == done
 

@@ -222,9 +222,10 @@ def test_generate_in_the_simulator_shows_the_video_by_reference(workdir: Path) -
     assert src is not None
     assert not src.group(1).startswith(("/", "data:", "http")) and src.group(1).endswith(".mp4")
     assert (workdir / src.group(1)).is_file()
-    assert "base64" not in markup and "autoplay" not in markup and "controls" in markup
+    assert "data:video" not in markup and "autoplay" not in markup and "controls" in markup
+    assert re.search(r'poster="data:image/jpeg;base64,', markup)  # the still shows in JupyterLab too
     assert XSS not in markup and "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
-    assert "SIMULATED" in markup and f"{result.seed}" in markup and "$0.42" in markup
+    assert "SIMULATED" in markup and f"{result.seed}" in markup and "&#36;0.42" in markup and "$" not in markup
     assert not form.generate_button.disabled
 
 
@@ -240,7 +241,7 @@ def test_a_run_from_the_form_lands_in_the_experiment_table(workdir: Path) -> Non
     table = exp.table()
     assert list(table["seed"]) == [11] and table["prompt"][0].endswith(XSS)
     markup = form.output.outputs[0]["data"]["text/html"]
-    assert "<video" in markup and "base64" not in markup and XSS not in markup
+    assert "<video" in markup and "data:video" not in markup and XSS not in markup
     assert "exp.generate(request)" in form.to_code()
 
 
@@ -305,9 +306,16 @@ def test_progress_widget_throttles_updates_from_many_threads() -> None:
 
 
 def _stored_runs(exp: Experiment, n: int, *, prompts: list[str]) -> list[dict[str, Any]]:
+    """Succeeded runs with a (stand-in) video file and a real JPEG poster under ./artifacts."""
+    from PIL import Image
+
+    folder = Path("artifacts") / exp.name
+    folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
         run_id = f"run{i:03d}"
+        (folder / f"{run_id}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+        Image.new("RGB", (640, 360), (10 * (i % 25), 80, 120)).save(folder / f"{run_id}.jpg")
         rows.append(exp.store.insert_run({
             "run_id": run_id, "experiment": exp.name, "run_key": f"k{i}", "status": "succeeded",
             "prompt": prompts[i % len(prompts)], "seed": i // len(prompts), "duration": 5, "resolution": "720p",
@@ -326,12 +334,14 @@ def test_gallery_is_escaped_html_by_reference_and_small(workdir: Path) -> None:
     markup = g._repr_html_()
     assert not isinstance(g, w.Widget) and len(g) == 24
     assert XSS not in markup and "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
-    assert "base64" not in markup and "data:" not in markup
-    assert markup.count("<video ") == 24 and 'poster="artifacts/gal/run000.jpg"' in markup
-    assert markup.count("<tr>") == 1 + 3  # header + one row a prompt
+    assert "data:video" not in markup and markup.count('src="artifacts/gal/run') == 24  # videos by reference
+    assert markup.count('poster="data:image/jpeg;base64,') == 24  # stills inline: JupyterLab shows them
+    assert markup.count("<tr>") == 1 + 4  # header + one row a prompt (the failed run's too)
+    assert markup.count("rf-reason-failed") == 1 and markup.count("<i>not run</i>") == 4 * 9 - 25
     headers = re.findall(r"<thead>.*?</thead>", markup)[0]
     assert [int(x) for x in re.findall(r">(\d+)</span></th>", headers)] == list(range(8))  # seeds, numeric order
-    assert "autoplay" not in markup and "SIMULATED" in markup and "est. $" in markup
+    assert "autoplay" not in markup and "SIMULATED" in markup and "est. &#36;" in markup and "$" not in markup
+    assert "mathjax_ignore" in markup
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("exp.gallery()")
@@ -340,7 +350,7 @@ def test_gallery_is_escaped_html_by_reference_and_small(workdir: Path) -> None:
     nb.cells.append(cell)
     path = workdir / "gallery.ipynb"
     nbformat.write(nb, path)
-    assert path.stat().st_size < 2_000_000
+    assert path.stat().st_size < 24 * 20_000  # stills are small
 
 
 def test_gallery_filters_and_reports_unknown_axes(workdir: Path) -> None:
@@ -365,7 +375,7 @@ def test_compare_writes_choice_and_rating_to_the_store(workdir: Path) -> None:
     view = exp.compare(a, b)
     markup = view.videos.outputs[0]["data"]["text/html"]
     assert markup.count("<video ") == 2 and "onplay=" in markup and "onpause=" in markup
-    assert XSS not in markup and "base64" not in markup
+    assert XSS not in markup and "data:video" not in markup
 
     view.ratings["A"].value = 4
     view.choice.value = "A better"
@@ -383,7 +393,8 @@ def test_compare_writes_choice_and_rating_to_the_store(workdir: Path) -> None:
     assert current_choice(exp.store.get_run(a), exp.store.get_run(b)) in CHOICES
 
 
-def test_synced_videos_point_at_each_other() -> None:
+def test_synced_videos_point_at_each_other(workdir: Path) -> None:
+    (workdir / "a.mp4").write_bytes(b"stand-in")
     row = {"run_id": "r", "status": "succeeded", "video_path": "a.mp4", "prompt": "p"}
     markup = synced_videos_html(row, {**row, "run_id": "s"}, token="tok")
     a, b = re.findall(r"<video [^>]*>", markup)

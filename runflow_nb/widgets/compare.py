@@ -7,9 +7,12 @@ pause and seek are mirrored by ``onplay``/``onpause``/``onseeked`` attributes: o
 kernel produces are trusted, so JupyterLab keeps them; in a notebook reopened untrusted the
 sanitizer drops them and the two videos simply play independently.
 
+The started clip plays with sound and its mirror muted, so only one clip is heard at a time.
+
 The choice is stored as tags, so the table can be filtered by it: "A better" tags A with
 ``preferred_over:<B's run_id>``, "tie" tags both with ``tie_with:<other>``. Ratings (1–5) go to
-the ``rating`` column through :meth:`Experiment.rate`.
+the ``rating`` column through :meth:`Experiment.rate`. Both feed :meth:`Experiment.ranking` (and
+so :meth:`Experiment.best`); ``exp.compare()`` without runs picks the next pair not judged yet.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import display
+from .. import _html, display
+from ..study import PREFERRED, TIE
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
@@ -27,8 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["CHOICES", "CompareWidget", "compare", "current_choice", "record_choice", "synced_videos_html"]
 
 CHOICES = ("A better", "B better", "tie")
-PREFERRED = "preferred_over:"
-TIE = "tie_with:"
 
 
 def _run_id(run: str | Mapping[str, Any]) -> str:
@@ -66,7 +68,10 @@ def current_choice(row_a: Mapping[str, Any], row_b: Mapping[str, Any]) -> str | 
 def _sync_attrs(other_id: str) -> str:
     get = f"var o=document.getElementById('{other_id}');"
     handlers = {
-        "onplay": get + "if(o&&o.paused){o.currentTime=this.currentTime;o.play();}",
+        # A clip started by its mirror stays muted; the one the user started is heard (alone).
+        "onplay": get + "if(this.dataset.rfMirror){delete this.dataset.rfMirror;}else{this.muted=false;"
+                        "if(o&&o.paused){o.dataset.rfMirror='1';o.muted=true;o.currentTime=this.currentTime;"
+                        "o.play().catch(function(){});}}" + display.ONE_SOUND_JS,
         "onpause": get + "if(o&&!o.paused){o.pause();}",
         "onseeked": get + "if(o&&Math.abs(o.currentTime-this.currentTime)>0.25){o.currentTime=this.currentTime;}",
     }
@@ -79,11 +84,12 @@ def synced_videos_html(row_a: Mapping[str, Any], row_b: Mapping[str, Any], *, to
     ids = (f"rf-cmp-{token}-a", f"rf-cmp-{token}-b")
     cells = []
     for label, row, own, other in (("A", row_a, ids[0], ids[1]), ("B", row_b, ids[1], ids[0])):
-        markup = display.row_html(row, width="100%")
+        markup = display.row_html(row, width="100%", max_height=480, hover=False)
         if "<video " in markup:
             markup = markup.replace("<video ", f'<video id="{own}" {_sync_attrs(other)} ', 1)
-        cells.append(f'<div style="flex:1 1 0;min-width:0"><div style="font-weight:bold">{label} · '
-                     f'{html.escape(str(row["run_id"]))}</div>{markup}</div>')
+        cells.append(f'<div style="flex:1 1 0;min-width:0"><div style="font-weight:bold" class="{_html.NO_MATH}">'
+                     f'{label} · seed {_html.text(row.get("seed"))} · <span style="font-weight:normal;color:#6b7280">'
+                     f'run_id {_html.text(row["run_id"])}</span></div>{markup}</div>')
     return f'<div class="rf-compare-pair" style="display:flex;gap:12px;align-items:flex-start">{"".join(cells)}</div>'
 
 

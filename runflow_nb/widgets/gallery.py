@@ -1,28 +1,33 @@
-"""A grid of clips as plain HTML: rows and columns are run parameters, each cell a video by reference.
+"""The gallery: runs as rows × columns of any parameters, further parameters as aligned facets.
 
-Not a widget on purpose: the HTML is saved in the notebook and rendered by nbconvert, so a report
-of 24 clips stays a few kilobytes (videos and poster frames are ``src`` references to files Jupyter
-serves, never base64). Every value that reaches the page is escaped; prompts are untrusted.
+Every cell shows its clip with the poster still (a small JPEG ``data:`` URI, so JupyterLab, VS
+Code, Colab and static HTML all show it) and the video by reference, or the reason there is none
+(skipped over the budget, failed with the message, not run). Portrait clips keep a sensible height.
+In a live JupyterLab kernel each cell also carries a 1–5 rating and a ☆ favourite written to the
+store; a report (papermill, nbconvert) gets the same grid as plain HTML.
 
->>> exp.gallery(rows="prompt", cols="seed", resolution="720p")      # doctest: +SKIP
+>>> exp.gallery(rows="prompt", cols="seed")                          # doctest: +SKIP
+>>> exp.gallery(rows="prompt", cols="seed", facets="duration")       # doctest: +SKIP
+>>> exp.best()                                                       # doctest: +SKIP
+
+The layout (which runs go where, the ranking behind "best") is :mod:`runflow_nb.study`; this
+module only renders it.
 """
 
 from __future__ import annotations
 
 import html
-import math
-import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import display
+from .. import _html, display, study
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..experiment import Experiment
 
-__all__ = ["Gallery", "gallery", "gallery_html", "table_html"]
+__all__ = ["Gallery", "best_html", "gallery", "gallery_html", "table_html"]
 
 CELL_WIDTH_PX = 280
 _TH = ("text-align:left;vertical-align:top;padding:4px 8px;font-size:12px;background:#f3f4f6;"
@@ -30,17 +35,128 @@ _TH = ("text-align:left;vertical-align:top;padding:4px 8px;font-size:12px;backgr
 _TD = f"text-align:left;vertical-align:top;padding:4px;border:1px solid #e5e7eb;width:{CELL_WIDTH_PX}px"
 
 
-class Gallery:
-    """The gallery's HTML, displayed by ``_repr_html_`` (also ``str(g)`` / :meth:`to_html`)."""
+def _label(key: Any) -> str:
+    if key is None:
+        return "—"
+    if isinstance(key, tuple):
+        return ", ".join(_label(k) for k in key)
+    return str(key)
 
-    def __init__(self, markup: str, *, clips: int, rows: str, cols: str) -> None:
-        self.markup = markup
-        self.clips = clips
-        self.rows = rows
-        self.cols = cols
+
+def _header(key: Any, *, limit: int = 160) -> str:
+    text = _label(key)
+    short = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f'<span title="{_html.attr(text)}">{_html.text(short)}</span>'
+
+
+def _facet_title(g: study.Grid, facet: tuple[Any, ...]) -> str:
+    return " · ".join(f"{_html.text(name)} = {_header(value)}" for name, value in zip(g.facets, facet, strict=True))
+
+
+def _cell_html(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return display.reason_html(None)
+    return "".join(f'<div class="rf-cell-run" style="margin-bottom:6px">{display.row_html(r, width="100%")}</div>'
+                   for r in runs)
+
+
+def _summary(df: pd.DataFrame) -> str:
+    recs = study.records(df)
+    costs = [float(r["cost_usd"]) for r in recs if isinstance(r.get("cost_usd"), (int, float))]
+    simulated = any(r.get("backend") == "simulator" for r in recs)
+    shown = sum(1 for r in recs if display.has_video(r))
+    other = len(recs) - shown
+    total = f" · {_html.money(sum(costs), simulated=simulated)}" if costs else ""
+    rest = f" · {other} without a clip" if other else ""
+    return f'<div style="font-size:12px;margin:4px 0">{shown} clip(s){rest}{total}</div>'
+
+
+def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
+                 facets: str | Sequence[str] | None = None) -> str:
+    """The grid as one escaped HTML block (every text escaped, money MathJax-safe)."""
+    g = study.grid(df, rows=rows, cols=cols, facets=facets)
+    if df.empty:
+        return _html.block("<p><i>No runs to show.</i></p>", classes="rf-gallery")
+    parts = [_summary(df)]
+    corner = f"{_html.text(rows)} ↓ &nbsp; {_html.text(cols)} →"
+    head = "".join(f'<th style="{_TH}">{_header(c)}</th>' for c in g.col_keys)
+    for facet in g.facet_keys:
+        if g.facets:
+            parts.append(f'<div class="rf-facet" style="font-size:13px;font-weight:bold;margin:10px 0 4px">'
+                         f"{_facet_title(g, facet)}</div>")
+        body = []
+        for rk in g.row_keys:
+            tds = "".join(f'<td class="rf-cell" style="{_TD}">{_cell_html(g.runs(facet, rk, ck))}</td>'
+                          for ck in g.col_keys)
+            body.append(f'<tr><th style="{_TH};max-width:220px">{_header(rk)}</th>{tds}</tr>')
+        parts.append(f'<table style="border-collapse:collapse;table-layout:fixed">'
+                     f'<thead><tr><th style="{_TH}">{corner}</th>{head}</tr></thead>'
+                     f'<tbody>{"".join(body)}</tbody></table>')
+    return _html.block("".join(parts), classes="rf-gallery", style="overflow-x:auto")
+
+
+class Gallery:
+    """A gallery of an experiment's runs: plain HTML in reports, with rating controls in JupyterLab.
+
+    ``str(g)`` / :meth:`to_html` is the static HTML; :meth:`widget` the interactive grid.
+    """
+
+    def __init__(self, df: pd.DataFrame, *, rows: str, cols: str, facets: str | Sequence[str] | None = None,
+                 experiment: Experiment | None = None) -> None:
+        self.frame = df
+        self.rows, self.cols, self.facets = rows, cols, facets
+        self.experiment = experiment
+        self.markup = gallery_html(df, rows=rows, cols=cols, facets=facets)
+        self.clips = sum(1 for r in study.records(df) if display.has_video(r))
 
     def _repr_html_(self) -> str:
         return self.markup
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        from .._frontend import interactive_frontend
+
+        if self.experiment is None or not interactive_frontend():
+            return {"text/html": self.markup, "text/plain": repr(self)}
+        try:
+            bundle = self.widget()._repr_mimebundle_(**kwargs)
+        except ImportError:  # no ipywidgets: the static grid
+            return {"text/html": self.markup, "text/plain": repr(self)}
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data.setdefault("text/html", self.markup)
+        return bundle
+
+    def widget(self) -> Any:
+        """The grid as ipywidgets, every clip with a 1–5 rating and a ☆ favourite saved to the store."""
+        import ipywidgets as w
+
+        exp = self.experiment
+        if exp is None:
+            raise ValueError("an interactive gallery needs the experiment (use exp.gallery())")
+        g = study.grid(self.frame, rows=self.rows, cols=self.cols, facets=self.facets)
+        children: list[Any] = [w.HTML(_summary(self.frame))]
+        template = f"minmax(120px,220px) repeat({len(g.col_keys)}, {CELL_WIDTH_PX}px)"
+        for facet in g.facet_keys:
+            if g.facets:
+                children.append(w.HTML(f'<div style="font-size:13px;font-weight:bold;margin-top:8px">'
+                                       f"{_facet_title(g, facet)}</div>"))
+            cells: list[Any] = [w.HTML(f'<div style="{_TH}">{_html.text(self.rows)} ↓ {_html.text(self.cols)} →</div>')]
+            cells += [w.HTML(f'<div style="{_TH}">{_header(c)}</div>') for c in g.col_keys]
+            for rk in g.row_keys:
+                cells.append(w.HTML(f'<div style="{_TH}">{_header(rk)}</div>'))
+                for ck in g.col_keys:
+                    runs = g.runs(facet, rk, ck)
+                    parts: list[Any] = [w.HTML(_html.block(_cell_html(runs)))]
+                    for run in runs:
+                        if run.get("status") == "succeeded":
+                            parts.append(_rating_controls(exp, run))
+                    box = w.VBox(parts, layout=w.Layout(border="1px solid #e5e7eb", padding="4px"))
+                    box.add_class("rf-cell")
+                    cells.append(box)
+            children.append(w.GridBox(cells, layout=w.Layout(grid_template_columns=template, grid_gap="2px")))
+        root = w.VBox(children)
+        root.add_class("rf-gallery")
+        return root
 
     def to_html(self) -> str:
         return self.markup
@@ -55,96 +171,74 @@ class Gallery:
         return f"<Gallery {self.clips} clip(s), rows={self.rows!r}, cols={self.cols!r}>"
 
 
-def gallery(exp: Experiment, *, rows: str = "prompt", cols: str = "seed", status: str | None = "succeeded",
-            tags: Iterable[str] | None = None, **filters: Any) -> Gallery:
-    """The experiment's runs (``status``, ``tags`` and column ``filters`` as in :meth:`Experiment.table`)."""
+def _rating_controls(exp: Experiment, run: dict[str, Any]) -> Any:
+    import ipywidgets as w
+
+    run_id = str(run["run_id"])
+    rating: Any = run.get("rating")
+    stars = w.ToggleButtons(options=[1, 2, 3, 4, 5], value=int(rating) if rating in range(1, 6) else None,
+                            tooltips=[f"rate {n}" for n in range(1, 6)], style={"button_width": "28px"},
+                            layout=w.Layout(width="auto"))
+    stars.add_class("rf-rating")
+    fav = w.ToggleButton(value=study.FAVOURITE in (run.get("tags") or ()), description="☆", tooltip="favourite",
+                         layout=w.Layout(width="36px"))
+    fav.add_class("rf-favourite")
+    saved = w.HTML()
+
+    def on_rating(change: dict[str, Any]) -> None:
+        exp.rate(run_id, change["new"])
+        saved.value = f'<span style="font-size:11px;color:#15803d">rated {html.escape(str(change["new"]))}</span>'
+
+    def on_fav(change: dict[str, Any]) -> None:
+        if change["new"]:
+            exp.tag(run_id, study.FAVOURITE)
+        else:
+            exp.untag(run_id, study.FAVOURITE)
+        fav.description = "★" if change["new"] else "☆"
+        saved.value = '<span style="font-size:11px;color:#15803d">saved</span>'
+
+    if fav.value:
+        fav.description = "★"
+    stars.observe(on_rating, names="value")
+    fav.observe(on_fav, names="value")
+    return w.HBox([stars, fav, saved], layout=w.Layout(align_items="center", flex_flow="row wrap"))
+
+
+def gallery(exp: Experiment, *, rows: str = "prompt", cols: str = "seed", facets: str | Sequence[str] | None = None,
+            status: str | Iterable[str] | None = None, tags: Iterable[str] | None = None, **filters: Any) -> Gallery:
+    """The experiment's runs (``status``, ``tags`` and column ``filters`` as in :meth:`Experiment.table`;
+    by default every run, so empty cells say why)."""
     df = exp.table(status=status, tags=tags, where=filters or None)
-    return Gallery(gallery_html(df, rows=rows, cols=cols), clips=len(df), rows=rows, cols=cols)
+    return Gallery(df, rows=rows, cols=cols, facets=facets, experiment=exp)
 
 
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    try:
-        import pandas as pd
-
-        return value is pd.NA or value is pd.NaT
-    except ImportError:  # pragma: no cover
-        return False
-
-
-def _key(value: Any) -> Any:
-    if _missing(value):
-        return None
-    if isinstance(value, (list, tuple)):
-        return tuple(_key(v) for v in value)
-    return value
-
-
-def _label(key: Any) -> str:
-    if key is None:
-        return "—"
-    if isinstance(key, tuple):
-        return ", ".join(_label(k) for k in key)
-    return str(key)
-
-
-def _ordered(keys: Sequence[Any]) -> list[Any]:
-    """Distinct keys: numbers ascending, anything else in order of first appearance; missing last."""
-    distinct = list(dict.fromkeys(keys))
-    present = [k for k in distinct if k is not None]
-    if present and all(isinstance(k, numbers.Real) and not isinstance(k, bool) for k in present):
-        present.sort()
-    return present + ([None] if None in distinct else [])
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (None if not isinstance(v, (list, tuple)) and _missing(v) else v) for k, v in rec.items()}
-            for rec in df.to_dict("records")]
-
-
-def _header(key: Any, *, limit: int = 160) -> str:
-    text = _label(key)
-    short = text if len(text) <= limit else text[: limit - 1] + "…"
-    return f'<span title="{html.escape(text, quote=True)}">{html.escape(short)}</span>'
-
-
-def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed") -> str:
-    """A rows × cols table of runs (several runs in a cell are stacked), every text escaped."""
-    for axis in (rows, cols):
-        if axis not in df.columns:
-            known = ", ".join(map(str, df.columns))
-            raise KeyError(f"no column {axis!r} to lay the gallery out by; columns: {known}")
-    records = _records(df)
-    if not records:
-        return '<div class="rf-gallery"><p><i>No runs to show.</i></p></div>'
-    row_keys = _ordered([_key(r[rows]) for r in records])
-    col_keys = _ordered([_key(r[cols]) for r in records])
-    cells: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
-    for rec in records:
-        cells.setdefault((_key(rec[rows]), _key(rec[cols])), []).append(rec)
-
-    corner = f"{html.escape(rows)} ↓ &nbsp; {html.escape(cols)} →"
-    head = "".join(f'<th style="{_TH}">{_header(c)}</th>' for c in col_keys)
+def best_html(df: pd.DataFrame, *, by: str | Sequence[str] = "prompt") -> str:
+    """One compact row per ``by`` value: its best clip (favourite, rating, A/B wins) and why."""
+    best = study.best_per(df, by=by)
+    keys = [by] if isinstance(by, str) else list(by)
+    if best.empty:
+        return _html.block("<p><i>No finished runs yet.</i></p>", classes="rf-best")
+    head = "".join(f'<th style="{_TH}">{_html.text(k)}</th>' for k in keys)
+    head += f'<th style="{_TH}">best clip</th><th style="{_TH}">why</th>'
     body = []
-    for rk in row_keys:
-        tds = []
-        for ck in col_keys:
-            runs = cells.get((rk, ck), [])
-            inner = "".join(f'<div style="margin-bottom:6px">{display.row_html(r, width="100%")}</div>'
-                            for r in runs)
-            tds.append(f'<td style="{_TD}">{inner}</td>')
-        body.append(f'<tr><th style="{_TH};max-width:220px">{_header(rk)}</th>{"".join(tds)}</tr>')
-    costs = [float(r["cost_usd"]) for r in records if isinstance(r.get("cost_usd"), numbers.Real)]
-    simulated = any(r.get("backend") == "simulator" for r in records)
-    total = f" · {'est. ' if simulated else ''}${sum(costs):.2f}" if costs else ""
-    summary = f'<div style="font-size:12px;margin:4px 0">{len(records)} clip(s){total}</div>'
-    return (f'<div class="rf-gallery" style="overflow-x:auto">{summary}'
-            f'<table style="border-collapse:collapse;table-layout:fixed">'
-            f'<thead><tr><th style="{_TH}">{corner}</th>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    for rec in study.records(best):
+        why = []
+        if rec.get("favourite"):
+            why.append("★ favourite")
+        if rec.get("rating") is not None:
+            why.append(f"rated {rec['rating']}")
+        if rec.get("wins") or rec.get("losses") or rec.get("ties"):
+            why.append(f"A/B {rec['wins']}–{rec['losses']}" + (f" ({rec['ties']} tie)" if rec.get("ties") else ""))
+        if not why:
+            why.append("not judged yet: the first run")
+        tds = "".join(f'<td style="{_TD};width:auto;max-width:320px">{_header(rec.get(k))}</td>' for k in keys)
+        clip = display.row_html(rec, width=220, max_height=200, caption=False)
+        fields = {k: v for k, v in display.row_fields(rec).items() if k != "rating"}
+        cap = display.caption_html(fields, simulated=rec.get("backend") == "simulator")
+        body.append(f'<tr>{tds}<td style="{_TD};width:230px">{clip}</td>'
+                    f'<td style="{_TD};width:auto;font-size:12px">{_html.text(", ".join(why))}<br>{cap}</td></tr>')
+    return _html.block(f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
+                       f'<tbody>{"".join(body)}</tbody></table>', classes="rf-best")
 
 
 def table_html(df: pd.DataFrame, *, columns: Sequence[str] | None = None, max_rows: int | None = 200) -> str:
@@ -154,5 +248,5 @@ def table_html(df: pd.DataFrame, *, columns: Sequence[str] | None = None, max_ro
     for name in frame.columns:
         if frame[name].dtype == object:
             frame[name] = frame[name].map(lambda v: ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
-    return str(frame.to_html(escape=True, index=False, na_rep="", max_rows=max_rows, border=0,
-                             classes="rf-table"))
+    markup = str(frame.to_html(escape=True, index=False, na_rep="", max_rows=max_rows, border=0, classes="rf-table"))
+    return _html.block(markup.replace("$", "&#36;"))

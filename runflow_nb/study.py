@@ -1,0 +1,215 @@
+"""Reading a study: which parameters varied, the table's column order, grids of runs, a ranking.
+
+Plain data over the experiment table (pandas), no HTML: the gallery, the table view and compare
+render what these functions decide, and scripts can use them directly.
+
+>>> import pandas as pd
+>>> df = pd.DataFrame({"prompt": ["a", "a", "b"], "seed": [1, 2, 1], "duration": [5, 5, 5]})
+>>> varying(df)
+['prompt', 'seed']
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["FAVOURITE", "PARAMETERS", "Grid", "best_per", "column_order", "grid", "next_pair", "ranking",
+           "varying"]
+
+PARAMETERS = ("model", "prompt", "images", "seed", "duration", "resolution", "aspect_ratio",
+              "enable_safety_checker")
+"""Request parameters, in the order a study is read (what a researcher varies)."""
+OUTCOME = ("status", "rating", "tags", "note", "video_path", "poster_path", "error_code", "error_message",
+           "nsfw_detected", "seed_returned", "width", "height", "video_duration", "has_audio")
+TIMING = ("wall_s", "queue_s", "inference_ms", "created_at", "submitted_at", "started_at", "completed_at",
+          "updated_at", "attempts")
+COST = ("cost_usd", "cost_estimate_usd", "cost_simulated", "backend")
+IDS = ("run_id", "remote_id", "client_ref", "run_key", "experiment", "owner", "output_url", "video_sha256",
+       "image_sha256", "params", "library_version")
+FAVOURITE = "favourite"
+"""The tag a favourite clip carries (set by the gallery's ☆ button or ``exp.tag(run_id, "favourite")``)."""
+PREFERRED = "preferred_over:"
+TIE = "tie_with:"
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    if value is None:
+        return None
+    try:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except (ImportError, TypeError):
+        pass
+    return value
+
+
+def varying(df: pd.DataFrame, candidates: Iterable[str] = PARAMETERS) -> list[str]:
+    """The parameters (in :data:`PARAMETERS` order) that take more than one value in ``df``
+    (missing values do not count: a run refused before its parameters were known varies nothing)."""
+    return [c for c in candidates if c in df.columns and len({_hashable(v) for v in df[c]} - {None}) > 1]
+
+
+def column_order(df: pd.DataFrame) -> list[str]:
+    """The table's columns: the parameters that varied, the other parameters, then outcome,
+    timing and cost; ids and bookkeeping last. Unknown columns go before the ids."""
+    moved = varying(df)
+    order = moved + [c for c in PARAMETERS if c not in moved]
+    for group in (OUTCOME, TIMING, COST):
+        order += list(group)
+    known = [c for c in order if c in df.columns]
+    extra = [c for c in df.columns if c not in known and c not in IDS]
+    return known + extra + [c for c in IDS if c in df.columns]
+
+
+def _ordered(keys: Iterable[Any]) -> list[Any]:
+    """Distinct keys: numbers ascending, anything else in order of first appearance; missing last."""
+    distinct = list(dict.fromkeys(keys))
+    present = [k for k in distinct if k is not None]
+    if present and all(isinstance(k, numbers.Real) and not isinstance(k, bool) for k in present):
+        present.sort()
+    return present + ([None] if None in distinct else [])
+
+
+@dataclass
+class Grid:
+    """Runs laid out as facets of ``rows`` × ``cols``: the same row and column keys in every facet,
+    so clips line up across them; ``cells[(facet, row, col)]`` holds the runs there (often one)."""
+
+    rows: str
+    cols: str
+    facets: list[str]
+    row_keys: list[Any]
+    col_keys: list[Any]
+    facet_keys: list[tuple[Any, ...]]
+    cells: dict[tuple[tuple[Any, ...], Any, Any], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def runs(self, facet: tuple[Any, ...], row: Any, col: Any) -> list[dict[str, Any]]:
+        return self.cells.get((facet, row, col), [])
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table's rows as dicts with missing values as None (lists kept)."""
+    out = []
+    for rec in df.to_dict("records"):
+        out.append({k: (v if isinstance(v, (list, tuple)) else (None if _hashable(v) is None else v))
+                    for k, v in rec.items()})
+    return out
+
+
+def grid(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
+         facets: str | Sequence[str] | None = None) -> Grid:
+    """Lay ``df`` out by ``rows`` × ``cols``; ``facets`` (default: every other parameter that
+    varied) split it into aligned sub-grids. Within a cell runs are ordered by creation."""
+    for axis in (rows, cols, *([facets] if isinstance(facets, str) else facets or [])):
+        if axis not in df.columns:
+            known = ", ".join(map(str, df.columns))
+            raise KeyError(f"no column {axis!r} to lay the gallery out by; columns: {known}")
+    if facets is None:
+        facet_cols = [c for c in varying(df) if c not in (rows, cols)]
+    else:
+        facet_cols = [facets] if isinstance(facets, str) else list(facets)
+    recs = records(df)
+    row_keys = _ordered(_hashable(r[rows]) for r in recs)
+    col_keys = _ordered(_hashable(r[cols]) for r in recs)
+    facet_values = [_ordered(_hashable(r[f]) for r in recs) for f in facet_cols]
+    seen = {tuple(_hashable(r[f]) for f in facet_cols) for r in recs}
+    import itertools
+
+    facet_keys = [k for k in itertools.product(*facet_values) if k in seen] if facet_cols else [()]
+    g = Grid(rows=rows, cols=cols, facets=facet_cols, row_keys=row_keys, col_keys=col_keys, facet_keys=facet_keys)
+    for r in recs:
+        key = (tuple(_hashable(r[f]) for f in facet_cols), _hashable(r[rows]), _hashable(r[cols]))
+        g.cells.setdefault(key, []).append(r)
+    return g
+
+
+def _judgements(df: pd.DataFrame) -> tuple[dict[str, int], dict[str, int], dict[str, int], set[frozenset[str]]]:
+    wins: dict[str, int] = {}
+    losses: dict[str, int] = {}
+    ties: dict[str, int] = {}
+    judged: set[frozenset[str]] = set()
+    for run_id, tags in zip(df["run_id"], df["tags"], strict=True):
+        for tag in tags or ():
+            if not isinstance(tag, str):
+                continue
+            if tag.startswith(PREFERRED):
+                other = tag[len(PREFERRED):]
+                wins[run_id] = wins.get(run_id, 0) + 1
+                losses[other] = losses.get(other, 0) + 1
+                judged.add(frozenset((run_id, other)))
+            elif tag.startswith(TIE):
+                ties[run_id] = ties.get(run_id, 0) + 1
+                judged.add(frozenset((run_id, tag[len(TIE):])))
+    return wins, losses, ties, judged
+
+
+def ranking(df: pd.DataFrame) -> pd.DataFrame:
+    """Succeeded runs best first, with what the judgement rests on.
+
+    Adds ``favourite`` (the :data:`FAVOURITE` tag), ``wins``/``losses``/``ties`` (A/B choices from
+    compare) and ``preference`` = (wins + ties/2) / comparisons (NaN when never compared). Order:
+    favourites first, then rating (unrated last), then preference, then more comparisons won.
+    """
+    import numpy as np
+
+    done = df[df["status"] == "succeeded"].copy()
+    wins, losses, ties, _ = _judgements(df)
+    done["favourite"] = [FAVOURITE in (t or ()) for t in done["tags"]]
+    done["wins"] = [wins.get(r, 0) for r in done["run_id"]]
+    done["losses"] = [losses.get(r, 0) for r in done["run_id"]]
+    done["ties"] = [ties.get(r, 0) for r in done["run_id"]]
+    compared = done["wins"] + done["losses"] + done["ties"]
+    done["preference"] = np.where(compared > 0, (done["wins"] + done["ties"] / 2) / compared.clip(lower=1), np.nan)
+    rating = done["rating"].astype("Float64").fillna(-1.0) if "rating" in done else 0.0
+    done = done.assign(_r=rating, _p=done["preference"].fillna(-1.0))
+    done = done.sort_values(["favourite", "_r", "_p", "wins"], ascending=False, kind="stable")
+    return done.drop(columns=["_r", "_p"]).reset_index(drop=True)
+
+
+def best_per(df: pd.DataFrame, by: str | Sequence[str] = "prompt") -> pd.DataFrame:
+    """The top run of :func:`ranking` for each value of ``by`` (default: each prompt)."""
+    ranked = ranking(df)
+    keys = [by] if isinstance(by, str) else list(by)
+    hashed = ranked[keys].map(_hashable) if keys else ranked[keys]
+    return ranked[~hashed.duplicated()].reset_index(drop=True)
+
+
+def next_pair(df: pd.DataFrame, *, by: str | Sequence[str] = "prompt",
+              exclude: Iterable[frozenset[str]] = ()) -> tuple[str, str] | None:
+    """Two succeeded runs with the same ``by`` values that have not been compared yet: the best
+    ranked run against its nearest unjudged rival, so choices refine the top of the ranking."""
+    _, _, _, judged = _judgements(df)
+    judged |= set(exclude)
+    ranked = ranking(df)
+    keys = [by] if isinstance(by, str) else list(by)
+    groups: dict[Any, list[str]] = {}
+    for rec in ranked.to_dict("records"):
+        groups.setdefault(tuple(_hashable(rec[k]) for k in keys), []).append(rec["run_id"])
+    for ids in groups.values():
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                if frozenset((a, b)) not in judged:
+                    return a, b
+    return None
+
+
+def reason(row: Mapping[str, Any] | None) -> str:
+    """Why there is no clip: the status (and message) of ``row``, "not run" without a row."""
+    if row is None:
+        return "not run"
+    status = str(row.get("status") or "")
+    message = row.get("error_message")
+    return f"{status}: {message}" if message else status

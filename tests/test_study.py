@@ -1,0 +1,153 @@
+"""Reading a study: column order, aligned grids, ranking from ratings and A/B choices, the table
+view, and artifact paths that resolve from any folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from runflow_nb import Experiment, study
+from runflow_nb.store import Store
+from runflow_nb.tableview import TableView
+from runflow_nb.widgets.compare import record_choice
+from runflow_nb.widgets.gallery import best_html, gallery_html
+
+XSS = '<script>alert("$1")</script>'
+
+
+def _runs(exp: Experiment, grid: list[dict[str, Any]], *, root: Path) -> list[dict[str, Any]]:
+    folder = root / "artifacts" / exp.name
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, params in enumerate(grid):
+        run_id = f"r{i:03d}"
+        status = params.pop("status", "succeeded")
+        video, poster = folder / f"{run_id}.mp4", folder / f"{run_id}.jpg"
+        if status == "succeeded":
+            video.write_bytes(b"stand-in")
+            Image.new("RGB", (720, 1280) if params.get("aspect_ratio") == "9:16" else (640, 360),
+                      (i * 9 % 255, 90, 140)).save(poster)
+        rows.append(exp.store.insert_run({
+            "run_id": run_id, "experiment": exp.name, "run_key": f"k{i}", "status": status, "backend": "simulator",
+            "cost_usd": 0.42 if status == "succeeded" else None, "resolution": "720p",
+            "video_path": str(video) if status == "succeeded" else None,
+            "poster_path": str(poster) if status == "succeeded" else None, **params}))
+    return rows
+
+
+@pytest.fixture
+def exp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Experiment:
+    monkeypatch.chdir(tmp_path)
+    return Experiment("s", store=str(tmp_path / "runflow.sqlite"), artifacts=tmp_path / "artifacts")
+
+
+def test_table_puts_what_varied_first_and_ids_last(exp: Experiment, tmp_path: Path) -> None:
+    _runs(exp, [{"prompt": p, "seed": s, "duration": 3} for p in ("a", "b") for s in (1, 2)], root=tmp_path)
+    cols = list(exp.table().columns)
+    assert cols[:2] == ["prompt", "seed"] and cols.index("status") < cols.index("wall_s") < cols.index("cost_usd")
+    assert cols.index("cost_usd") < cols.index("run_id") and cols[-1] in study.IDS
+    assert set(cols) == set(exp.store.table("s").columns)
+
+
+def test_gallery_aligns_facets_and_says_why_cells_are_empty(exp: Experiment, tmp_path: Path) -> None:
+    grid = [{"prompt": p, "seed": s, "duration": d, "aspect_ratio": "16:9"}
+            for p in ("a", XSS) for s in (1, 2) for d in (3, 5)]
+    grid[1]["status"] = "skipped_budget"  # prompt a, seed 1, 5 s
+    grid[2].update(status="failed", error_message="the model could not generate this clip")  # a, seed 2, 3 s
+    grid.pop()  # XSS prompt, seed 2, 5 s: never run
+    _runs(exp, grid, root=tmp_path)
+    g = study.grid(exp.table(), rows="prompt", cols="seed")
+    assert g.facets == ["duration"] and g.facet_keys == [(3,), (5,)]
+    assert g.row_keys == ["a", XSS] and g.col_keys == [1, 2]  # the same rows and columns in every facet
+    markup = gallery_html(exp.table(), rows="prompt", cols="seed")
+    assert XSS not in markup and "&lt;script&gt;" in markup and "$" not in markup
+    assert markup.count('class="rf-facet"') == 2
+    assert "skipped: over the budget" in markup and "the model could not generate this clip" in markup
+    assert markup.count("<i>not run</i>") == 1
+    assert markup.count("<video ") == 5 and markup.count('poster="data:image/jpeg;base64,') == 5
+
+
+def test_portrait_clips_stay_a_sensible_height(exp: Experiment, tmp_path: Path) -> None:
+    _runs(exp, [{"prompt": "p", "seed": 1, "aspect_ratio": "9:16", "width": 720, "height": 1280}], root=tmp_path)
+    markup = gallery_html(exp.table(), rows="prompt", cols="seed")
+    style = re.search(r'<video [^>]*style="([^"]+)"', markup)
+    assert style is not None and "min(100%,202px)" in style.group(1) and "aspect-ratio:0.5625" in style.group(1)
+
+
+def test_ab_choices_ratings_and_favourites_rank_runs(exp: Experiment, tmp_path: Path) -> None:
+    rows = _runs(exp, [{"prompt": p, "seed": s} for p in ("a", "b") for s in (1, 2, 3)], root=tmp_path)
+    a1, a2, a3, b1, b2, b3 = (r["run_id"] for r in rows)
+    pair = exp.next_pair()
+    assert pair is not None and len({exp.store.get_run(r)["prompt"] for r in pair}) == 1
+    record_choice(exp, a3, a1, "A better")
+    record_choice(exp, a3, a2, "A better")
+    record_choice(exp, a1, a2, "tie")
+    ranked = exp.ranking()
+    assert ranked[ranked["prompt"] == "a"]["run_id"].iloc[0] == a3
+    assert ranked.set_index("run_id").loc[a3, "wins"] == 2 and ranked.set_index("run_id").loc[a1, "losses"] == 1
+    exp.rate(b2, 5)
+    exp.tag(b1, study.FAVOURITE)
+    best = study.best_per(exp.table())
+    assert dict(zip(best["prompt"], best["run_id"], strict=True)) == {"a": a3, "b": b1}  # favourite beats rated
+    assert "★ favourite" in best_html(exp.table()) and "A/B 2–0" in best_html(exp.table())
+    # every pair of prompt a is judged: the next pair is from prompt b, never a pair seen before
+    seen = {frozenset(p) for p in ((a3, a1), (a3, a2), (a1, a2))}
+    for _ in range(3):
+        nxt = exp.next_pair()
+        assert nxt is not None and frozenset(nxt) not in seen and set(nxt) <= {b1, b2, b3}
+        seen.add(frozenset(nxt))
+        record_choice(exp, *nxt, "tie")
+    assert exp.next_pair() is None
+    with pytest.raises(ValueError, match="has been compared"):
+        exp.compare()
+
+
+def test_view_shows_a_still_per_run_and_only_what_varied(exp: Experiment, tmp_path: Path) -> None:
+    _runs(exp, [{"prompt": XSS, "seed": s, "duration": 3} for s in (1, 2, 3)] + [{"prompt": "x", "status": "failed",
+                                                                              "seed": 4, "duration": 3}],
+          root=tmp_path)
+    view = exp.view()
+    assert isinstance(view, TableView) and len(view) == 4
+    assert list(view.frame.columns) == ["clip", "prompt", "seed", "status", "rating", "cost_usd", "wall_s", "run"]
+    for markup in (view._repr_html_(), view.static_html()):
+        assert XSS not in markup and "&lt;script&gt;" in markup
+        assert markup.count('src="data:image/jpeg;base64,') == 3 and "est. &#36;0.42" in markup
+        assert "mathjax_ignore" in markup
+    assert "DataTable" in view._repr_html_() or "ITable" in view._repr_html_()  # itables drives sort and search
+
+
+def test_paths_resolve_from_any_folder_and_travel_with_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    study_dir = tmp_path / "study"
+    (study_dir / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(study_dir / "notebooks")  # a kernel in the notebook's folder, relative defaults
+    exp = Experiment("p", store="runflow.sqlite", artifacts="artifacts")
+    (run,) = _runs(exp, [{"prompt": "p", "seed": 1}], root=Path("."))
+    raw = exp.store.engine.connect().exec_driver_sql("SELECT video_path, poster_path FROM runs").one()
+    assert tuple(raw) == ("artifacts/p/r000.mp4", "artifacts/p/r000.jpg")  # relative to the store's folder
+    exp.store.close()
+
+    monkeypatch.chdir(tmp_path)  # the CLI or a report kernel somewhere else
+    row = Store(study_dir / "notebooks" / "runflow.sqlite").get_run(run["run_id"])
+    assert row is not None and Path(row["video_path"]).is_file() and Path(row["video_path"]).is_absolute()
+
+    moved = tmp_path / "elsewhere"
+    shutil.move(study_dir / "notebooks", moved)  # the study copied to another folder or machine
+    table = Store(moved / "runflow.sqlite").table("p")
+    assert Path(table["video_path"][0]) == moved / "artifacts" / "p" / "r000.mp4"
+    assert os.path.isfile(table["poster_path"][0])
+
+
+def test_absolute_paths_fall_back_to_artifacts_beside_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a" / "runflow.sqlite")
+    row = store.insert_run({"experiment": "e", "run_key": "k", "video_path": "/gone/e/clip.mp4"})
+    assert store.get_run(row["run_id"])["video_path"] == "/gone/e/clip.mp4"  # missing and nowhere else
+    (tmp_path / "a" / "artifacts" / "e").mkdir(parents=True)
+    (tmp_path / "a" / "artifacts" / "e" / "clip.mp4").write_bytes(b"x")
+    assert store.get_run(row["run_id"])["video_path"] == str(tmp_path / "a" / "artifacts" / "e" / "clip.mp4")
