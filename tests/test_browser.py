@@ -298,3 +298,116 @@ def test_compare_plays_both_videos_in_step_and_saves_a_rating(lab: Lab, page: An
     assert got.startswith("4,preferred_over:"), got
     view.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "compare.png"))
+
+
+_POSTERS_LOADED = """async (root) => {
+    const scope = document.querySelectorAll(root);
+    const host = scope[scope.length - 1];
+    const vids = [...host.querySelectorAll('video')];
+    const out = [];
+    for (const v of vids) {
+        const img = new Image();
+        img.src = v.poster;  // what the browser fetches for the still
+        let ok = true;
+        try { await img.decode(); } catch (e) { ok = false; }
+        out.push({poster: v.poster.slice(0, 30), ok, w: img.naturalWidth, h: img.naturalHeight});
+    }
+    return out;
+}"""
+
+
+def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(lab: Lab, page: Any) -> None:
+    if "/lab/tree/" not in page.url:
+        page.goto(f"{lab.url}/lab/tree/{lab.notebook}")
+        page.wait_for_function(_KERNEL_IDLE, timeout=30000)
+    code = (
+        "import runflow_nb as _rf\n"
+        "from runflow_nb.samples import sample_images as _si\n"
+        "_sw = _rf.Experiment('browser-sweep', store='sweep.sqlite', artifacts='artifacts')\n"
+        "_plan = _rf.grid(prompt=['character1 trots', 'character1 rears up'], images=[str(p) for p in _si(1)],\n"
+        "                 seed=[1, 2, 3], duration=3, resolution='720p', aspect_ratio=['16:9', '9:16'])\n"
+        "display(_plan.estimate())\n"
+        "_sw.run(_plan, concurrency=4, budget_usd=4.0, progress=None)\n"
+        "_sw.gallery(rows='prompt', cols='seed')"
+    )
+    index = page.evaluate(_RUN_CODE, code)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".rf-gallery").first.wait_for(timeout=120000)
+    page.wait_for_function(_KERNEL_IDLE, timeout=60000)
+    posters = page.evaluate(_POSTERS_LOADED, ".rf-gallery")
+    assert posters, "no clips in the gallery"
+    assert all(p["ok"] and p["w"] > 0 for p in posters), posters  # every still decodes in the page
+    text = cell.inner_text()
+    assert "$0.42" in text and "$" in text  # the estimate and the captions show dollars as text
+    assert "skipped: over the budget" in text  # a $5.04 plan against a $4 budget: the cut is explained
+    maths = cell.locator("mjx-container, .MathJax, .MathJax_Preview, .mjx-chtml").count()
+    assert maths == 0, f"{maths} MathJax element(s) in the sweep's output"
+    heights = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery video')].map(
+        v => v.getBoundingClientRect().height)""")
+    assert max(heights) <= 370, heights  # 9:16 clips stay a sensible height
+    cell.locator(".rf-gallery").first.scroll_into_view_if_needed()
+    SHOTS = ROOT / "test-artifacts"
+    cell.screenshot(path=str(SHOTS / "gallery.png"))
+
+    # rating and favourite from the gallery land in the store
+    first = cell.locator(".rf-cell").filter(has=page.locator("video")).first
+    first.locator(".rf-rating button", has_text="5").click()
+    first.locator(".rf-favourite").click()
+    first.get_by_text("saved").wait_for(timeout=10000)
+    got = _kernel_eval(page, "_b = _sw.ranking().iloc[0]\nprint('BEST=' + str(_b['rating']) + ',' + str(_b['favourite']))",
+                       "BEST=")
+    assert got == "5,True", got
+
+    index = page.evaluate(_RUN_CODE, "_sw.view()")
+    view = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    view.locator("table").first.wait_for(timeout=30000)
+    page.wait_for_timeout(1500)  # DataTables draws
+    imgs = page.evaluate("""(i) => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
+        return [...c.querySelectorAll('img[alt=still]')].map(im => im.complete && im.naturalWidth > 0); }""", index)
+    assert imgs and all(imgs), imgs
+    assert view.locator("mjx-container, .MathJax").count() == 0 and "$0.42" in view.inner_text()
+    view.screenshot(path=str(SHOTS / "table.png"))
+
+    index = page.evaluate(_RUN_CODE, "_sw.compare()")
+    cmp_cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cmp_cell.locator(".rf-compare video").nth(1).wait_for(timeout=20000)
+    sound = page.evaluate("""async (i) => {
+        const vs = document.querySelectorAll('.jp-Notebook .jp-Cell')[i].querySelectorAll('.rf-compare video');
+        const [a, b] = vs;
+        await a.play();
+        await new Promise(r => setTimeout(r, 500));
+        const r = {aPlaying: !a.paused, bPlaying: !b.paused, aMuted: a.muted, bMuted: b.muted};
+        a.pause();
+        return r;
+    }""", index)
+    assert sound == {"aPlaying": True, "bPlaying": True, "aMuted": False, "bMuted": True}, sound
+    cmp_cell.screenshot(path=str(SHOTS / "compare.png"))
+
+
+def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_every_video(
+        lab: Lab, page: Any, tmp_path: Path) -> None:
+    page.goto(f"{lab.url}/lab/tree/seed_sweep.ipynb")
+    page.wait_for_function(_KERNEL_IDLE, timeout=30000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.locator(".rf-gallery").first.wait_for(timeout=120000)
+    page.wait_for_function(_KERNEL_IDLE, timeout=120000)
+    out = tmp_path / "report"
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-m", "runflow_nb.cli", "report", str(lab.root / "seed_sweep.ipynb"),
+                           "-p", "seeds", "[1, 2]", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "expired" not in done.stderr and "do not exist" not in done.stderr, done.stderr[-2000:]
+    html_file = next(out.glob("*.html"))
+    page.goto(html_file.as_uri())
+    page.wait_for_load_state("load")
+    states = page.evaluate("""async () => {
+        const vids = [...document.querySelectorAll('video')];
+        for (const v of vids) { v.preload = 'auto'; v.load(); }
+        const deadline = Date.now() + 20000;
+        while (Date.now() < deadline && vids.some(v => v.readyState < 2)) await new Promise(r => setTimeout(r, 200));
+        return vids.map(v => ({src: v.currentSrc.slice(-40), ready: v.readyState}));
+    }""")
+    assert states and all(s["ready"] >= 2 for s in states), states
+    page.screenshot(path=str(ROOT / "test-artifacts" / "report.png"), full_page=False)
