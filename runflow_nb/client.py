@@ -67,8 +67,8 @@ def _announce_simulator() -> None:
         _announced = True
     log.warning(
         "runflow_nb: RUNFLOW_API_KEY is not set, so runs use the OFFLINE SIMULATOR. Its clips are synthetic "
-        "(pans over your reference images, drawn scenes for text-to-video, re-graded clips for video-edit, with "
-        "a tone track), not output of the model, and cost nothing.")
+        "(pans over your reference images framed and graded by the seed, drawn scenes for text-to-video, "
+        "re-graded clips for video-edit, with a tone track), not output of the model, and cost nothing.")
 
 
 _shared_emulator: Any = None

@@ -134,8 +134,8 @@ def plane_arrays(frame: Any) -> list[np.ndarray]:
 
 
 def paste(planes: list[np.ndarray], badge: list[np.ndarray], *, corner: str = "top-left") -> None:
-    """Copy a badge into frame planes, inset from ``corner`` ("top-left" or "bottom-right");
-    a badge wider than the frame is cut at the edge."""
+    """Copy a badge into frame planes, inset from ``corner`` ("top-left", "top-right" or
+    "bottom-right"); a badge wider than the frame is cut at the edge."""
     height = planes[0].shape[0]
     m = even(height / 40)
     for k, (dst, src) in enumerate(zip(planes, badge, strict=True)):
@@ -144,5 +144,7 @@ def paste(planes: list[np.ndarray], badge: list[np.ndarray], *, corner: str = "t
         h, w = src.shape
         if corner == "top-left":
             dst[o:o + h, o:o + w] = src
+        elif corner == "top-right":
+            dst[o:o + h, dst.shape[1] - o - w:dst.shape[1] - o] = src
         else:
             dst[dst.shape[0] - o - h:dst.shape[0] - o, dst.shape[1] - o - w:dst.shape[1] - o] = src

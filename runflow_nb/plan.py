@@ -55,9 +55,9 @@ class Estimate:
                 + (f" ({parts})" if parts else "") + dup)
 
     def _repr_html_(self) -> str:
-        import html
+        from . import _html
 
-        return f"<p><b>Plan estimate:</b> {html.escape(str(self))}</p>"
+        return _html.block(f"<b>Plan estimate:</b> {_html.text(self)}", tag="p")
 
 
 class Plan(Sequence[VideoRequest]):

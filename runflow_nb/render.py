@@ -3,7 +3,7 @@
 The picture is a slow pan over each reference image (cover-cropped to the output shape) with
 crossfades between them and a visible label, so nobody mistakes it for model output. The seed
 films it: its :class:`~runflow_nb.look.SeedLook` picks the framing, the camera path of each shot
-and a colour grade, and a ``seed N`` stamp sits in the bottom-right corner, so a seed sweep shows
+and a colour grade, and a ``seed N`` stamp sits in the top-right corner, so a seed sweep shows
 different pictures (and poster frames) side by side. The seed also picks the notes of the sound
 track and is written to the container's ``comment``. The encoded video-only stream is cached per
 (image pixels, look, duration, size, fps, label), so re-rendering a seed (another prompt over the
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["default_cache_dir", "render_clip"]
 
-_RENDER_VERSION = 2  # bump when the picture or the encoder settings change
+_RENDER_VERSION = 3  # bump when the picture or the encoder settings change
 SAMPLE_RATE = 48_000
 _X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
 _X264_THREADS = 1  # pinned: x264 output depends on its thread count; one leaves cores to parallel renders
@@ -215,7 +215,7 @@ def _encode_video(path: str, images: Sequence[Image.Image], *, look: SeedLook, d
 def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, size: tuple[int, int], fps: int,
             label: str) -> Iterator[Any]:
     """Yield yuv420p ``av.VideoFrame``s: the look's pans over each (graded) image, crossfades between
-    them, the label top left and the seed stamp bottom right."""
+    them, the label top left and the seed stamp top right."""
     import av
     import numpy as np
 
@@ -261,7 +261,7 @@ def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, siz
         else:
             for dst, src in zip(planes, window(i, t), strict=True):
                 dst[...] = src
-        paste(planes, stamp, corner="bottom-right")
+        paste(planes, stamp, corner="top-right")  # the player's controls cover the bottom edge
         if badge is not None:
             paste(planes, badge, corner="top-left")
         yield frame

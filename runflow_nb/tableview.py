@@ -58,7 +58,7 @@ def _thumb(rec: dict[str, Any]) -> str:
         return f'<span style="font-size:11px;color:#6b7280">{_html.text(display.STATUS_REASONS.get(str(rec.get("status")), rec.get("status") or ""))}</span>'
     still = display.poster_uri(rec.get("poster_path"), width=THUMB_WIDTH * 2)
     src = display.media_src(str(rec["video_path"]))
-    img = (f'<img src="{html.escape(still, quote=True)}" alt="still" loading="lazy" '
+    img = (f'<img src="{html.escape(still, quote=True)}" alt="still" '
            f'style="width:{THUMB_WIDTH}px;max-height:{THUMB_WIDTH}px;object-fit:contain;background:#000;display:block">'
            if still else "▶")
     return f'<a href="{html.escape(src, quote=True)}" target="_blank" title="open the clip">{img}</a>'

@@ -386,6 +386,7 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
 
 def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_every_video(
         lab: Lab, page: Any, tmp_path: Path) -> None:
+    page = page.context.new_page()  # a fresh tab: the other notebook's page may ask before it unloads
     page.goto(f"{lab.url}/lab/tree/seed_sweep.ipynb")
     page.wait_for_function(_KERNEL_IDLE, timeout=30000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -411,3 +412,4 @@ def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_eve
     }""")
     assert states and all(s["ready"] >= 2 for s in states), states
     page.screenshot(path=str(ROOT / "test-artifacts" / "report.png"), full_page=False)
+    page.close()

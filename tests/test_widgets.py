@@ -184,9 +184,9 @@ def test_cost_estimate_follows_duration_and_resolution(workdir: Path) -> None:
     form = GenerateForm(client=rf.Client(backend="simulator"))
     form.controls["duration"].value = 10
     form.controls["resolution"].value = "720p"
-    assert "$1.40" in form.cost.value and "simulator" in form.cost.value
+    assert "&#36;1.40" in form.cost.value and "simulator" in form.cost.value and "$" not in form.cost.value
     form.controls["resolution"].value = "1080p"
-    assert "$2.80" in form.cost.value
+    assert "&#36;2.80" in form.cost.value
 
 
 def test_to_code_rebuilds_an_equal_request(workdir: Path) -> None:
@@ -270,7 +270,7 @@ def test_progress_widget_shows_counts_money_and_eta() -> None:
     assert widget.bar.value == 4 and widget.bar.max == 10
     line = widget.line.value
     assert "succeeded <b>3</b>" in line and "running <b>2</b>" in line and "failed <b>1</b>" in line
-    assert "$1.26</b> of $5.00" in line and "ETA" in line and XSS not in line
+    assert "&#36;1.26</b> of &#36;5.00" in line and "$" not in line and "ETA" in line and XSS not in line
     p.finished = True
     p.counts.update(running=-2, succeeded=2)
     widget.update(p)
@@ -410,3 +410,34 @@ def test_form_result_html_is_request_consistent(workdir: Path) -> None:
     form.controls["seed"].value = 3
     form.add_image("horse.png")
     assert form.request == req
+
+
+def test_generate_again_with_identical_inputs_says_it_reused_the_stored_clip(workdir: Path) -> None:
+    exp = Experiment("again", store=str(workdir / "s.sqlite"), artifacts=workdir / "a",
+                     client=rf.Client(backend="simulator"))
+    form = GenerateForm(experiment=exp)
+    _fill_valid(form)
+    form.controls["seed"].value = 5
+    form.generate()
+    first = form.wait(timeout=60)
+    assert isinstance(first, dict) and not form.reused and "succeeded" in form.status.value
+    form.generate()
+    again = form.wait(timeout=60)
+    assert isinstance(again, dict) and again["run_id"] == first["run_id"] and form.reused
+    assert "reused the stored clip" in form.status.value and "nothing was sent or paid" in form.status.value
+    assert len(exp.table()) == 1
+
+
+def test_cancel_stops_a_running_generate_and_says_what_happened(workdir: Path) -> None:
+    client = rf.Client(backend="simulator")
+    form = GenerateForm(client=client)
+    _fill_valid(form)
+    assert form.cancel_button.layout.display == "none"
+    form.cancel()  # pressed while idle: does not cancel the next Generate
+    thread = form.generate()
+    assert thread is not None and form.cancel_button.layout.display != "none"
+    form.cancel()  # before the submit, or while waiting: either way it says so
+    form.wait(timeout=60)
+    status = re.sub(r"<[^>]+>", "", form.status.value)
+    assert status.startswith("canceled"), status
+    assert form.cancel_button.layout.display == "none" and not form.generate_button.disabled

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import display
+from .. import _html, display
 from ..errors import Issue, RunflowError, ValidationError
 from ..request import Reference, VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
@@ -44,6 +44,10 @@ _NOT_LOADED = object()  # stands in for a reference whose problems are already k
 def _html_output(markup: str, text: str) -> dict[str, Any]:
     """An Output widget entry; rendered by JupyterLab's rendermime, which resolves relative URLs."""
     return {"output_type": "display_data", "data": {"text/html": markup, "text/plain": text}, "metadata": {}}
+
+
+class _Canceled(Exception):
+    """The user pressed Cancel (the message says what happened to the run)."""
 
 
 class GenerateForm:
@@ -123,6 +127,12 @@ class GenerateForm:
                                         tooltip="submit this request (nothing is sent before)")
         self.generate_button.add_class("rf-generate")
         self.generate_button.on_click(lambda _b: self.generate())
+        self.cancel_button = w.Button(description="Cancel", icon="stop", tooltip="stop: nothing more is submitted",
+                                      layout=w.Layout(display="none"))
+        self.cancel_button.add_class("rf-cancel")
+        self.cancel_button.on_click(lambda _b: self.cancel())
+        self._cancel = threading.Event()
+        self.reused = False  # the last Generate found the clip already in the experiment's store
         self.status = w.HTML()
         self.status.add_class("rf-status")
         self.output = w.Output()
@@ -190,7 +200,7 @@ class GenerateForm:
         if "prompt" not in self.controls:
             rows += image_rows
         rows += [self.errors["general"], self.cost,
-                 w.HBox([self.generate_button, self.status], layout=w.Layout(align_items="center")),
+                 w.HBox([self.generate_button, self.cancel_button, self.status], layout=w.Layout(align_items="center")),
                  self.output]
         self.widget.children = rows
         self._render_thumbnails()
@@ -396,7 +406,8 @@ class GenerateForm:
             rate = self.spec.price_per_second[resolution]
             if self.spec.video is not None:  # priced by the input clip's length
                 if self.request is None:
-                    self.cost.value = f"Price: ${rate:.2f}/s of the input clip at {html.escape(resolution)}{note}"
+                    self.cost.value = (f'<span class="{_html.NO_MATH}">Price: &#36;{rate:.2f}/s of the input clip '
+                                       f"at {html.escape(resolution)}{note}</span>")
                     return
                 seconds, usd = self.request.billed_seconds, self.request.estimate_usd()
             else:
@@ -405,8 +416,8 @@ class GenerateForm:
         except (KeyError, TypeError, ValueError):
             self.cost.value = ""
             return
-        self.cost.value = (f"Estimated cost: <b>${usd:.2f}</b> ({seconds} s × ${rate:.2f}/s at "
-                           f"{html.escape(resolution)}){note}")
+        self.cost.value = (f'<span class="{_html.NO_MATH}">Estimated cost: <b>&#36;{usd:.2f}</b> ({seconds} s × '
+                           f"&#36;{rate:.2f}/s at {html.escape(resolution)}){note}</span>")
 
     # -- code ---------------------------------------------------------------------------------------
 
@@ -447,7 +458,10 @@ class GenerateForm:
         if req.seed is None:  # drawn here so the status, result and table all name the same seed
             req = req.with_seed()
         self._busy = True
+        self._cancel.clear()
+        self.reused = False
         self.generate_button.disabled = True
+        self.cancel_button.layout.display = None
         self.result = self.error = None
         self.output.outputs = ()
         self._t0 = time.monotonic()
@@ -455,6 +469,12 @@ class GenerateForm:
         self._worker = threading.Thread(target=self._work, args=(req,), name="runflow_nb-form", daemon=True)
         self._worker.start()
         return self._worker
+
+    def cancel(self) -> None:
+        """Stop the current Generate: a run not yet submitted is never sent; one already submitted
+        keeps running on the server (and is billed if it succeeds) — with an experiment it is still
+        recorded, so Generate again re-attaches to it instead of paying twice."""
+        self._cancel.set()
 
     def wait(self, timeout: float | None = None) -> Result | dict[str, Any] | None:
         """Block until the current run ends; returns its result (or stored row). Raises its error."""
@@ -497,8 +517,16 @@ class GenerateForm:
                 markup = display.result_html(result)
                 src = str(result.video_path or "")
             self.output.outputs = (_html_output(markup, f"video {src}"),)
-            final = f"succeeded in {time.monotonic() - self._t0:.1f} s"
+            if self.reused and isinstance(self.result, dict):
+                final = (f"reused the stored clip (run_id {self.result.get('run_id')}): the inputs are identical "
+                         "to a finished run, so nothing was sent or paid")
+            else:
+                final = f"succeeded in {time.monotonic() - self._t0:.1f} s"
             style = "color:#15803d"
+        except _Canceled as exc:
+            self.error = None
+            final = str(exc)
+            style = "color:#b45309"
         except Exception as exc:  # shown beside the button; the kernel stays usable
             self.error = exc
             final = f"failed: {exc}"
@@ -507,8 +535,9 @@ class GenerateForm:
             stop.set()
         with self._status_lock:
             self._phase = final
-            self.status.value = f'<span style="{style}">{html.escape(final)}</span>'
+            self.status.value = f'<span style="{style}">{html.escape(final).replace("$", "&#36;")}</span>'
         self._busy = False
+        self.cancel_button.layout.display = "none"
         self.generate_button.disabled = self.request is None
 
     def _run_with_client(self, req: VideoRequest) -> Result:
@@ -519,11 +548,16 @@ class GenerateForm:
 
         client = self.client
         submitted = datetime.now(timezone.utc)
+        if self._cancel.is_set():
+            raise _Canceled("canceled before anything was sent")
         run = client.submit(req)
         self._set_phase(run.status)
         for event in client.events(run.id):
             run = event.run
             self._set_phase(event.status)
+            if self._cancel.is_set():
+                raise _Canceled(f"canceled: stopped waiting for Runflow run {run.id}, which was already submitted "
+                                "and keeps running on the server (it is billed if it succeeds)")
         if not run.succeeded:
             reason = run.failure_message or run.failure_code or run.status
             raise RunFailedError(f"run {run.id} {run.status}: {reason} (failed runs are not billed)", run=run)
@@ -562,7 +596,18 @@ class GenerateForm:
                 self._set_phase(active[-1])
 
         plan = Plan([req])
-        exp.run(plan, concurrency=1, progress=on_progress)
+        before = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key())
+        self.reused = bool(before and before.get("status") == "succeeded" and display.has_video(before))
+        handle = exp.run(plan, concurrency=1, progress=on_progress, background=True)
+        while not handle.done:
+            if self._cancel.wait(0.1):
+                handle.cancel()  # nothing more is submitted; a run in flight is still recorded
+                row = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key()) or {}
+                if row.get("remote_id"):
+                    raise _Canceled(f"canceled: run_id {row.get('run_id')} was already submitted; it keeps running "
+                                    "and is recorded in the experiment when it ends (Generate again re-attaches)")
+                raise _Canceled("canceled before anything was sent")
+        handle.wait()
         row = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key())
         if row is None:  # pragma: no cover - the sweep always writes its row first
             raise RunFailedError("the run was not recorded")

@@ -82,7 +82,7 @@ def row_result_html(row: Mapping[str, Any]) -> str:
     if row.get("status") != "succeeded" or not row.get("video_path"):
         return display.row_html(row, width="640px")
     src = display.media_src(str(row["video_path"]))
-    poster = display.media_src(str(row["poster_path"])) if row.get("poster_path") else None
+    poster = display.poster_uri(row.get("poster_path"))  # a still JupyterLab shows (data URI)
     simulated = row.get("backend") == "simulator"
     cost = row.get("cost_usd")
     fields = {
@@ -90,7 +90,8 @@ def row_result_html(row: Mapping[str, Any]) -> str:
         "queue": f"{row['queue_s']:.1f} s" if row.get("queue_s") is not None else None,
         "wall": f"{row['wall_s']:.1f} s" if row.get("wall_s") is not None else None,
         ("est. cost" if simulated else "cost"): f"${cost:.2f}" if cost is not None else None,
-        "run": row.get("run_id"),
+        "run_id": row.get("run_id"),
     }
     cap = display.caption_html(fields, prompt=str(row.get("prompt") or ""), simulated=simulated, link=src)
-    return display.video_html(src, poster=poster, caption=cap, width="640px")
+    return display.video_html(src, poster=poster, caption=cap, width="640px", aspect=display.aspect_of(row),
+                              max_height=480)

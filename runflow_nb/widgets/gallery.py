@@ -177,7 +177,7 @@ def _rating_controls(exp: Experiment, run: dict[str, Any]) -> Any:
     run_id = str(run["run_id"])
     rating: Any = run.get("rating")
     stars = w.ToggleButtons(options=[1, 2, 3, 4, 5], value=int(rating) if rating in range(1, 6) else None,
-                            tooltips=[f"rate {n}" for n in range(1, 6)], style={"button_width": "28px"},
+                            tooltips=[f"rate {n}" for n in range(1, 6)], style={"button_width": "34px"},
                             layout=w.Layout(width="auto"))
     stars.add_class("rf-rating")
     fav = w.ToggleButton(value=study.FAVOURITE in (run.get("tags") or ()), description="☆", tooltip="favourite",

@@ -29,13 +29,13 @@ def progress_html(progress: Any, *, estimate: Any = None) -> str:
         if n > 0 and status != "planned":
             color = _COLORS.get(status, "#374151")
             chips.append(f'<span style="color:{color}">{html.escape(status)} <b>{n}</b></span>')
-    money = f"spent <b>${progress.spent_usd:.2f}</b>"
+    money = f"spent <b>&#36;{progress.spent_usd:.2f}</b>"  # &#36; and the ignore class: MathJax leaves it
     if progress.budget_usd is not None:
-        money += f" of ${progress.budget_usd:.2f}"
+        money += f" of &#36;{progress.budget_usd:.2f}"
     if progress.in_flight_usd > 0:
-        money += f" (+${progress.in_flight_usd:.2f} in flight)"
+        money += f" (+&#36;{progress.in_flight_usd:.2f} in flight)"
     if estimate is not None and getattr(estimate, "usd", None) is not None:
-        money += f" · plan ${estimate.usd:.2f}"
+        money += f" · plan &#36;{estimate.usd:.2f}"
     eta = progress.eta_s()
     if progress.finished:
         tail = f"done in {time.monotonic() - progress.started:.0f} s"
@@ -45,8 +45,10 @@ def progress_html(progress: Any, *, estimate: Any = None) -> str:
         tail = f"{time.monotonic() - progress.started:.0f} s"
     parts = [f"<b>{progress.done}/{progress.total}</b>", " · ".join(chips) or "starting", money, tail]
     line = " | ".join(parts)
-    notes = "".join(f'<div style="color:#b45309">{html.escape(m)}</div>' for m in progress.messages[-3:])
-    return f'<div style="font-size:12px;font-family:var(--jp-code-font-family,monospace)">{line}{notes}</div>'
+    notes = "".join(f'<div style="color:#b45309">{html.escape(m).replace("$", "&#36;")}</div>'
+                    for m in progress.messages[-3:])
+    return (f'<div class="tex2jax_ignore mathjax_ignore" '
+            f'style="font-size:12px;font-family:var(--jp-code-font-family,monospace)">{line}{notes}</div>')
 
 
 def _duration(seconds: float) -> str:
