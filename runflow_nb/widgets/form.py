@@ -602,9 +602,9 @@ class GenerateForm:
         while not handle.done:
             if self._cancel.wait(0.1):
                 handle.cancel()  # nothing more is submitted; a run in flight is still recorded
-                row = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key()) or {}
-                if row.get("remote_id"):
-                    raise _Canceled(f"canceled: run_id {row.get('run_id')} was already submitted; it keeps running "
+                seen = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key()) or {}
+                if seen.get("remote_id"):
+                    raise _Canceled(f"canceled: run_id {seen.get('run_id')} was already submitted; it keeps running "
                                     "and is recorded in the experiment when it ends (Generate again re-attaches)")
                 raise _Canceled("canceled before anything was sent")
         handle.wait()
