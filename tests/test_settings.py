@@ -218,7 +218,7 @@ def test_cli_library_and_notebook_share_the_default_store(tmp_path: Path, monkey
     assert (tmp_path / "runflow_data" / "runflow.sqlite").is_file()
     with rf.Experiment("shared") as exp:
         assert exp.store.url.endswith("runflow_data/runflow.sqlite") and list(exp.table()["seed"]) == [4]
-        assert Path(exp.artifacts) == Path("runflow_data/artifacts")
+        assert Path(exp.artifacts) == tmp_path / "runflow_data" / "artifacts"  # absolute: found from any folder
     out = run_report("seed_sweep", parameters={"experiment": "shared", "seeds": [4]},
                      out_dir=tmp_path / "report", quiet=True)
     assert out.store == str(tmp_path / "runflow_data" / "runflow.sqlite")
