@@ -490,7 +490,7 @@ def _execute(source: Path, out_nb: Path, params: dict[str, Any], *, cwd: Path, k
     try:
         with _kernel_environment(env):
             pm.execute_notebook(str(source), str(out_nb), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
-                                progress_bar=False, stdout_file=stream, stderr_file=stream)
+                                progress_bar=False, stdout_file=stream, stderr_file=stream, **_local_kernel())
     except PapermillExecutionError as exc:
         raise _cell_error(exc, source, out_nb) from None
     except Exception as exc:  # kernel missing or dead, unreadable notebook: one error type for callers
@@ -501,6 +501,22 @@ def _execute(source: Path, out_nb: Path, params: dict[str, Any], *, cwd: Path, k
                     f"{kernel_name or 'its metadata.kernelspec.name'!r})")
         raise ReportError(f"papermill could not run {source.name}: {type(exc).__name__}: {exc}{hint}",
                           notebook=out_nb if out_nb.is_file() else None) from exc
+
+
+def _local_kernel() -> dict[str, Any]:
+    """Talk to the report's kernel over Unix sockets where there are any: local, private, and
+    without the kernel's warning about plain-text TCP in every report."""
+    if os.name != "posix":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class _IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+    return {"kernel_manager_class": _IPCKernelManager}
 
 
 def _cell_error(exc: Any, source: Path, out_nb: Path) -> ReportError:

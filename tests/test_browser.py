@@ -400,6 +400,7 @@ def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_eve
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "expired" not in done.stderr and "do not exist" not in done.stderr, done.stderr[-2000:]
+    assert "without encryption" not in done.stderr  # the report's kernel talks over local sockets
     html_file = next(out.glob("*.html"))
     page.goto(html_file.as_uri())
     page.wait_for_load_state("load")

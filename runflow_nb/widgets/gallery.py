@@ -134,19 +134,22 @@ class Gallery:
         if exp is None:
             raise ValueError("an interactive gallery needs the experiment (use exp.gallery())")
         g = study.grid(self.frame, rows=self.rows, cols=self.cols, facets=self.facets)
-        children: list[Any] = [w.HTML(_summary(self.frame))]
+        def html_box(markup: str) -> Any:  # every HTML widget outside MathJax's reach (money, prompts)
+            return w.HTML(_html.block(markup))
+
+        children: list[Any] = [html_box(_summary(self.frame))]
         template = f"minmax(120px,220px) repeat({len(g.col_keys)}, {CELL_WIDTH_PX}px)"
         for facet in g.facet_keys:
             if g.facets:
-                children.append(w.HTML(f'<div style="font-size:13px;font-weight:bold;margin-top:8px">'
-                                       f"{_facet_title(g, facet)}</div>"))
-            cells: list[Any] = [w.HTML(f'<div style="{_TH}">{_html.text(self.rows)} ↓ {_html.text(self.cols)} →</div>')]
-            cells += [w.HTML(f'<div style="{_TH}">{_header(c)}</div>') for c in g.col_keys]
+                children.append(html_box(f'<div style="font-size:13px;font-weight:bold;margin-top:8px">'
+                                         f"{_facet_title(g, facet)}</div>"))
+            cells: list[Any] = [html_box(f'<div style="{_TH}">{_html.text(self.rows)} ↓ {_html.text(self.cols)} →</div>')]
+            cells += [html_box(f'<div style="{_TH}">{_header(c)}</div>') for c in g.col_keys]
             for rk in g.row_keys:
-                cells.append(w.HTML(f'<div style="{_TH}">{_header(rk)}</div>'))
+                cells.append(html_box(f'<div style="{_TH}">{_header(rk)}</div>'))
                 for ck in g.col_keys:
                     runs = g.runs(facet, rk, ck)
-                    parts: list[Any] = [w.HTML(_html.block(_cell_html(runs)))]
+                    parts: list[Any] = [html_box(_cell_html(runs))]
                     for run in runs:
                         if run.get("status") == "succeeded":
                             parts.append(_rating_controls(exp, run))
