@@ -151,3 +151,36 @@ def test_absolute_paths_fall_back_to_artifacts_beside_the_store(tmp_path: Path) 
     (tmp_path / "a" / "artifacts" / "e").mkdir(parents=True)
     (tmp_path / "a" / "artifacts" / "e" / "clip.mp4").write_bytes(b"x")
     assert store.get_run(row["run_id"])["video_path"] == str(tmp_path / "a" / "artifacts" / "e" / "clip.mp4")
+
+
+def test_widgets_depend_on_the_library_and_not_the_other_way_round() -> None:
+    """No module-level import of widgets from the library, and widgets never import experiment at
+    run time (type hints only): the arrows point down."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "runflow_nb"
+
+    def imports(path: Path, *, top_level_only: bool) -> set[str]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        body = tree.body if top_level_only else list(ast.walk(tree))
+        found: set[str] = set()
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module is not None:
+                found.add("." * node.level + node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        return found
+
+    for path in root.glob("*.py"):
+        assert not {m for m in imports(path, top_level_only=True) if "widgets" in m}, path.name
+    for path in (root / "widgets").glob("*.py"):
+        runtime = set()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and id(node) not in guarded and node.module:
+                runtime.add(node.module)
+        assert "experiment" not in runtime and "runflow_nb.experiment" not in runtime, path.name
