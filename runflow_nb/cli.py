@@ -157,7 +157,8 @@ def _cmd_generate(a: argparse.Namespace) -> int:
     res = client.generate(model=a.model, prompt=a.prompt, seed=a.seed, duration=a.duration,
                           resolution=a.resolution, aspect_ratio=a.aspect_ratio,
                           enable_safety_checker=False if a.no_safety_checker else None, out_dir=a.out, **media)
-    info = {"video": str(res.video_path), "seed": res.seed, "run_id": res.run.id, "backend": res.backend,
+    # The provider's id of the run: the store calls it remote_id (its run_id is the store's own).
+    info = {"video": str(res.video_path), "seed": res.seed, "remote_id": res.run.id, "backend": res.backend,
             "wall_s": round(res.wall_s, 2), "queue_s": res.queue_s, "inference_ms": res.inference_ms,
             ("estimated_cost_usd" if res.simulated else "cost_usd"): res.cost_usd}
     if a.json:
@@ -165,6 +166,7 @@ def _cmd_generate(a: argparse.Namespace) -> int:
     else:
         print(f"video:   {info['video']}")
         print(f"seed:    {res.seed}")
+        print(f"Runflow run id (remote_id): {res.run.id}")
         print(f"timing:  {res.wall_s:.1f} s wall" + (f", {res.inference_ms / 1000:.1f} s inference"
                                                       if res.inference_ms else ""))
         if res.simulated:
