@@ -334,7 +334,7 @@ def test_the_form_re_shapes_itself_for_each_model(tmp_path: Path) -> None:
     assert "enable_safety_checker" not in form.controls and form.controls["prompt"].value == "character1 trots"
     assert form.request is not None and form.request.to_input().keys() == {"prompt", "aspect_ratio", "duration",
                                                                            "resolution"}
-    assert f"${PRICES['t2v'][0]:.2f}/s" in form.cost.value
+    assert f"&#36;{PRICES['t2v'][0]:.2f}/s" in form.cost.value  # MathJax-safe money
 
     form.set_model("i2v")
     assert "aspect_ratio" not in form.controls
