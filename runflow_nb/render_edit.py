@@ -19,8 +19,6 @@ import pathlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .look import plane_arrays as _plane_arrays
-from .look import rgb_to_yuv_planes as _yuv_planes
 from .render import (
     _AUDIO_BIT_RATE,
     _X264_OPTIONS,
