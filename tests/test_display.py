@@ -35,6 +35,15 @@ def _links(markup: str) -> list[str]:
     return [str(a["href"]) for t, a in Markup(markup).elements if t == "a" and a.get("href")]
 
 
+def _files(folder: Path) -> None:
+    """The row's video (a stand-in) and a real JPEG poster, so the row has a clip to show."""
+    from PIL import Image
+
+    (folder / "clips").mkdir(exist_ok=True)
+    (folder / "clips" / "r1.mp4").write_bytes(b"stand-in")
+    Image.new("RGB", (720, 1280), (20, 90, 160)).save(folder / "clips" / "r1.jpg")
+
+
 def _row(**over: Any) -> dict[str, Any]:
     row = {"run_id": "r1", "status": "succeeded", "prompt": "character1 gallops", "seed": 7, "duration": 5,
            "resolution": "720p", "aspect_ratio": "9:16", "cost_usd": 0.7, "rating": 4, "backend": "runflow",
@@ -46,25 +55,33 @@ def _row(**over: Any) -> dict[str, Any]:
 def test_a_succeeded_row_shows_its_video_poster_parameters_cost_and_link(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    _files(tmp_path)
     markup = display.row_html(_row(), width=320)
     assert_inert(markup, titles=["character1 gallops"])
     video = _video(markup)
-    assert video["src"] == "clips/r1.mp4" and video["poster"] == "clips/r1.jpg"
+    assert video["src"] == "clips/r1.mp4" and str(video["poster"]).startswith("data:image/jpeg;base64,")
     assert "controls" in video and "autoplay" not in video and "320px" in str(video["style"])
+    assert "min(320px,202px)" in str(video["style"])  # a 9:16 clip narrows rather than growing tall
     text = _text(markup)
-    for shown in ("character1 gallops", "seed 7", "dur 5 s", "res 720p", "ar 9:16", "$ 0.70", "rating 4"):
+    for shown in ("character1 gallops", "seed 7", "dur 5 s", "res 720p", "ar 9:16", "cost $0.70", "rating 4"):
         assert shown in text, (shown, text)
     assert "est." not in text and "SIMULATED" not in text
     assert _links(markup) == ["clips/r1.mp4"]
 
 
-def test_a_simulated_row_says_its_cost_is_an_estimate() -> None:
-    text = _text(display.row_html(_row(backend="simulator")))
-    assert "SIMULATED" in text and "est. $ 0.70" in text
+def test_a_simulated_row_says_its_cost_is_an_estimate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _files(tmp_path)
+    markup = display.row_html(_row(backend="simulator"))
+    text = _text(markup)
+    assert "SIMULATED" in text and "est. cost $0.70" in text and "$" not in markup  # &#36;: MathJax-safe
 
 
 @pytest.mark.parametrize("missing", [None, math.nan, "nan", "NaN", "<NA>", ""])
-def test_missing_values_are_left_out_not_shown_as_nan(missing: Any) -> None:
+def test_missing_values_are_left_out_not_shown_as_nan(missing: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _files(tmp_path)
     markup = display.row_html(_row(rating=missing, cost_usd=missing, poster_path=missing, duration=None))
     text = _text(markup)
     assert "rating" not in text and "$" not in text and "dur" not in text and "nan" not in text.lower()
@@ -80,7 +97,8 @@ def test_a_row_without_a_video_shows_its_status_and_reason_not_a_player(video: A
         markup = display.row_html(row)
         assert not [t for t, _ in Markup(markup).elements if t == "video"]
         text = _text(markup)
-        assert row["status"] in text and "seed 7" in text and "character1 gallops" in text
+        why = "video file missing" if row["status"] == "succeeded" else row["status"]
+        assert why in text and "seed 7" in text and "character1 gallops" in text
     assert "GENERATION_FAILED: no clip" in _text(display.row_html(_row(status="failed",
                                                                        error_message="GENERATION_FAILED: no clip")))
 
@@ -138,12 +156,16 @@ def _result(tmp_path: Path, *, backend: str = "runflow", video: bool = True, cos
 def test_a_result_shows_its_own_video_seed_wall_time_cost_and_run(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    from PIL import Image
+
+    Image.new("RGB", (1280, 720)).save(tmp_path / "out.jpg")
     markup = display.result_html(_result(tmp_path))
     assert_inert(markup, titles=["character1 jumps"])
     video = _video(markup)
-    assert video["src"] == "out.mp4" and video["poster"] == "out.jpg" and "640px" in str(video["style"])
+    assert video["src"] == "out.mp4" and str(video["poster"]).startswith("data:image/jpeg;base64,")
+    assert "640px" in str(video["style"])
     text = _text(markup)
-    for shown in ("seed 9", "wall 12.3 s", "cost $0.70", "run run-abc", "character1 jumps"):
+    for shown in ("seed 9", "wall 12.3 s", "cost $0.70", "Runflow run id run-abc", "character1 jumps"):
         assert shown in text, (shown, text)
     assert "est." not in text and _links(markup) == ["out.mp4"]
     sim = _text(display.result_html(_result(tmp_path, backend="simulator")))
@@ -164,11 +186,12 @@ def test_show_renders_each_kind_by_reference(tmp_path: Path, monkeypatch: pytest
     shown: list[Any] = []
     monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
     monkeypatch.chdir(tmp_path)
+    _files(tmp_path)
     display.show(_result(tmp_path))
     display.show(_row())
     display.show("clip.mp4")
     result, row, path = (x.data for x in shown)
-    assert _video(result)["src"] == "out.mp4" and "run run-abc" in _text(result)
+    assert _video(result)["src"] == "out.mp4" and "Runflow run id run-abc" in _text(result)
     assert _video(row)["src"] == "clips/r1.mp4" and "640px" in str(_video(row)["style"])
     assert _video(path)["src"] == "clip.mp4" and "640px" in str(_video(path)["style"]) and not _text(path)
 
