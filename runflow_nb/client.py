@@ -269,14 +269,15 @@ class _Base:
             video_url = yield from self._proto.upload(data, filename=f"input.{ext}", content_type=req.video.mime)
         return req.to_input(urls, video_url=video_url)
 
-    def _submit_flow(self, req: VideoRequest, client_ref: str | None, metadata: dict[str, Any] | None) -> Any:
+    def _submit_flow(self, req: VideoRequest, client_ref: str | None, metadata: dict[str, Any] | None,
+                     idempotency_key: str | None = None) -> Any:
         body_input = yield from self._input_flow(req)
         body: dict[str, Any] = {"input": body_input, "client_ref": client_ref or new_client_ref(),
                                 "metadata": {"library": f"runflow_nb/{__version__}", **(metadata or {})}}
         if len(body["client_ref"]) > 255:
             raise ValidationError([Issue("client_ref", f"is {len(body['client_ref'])} characters; the limit is 255",
                                          "use a shorter reference")])
-        return (yield from self._proto.submit(req.model, body))
+        return (yield from self._proto.submit(req.model, body, idempotency_key=idempotency_key))
 
     def _download_flow(self, run: Run, dest: Path) -> Any:
         from .media import HashingWriter
@@ -557,10 +558,15 @@ class Client(_Base):
 
     @_public
     def submit(self, request: VideoRequest | None = None, /, *, client_ref: str | None = None,
-               metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
-        """Validate and submit; returns the queued run at once."""
+               metadata: dict[str, Any] | None = None, idempotency_key: str | None = None, **inputs: Any) -> Run:
+        """Validate and submit; returns the queued run at once.
+
+        The create carries an ``Idempotency-Key`` (``idempotency_key``, by default derived from
+        ``client_ref``): submitting again with the same ``client_ref`` never creates a second run on
+        a server that honours keys, and a lost answer is re-sent safely.
+        """
         req = self._as_request(request, inputs)
-        return self._run(self._submit_flow(req, client_ref, metadata))
+        return self._run(self._submit_flow(req, client_ref, metadata, idempotency_key))
 
     @_public
     def get(self, run_id: str) -> Run:
@@ -696,9 +702,10 @@ class AsyncClient(_Base):
 
     @_public
     async def submit(self, request: VideoRequest | None = None, /, *, client_ref: str | None = None,
-                     metadata: dict[str, Any] | None = None, **inputs: Any) -> Run:
+                     metadata: dict[str, Any] | None = None, idempotency_key: str | None = None,
+                     **inputs: Any) -> Run:
         req = self._as_request(request, inputs)
-        return await self._run(self._submit_flow(req, client_ref, metadata))
+        return await self._run(self._submit_flow(req, client_ref, metadata, idempotency_key))
 
     @_public
     async def get(self, run_id: str) -> Run:

@@ -17,6 +17,7 @@ Only succeeded runs are billed, exactly once each.
 from __future__ import annotations
 
 import base64
+import bisect
 import concurrent.futures
 import hashlib
 import hmac
@@ -46,15 +47,27 @@ from .specs import REFERENCE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO_EDIT, ModelSpec, get
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["MAX_PAGE_SIZE", "TERMINAL", "Simulator", "iso_utc", "media_issues", "validate_input"]
+__all__ = ["MAX_PAGE_SIZE", "STATUSES", "TERMINAL", "Simulator", "iso_utc", "media_issues", "uuid7",
+           "validate_input"]
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "partial_succeeded"})
+#: Every run status, in lifecycle order (``GET /v1/runs/statuses``).
+STATUSES = ("queued", "dispatching", "running", "succeeded", "failed", "canceled", "partial_succeeded")
 MAX_PAGE_SIZE = 500
 _QUEUED_SHARE = 0.2  # the part of the latency a run spends queued
 
 Renderer = Callable[..., Any]
+
+
+def uuid7(now: float | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation time."""
+    ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(secrets.token_bytes(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def iso_utc(t: float | None) -> str | None:
@@ -113,6 +126,8 @@ class _Run:
     force_nsfw: bool
     price: float
     clip: _Clip
+    outcome: str = "succeeded"  # how the run ends when it does not fail: succeeded / partial_succeeded / canceled
+    batch_id: str | None = None
     status: str = "queued"
     started: float | None = None
     completed: float | None = None
@@ -209,6 +224,8 @@ class Simulator:
         request_id: str | None = None,
         force_failure: bool = False,
         force_nsfw: bool = False,
+        outcome: str = "succeeded",
+        batch_id: str | None = None,
         notes: Sequence[str] = (),
         video: str | Path | None = None,
     ) -> dict[str, Any]:
@@ -218,11 +235,15 @@ class Simulator:
         ``reference_image_urls``) may hold decoded PIL images, or pass them as ``images`` (then the
         field stays as given, e.g. URLs, for the run's echo). ``video`` is video-edit's input clip
         as a local file (the emulator fetches and checks ``video_url``).
-        ``force_failure`` / ``force_nsfw`` script the outcome; ``notes`` become warning log lines.
+        ``force_failure`` / ``force_nsfw`` script the outcome, as does ``outcome``
+        (``partial_succeeded``: billed, with its outputs; ``canceled``: not billed, no output);
+        ``batch_id`` names the batch the run belongs to; ``notes`` become warning log lines.
         Raises :class:`ValidationError` for bad inputs, :class:`InsufficientCreditError` when the
         balance cannot pay the run's price.
         """
         spec = get_spec(model)
+        if outcome not in ("succeeded", "partial_succeeded", "canceled"):
+            raise ValueError(f"outcome must be succeeded, partial_succeeded or canceled, not {outcome!r}")
         if images is None:
             given = input.get(spec.images.field) if spec.has_images else None
             images = list(given) if isinstance(given, (list, tuple)) else [] if given is None else [given]
@@ -241,7 +262,7 @@ class Simulator:
                     f"this run costs ${price:.2f} but the balance is ${self.balance():.2f}",
                     status_code=402, code="INSUFFICIENT_CREDIT")
             self._seq += 1
-            run_id = f"run_{secrets.token_hex(12)}"
+            run_id = uuid7(self._clock())
             seed = clean["seed"] if clean["seed"] is not None else _seed_for(run_id)
             echo = dict(input)
             if spec.has_images and (input.get(spec.images.field) or images):
@@ -252,7 +273,8 @@ class Simulator:
             run = _Run(id=run_id, seq=self._seq, model=spec.model, input=echo, params=clean, seed=seed,
                        created=now, latency=max(0.0, self.latency), request_id=request_id, client_ref=client_ref,
                        metadata=metadata, callback_url=callback_url, force_failure=force_failure,
-                       force_nsfw=force_nsfw, price=price, clip=clip)
+                       force_nsfw=force_nsfw, price=price, clip=clip, outcome=outcome,
+                       batch_id=batch_id)
             self._runs[run_id] = run
             media = (f"{len(images)} image{'s' if len(images) != 1 else ''}" if spec.has_images
                      else "prompt only") + (f", input video {clip.seconds:.1f} s" if video is not None else "")
@@ -260,7 +282,7 @@ class Simulator:
                                    f"{clip.aspect_ratio}, {media}, seed {seed}")
             for note in notes:
                 self._log(run, "warning", note)
-            if not force_failure:
+            if not force_failure and outcome != "canceled":
                 dest = self.workdir / "runs" / f"{run_id}.mp4"
                 run.future = self._pool.submit(self._render, run, images, dest, video)
             return self._view(run, None)
@@ -323,6 +345,8 @@ class Simulator:
         if run.force_failure:
             self._finish(run, due, failure=("GENERATION_FAILED", "the model could not generate this clip "
                                                                  "(simulated failure)", "inference"))
+        elif run.outcome == "canceled":
+            self._finish(run, due)
         elif run.render_done_at is None:
             return
         elif run.render_error or run.path is None:
@@ -338,7 +362,11 @@ class Simulator:
             run.status, run.failure = "failed", failure
             self._log(run, "error", f"failed: {failure[0]}: {failure[1]} (not billed)", at=at)
             return
-        run.status = "succeeded"
+        if run.outcome == "canceled":
+            run.status = "canceled"
+            self._log(run, "warning", "canceled by an administrator (not billed)", at=at)
+            return
+        run.status = run.outcome
         expires = int(at + self.url_ttl_s)
         run.token = f"{expires}-{self._sign(run.id, expires)}"
         if not run.billed:  # one ledger entry per run, ever
@@ -347,7 +375,7 @@ class Simulator:
                 "run_id": run.id, "model": run.model, "cost": f"{run.price:.2f}", "cost_usd": run.price,
                 "duration": run.clip.billed_s, "resolution": run.params["resolution"],
                 "client_ref": run.client_ref, "billed_at": iso_utc(at)})
-        self._log(run, "info", f"succeeded: billed ${run.price:.2f}", at=at)
+        self._log(run, "info", f"{run.status}: billed ${run.price:.2f}", at=at)
 
     def _sign(self, run_id: str, expires: int) -> str:
         return hmac.new(self._secret, f"{run_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
@@ -361,7 +389,7 @@ class Simulator:
     def _view(self, run: _Run, base_url: str | None) -> dict[str, Any]:
         output = None
         cost = None
-        if run.status == "succeeded":
+        if run.status in ("succeeded", "partial_succeeded"):
             assert run.path is not None and run.completed is not None and run.started is not None
             width, height = get_spec(run.model).output_size(run.clip.aspect_ratio, run.params["resolution"])
             url = (f"{base_url.rstrip('/')}/files/{run.token}/{run.id}.mp4" if base_url else run.path.as_uri())
@@ -374,17 +402,22 @@ class Simulator:
                 "nsfw_detected": run.force_nsfw if run.params.get("enable_safety_checker", True) else None,
             }
             cost = f"{run.price:.2f}"
-        elif run.status == "failed":
+        elif run.status in ("failed", "canceled"):
             cost = "0.00"
         code, message, stage = run.failure or (None, None, None)
         return {
-            "id": run.id, "object": "run", "model": run.model, "status_code": run.status, "status": run.status,
-            "input": run.input, "output": output, "cost": cost,
+            "id": run.id, "status_code": run.status, "target_type": "model", "model_id": _model_uuid(run.model),
+            "org_id": ORG_ID, "input": run.input, "output": output, "cost": cost,
+            "cost_breakdown": {"usd_per_second": f"{run.price / run.params['duration']:.2f}",
+                               "seconds": run.params["duration"], "resolution": run.params["resolution"]}
+            if cost not in (None, "0.00") else None,
             "duration_ms": round((run.completed - run.created) * 1000) if run.completed is not None else None,
             "failure_code": code, "failure_message": message, "failure_stage_code": stage,
             "request_id": run.request_id, "client_ref": run.client_ref, "metadata": run.metadata,
-            "callback_url": run.callback_url, "created_at": iso_utc(run.created),
+            "callback_url": run.callback_url, "batch_id": run.batch_id, "created_at": iso_utc(run.created),
             "started_at": iso_utc(run.started), "completed_at": iso_utc(run.completed),
+            "has_logs": bool(run.logs), "has_node_runs": False,
+            "links": {"self": f"/v1/runs/{run.id}", "logs": f"/v1/runs/{run.id}/logs"},
         }
 
     # -- reading -----------------------------------------------------------------------------------
@@ -418,40 +451,72 @@ class Simulator:
             else:
                 time.sleep(min(0.01, step))
 
-    def list_runs(self, *, client_ref: str | None = None, limit: int = 100, cursor: str | None = None,
-                  base_url: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        """Runs newest first, optionally only those with ``client_ref``; returns (page, next_cursor).
+    #: Fields :meth:`list_runs` can filter on, and how to read them from a run.
+    FILTERS: Mapping[str, Callable[[_Run], Any]] = {
+        "id": lambda r: r.id, "client_ref": lambda r: r.client_ref, "status_code": lambda r: r.status,
+        "batch_id": lambda r: r.batch_id, "model": lambda r: r.model,
+        "model_id": lambda r: _model_uuid(r.model),
+    }
 
-        The cursor is opaque and stable while runs are being added. ``limit`` is 1–500.
+    def list_runs(self, *, client_ref: str | None = None, limit: int = 100, cursor: str | None = None,
+                  base_url: str | None = None, filters: Mapping[str, Sequence[str]] | None = None,
+                  ascending: bool = False) -> tuple[list[dict[str, Any]], str | None, str | None]:
+        """Runs newest first (oldest first when ``ascending``), only those matching every filter
+        (field → accepted values, fields in :data:`FILTERS`; ``client_ref`` is a shorthand);
+        returns ``(page, next_cursor, prev_cursor)``.
+
+        Cursors are opaque and stable while runs are being added. ``limit`` is 1–500.
         """
         issues = []
         if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
             issues.append(Issue("limit", f"{limit!r} is not allowed", f"use 1–{MAX_PAGE_SIZE}"))
-        before = None
+        wanted = {k: set(v) for k, v in (filters or {}).items()}
+        if client_ref is not None:
+            wanted.setdefault("client_ref", set()).add(client_ref)
+        for key in wanted:
+            if key not in self.FILTERS:
+                issues.append(Issue("q", f"cannot filter on {key!r}", f"filter on {', '.join(self.FILTERS)}"))
+        bound: tuple[str, int] | None = None
         if cursor:
             try:
                 kind, _, num = base64.urlsafe_b64decode(cursor.encode() + b"==").decode().partition(":")
-                before = int(num)
-                if kind != "before":
+                if kind not in ("next", "prev"):
                     raise ValueError(kind)
+                bound = (kind, int(num))
             except (ValueError, UnicodeDecodeError):
-                issues.append(Issue("cursor", "is not a cursor this server issued",
-                                    "pass the next_cursor of a previous page, or none"))
+                issues.append(Issue("pq", "is not a cursor this server issued",
+                                    "pass the next_pq of a previous page, or none"))
         if issues:
             raise ValidationError(issues)
         with self._lock:
             now = self._clock()
-            runs = sorted((r for r in self._runs.values()
-                           if (client_ref is None or r.client_ref == client_ref)
-                           and (before is None or r.seq < before)), key=lambda r: -r.seq)
-            page = runs[:limit]
+            if wanted.get("status_code"):
+                for r in self._runs.values():
+                    self._advance(r, now)
+            ordered = sorted((r for r in self._runs.values()
+                              if all(self.FILTERS[k](r) in v for k, v in wanted.items())),
+                             key=lambda r: r.seq if ascending else -r.seq)
+            seqs = [r.seq if ascending else -r.seq for r in ordered]  # increasing
+            lo, hi = 0, min(limit, len(ordered))
+            if bound is not None:
+                edge = bound[1] if ascending else -bound[1]
+                if bound[0] == "next":
+                    lo = bisect.bisect_right(seqs, edge)
+                    hi = min(lo + limit, len(ordered))
+                else:
+                    hi = bisect.bisect_left(seqs, edge)
+                    lo = max(0, hi - limit)
+            page = ordered[lo:hi]
             for r in page:
                 self._advance(r, now)
             views = [self._view(r, base_url) for r in page]
-        next_cursor = None
-        if len(runs) > limit:
-            next_cursor = base64.urlsafe_b64encode(f"before:{page[-1].seq}".encode()).decode().rstrip("=")
-        return views, next_cursor
+
+        def token(kind: str, seq: int) -> str:
+            return base64.urlsafe_b64encode(f"{kind}:{seq}".encode()).decode().rstrip("=")
+
+        next_cursor = token("next", page[-1].seq) if page and hi < len(ordered) else None
+        prev_cursor = token("prev", page[0].seq) if page and lo > 0 else None
+        return views, next_cursor, prev_cursor
 
     def logs(self, run_id: str) -> list[dict[str, Any]]:
         """The run's log lines: ``{timestamp, level, message}``."""
@@ -465,7 +530,7 @@ class Simulator:
         with self._lock:
             run = self._get(run_id)
             self._advance(run, self._clock())
-            return run.path if run.status == "succeeded" else None
+            return run.path if run.status in ("succeeded", "partial_succeeded") else None
 
     def resolve_file(self, token: str, name: str) -> Path:
         """The MP4 a signed ``/files/{token}/{name}`` URL points at.
@@ -477,7 +542,7 @@ class Simulator:
         expires_text, _, sig = token.partition("-")
         with self._lock:
             run = self._runs.get(run_id)
-            if run is None or run.path is None or run.status != "succeeded":
+            if run is None or run.path is None or run.status not in ("succeeded", "partial_succeeded"):
                 raise NotFoundError("no such file", status_code=404, code="NOT_FOUND")
             try:
                 expires = int(expires_text)
@@ -518,6 +583,15 @@ class Simulator:
         """Credit left: the starting balance minus what has been billed."""
         with self._lock:
             return round(self._initial_balance - sum(e["cost_usd"] for e in self._ledger), 2)
+
+
+ORG_ID = "0193a8c2-0000-7000-8000-00000000e0e0"  # the emulated organisation
+
+
+def _model_uuid(model: str) -> str:
+    """A stable UUID-shaped id per model slug (the API names models by UUID in run objects)."""
+    h = hashlib.sha256(model.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
 
 
 def _seed_for(run_id: str) -> int:

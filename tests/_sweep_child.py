@@ -79,10 +79,10 @@ class EmulatorProcess:
         """Runs the server holds under ``client_ref`` (no faults are configured when this is used)."""
         import httpx
 
-        r = httpx.get(f"{self.url}/v1/runs", params={"client_ref": client_ref},
+        r = httpx.get(f"{self.url}/v1/runs", params={"q": f"client_ref:{client_ref}"},
                       headers={"Authorization": "Bearer harness"}, timeout=30)
         r.raise_for_status()
-        return r.json()["data"]  # type: ignore[no-any-return]
+        return [i for i in r.json()["items"] if i.get("client_ref") == client_ref]
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         import httpx

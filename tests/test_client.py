@@ -138,7 +138,7 @@ def test_a_lost_submit_answer_is_found_by_client_ref_not_resubmitted(ref_images:
     client.wait(run.id)
     assert emu.stats()["faults"]["drop"] == 1
     assert len(emu.simulator.ledger()) == 1
-    runs, _cursor = emu.simulator.list_runs()
+    runs, _next, _prev = emu.simulator.list_runs()
     assert len(runs) == 1  # one run created: the retry found it instead of submitting again
 
 

@@ -230,7 +230,7 @@ class FakeRunflow:
     def run_json(self, client_ref: str | None = None) -> dict[str, Any]:
         output = {"url": self.video_url, "type": "video", "size": len(self.clip),
                   "sha256": hashlib.sha256(self.clip).hexdigest()}
-        return {"id": self.run_id, "status": "succeeded", "output": {"outputs": [output], "seed": 1},
+        return {"id": self.run_id, "status_code": "succeeded", "output": {"outputs": [output], "seed": 1},
                 "cost": "0.42", "client_ref": client_ref, "created_at": "2025-01-01T00:00:00Z",
                 "started_at": "2025-01-01T00:00:01Z", "completed_at": "2025-01-01T00:00:09Z"}
 
@@ -246,7 +246,7 @@ class FakeRunflow:
 
             return httpx.Response(201, json=self.run_json(json.loads(request.content).get("client_ref")))
         if request.method == "GET" and path == "/v1/runs":
-            return httpx.Response(200, json={"data": [], "next_cursor": None})
+            return httpx.Response(200, json={"items": [], "next_pq": None, "prev_pq": None})
         if request.method == "GET" and path.startswith("/v1/runs/"):
             return httpx.Response(200, json=self.run_json())
         return httpx.Response(404, json={"code": "NOT_FOUND", "message": path})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from pathlib import Path
@@ -60,7 +61,8 @@ def test_run_goes_queued_then_running_then_succeeded_and_latency_is_a_floor(work
     with Simulator(latency=0.3, workdir=workdir) as sim:
         t0 = time.monotonic()
         run = sim.submit({**BASE, "image_urls": [IMG]}, client_ref="ref-1", metadata={"k": "v"})
-        assert run["status_code"] == "queued" and run["id"].startswith("run_")
+        assert run["status_code"] == "queued"
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", run["id"])
         assert run["created_at"].endswith("Z") and run["output"] is None and run["cost"] is None
         time.sleep(0.1)
         assert sim.get(run["id"])["status_code"] == "running"
@@ -159,16 +161,20 @@ def test_list_runs_filters_by_client_ref_and_pages_with_a_stable_cursor(workdir:
     with Simulator(latency=0, workdir=workdir, renderer=fake_renderer) as sim:
         mine = [sim.submit({**BASE, "image_urls": [IMG]}, client_ref="mine")["id"] for _ in range(5)]
         sim.submit({**BASE, "image_urls": [IMG]}, client_ref="other")
-        page1, cursor = sim.list_runs(client_ref="mine", limit=2)
-        assert [r["id"] for r in page1] == mine[::-1][:2] and cursor
+        page1, cursor, prev = sim.list_runs(client_ref="mine", limit=2)
+        assert [r["id"] for r in page1] == mine[::-1][:2] and cursor and prev is None
         sim.submit({**BASE, "image_urls": [IMG]}, client_ref="mine")  # a newer run must not shift pages
-        page2, cursor = sim.list_runs(client_ref="mine", limit=2, cursor=cursor)
-        page3, end = sim.list_runs(client_ref="mine", limit=2, cursor=cursor)
+        page2, cursor, prev = sim.list_runs(client_ref="mine", limit=2, cursor=cursor)
+        page3, end, _ = sim.list_runs(client_ref="mine", limit=2, cursor=cursor)
         assert [r["id"] for r in page2 + page3] == mine[::-1][2:] and end is None
+        assert prev and [r["id"] for r in sim.list_runs(client_ref="mine", limit=2, cursor=prev)[0]] == \
+            [r["id"] for r in page1]  # the previous page, as first seen
         assert len(sim.list_runs(limit=500)[0]) == 7
+        oldest = sim.list_runs(filters={"client_ref": ["mine"]}, ascending=True, limit=1)[0]
+        assert [r["id"] for r in oldest] == mine[:1]
         with pytest.raises(ValidationError) as info:
             sim.list_runs(limit=501, cursor="garbage!")
-        assert info.value.fields == ["limit", "cursor"]
+        assert info.value.fields == ["limit", "pq"]
 
 
 def test_output_urls_are_signed_and_expire_by_the_clock(workdir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Routes for the account: balance, the key's identity, health."""
+"""Routes for the account and the catalogue: balance, the key's identity, health, model pages."""
 
 from __future__ import annotations
 
@@ -6,18 +6,25 @@ import time
 
 import httpx
 
-from ..simulator import iso_utc
+from ..simulator import ORG_ID, iso_utc
 from .base import EmulatorBase
-from .wire import json_response
+from .catalog import model_detail
+from .wire import json_response, spec_for
 
 __all__ = ["AccountRoutes"]
 
 
 class AccountRoutes(EmulatorBase):
-    """``GET /v1/billing/balance``, ``GET /v1/auth/me``, ``GET /v1/health``."""
+    """``GET /v1/billing/balance``, ``GET /v1/auth/me``, ``GET /v1/health``, ``GET /v1/models/{id}``."""
 
     def _ep_balance(self, request: httpx.Request, request_id: str) -> httpx.Response:
-        return json_response(200, {"balance": f"{self.simulator.balance():.2f}", "currency": "USD"})
+        return json_response(200, {"balance": f"{self.simulator.balance():.4f}", "low_balance_threshold": "5.0000",
+                                   "org_id": ORG_ID, "currency": "USD"})
+
+    def _ep_model_detail(self, request: httpx.Request, request_id: str, *, model: str) -> httpx.Response:
+        spec = spec_for(model)
+        page = self.model_pages.get(spec.model)
+        return json_response(200, page if page is not None else model_detail(spec))
 
     def _ep_me(self, request: httpx.Request, request_id: str) -> httpx.Response:
         org = request.headers.get("x-organization-id") or "org_emulator"

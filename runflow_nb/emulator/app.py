@@ -17,7 +17,10 @@ import httpx
 from ..errors import APIError, ValidationError
 from .account import AccountRoutes
 from .assets import AssetRoutes
-from .faults import ERROR_FAULTS, ConnectionDropped, nonneg
+from .base import DROP_ANSWER
+from .batches import BatchRoutes
+from .faults import ERROR_FAULTS, ConnectionDropped, break_answer, nonneg
+from .idempotency import with_idempotency
 from .runs import RunRoutes
 from .wire import HTTPError, invalid, json_body, json_response
 
@@ -31,15 +34,22 @@ log = logging.getLogger("runflow_nb.emulator")
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     (m, re.compile(p), name) for m, p, name in [
         ("POST", r"/v1/models/(?P<model>.+)/runs", "submit"),
+        ("POST", r"/v1/models/(?P<model>.+)/batches", "create_batch"),
+        ("GET", r"/v1/models/(?P<model>.+)", "model_detail"),
         ("POST", r"/v1/run/(?P<model>.+)", "run_blocking"),
         ("GET", r"/v1/runs", "list_runs"),
+        ("GET", r"/v1/runs/statuses", "run_statuses"),
         ("GET", r"/v1/runs/(?P<run_id>[^/]+)", "get_run"),
         ("GET", r"/v1/runs/(?P<run_id>[^/]+)/logs", "run_logs"),
+        ("GET", r"/v1/batches/(?P<batch_id>[^/]+)", "get_batch"),
+        ("GET", r"/v1/batches/(?P<batch_id>[^/]+)/items", "batch_items"),
         ("GET", r"/v1/billing/balance", "balance"),
         ("GET", r"/v1/auth/me", "me"),
         ("GET", r"/v1/health", "health"),
         ("POST", r"/v1/asset-uploads", "create_upload"),
         ("POST", r"/v1/asset-uploads/(?P<asset_id>[^/]+)/confirmations", "confirm_upload"),
+        ("GET", r"/v1/assets/types", "asset_types"),
+        ("GET", r"/v1/assets/(?P<asset_id>[^/]+)", "asset_record"),
         ("PUT", r"/uploads/(?P<asset_id>[^/]+)", "put_upload"),
         ("GET", r"/assets/(?P<asset_id>[^/]+)/(?P<name>[^/]+)", "get_asset"),
         ("GET", r"/files/(?P<token>[^/]+)/(?P<name>[^/]+)", "get_file"),
@@ -51,7 +61,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 PUBLIC = ("/v1/health",)
 
 
-class Emulator(RunRoutes, AssetRoutes, AccountRoutes):
+class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes):
     """Runflow's API as a pure function over a :class:`~runflow_nb.simulator.Simulator`.
 
     ``latency`` applies to a simulator created here (default 0.3 s) or, when given, overrides the
@@ -90,19 +100,21 @@ class Emulator(RunRoutes, AssetRoutes, AccountRoutes):
         except ConnectionDropped:
             raise
         except HTTPError as exc:
-            response = json_response(exc.status, {"code": exc.code, "message": exc.message, "errors": exc.errors,
-                                                  "request_id": request_id, **exc.extra}, exc.headers)
+            response = json_response(exc.status, {"code": exc.code, "message": exc.message,
+                                                  "errors": exc.errors or None, "request_id": request_id,
+                                                  **exc.extra}, exc.headers)
         except ValidationError as exc:
             err = invalid(exc.issues)
             response = json_response(422, {"code": err.code, "message": err.message, "errors": err.errors,
                                            "request_id": request_id})
         except APIError as exc:
             response = json_response(exc.status_code or 500, {"code": exc.code or "ERROR", "message": exc.message,
-                                                              "errors": exc.errors, "request_id": request_id})
+                                                              "errors": exc.errors or None, "request_id": request_id})
         except Exception:
             log.exception("emulator: %s %s failed", request.method, request.url.path)
             response = json_response(500, {"code": "INTERNAL_ERROR", "message": "the emulator hit a bug",
-                                           "errors": [], "request_id": request_id})
+                                           "errors": None, "request_id": request_id})
+        response = break_answer(request.extensions.get(DROP_ANSWER), request, response)
         response.headers["X-Request-Id"] = request_id
         return response
 
@@ -136,14 +148,18 @@ class Emulator(RunRoutes, AssetRoutes, AccountRoutes):
             if method == "GET" and path.startswith("/v1/") and self.fault("slow"):
                 time.sleep(self.faults.slow_s)
         handler = getattr(self, f"_ep_{name}")
-        return handler(request, request_id, **match.groupdict())  # httpx's URL.path is already decoded
+        params = match.groupdict()  # httpx's URL.path is already decoded
+        if path.startswith("/v1/"):
+            return with_idempotency(self, request, name, lambda: handler(request, request_id, **params))
+        return handler(request, request_id, **params)
 
     # -- test hooks ------------------------------------------------------------------------------
 
     def _ep_ledger(self, request: httpx.Request, request_id: str) -> httpx.Response:
         ledger = self.simulator.ledger()
         return json_response(200, {"billed": ledger, "count": len(ledger),
-                                   "total_usd": round(sum(e["cost_usd"] for e in ledger), 2)})
+                                   "total_usd": round(sum(e["cost_usd"] for e in ledger), 2),
+                                   "creates": self.state.creates()})
 
     def _ep_stats_endpoint(self, request: httpx.Request, request_id: str) -> httpx.Response:
         return json_response(200, self.stats())
@@ -155,6 +171,29 @@ class Emulator(RunRoutes, AssetRoutes, AccountRoutes):
                 self.latency = nonneg(float(body["latency"]))
             if "faults" in body:
                 self.faults = body["faults"]
+            for flag in ("idempotency", "batches", "list_ignores_filters"):
+                if flag in body:
+                    if not isinstance(body[flag], bool):
+                        raise ValueError(f"{flag} must be true or false")
+                    setattr(self, flag, body[flag])
+            if "cancel_spelling" in body:
+                if body["cancel_spelling"] not in ("canceled", "cancelled"):
+                    raise ValueError("cancel_spelling must be 'canceled' or 'cancelled'")
+                self.cancel_spelling = body["cancel_spelling"]
+            if "list_cursor_style" in body:
+                if body["list_cursor_style"] not in ("next_pq", "next"):
+                    raise ValueError("list_cursor_style must be 'next_pq' or 'next'")
+                self.list_cursor_style = body["list_cursor_style"]
+            if "model_pages" in body:
+                pages = body["model_pages"]
+                if not isinstance(pages, dict) or not all(isinstance(v, dict) for v in pages.values()):
+                    raise ValueError("model_pages must map model ids to model detail objects")
+                self.model_pages = dict(pages)
         except (TypeError, ValueError) as exc:
             raise HTTPError(422, "VALIDATION_ERROR", str(exc)) from None
-        return json_response(200, {"latency": self.latency, "faults": str(self.faults)})
+        return json_response(200, {"latency": self.latency, "faults": str(self.faults),
+                                   "idempotency": self.idempotency, "batches": self.batches,
+                                   "list_ignores_filters": self.list_ignores_filters,
+                                   "cancel_spelling": self.cancel_spelling,
+                                   "list_cursor_style": self.list_cursor_style,
+                                   "model_pages": sorted(self.model_pages)})

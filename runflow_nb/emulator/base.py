@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ..simulator import Simulator
-from .faults import CREATE_FAULTS, FAULT_KINDS, CreateFault, FaultPlan, Injector
+from ..specs import ModelSpec
+from .faults import BROKEN_ANSWER, CREATE_FAULTS, FAULT_KINDS, CreateFault, FaultPlan, Injector
 from .images import FETCH_TIMEOUT_S
 from .state import EmulatorState
 from .wire import HTTPError
 
-__all__ = ["EmulatorBase"]
+__all__ = ["DROP_ANSWER", "EmulatorBase"]
+
+#: ``request.extensions`` key a route sets to break its answer after the Idempotency-Key middleware
+#: saw it (see :class:`.faults.CreateFault`).
+DROP_ANSWER = BROKEN_ANSWER
 
 
 class EmulatorBase:
@@ -30,9 +36,19 @@ class EmulatorBase:
         offline_images: str = "placeholder",
         fetch_timeout_s: float = FETCH_TIMEOUT_S,
         blocking_timeout_s: float = 3600.0,
+        idempotency: bool = True,
+        idempotency_ttl_s: float = 24 * 3600.0,
+        batches: bool = True,
+        cancel_spelling: str = "canceled",
+        list_cursor_style: str = "next_pq",
+        list_ignores_filters: bool = False,
     ) -> None:
         if offline_images not in ("placeholder", "reject"):
             raise ValueError("offline_images must be 'placeholder' or 'reject'")
+        if cancel_spelling not in ("canceled", "cancelled"):
+            raise ValueError("cancel_spelling must be 'canceled' or 'cancelled'")
+        if list_cursor_style not in ("next_pq", "next"):
+            raise ValueError("list_cursor_style must be 'next_pq' or 'next'")
         self._owns_simulator = simulator is None
         self.simulator = simulator if simulator is not None else Simulator(
             latency=0.3 if latency is None else latency)
@@ -45,6 +61,19 @@ class EmulatorBase:
         self.blocking_timeout_s = blocking_timeout_s
         self._injector = Injector(FaultPlan.parse(faults))
         self.state = EmulatorState()
+        #: Honour ``Idempotency-Key`` (replay / 409); False serves as a server without the middleware.
+        self.idempotency = idempotency
+        self.idempotency_ttl_s = idempotency_ttl_s
+        #: Accept ``POST /v1/models/{model}/batches``; False answers 422 as a non-template model does.
+        self.batches = batches
+        #: ``canceled`` (newer docs) or ``cancelled`` (older docs) in run objects.
+        self.cancel_spelling = cancel_spelling
+        #: ``next_pq``: ``{"items", "next_pq", "prev_pq"}``; ``next``: ``{"items", "first", "next", "previous"}``.
+        self.list_cursor_style = list_cursor_style
+        #: Serve ``GET /v1/runs`` ignoring ``q`` (a server whose filter the client must not trust).
+        self.list_ignores_filters = list_ignores_filters
+        #: Model pages served instead of the one generated from the spec (model id → detail object).
+        self.model_pages: dict[str, dict[str, Any]] = {}
 
     # -- settings --------------------------------------------------------------------------------
 
@@ -106,7 +135,29 @@ class EmulatorBase:
             "placeholders": counts.get("placeholders", 0), "runs": runs.pop("runs"), "runs_by_status": runs,
             "billed_runs": len(ledger), "billed_usd": round(sum(e["cost_usd"] for e in ledger), 2),
             "fault_plan": str(self.faults), "latency": self.latency,
+            "creates": {v: counts.get(f"creates:{v}", 0) for v in ("created", "replayed", "conflict")},
+            "client_ref_lookups": counts.get("lookups:client_ref", 0),
+            "idempotency": self.idempotency, "batches": self.batches,
         }
+
+    def asset_from_url(self, path: str, params: httpx.QueryParams) -> dict[str, Any] | str:
+        """The confirmed asset behind one of this server's signed asset URLs, or why not (routes)."""
+        raise NotImplementedError
+
+    def _start_run(self, spec: ModelSpec, inp: dict[str, Any], images: list[Any], notes: list[str],
+                   request: httpx.Request, request_id: str, *, video: Path | None = None,
+                   **extra: Any) -> dict[str, Any]:
+        """Create one run of checked input, drawing its outcome faults (routes)."""
+        raise NotImplementedError
+
+    def spell(self, status: str) -> str:
+        return "cancelled" if status == "canceled" and self.cancel_spelling == "cancelled" else status
+
+    def present(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A simulator run view as this server spells it."""
+        if run.get("status_code") == "canceled" and self.cancel_spelling == "cancelled":
+            run = {**run, "status_code": "cancelled"}
+        return run
 
     def authenticate(self, request: httpx.Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")

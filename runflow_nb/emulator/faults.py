@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-__all__ = ["CREATE_FAULTS", "ERROR_FAULTS", "FAULTS", "FAULT_HELP", "FAULT_KINDS", "ConnectionDropped", "CreateFault",
-           "FaultPlan", "Injector", "TruncatedStream", "hollow_view", "nonneg"]
+__all__ = ["BROKEN_ANSWER", "CREATE_FAULTS", "ERROR_FAULTS", "FAULTS", "FAULT_HELP", "FAULT_KINDS", "ConnectionDropped", "CreateFault",
+           "FaultPlan", "Injector", "TruncatedStream", "break_answer", "hollow_view", "nonneg"]
 
 #: Every fault kind with its help line (continuation lines are indented by the help formatter).
 FAULTS: dict[str, str] = {
@@ -40,6 +40,8 @@ FAULTS: dict[str, str] = {
                  "classic double charge when a client takes 5xx for \"not created\")",
     "slow": "a GET under /v1 sleeps slow_s seconds (default 3) before answering",
     "fail": "the run fails (GENERATION_FAILED, not billed)",
+    "partial": "the run ends partial_succeeded, with its outputs (billed)",
+    "cancel": "the run ends canceled by an administrator (not billed, no output)",
     "nsfw": "the run succeeds with nsfw_detected=true (when the safety checker is on)",
     "truncate": "a video download sends Content-Length of the full body, then half of it and closes",
     "expire": "a video download answers 410 URL_EXPIRED (a really expired URL answers 403)",
@@ -64,20 +66,37 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
 CREATE_FAULTS = ("drop", "create500")
 
 
+#: ``request.extensions`` key under which a route marks its answer broken (``drop``/``create500``);
+#: :meth:`Emulator.handle` breaks it after the Idempotency-Key middleware has seen it.
+BROKEN_ANSWER = "runflow_emulator_broken_answer"
+
+
 class CreateFault:
-    """A create fault drawn before the create and applied after it: ``fault.apply(request)`` raises
-    the dropped connection or the 500 once the run (or upload) exists."""
+    """A create fault drawn before the create and applied after it: ``fault.apply(request)`` marks
+    the request, and once the run (or upload) exists and the route has answered, the handler drops
+    the connection (``drop``: the server finished, so the Idempotency-Key middleware keeps the 201 for
+    a replay) or answers 500 (``create500``: the server failed after creating, so nothing is kept for a
+    replay — only a look-up by client_ref finds the run)."""
 
     def __init__(self, kind: str | None) -> None:
         self.kind = kind
 
     def apply(self, request: httpx.Request) -> None:
-        if self.kind == "drop":
-            raise ConnectionDropped("Server disconnected without sending a response.", request=request)
-        if self.kind == "create500":
-            from .wire import HTTPError
+        if self.kind is not None:
+            request.extensions[BROKEN_ANSWER] = self.kind
 
-            raise HTTPError(500, "INTERNAL_ERROR", "internal server error (injected, after the create)")
+
+def break_answer(kind: str | None, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+    """The answer a client sees once a create fault was applied (raises for a dropped connection)."""
+    if kind == "drop":
+        raise ConnectionDropped("Server disconnected without sending a response.", request=request)
+    if kind == "create500":
+        import json
+
+        body = {"code": "INTERNAL_ERROR", "message": "internal server error (injected, after the create)",
+                "errors": None}
+        return httpx.Response(500, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    return response
 
 
 def hollow_view(view: dict[str, Any], status: str | None) -> dict[str, Any]:
@@ -87,7 +106,7 @@ def hollow_view(view: dict[str, Any], status: str | None) -> dict[str, Any]:
         return view
     output = dict(view.get("output") or {})
     output["outputs"] = []
-    return {**view, "status_code": status, "status": status, "output": output}
+    return {**view, "status_code": status, "output": output}
 
 
 def _help() -> str:

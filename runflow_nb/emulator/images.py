@@ -77,12 +77,10 @@ def _load_image(emu: EmulatorBase, value: Any, index: int, local: set[str], spec
         return [Issue(where, "is not an http(s) URL, a data: URI or an uploaded asset URL",
                       "send a full http(s) URL")], None
     if parts.netloc.lower() in local and parts.path.startswith("/assets/"):
-        asset_id = parts.path.split("/")[2]
-        with emu.state.lock:
-            asset = emu.state.assets.get(asset_id)
-        if asset is None or asset["status"] != "confirmed":
-            return [Issue(where, "is not a confirmed upload of this server",
-                          "PUT the bytes to upload_url, then POST /v1/asset-uploads/{id}/confirmations")], None
+        asset = emu.asset_from_url(parts.path, httpx.QueryParams(parts.query))
+        if isinstance(asset, str):
+            return [Issue(where, asset, "upload it (PUT the bytes to upload_url, then POST "
+                                      "/v1/asset-uploads/{id}/confirmations) and send the record's url")], None
         return decode_image(asset["data"], where, spec), None
     reason: str | None = None
     if EXAMPLE_HOST.search(parts.hostname or ""):

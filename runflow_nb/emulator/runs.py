@@ -1,24 +1,51 @@
-"""Routes for runs: create, the model page's blocking run, get, logs and the list."""
+"""Routes for runs: create, the model page's blocking run, get, logs, the list/search and statuses."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ..errors import Issue, RunTimeoutError, ValidationError
-from ..simulator import MAX_PAGE_SIZE
+from ..simulator import MAX_PAGE_SIZE, STATUSES, TERMINAL
 from ..specs import ModelSpec
-from .base import EmulatorBase
-from .faults import hollow_view
+from .base import DROP_ANSWER, EmulatorBase
+from .faults import break_answer, hollow_view
 from .validation import check_envelope, check_input
 from .wire import HTTPError, invalid, json_body, json_response, spec_for
 
-__all__ = ["RunRoutes"]
+__all__ = ["RunRoutes", "parse_q"]
+
+_TERM = re.compile(r'\s*(?P<field>[A-Za-z_][A-Za-z0-9_.]*):(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>\S+))')
+_SORTS = {"created_at:desc": False, "-created_at": False, "created_at:asc": True, "created_at": True}
+
+
+def parse_q(q: str) -> dict[str, list[str]]:
+    """``field:value`` terms separated by spaces (or ``AND``); values may be double-quoted;
+    ``field:a|b`` accepts either. Raises :class:`ValidationError` on anything else."""
+    out: dict[str, list[str]] = {}
+    pos, text = 0, q.strip()
+    while pos < len(text):
+        m = _TERM.match(text, pos)
+        if m is None:
+            rest = text[pos:].strip()
+            if rest.upper().startswith("AND "):
+                pos = len(text) - len(rest) + 4
+                continue
+            raise ValidationError([Issue("q", f"cannot read the filter at {rest[:40]!r}",
+                                         'write field:value terms, e.g. q=client_ref:"my-ref" status_code:succeeded')])
+        value = re.sub(r"\\(.)", r"\1", m["quoted"]) if m["quoted"] is not None else m["bare"]
+        values = [value] if m["quoted"] is not None else value.split("|")
+        out.setdefault(m["field"], []).extend(values)
+        pos = m.end()
+    return out
 
 
 class RunRoutes(EmulatorBase):
-    """``POST /v1/models/{model}/runs``, ``POST /v1/run/{model}``, ``GET /v1/runs[/{id}[/logs]]``."""
+    """``POST /v1/models/{model}/runs``, ``POST /v1/run/{model}``, ``GET /v1/runs[/{id}[/logs]]``,
+    ``GET /v1/runs/statuses``."""
 
     def _ep_submit(self, request: httpx.Request, request_id: str, *, model: str) -> httpx.Response:
         spec = spec_for(model)
@@ -31,18 +58,23 @@ class RunRoutes(EmulatorBase):
             raise invalid(issues)
         run = self._create_run(spec, inp, request, request_id, issues, client_ref=body.get("client_ref"),
                                metadata=body.get("metadata"), callback_url=body.get("callback_url"))
+        self.state.note_create(route="runs", via="created", ids=[run["id"]],
+                               idempotency_key=request.headers.get("idempotency-key"),
+                               client_refs=[body.get("client_ref")])
         return json_response(201, run, {"Location": f"/v1/runs/{run['id']}"})
 
     def _ep_run_blocking(self, request: httpx.Request, request_id: str, *, model: str) -> httpx.Response:
         spec = spec_for(model)
         run = self._create_run(spec, json_body(request), request, request_id, [])
+        if request.extensions.get(DROP_ANSWER):  # the run exists; the answer is broken now
+            return break_answer(request.extensions[DROP_ANSWER], request, json_response(201, run))
         try:
             done = self.simulator.wait(run["id"], timeout=self.blocking_timeout_s, base_url=self.base_url)
         except RunTimeoutError:
             raise HTTPError(504, "TIMEOUT", "the run did not finish in time; poll it", id=run["id"]) from None
-        if done["status_code"] != "succeeded":
+        if done["status_code"] not in ("succeeded", "partial_succeeded"):
             raise HTTPError(500, done["failure_code"] or "RUN_FAILED", done["failure_message"] or "the run failed",
-                            id=done["id"], status_code=done["status_code"], cost=done["cost"])
+                            id=done["id"], status_code=self.spell(done["status_code"]), cost=done["cost"])
         out = done["output"]
         video = {k: v for k, v in out["outputs"][0].items() if k != "type"}
         return json_response(200, {"video": video, "seed": out["seed"], "timing": out["timing"],
@@ -55,13 +87,27 @@ class RunRoutes(EmulatorBase):
         issues = [*issues, *more]
         if issues:
             raise ValidationError(issues)
+        run = self._start_run(spec, inp, images, notes, request, request_id, video=video, **extra)
+        return self.present(run)
+
+    def _start_run(self, spec: ModelSpec, inp: dict[str, Any], images: list[Any], notes: list[str],
+                   request: httpx.Request, request_id: str, *, video: Path | None = None,
+                   **extra: Any) -> dict[str, Any]:
+        """Hand a checked input to the simulator, drawing the outcome faults for it; a create fault
+        (drop, create500) is applied to the answer once the run exists."""
         fail = self.fault("fail")
         nsfw = not fail and self.fault("nsfw")  # a failed run has nothing to flag
-        hollow = None if fail else "succeeded" if self.fault("nooutput") else (
+        outcome = "succeeded"
+        if not fail and self.fault("partial"):
+            outcome = "partial_succeeded"
+        elif not fail and self.fault("cancel"):
+            outcome = "canceled"
+        hollow = None if fail or outcome == "canceled" else "succeeded" if self.fault("nooutput") else (
             "partial_succeeded" if self.fault("partialnooutput") else None)
         broken = self.create_fault()
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
-                                    force_failure=fail, force_nsfw=nsfw, notes=notes, video=video, **extra)
+                                    force_failure=fail, force_nsfw=nsfw, outcome=outcome, notes=notes,
+                                    video=video, **extra)
         if hollow is not None:
             with self.state.lock:
                 self.state.hollow[run["id"]] = hollow
@@ -78,36 +124,72 @@ class RunRoutes(EmulatorBase):
         self.simulator.submit(other, images=images, model=spec.model, client_ref=client_ref, video=video,
                               metadata={"caller": "another process"})
 
-    def _run_view(self, run_id: str) -> dict[str, Any]:
+    def run_view(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A simulator run view as this server shows it (faults, spelling)."""
         with self.state.lock:
-            hollow = self.state.hollow.get(run_id)
-        return hollow_view(self.simulator.get(run_id, base_url=self.base_url), hollow)
+            hollow = self.state.hollow.get(run["id"])
+        return self.present(hollow_view(run, hollow))
 
     def _ep_get_run(self, request: httpx.Request, request_id: str, *, run_id: str) -> httpx.Response:
-        return json_response(200, self._run_view(run_id))
+        return json_response(200, self.run_view(self.simulator.get(run_id, base_url=self.base_url)))
 
     def _ep_run_logs(self, request: httpx.Request, request_id: str, *, run_id: str) -> httpx.Response:
-        return json_response(200, {"run_id": run_id, "data": self.simulator.logs(run_id)})
+        lines = self.simulator.logs(run_id)
+        return json_response(200, {"items": [
+            {"id": f"{run_id}-{i}", "run_id": run_id, "level_code": e["level"], "message": e["message"],
+             "timestamp": e["timestamp"], "meta": {}} for i, e in enumerate(lines)]})
+
+    def _ep_run_statuses(self, request: httpx.Request, request_id: str) -> httpx.Response:
+        return json_response(200, {"items": [
+            {"code": self.spell(s), "name": self.spell(s).replace("_", " "), "is_terminal": s in TERMINAL}
+            for s in STATUSES]})
 
     def _ep_list_runs(self, request: httpx.Request, request_id: str) -> httpx.Response:
         params = request.url.params
+        issues: list[Issue] = []
         limit_text = params.get("limit", "100")
         try:
             limit: Any = int(limit_text)
         except ValueError:
             limit = limit_text
-        client_ref = params.get("client_ref") or None
-        if self.fault("listall"):  # a server that ignores the query: every run, oldest first, one page
-            data, cursor = [], None
+        filters = parse_q(params.get("q", ""))
+        if "status_code" in filters:  # either spelling finds canceled runs
+            filters["status_code"] = ["canceled" if s in ("canceled", "cancelled") else s
+                                      for s in filters["status_code"]]
+        listall = self.fault("listall")  # ignores the query: every run, oldest first, one page
+        if self.list_ignores_filters or listall:
+            filters = {}
+        sort = params.get("sort_by") or "created_at:desc"
+        if sort not in _SORTS:
+            issues.append(Issue("sort_by", f"cannot sort by {sort!r}", "use created_at:desc or created_at:asc"))
+        if issues:
+            raise ValidationError(issues)
+        if "client_ref" in filters:
+            self.state.count("lookups:client_ref")
+        if listall:
+            items, cursor = [], None
             while True:
-                page, cursor = self.simulator.list_runs(limit=MAX_PAGE_SIZE, cursor=cursor, base_url=self.base_url)
-                data += page
+                more, cursor, _ = self.simulator.list_runs(limit=MAX_PAGE_SIZE, cursor=cursor, base_url=self.base_url,
+                                                           ascending=True)
+                items += more
                 if not cursor:
                     break
-            data, next_cursor = [self._run_view(r["id"]) for r in reversed(data)], None
+            next_pq = prev_pq = None
         else:
-            data, next_cursor = self.simulator.list_runs(client_ref=client_ref, limit=limit,
-                                                         cursor=params.get("cursor") or None, base_url=self.base_url)
-            data = [self._run_view(r["id"]) for r in data]
-        return json_response(200, {"data": data, "next_cursor": next_cursor, "has_more": next_cursor is not None,
-                                   "limit": limit, "max_limit": MAX_PAGE_SIZE})
+            items, next_pq, prev_pq = self.simulator.list_runs(
+                limit=limit, cursor=params.get("pq") or None, base_url=self.base_url, filters=filters,
+                ascending=_SORTS[sort])
+        items = [self.run_view(i) for i in items]
+        fields = [f.strip() for f in params.get("fields", "").split(",") if f.strip()]
+        if fields:
+            items = [{k: v for k, v in i.items() if k in fields or k == "id"} for i in items]
+        if self.list_cursor_style == "next":
+            def link(pq: str | None) -> str | None:
+                if pq is None:
+                    return None
+                rest = [(k, v) for k, v in params.multi_items() if k not in ("pq", "from_prev")]
+                return str(httpx.URL("/v1/runs", params=[*rest, ("pq", pq)]))
+            return json_response(200, {"items": items, "first": link(None) or "/v1/runs", "next": link(next_pq),
+                                       "previous": link(prev_pq), "limit": limit})
+        return json_response(200, {"items": items, "next_pq": next_pq, "prev_pq": prev_pq, "limit": limit,
+                                   "max_limit": MAX_PAGE_SIZE})

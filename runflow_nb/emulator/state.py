@@ -1,4 +1,5 @@
-"""What the emulator remembers beside the simulator's runs: request counters and uploaded assets.
+"""What the emulator remembers beside the simulator's runs: counters, assets, the Idempotency-Key
+cache, batches and a journal of every create request (how each one was answered).
 
 The runs themselves (statuses, outputs, the billing ledger) live in the
 :class:`~runflow_nb.simulator.Simulator`; this is the server's own bookkeeping, thread-safe.
@@ -8,13 +9,28 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EmulatorState"]
+__all__ = ["EmulatorState", "IdempotencyRecord"]
+
+
+@dataclass
+class IdempotencyRecord:
+    """The first answer to a request carrying an ``Idempotency-Key`` (None while it is being served)."""
+
+    fingerprint: str
+    route: str
+    created: float
+    status: int | None = None
+    content: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class EmulatorState:
-    """Counters (requests, faults by kind, placeholders) and the asset table, under one lock.
+    """Counters, assets, idempotency records, batches and the create journal, under one lock.
 
     >>> state = EmulatorState()
     >>> state.count("requests"); state.counts()["requests"]
@@ -26,6 +42,9 @@ class EmulatorState:
         self._counts: dict[str, int] = {}
         self.assets: dict[str, dict[str, Any]] = {}
         self.hollow: dict[str, str] = {}  # run id -> the status it ends with, without outputs (faults)
+        self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.journal: list[dict[str, Any]] = []
         self.secret = secrets.token_bytes(16)
 
     def count(self, key: str, n: int = 1) -> None:
@@ -35,3 +54,16 @@ class EmulatorState:
     def counts(self) -> dict[str, int]:
         with self.lock:
             return dict(self._counts)
+
+    def note_create(self, *, route: str, via: str, ids: list[str], idempotency_key: str | None,
+                    client_refs: list[str | None]) -> None:
+        """Journal one create request: ``via`` is ``created``, ``replayed`` (by Idempotency-Key) or
+        ``conflict`` (same key, other body: 409)."""
+        with self.lock:
+            self.journal.append({"at": time.time(), "route": route, "via": via, "ids": list(ids),
+                                 "idempotency_key": idempotency_key, "client_refs": list(client_refs)})
+            self._counts[f"creates:{via}"] = self._counts.get(f"creates:{via}", 0) + 1
+
+    def creates(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(e) for e in self.journal]

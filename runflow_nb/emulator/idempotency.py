@@ -1,0 +1,96 @@
+"""The ``Idempotency-Key`` middleware, as documented: global, on every create (``POST``) route.
+
+Same key + same body → the first answer (201) is replayed: same run id, no second run, nothing
+billed twice. Same key + another body (or another route) → **409** ``CONFLICT``. Keys are scoped
+to the API key that sent them and kept ``idempotency_ttl_s`` seconds. Only successful answers are
+kept: a refused request (422, an injected 429/5xx) may be sent again with the same key. A request
+whose first copy is still being served answers 409 as well (the first one has not finished).
+Replays carry ``Idempotent-Replayed: true``; the create journal (``/_emulator/ledger``) records
+each one as ``replayed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .faults import BROKEN_ANSWER
+from .state import IdempotencyRecord
+from .wire import HTTPError
+
+if TYPE_CHECKING:
+    from .base import EmulatorBase
+
+__all__ = ["fingerprint", "with_idempotency"]
+
+
+def fingerprint(request: httpx.Request) -> str:
+    """Route and body, the body compared as JSON (key order and spacing do not matter)."""
+    try:
+        body = json.dumps(json.loads(request.content or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        body = request.content
+    return hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body).hexdigest()
+
+
+def _scope(request: httpx.Request) -> str:
+    auth = request.headers.get("authorization", "")
+    return hashlib.sha256(auth.encode()).hexdigest()[:16]
+
+
+def with_idempotency(emu: EmulatorBase, request: httpx.Request, route: str,
+                     serve: Callable[[], httpx.Response]) -> httpx.Response:
+    """Serve ``request`` through the middleware (``serve`` runs the route)."""
+    key = request.headers.get("idempotency-key")
+    if not emu.idempotency or request.method != "POST" or not key:
+        return serve()
+    state, now = emu.state, time.time()
+    slot = (_scope(request), key)
+    fp = fingerprint(request)
+    with state.lock:
+        for k in [k for k, r in state.idempotency.items() if now - r.created > emu.idempotency_ttl_s]:
+            del state.idempotency[k]
+        record = state.idempotency.get(slot)
+        owner = record is None
+        if owner:
+            record = state.idempotency[slot] = IdempotencyRecord(fingerprint=fp, route=route, created=now)
+    assert record is not None
+    if not owner:
+        if record.fingerprint != fp:
+            state.note_create(route=route, via="conflict", ids=[], idempotency_key=key, client_refs=[])
+            raise HTTPError(409, "CONFLICT", "this Idempotency-Key was used with a different request body")
+        if record.status is None:
+            raise HTTPError(409, "CONFLICT", "a request with this Idempotency-Key is still being processed")
+        replay = httpx.Response(record.status, content=record.content,
+                                headers={**record.headers, "Idempotent-Replayed": "true"})
+        ids = []
+        try:
+            body = json.loads(record.content)
+            ids = [str(body["id"])] if isinstance(body, dict) and body.get("id") else []
+        except ValueError:
+            pass
+        state.note_create(route=route, via="replayed", ids=ids, idempotency_key=key, client_refs=[])
+        return replay
+    try:
+        response = serve()
+    except BaseException:
+        with state.lock:
+            state.idempotency.pop(slot, None)
+        raise
+    broken = request.extensions.get(BROKEN_ANSWER)
+    if 200 <= response.status_code < 300 and broken != "create500":  # a failed handler keeps nothing
+        response.read()
+        with state.lock:
+            record.status, record.content = response.status_code, response.content
+            record.headers = {k: v for k, v in response.headers.items()
+                              if k.lower() in ("content-type", "location")}
+            record.done.set()
+    else:
+        with state.lock:
+            state.idempotency.pop(slot, None)
+    return response
