@@ -26,7 +26,11 @@ from .wire import HTTPError
 if TYPE_CHECKING:
     from .base import EmulatorBase
 
-__all__ = ["fingerprint", "with_idempotency"]
+__all__ = ["ROUTE_LABELS", "fingerprint", "with_idempotency"]
+
+#: How the create journal names each create route (others by their route name).
+ROUTE_LABELS = {"submit": "runs", "create_batch": "batches", "create_upload": "asset-uploads",
+                "confirm_upload": "confirmations", "run_blocking": "run"}
 
 
 def fingerprint(request: httpx.Request) -> str:
@@ -47,6 +51,7 @@ def with_idempotency(emu: EmulatorBase, request: httpx.Request, route: str,
                      serve: Callable[[], httpx.Response]) -> httpx.Response:
     """Serve ``request`` through the middleware (``serve`` runs the route)."""
     key = request.headers.get("idempotency-key")
+    route = ROUTE_LABELS.get(route, route)
     if not emu.idempotency or request.method != "POST" or not key:
         return serve()
     state, now = emu.state, time.time()

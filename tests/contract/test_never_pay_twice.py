@@ -1,0 +1,117 @@
+"""A create whose answer is lost is paid once: replayed by Idempotency-Key where the server honours
+keys, found by client_ref where it does not, and a 409 for the key is never answered by paying again.
+Loopback HTTP against the emulator; the emulator's ledger and create journal are the witnesses."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from _documented import KEY, Recorder
+from conftest import configure
+from PIL import Image
+
+from runflow_nb import AsyncClient
+from runflow_nb.client import Client
+from runflow_nb.emulator import EmulatorServer
+
+
+def small_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (800, 600), (30, 160, 90)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def big_png(tmp_path: Path) -> Path:
+    """A PNG above the inline threshold (so it goes through the upload flow)."""
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 255, (900, 1100, 3), dtype=np.uint8))
+    path = tmp_path / "reference.png"
+    img.save(path)
+    return path
+
+
+def ledger(server: EmulatorServer) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/_emulator/ledger", timeout=30).json()  # type: ignore[no-any-return]
+
+
+def stats(server: EmulatorServer) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/_emulator/stats", timeout=30).json()  # type: ignore[no-any-return]
+
+
+def test_a_dropped_create_is_replayed_by_its_idempotency_key(live: EmulatorServer,
+                                                             recorded: tuple[Client, Recorder]) -> None:
+    client, rec = recorded
+    configure(live, faults="drop=1x")
+    run = client.submit(prompt="character1", images=[small_png()], duration=3, resolution="720p", seed=5,
+                        client_ref="dropped-once")
+    done = client.wait(run.id, timeout=60)
+    assert done.succeeded
+    creates = rec.to("POST", "/runs")
+    assert len(creates) == 2, "the lost create is re-sent"
+    assert creates[0].headers["idempotency-key"] == creates[1].headers["idempotency-key"]
+    assert creates[0].content == creates[1].content
+    journal = [(e["route"], e["via"]) for e in ledger(live)["creates"] if e["route"] == "runs"]
+    assert journal == [("runs", "created"), ("runs", "replayed")]  # replayed by the key ...
+    assert stats(live)["client_ref_lookups"] == 0  # ... not found by a look-up
+    billed = ledger(live)["billed"]
+    assert [e["client_ref"] for e in billed] == ["dropped-once"] and billed[0]["run_id"] == run.id
+
+
+def test_without_key_support_the_client_ref_look_up_still_pays_once(live: EmulatorServer,
+                                                                    recorded: tuple[Client, Recorder]) -> None:
+    client, rec = recorded
+    configure(live, faults="drop=1x", idempotency=False)
+    run = client.submit(prompt="character1", images=[small_png()], duration=3, resolution="720p", seed=6,
+                        client_ref="no-keys-here")
+    assert client.wait(run.id, timeout=60).succeeded
+    assert len(rec.to("POST", "/runs")) == 1, "without key support a lost create is looked up, not re-sent"
+    assert stats(live)["client_ref_lookups"] >= 1
+    assert [e["via"] for e in ledger(live)["creates"] if e["route"] == "runs"] == ["created"]
+    assert [e["client_ref"] for e in ledger(live)["billed"]] == ["no-keys-here"]
+
+
+def test_a_conflict_for_the_key_after_a_re_upload_is_resolved_by_look_up(live: EmulatorServer,
+                                                                        tmp_path: Path) -> None:
+    """A second process re-sends a create whose first answer was lost; its reference is uploaded
+    anew (a new signed URL), so the body differs and the server answers 409 for the key."""
+    image = big_png(tmp_path)
+    configure(live, faults="drop=1x", idempotency=True)
+    first = Client(api_key=KEY, base_url=live.url, poll_interval=0.05, max_retries=0)
+    try:
+        first.submit(prompt="character1", images=[image], duration=3, resolution="720p", seed=7,
+                     client_ref="crashed-process")
+        raise AssertionError("the answer should have been lost")
+    except Exception as exc:  # noqa: BLE001 - any library error: the process "dies" here
+        assert "may have been created" in str(exc) or "not created" in str(exc) or "RemoteProtocol" in str(exc)
+    rec = Recorder()
+    second = Client(api_key=KEY, base_url=live.url, transport=rec, poll_interval=0.05)
+    run = second.submit(prompt="character1", images=[image], duration=3, resolution="720p", seed=7,
+                        client_ref="crashed-process")
+    assert second.wait(run.id, timeout=60).succeeded
+    assert [e["via"] for e in ledger(live)["creates"] if e["route"] == "runs"] == ["created", "conflict"]
+    assert stats(live)["client_ref_lookups"] >= 1
+    assert [e["client_ref"] for e in ledger(live)["billed"]] == ["crashed-process"]
+    assert len(rec.to("POST", "/runs")) == 1
+    first.close()
+    second.close()
+
+
+def test_the_async_client_replays_by_key_as_well(live: EmulatorServer) -> None:
+    import asyncio
+
+    configure(live, faults="drop=2x")
+
+    async def main() -> list[str]:
+        async with AsyncClient(api_key=KEY, base_url=live.url, poll_interval=0.05) as client:
+            runs = await asyncio.gather(*(client.submit(prompt="character1", images=[small_png()], duration=3,
+                                                        resolution="720p", seed=s, client_ref=f"async-{s}")
+                                          for s in range(3)))
+            done = await asyncio.gather(*(client.wait(r.id, timeout=60) for r in runs))
+            return [d.status for d in done]
+
+    assert asyncio.run(main()) == ["succeeded"] * 3
+    assert sorted(e["client_ref"] for e in ledger(live)["billed"]) == ["async-0", "async-1", "async-2"]
+    assert sum(e["via"] == "replayed" for e in ledger(live)["creates"] if e["route"] == "runs") == 2
