@@ -408,8 +408,8 @@ class Simulator:
         return {
             "id": run.id, "status_code": run.status, "target_type": "model", "model_id": _model_uuid(run.model),
             "org_id": ORG_ID, "input": run.input, "output": output, "cost": cost,
-            "cost_breakdown": {"usd_per_second": f"{run.price / run.params['duration']:.2f}",
-                               "seconds": run.params["duration"], "resolution": run.params["resolution"]}
+            "cost_breakdown": {"usd_per_second": f"{run.price / max(run.clip.billed_s, 1e-9):.2f}",
+                               "seconds": run.clip.billed_s, "resolution": run.params["resolution"]}
             if cost not in (None, "0.00") else None,
             "duration_ms": round((run.completed - run.created) * 1000) if run.completed is not None else None,
             "failure_code": code, "failure_message": message, "failure_stage_code": stage,

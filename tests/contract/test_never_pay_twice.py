@@ -84,7 +84,7 @@ def test_a_conflict_for_the_key_after_a_re_upload_is_resolved_by_look_up(live: E
         first.submit(prompt="character1", images=[image], duration=3, resolution="720p", seed=7,
                      client_ref="crashed-process")
         raise AssertionError("the answer should have been lost")
-    except Exception as exc:  # noqa: BLE001 - any library error: the process "dies" here
+    except Exception as exc:
         assert "may have been created" in str(exc) or "not created" in str(exc) or "RemoteProtocol" in str(exc)
     rec = Recorder()
     second = Client(api_key=KEY, base_url=live.url, transport=rec, poll_interval=0.05)
