@@ -23,6 +23,7 @@ __all__ = [
     "Plan",
     "Result",
     "VideoRequest",
+    "doctor",
     "errors",
     "grid",
     "sample_images",
@@ -40,12 +41,14 @@ _LAZY = {
     "GenerateForm": "runflow_nb.widgets.form",
     "show": "runflow_nb.display",
     "errors": "runflow_nb.errors",
+    "doctor": "runflow_nb.diagnose",
     "sample_images": "runflow_nb.samples",
 }
 
 if TYPE_CHECKING:
     from . import errors
     from .client import AsyncClient, Client, Result
+    from .diagnose import doctor
     from .display import show
     from .experiment import Experiment
     from .plan import Plan, grid
@@ -59,7 +62,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'runflow_nb' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    value = getattr(mod, name, mod)  # a function of that name (doctor), else the module itself (errors)
     globals()[name] = value
     return value
 

@@ -193,7 +193,7 @@ class Protocol:
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
              idempotent: bool = True, what: str = "", headers: dict[str, str] | None = None,
-             deadline: float | None = None
+             deadline: float | None = None, auth: bool = True
              ) -> Generator[Action, Outcome, httpx.Response]:
         """Send with retries. 429 is always safe to retry (the request was refused); network errors and
         5xx only for idempotent calls. Nothing (request, retries, pauses) outlasts ``deadline``."""
@@ -201,7 +201,7 @@ class Protocol:
         last: Exception | None = None
         for attempt in range(self.retry.max_retries + 1):
             out = yield Send(method, self.url(path), json=json, params=params, headers=dict(headers or {}),
-                             deadline=self._deadline(deadline))
+                             deadline=self._deadline(deadline), auth=auth)
             if isinstance(out, Exception):
                 last = _network_error(out, what)
                 if not (idempotent or _definitely_unsent(out)):
@@ -336,6 +336,11 @@ class Protocol:
             return False  # unknown for now: rely on the look-up, ask again next time
         self.honours_keys = ids[0] is not None and ids[0] == ids[1]
         return self.honours_keys
+
+    def read(self, path: str, *, auth: bool = True) -> Generator[Action, Outcome, Any]:
+        """``GET path`` → its JSON (account and catalogue endpoints)."""
+        resp = yield from self.call("GET", path, auth=auth, what=f"reading {path}")
+        return _json(resp)
 
     def get(self, run_id: str, *, deadline: float | None = None) -> Generator[Action, Outcome, Run]:
         resp = yield from self.call("GET", f"/v1/runs/{quote(run_id, safe='')}", what="polling the run",

@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     e.add_argument("args", nargs=argparse.REMAINDER, help="see `runflow-nb emulator --help`")
 
+    dr = sub.add_parser("doctor", help="check key, balance, service health and the model's live inputs before spending",
+                        description="Check the API key (auth/me), the balance, the service's health and the "
+                                    "model's live input schema against the built-in spec; print one report with "
+                                    "what to do. Offline (no key) it says so. Exit 1 when a check fails.")
+    dr.add_argument("--model", default="alibaba/happy-horse/reference-to-video", help="model id or alias")
+    dr.add_argument("--json", action="store_true", help="print the report as JSON")
+
     sub.add_parser("config", help="print the settings in force (RUNFLOW_* variables) and where each came from",
                    description="Print every RUNFLOW_* setting runflow_nb reads, its value in force and "
                                "whether it came from the environment or the default. The API key is "
@@ -269,6 +276,17 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0 if out.complete else 1
 
 
+def _cmd_doctor(a: argparse.Namespace) -> int:
+    from .diagnose import doctor
+
+    report = doctor(model=a.model)
+    if a.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report)
+    return 0 if report.ok else 1
+
+
 def _cmd_config(a: argparse.Namespace) -> int:
     from .settings import describe
 
@@ -299,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import RunflowError, ValidationError
 
     handlers = {"generate": _cmd_generate, "sweep": _cmd_sweep, "table": _cmd_table, "report": _cmd_report,
-                "demo": _cmd_demo, "config": _cmd_config, "migrate": _cmd_migrate}
+                "demo": _cmd_demo, "doctor": _cmd_doctor, "config": _cmd_config, "migrate": _cmd_migrate}
     try:
         return handlers[a.command](a)
     except ValidationError as exc:

@@ -573,6 +573,11 @@ class Client(_Base):
         return self._run(self._proto.get(run_id))
 
     @_public
+    def _read(self, path: str, *, auth: bool = True) -> Any:
+        """The JSON of ``GET path`` (for :func:`runflow_nb.diagnose.doctor`)."""
+        return self._run(self._proto.read(path, auth=auth))
+
+    @_public
     def find(self, client_ref: str) -> Run | None:
         """The run created with ``client_ref``, if the server has one."""
         return self._run(self._proto.find(client_ref))

@@ -38,13 +38,25 @@ def model_detail(spec: ModelSpec) -> dict[str, Any]:
     owner, _, slug = spec.model.partition("/")
     inputs = [_field_entry(f, i) for i, f in enumerate(spec.fields)]
     rules = spec.images
-    inputs.insert(1, {
-        "name": rules.field, "display_name": "Reference images", "variable_type_code": "image_list",
-        "is_required": rules.min_count > 0, "default_value": None, "validator_code": "list",
-        "validator_attrs": {"min_items": rules.min_count, "max_items": rules.max_count,
-                            "formats": list(rules.formats), "min_short_side": rules.min_short_side,
-                            "max_bytes": rules.max_bytes},
-        "description": "Reference images, named character1… in the prompt", "sort_order": 1})
+    media: list[dict[str, Any]] = []
+    if spec.has_images:
+        media.append({
+            "name": rules.field, "display_name": rules.label.capitalize(),
+            "variable_type_code": "image" if rules.single else "image_list",
+            "is_required": rules.min_count > 0, "default_value": None, "validator_code": "list",
+            "validator_attrs": {"min_items": rules.min_count, "max_items": rules.max_count,
+                                "formats": list(rules.formats), "min_short_side": rules.min_short_side,
+                                "max_bytes": rules.max_bytes},
+            "description": f"{rules.label}s", "sort_order": 0})
+    if spec.video is not None:
+        v = spec.video
+        media.append({
+            "name": v.field, "display_name": "Video", "variable_type_code": "video", "is_required": True,
+            "default_value": None, "validator_code": "video",
+            "validator_attrs": {"formats": list(v.formats), "min_duration": v.min_duration_s,
+                                "max_duration": v.max_duration_s, "max_bytes": v.max_bytes},
+            "description": "the clip to edit", "sort_order": 0})
+    inputs[1:1] = media
     for i, entry in enumerate(inputs):
         entry["sort_order"] = i
     prices = ", ".join(f"${p:.2f}/s at {r}" for r, p in spec.price_per_second.items())
