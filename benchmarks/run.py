@@ -8,7 +8,8 @@ Each ratio is measured in this run, against a baseline measured in this run (nev
 remembered from elsewhere): the sweep against ideal ceil(n/c)×latency and against the sequential
 ``requests`` loop of the model page; per-run overhead against that loop at latency 0;
 ``exp.table()`` against a bare ``pd.read_sql``; the 100 MB download against ``requests.get().content``;
-``import runflow_nb`` against ``python -c pass``. Exit status 1 when a goal is missed.
+``import runflow_nb`` against ``python -c pass``; requests per run of a batched sweep against the
+same sweep as single runs. Exit status 1 when a goal is missed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_batches
 import bench_download_memory
 import bench_import
 import bench_notebook
@@ -60,6 +62,16 @@ def overhead_rows(r: dict[str, Any]) -> list[Row]:
         ("  of which validation / store writes / probe+poster",
          f"{r['validation_ms']:.1f} / {r['store_ms']:.1f} / {r['probe_poster_ms']:.1f} ms", "", "", "", ""),
     ]
+
+
+def batch_rows(r: dict[str, Any]) -> list[Row]:
+    single, batched = r["single"], r["batched"]
+    ok = batched["succeeded"] == single["succeeded"] == r["runs"] and r["requests_ratio"] < 1.0
+    return [(f"requests per run, {r['runs']} runs c={r['concurrency']}, batch='auto'",
+             f"{batched['requests_per_run']:.2f} req/run", f"single runs {single['requests_per_run']:.2f} req/run",
+             f"{r['requests_ratio']:.2f}x", "< 1.00x", _verdict(ok)),
+            ("  same sweeps, wall time", f"{batched['wall_s']:.2f} s", f"single runs {single['wall_s']:.2f} s",
+             f"{r['wall_ratio']:.2f}x", "", "")]
 
 
 def table_rows(results: list[dict[str, Any]]) -> list[Row]:
@@ -137,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if not q:  # the same sweep with longer jobs: fixed per-run costs shrink towards real 90-240 s clips
         rows += _run("sweep_3s", lambda: bench_sweep.run(runs=24, concurrency=8, latency=3.0, sequential=False),
                      lambda r: sweep_rows(r, judge=False, note="(for context)"), results)
+    rows += _run("batches", lambda: bench_batches.run(runs=16 if q else 40, concurrency=16 if q else 40,
+                                                      latency=0.5 if q else 1.0), batch_rows, results)
     rows += _run("overhead", lambda: bench_overhead.run(runs=8 if q else 20), overhead_rows, results)
     rows += _run("render", lambda: bench_render.run(clips=2 if q else 4), render_rows, results)
     rows += _run("table", lambda: bench_table.run((10_000, 30_000) if q else (10_000, 100_000), repeat=1 if q else 3),

@@ -43,7 +43,7 @@ from .errors import (
 )
 from .runs import Run, RunEvent
 
-__all__ = ["Emit", "Protocol", "RetryPolicy", "Send", "Sleep", "idempotency_key_for"]
+__all__ = ["BatchRefused", "Emit", "Protocol", "RetryPolicy", "Send", "Sleep", "idempotency_key_for"]
 
 
 def idempotency_key_for(client_ref: str) -> str:
@@ -318,6 +318,83 @@ class Protocol:
                                "it may have been created — look it up again before submitting anew") from exc
         return None
 
+    # -- batches ---------------------------------------------------------------------------
+
+    def submit_batch(self, model: str, body: dict[str, Any], *, idempotency_key: str
+                     ) -> Generator[Action, Outcome, tuple[str | None, dict[str, Run | None]]]:
+        """Create a batch (items carry their ``client_ref``): ``(batch id, client_ref → Run)``.
+
+        A 422 raises :class:`BatchRefused` (a model without batches, or items it would not take:
+        send them as single runs). A lost answer is handled as for single runs: re-sent under the
+        same key when the server honours keys, else each item is looked up by its ``client_ref`` (a
+        ``None`` value: the item may exist but is not listed yet). A 409 for the key is looked up.
+        """
+        refs = [str(item["client_ref"]) for item in body["input"]]
+        path = f"/v1/models/{model}/batches"
+        last: Exception | None = None
+        for attempt in range(self.retry.max_retries + 1):
+            out = yield Send("POST", self.url(path), json=body, headers={"Idempotency-Key": idempotency_key})
+            retry_after: float | None = None
+            if isinstance(out, Exception):
+                last, ambiguous = _network_error(out, "submitting the batch"), not _definitely_unsent(out)
+            elif out is not None and out.status_code == 429:
+                last, ambiguous, retry_after = _error(out), False, retry_after_seconds(out)
+            elif out is not None and out.status_code >= 500:
+                last, ambiguous, retry_after = _error(out), True, retry_after_seconds(out)
+            elif out is not None and out.status_code == 422:
+                raise BatchRefused(_error(out))
+            elif out is not None and out.status_code == 409:
+                found = yield from self._find_items(refs, str(_error(out)), grace=True)
+                return None, found
+            elif out is not None and out.status_code >= 400:
+                raise _error(out)
+            else:
+                assert isinstance(out, httpx.Response)
+                return _batch_runs(_json(out), refs)
+            if ambiguous:
+                honoured = yield from self.keys_honoured()
+                if not honoured:
+                    found = yield from self._find_items(refs, str(last), grace=isinstance(out, Exception))
+                    if any(run is not None for run in found.values()):
+                        return None, found  # the batch was created: the rest are not listed yet
+            if attempt < self.retry.max_retries:
+                yield Sleep(self.retry.delay(attempt, retry_after))
+        assert last is not None
+        raise last
+
+    def _find_items(self, refs: list[str], why: str, *, grace: bool
+                    ) -> Generator[Action, Outcome, dict[str, Run | None]]:
+        found: dict[str, Run | None] = dict.fromkeys(refs)
+        waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
+        try:
+            for wait in waits:
+                if wait:
+                    yield Sleep(wait)
+                for ref in [r for r, run in found.items() if run is None]:
+                    found[ref] = yield from self.find(ref)
+                if all(run is not None for run in found.values()):
+                    break
+        except (APIError, NetworkError) as exc:
+            raise NetworkError(f"{why}; looking the batch's runs up by client_ref then failed ({exc}): they may "
+                               "have been created — look them up again before submitting anew") from exc
+        return found
+
+    def batch_items(self, batch_id: str) -> Generator[Action, Outcome, list[Run]]:
+        """The runs of a batch (``GET /v1/batches/{id}/items``, each item with its full run)."""
+        resp = yield from self.call("GET", f"/v1/batches/{quote(batch_id, safe='')}/items", what="polling the batch")
+        data = _json(resp)
+        items = data.get("items") if isinstance(data, dict) else data
+        runs = []
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            if isinstance(item.get("run"), dict) and item["run"].get("id"):
+                runs.append(Run.parse(item["run"]))
+            elif item.get("run_id"):
+                runs.append(Run.parse({"id": item["run_id"], "status_code": item.get("status_code"),
+                                       "client_ref": item.get("client_ref"), "batch_id": batch_id}))
+        return runs
+
     def keys_honoured(self) -> Generator[Action, Outcome, bool]:
         """Whether the server replays a create sent twice under one ``Idempotency-Key``, checked once
         on a free route: two identical upload-session creates under one key (no bytes are sent)."""
@@ -535,6 +612,31 @@ class Protocol:
         assert last is not None
         raise DownloadError(f"could not download the video intact after {attempt + 1} attempt"
                             f"{'s' if attempt else ''}: {last}")
+
+
+class BatchRefused(APIError):
+    """The batch route answered 422: the model takes no batches (or not these items)."""
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(error.message, status_code=error.status_code, code=error.code, errors=error.errors,
+                         request_id=error.request_id)
+
+    @property
+    def unsupported(self) -> bool:
+        """True unless the problems name items (``input[3].duration``): then only this batch was refused."""
+        return not any("input[" in str(e) for e in (self.errors or []))
+
+
+def _batch_runs(data: Any, refs: list[str]) -> tuple[str | None, dict[str, Run | None]]:
+    found: dict[str, Run | None] = dict.fromkeys(refs)
+    if not isinstance(data, dict):
+        raise APIError("the batch answer is not an object")
+    batch_id = str(data["id"]) if data.get("id") else None
+    for item in data.get("items") or []:
+        if isinstance(item, dict) and item.get("run_id") and item.get("client_ref") in found:
+            found[item["client_ref"]] = Run.parse({"id": item["run_id"], "status_code": item.get("status_code"),
+                                                   "client_ref": item["client_ref"], "batch_id": batch_id})
+    return batch_id, found
 
 
 def check_output_url(url: str) -> None:

@@ -213,7 +213,7 @@ class Experiment:
 
     def run(self, plan: Plan | Iterable[VideoRequest | Mapping[str, Any]], *, concurrency: int = 4,
             budget_usd: float | None = None, background: bool = False, progress: str | Any = "auto",
-            timeout: float | None = None) -> Any:
+            timeout: float | None = None, batch: bool | str = False) -> Any:
         """Run every planned request (resuming: finished runs are reused, lost ones re-attached).
 
         ``budget_usd`` caps what this call commits (spent + in flight + unknown); the experiment's
@@ -224,6 +224,11 @@ class Experiment:
         Ctrl-C / Kernel ▸ Interrupt stops submitting at once and raises
         :class:`~runflow_nb.errors.SweepInterrupted` saying what still runs and may cost; a 401/403/402
         answer ends submitting and is raised once the runs in flight are recorded.
+
+        ``batch="auto"`` sends runs that are ready together as batches of up to 100 (one create and
+        one poll for many runs) and falls back to single runs when the model takes no batches;
+        resume, the budget and never paying twice hold the same way. Use a ``concurrency`` of the
+        batch size you want (runs in flight are still bounded by it).
 
         Returns the experiment's table, or a :class:`SweepHandle` when ``background=True``.
         """
@@ -250,7 +255,8 @@ class Experiment:
         def start(cancel: threading.Event) -> SweepSummary:
             try:
                 summary = run_blocking(lambda: self._sweep(plan, concurrency=concurrency, budget_usd=budget_usd,
-                                                           on_progress=report, cancel=cancel, timeout=timeout),
+                                                           on_progress=report, cancel=cancel, timeout=timeout,
+                                                           batch=batch),
                                        cancel=cancel)
             except RunflowError:
                 raise
@@ -281,7 +287,8 @@ class Experiment:
         return self.table()
 
     async def _sweep(self, plan: Plan, *, concurrency: int, budget_usd: float | None,
-                     on_progress: Any, cancel: threading.Event, timeout: float | None) -> SweepSummary:
+                     on_progress: Any, cancel: threading.Event, timeout: float | None,
+                     batch: bool | str = False) -> SweepSummary:
         from .runner import run_plan
 
         client = self._async_client()
@@ -289,7 +296,7 @@ class Experiment:
             summary = await run_plan(store=self.store, experiment=self.name, plan=plan, client=client,
                                      artifacts=self.artifact_store, concurrency=concurrency, budget_usd=budget_usd,
                                      experiment_budget_usd=self.budget_usd,
-                                     on_progress=on_progress, cancel=cancel, timeout=timeout)
+                                     on_progress=on_progress, cancel=cancel, timeout=timeout, batch=batch)
         finally:
             await client.aclose()
         self.last_summary = summary

@@ -210,7 +210,7 @@ class _Sweep:
     def __init__(self, *, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path | Artifacts,
                  concurrency: int, budget_usd: float | None, experiment_budget_usd: float | None,
                  on_progress: Callable[[SweepProgress], None] | None, cancel: threading.Event,
-                 timeout: float | None) -> None:
+                 timeout: float | None, batch: bool | str = False) -> None:
         self.store = store
         self.experiment = experiment
         self.plan = plan
@@ -232,6 +232,12 @@ class _Sweep:
         self.leases = LeaseKeeper(store, call=self._db, on_lost=lambda run_id, holder: self.progress.messages.append(
             f"{run_id}: this process stalled past its lease and {holder} took the run over"))
         self.reused = self.reattached = self.submitted = self.skipped = 0
+        # Submits and waits go through ``runs``: the client itself, or a Batcher (runflow_nb.batches).
+        self.runs: Any = client
+        if batch:
+            from .batches import Batcher
+
+            self.runs = Batcher(client, mode=batch, cancel=cancel)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -499,8 +505,8 @@ class _Sweep:
                 job.phase = "planned"
                 return None
             try:
-                run = await self.client.submit(req, client_ref=client_ref,
-                                               metadata={"experiment": self.experiment, "run_id": run_id})
+                run = await self.runs.submit(req, client_ref=client_ref,
+                                             metadata={"experiment": self.experiment, "run_id": run_id})
             except APIError as exc:
                 if isinstance(exc, FATAL):  # refused (nothing created): the run stays planned
                     await self.money.settle(job.hold)
@@ -531,7 +537,7 @@ class _Sweep:
 
         try:
             if not run.done:
-                run = await self.client.wait(run.id, timeout=self.timeout, on_event=on_event)
+                run = await self.runs.wait(run.id, timeout=self.timeout, on_event=on_event)
         finally:
             await asyncio.gather(*writes, return_exceptions=True)
         return run
@@ -662,6 +668,9 @@ class _Sweep:
         finally:
             self.leases.stop()
             self._db_pool.shutdown(wait=False)
+            if self.runs is not self.client:
+                await self.runs.aclose()
+                self.progress.messages.extend(self.runs.messages)
         still, may_cost = self._stop_report() if self.cancel.is_set() else (0, 0.0)
         if self.cancel.is_set():
             planned = self.progress.counts.get("planned", 0)
@@ -703,8 +712,12 @@ def _message(exc: BaseException) -> str:
 async def run_plan(*, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path | Artifacts,
                    concurrency: int = 4, budget_usd: float | None = None, experiment_budget_usd: float | None = None,
                    on_progress: Callable[[SweepProgress], None] | None = None,
-                   cancel: threading.Event | None = None, timeout: float | None = None) -> SweepSummary:
+                   cancel: threading.Event | None = None, timeout: float | None = None,
+                   batch: bool | str = False) -> SweepSummary:
     """Run ``plan`` into ``store`` (see the module docstring for the guarantees).
+
+    ``batch`` (``"auto"`` or True) sends runs in batches (:mod:`runflow_nb.batches`), falling back to
+    single runs when the model takes none; the guarantees are the same.
 
     ``budget_usd`` caps what this call commits; ``experiment_budget_usd`` caps everything the
     experiment has spent or may still be billed for in the store, this call included.
@@ -718,5 +731,5 @@ async def run_plan(*, store: Store, experiment: str, plan: Plan, client: AsyncCl
         raise ValidationError(problems)
     sweep = _Sweep(store=store, experiment=experiment, plan=plan, client=client, artifacts=artifacts,
                    concurrency=concurrency, budget_usd=budget_usd, experiment_budget_usd=experiment_budget_usd,
-                   on_progress=on_progress, cancel=cancel or threading.Event(), timeout=timeout)
+                   on_progress=on_progress, cancel=cancel or threading.Event(), timeout=timeout, batch=batch)
     return await sweep.run()

@@ -76,6 +76,14 @@ def emulator_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url-ttl", type=float, default=3 * 86400, metavar="S",
                         help="seconds an output URL stays valid (default 3 days)")
     parser.add_argument("--balance", type=float, default=10_000.0, metavar="USD", help="starting credit")
+    parser.add_argument("--no-idempotency", action="store_true",
+                        help="serve without the Idempotency-Key middleware (a retried create makes a new run)")
+    parser.add_argument("--no-batches", action="store_true",
+                        help="answer batch creates 422, as a model without batch support does")
+    parser.add_argument("--cancel-spelling", choices=("canceled", "cancelled"), default="canceled",
+                        help="how canceled runs are spelled (newer docs: canceled; older: cancelled)")
+    parser.add_argument("--list-cursor", choices=("next_pq", "next"), default="next_pq",
+                        help="the run list's cursor spelling: next_pq/prev_pq tokens or next/previous links")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     from .. import settings
@@ -88,7 +96,9 @@ def emulator_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     sim = Simulator(latency=args.latency, workdir=args.workdir, url_ttl_s=args.url_ttl, balance_usd=args.balance)
-    emu = Emulator(simulator=sim, faults=plan, api_key=args.api_key, offline_images=args.offline_images)
+    emu = Emulator(simulator=sim, faults=plan, api_key=args.api_key, offline_images=args.offline_images,
+                   idempotency=not args.no_idempotency, batches=not args.no_batches,
+                   cancel_spelling=args.cancel_spelling, list_cursor_style=args.list_cursor)
     try:
         server = EmulatorServer(emu, host=args.host, port=args.port)
     except OSError as exc:

@@ -1,0 +1,89 @@
+"""Sweeps through batches: fewer requests, the same guarantees (resume, budget, never pay twice),
+and single runs where the model takes no batches. Loopback HTTP against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _documented import KEY
+from conftest import configure
+
+import runflow_nb as rf
+from runflow_nb.emulator import EmulatorServer
+
+
+def exp_for(tmp_path: Path, server: EmulatorServer, name: str = "batched") -> rf.Experiment:
+    client = rf.Client(api_key=KEY, base_url=server.url, poll_interval=0.05)
+    return rf.Experiment(name, store=str(tmp_path / "store.sqlite"), artifacts=tmp_path / "artifacts", client=client)
+
+
+def plan(images: list[Path], n: int) -> Any:
+    return rf.grid(prompt="character1 canters", images=[images[:1]], seed=range(n), duration=3, resolution="720p")
+
+
+def hooks(server: EmulatorServer) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (httpx.get(f"{server.url}/_emulator/ledger", timeout=30).json(),
+            httpx.get(f"{server.url}/_emulator/stats", timeout=30).json())
+
+
+def creates(ledger: dict[str, Any], route: str) -> list[dict[str, Any]]:
+    return [e for e in ledger["creates"] if e["route"] == route]
+
+
+def test_a_sweep_goes_out_in_batches_and_bills_each_run_once(live: EmulatorServer, ref_images: list[Path],
+                                                             tmp_path: Path) -> None:
+    exp = exp_for(tmp_path, live)
+    df = exp.run(plan(ref_images, 12), concurrency=12, progress=None, batch="auto")
+    assert len(df) == 12 and set(df.status) == {"succeeded"}
+    ledger, stats = hooks(live)
+    batches = creates(ledger, "batches")
+    assert batches and not creates(ledger, "runs"), "every run went out in a batch"
+    assert sum(len(b["ids"]) for b in batches if b["via"] == "created") == 12
+    assert len(ledger["billed"]) == 12 and len({e["client_ref"] for e in ledger["billed"]}) == 12
+    stored = set(exp.table().client_ref) if "client_ref" in exp.table() else None
+    if stored is not None:
+        assert stored == {e["client_ref"] for e in ledger["billed"]}  # per-item client_ref = the stored one
+    again = exp.run(plan(ref_images, 12), concurrency=12, progress=None, batch="auto")
+    assert set(again.status) == {"succeeded"} and exp.last_summary.submitted == 0  # type: ignore[union-attr]
+    assert len(hooks(live)[0]["billed"]) == 12  # resume pays nothing twice
+
+
+def test_a_model_without_batches_falls_back_to_single_runs(live: EmulatorServer, ref_images: list[Path],
+                                                           tmp_path: Path) -> None:
+    configure(live, batches=False)
+    exp = exp_for(tmp_path, live)
+    df = exp.run(plan(ref_images, 6), concurrency=6, progress=None, batch="auto")
+    assert set(df.status) == {"succeeded"}
+    ledger, _ = hooks(live)
+    assert not [b for b in creates(ledger, "batches") if b["via"] == "created"]
+    assert len([c for c in creates(ledger, "runs") if c["via"] == "created"]) == 6
+    assert len(ledger["billed"]) == 6
+    assert any("takes no batches" in m for m in exp.last_summary.messages)  # type: ignore[union-attr]
+
+
+def test_the_budget_holds_with_batches(live: EmulatorServer, ref_images: list[Path], tmp_path: Path) -> None:
+    exp = exp_for(tmp_path, live)
+    df = exp.run(plan(ref_images, 10), concurrency=10, progress=None, batch="auto", budget_usd=0.42 * 4 + 0.01)
+    ledger, _ = hooks(live)
+    assert (df.status == "succeeded").sum() == 4 and (df.status == "skipped_budget").sum() == 6
+    assert sum(e["cost_usd"] for e in ledger["billed"]) == pytest.approx(0.42 * 4)
+
+
+@pytest.mark.parametrize("keys", [True, False])
+def test_a_lost_batch_answer_pays_once(live: EmulatorServer, ref_images: list[Path], tmp_path: Path,
+                                       keys: bool) -> None:
+    configure(live, faults="drop=1x", idempotency=keys)
+    exp = exp_for(tmp_path, live)
+    df = exp.run(plan(ref_images, 8), concurrency=8, progress=None, batch="auto")
+    assert set(df.status) == {"succeeded"}
+    ledger, stats = hooks(live)
+    assert len(ledger["billed"]) == 8 and len({e["client_ref"] for e in ledger["billed"]}) == 8
+    vias = [b["via"] for b in creates(ledger, "batches")]
+    if keys:
+        assert "replayed" in vias and stats["client_ref_lookups"] == 0
+    else:
+        assert "replayed" not in vias and stats["client_ref_lookups"] >= 1
+    assert sum(len(b["ids"]) for b in creates(ledger, "batches") if b["via"] == "created") == 8
