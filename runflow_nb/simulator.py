@@ -364,6 +364,7 @@ class Simulator:
             return
         if run.outcome == "canceled":
             run.status = "canceled"
+            run.failure = ("CANCELED", "canceled by an administrator before it ran (not billed)", "dispatch")
             self._log(run, "warning", "canceled by an administrator (not billed)", at=at)
             return
         run.status = run.outcome
