@@ -47,12 +47,10 @@ def resolve_video(emu: EmulatorBase, value: Any, request: httpx.Request, spec: M
     inbox = emu.simulator.workdir / "inputs"
     inbox.mkdir(parents=True, exist_ok=True)
     if parts.netloc.lower() in local and parts.path.startswith("/assets/"):
-        asset_id = parts.path.split("/")[2]
-        with emu.state.lock:
-            asset = emu.state.assets.get(asset_id)
-        if asset is None or asset["status"] != "confirmed" or asset["data"] is None:
-            return None, [Issue(where, "is not a confirmed upload of this server",
-                                "PUT the bytes to upload_url, then confirm the upload")]
+        asset = emu.asset_from_url(parts.path, httpx.QueryParams(parts.query))
+        if isinstance(asset, str):
+            return None, [Issue(where, asset, "PUT the bytes to upload_url, confirm the upload and send the "
+                                              "Asset record's signed url")]
         path = _keep(inbox, asset["data"])
     elif parts.netloc.lower() in local and parts.path.startswith("/files/"):
         _, _, token, name = parts.path.split("/", 3)
