@@ -10,19 +10,27 @@ same handler) for end-to-end tests, other languages, or the model page's ``reque
 ...                    headers={"Authorization": "Bearer x"}, json={...}, timeout=60)
 ...     r.json()["video"]["url"]
 
-Endpoints (``Authorization: Bearer <anything>`` on ``/v1/*`` except health; the exact key when
-``api_key`` is set): ``POST /v1/models/{model}/runs`` (201, the queued run), ``GET /v1/runs/{id}``,
-``GET /v1/runs?client_ref=&limit=&cursor=`` (``{"data", "next_cursor"}``, limit ≤ 500),
-``GET /v1/runs/{id}/logs``, ``GET /v1/billing/balance``, ``GET /v1/auth/me``, ``GET /v1/health``,
-``POST /v1/asset-uploads`` → ``PUT upload_url`` → ``POST /v1/asset-uploads/{id}/confirmations``,
-``GET /files/{token}/{run}.mp4`` (signed, expiring; Range supported), and the model page's blocking
-``POST /v1/run/{model}`` with the flat input, answering ``{"video": {...}, "seed", "timing",
-"nsfw_detected", "id", "cost"}`` (a failed run answers 500 with the failure code). Test hooks
-(no auth): ``GET /_emulator/ledger``, ``GET /_emulator/stats``, ``POST /_emulator/config``
-``{"latency": s, "faults": "spec"}``. Errors always use ``{code, message, errors[], request_id}``;
-a 422 lists every problem as ``{field, message, fix}`` (input fields by bare name, e.g.
-``duration``, ``image_urls[1]``; body fields ``input``, ``client_ref``, ``metadata``,
-``callback_url``).
+Endpoints, as documented in the shared API page (``Authorization: Bearer <anything>`` on ``/v1/*``
+except health; the exact key when ``api_key`` is set): ``POST /v1/models/{model}/runs`` (201, the
+full run object, UUIDv7 id), ``GET /v1/runs/{id}``, ``GET /v1/runs?q=&limit=&pq=&sort_by=&fields=``
+(``{"items", "next_pq", "prev_pq"}``, or ``{"items", "first", "next", "previous"}`` links with
+``list_cursor_style="next"``; limit ≤ 500), ``GET /v1/runs/statuses``, ``GET /v1/runs/{id}/logs``
+(``{"items"}``), ``POST /v1/models/{model}/batches``, ``GET /v1/batches/{id}[/items]``,
+``GET /v1/models/{owner}/{slug}`` (``inputs[]`` from the spec), ``GET /v1/billing/balance``
+(decimal strings), ``GET /v1/auth/me``, ``GET /v1/health``, ``POST /v1/asset-uploads``
+``{filename, mime_type, size_bytes}`` → ``PUT upload_url`` (no auth) →
+``POST /v1/asset-uploads/{id}/confirmations`` (201, the Asset record with a signed ``url``),
+``GET /v1/assets/{id}``, ``GET /v1/assets/types``, ``GET /files/{token}/{run}.mp4`` (signed,
+expiring; Range supported), and the model page's blocking ``POST /v1/run/{model}`` with the flat
+input, answering ``{"video": {...}, "seed", "timing", "nsfw_detected", "id", "cost"}`` (a failed run
+answers 500 with the failure code). Every ``POST`` under ``/v1`` goes through the
+``Idempotency-Key`` middleware (:mod:`.idempotency`). Test hooks (no auth): ``GET /_emulator/ledger``
+(billed runs and the create journal), ``GET /_emulator/stats``, ``POST /_emulator/config``
+(``latency``, ``faults``, ``idempotency``, ``batches``, ``list_ignores_filters``, ``cancel_spelling``,
+``list_cursor_style``, ``model_pages``). Errors use ``{code, message, errors, request_id}``
+(``errors`` is null but for a 422, which lists every problem as ``{field, message, fix}``: input
+fields by bare name, e.g. ``duration``, ``image_urls[1]``; body fields ``input``, ``client_ref``,
+``metadata``, ``callback_url``).
 
 Input is checked as :mod:`runflow_nb.request` checks it (rules from :mod:`runflow_nb.specs`):
 integers must be JSON integers (``5.0`` is refused), ``null`` means the default. Images may be
@@ -32,7 +40,7 @@ generated 1280×720 placeholder with a warning in the run's logs when ``offline_
 (the default, so the model page's example runs offline); with ``"reject"`` it is a 422.
 
 Layout: :mod:`.app` (the :class:`Emulator`, its route table and test hooks), routes by topic in
-:mod:`.runs`, :mod:`.assets`, :mod:`.account`; server-side input checks in :mod:`.validation` and
+:mod:`.runs`, :mod:`.batches`, :mod:`.assets`, :mod:`.account` (with :mod:`.catalog`); server-side input checks in :mod:`.validation` and
 :mod:`.images` (rules read from :mod:`runflow_nb.specs`); :mod:`.faults` (what can be injected, and
 how to add a kind); :mod:`.state` (the server's bookkeeping beside the simulator's runs);
 :mod:`.server` (the loopback socket server) and :mod:`.cli` (``runflow-nb emulator``, :func:`spawn`).
