@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_request_args(s, sweep=True)
     s.add_argument("--concurrency", type=int, default=4, help="runs in flight at once (default 4)")
     s.add_argument("--budget-usd", type=float, default=None, help="stop submitting before this much is spent")
+    s.add_argument("--batch", choices=("off", "auto"), default="off",
+                   help="auto: send ready runs together as batches of up to 100 (single runs where the model "
+                        "takes none); default off")
     s.add_argument("--dry-run", action="store_true", help="print the plan and its cost estimate; submit nothing")
     s.add_argument("--store", default=None, help=_STORE_HELP)
     s.add_argument("--artifacts", default=None,
@@ -197,7 +200,8 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     from .experiment import Experiment
 
     exp = Experiment(a.experiment, store=a.store, artifacts=a.artifacts)
-    exp.run(plan, concurrency=a.concurrency, budget_usd=a.budget_usd, progress="text")
+    exp.run(plan, concurrency=a.concurrency, budget_usd=a.budget_usd, progress="text",
+            batch="auto" if a.batch == "auto" else False)
     if exp.last_summary is not None:
         print(exp.last_summary)
         for msg in exp.last_summary.messages:
