@@ -176,6 +176,11 @@ class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes):
                     if not isinstance(body[flag], bool):
                         raise ValueError(f"{flag} must be true or false")
                     setattr(self, flag, body[flag])
+            if "list_page_cap" in body:
+                cap = body["list_page_cap"]
+                if cap is not None and (type(cap) is not int or cap < 1):
+                    raise ValueError("list_page_cap must be a positive integer or null")
+                self.list_page_cap = cap
             if "cancel_spelling" in body:
                 if body["cancel_spelling"] not in ("canceled", "cancelled"):
                     raise ValueError("cancel_spelling must be 'canceled' or 'cancelled'")
@@ -194,6 +199,7 @@ class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes):
         return json_response(200, {"latency": self.latency, "faults": str(self.faults),
                                    "idempotency": self.idempotency, "batches": self.batches,
                                    "list_ignores_filters": self.list_ignores_filters,
+                                   "list_page_cap": self.list_page_cap,
                                    "cancel_spelling": self.cancel_spelling,
                                    "list_cursor_style": self.list_cursor_style,
                                    "model_pages": sorted(self.model_pages)})

@@ -72,6 +72,8 @@ class EmulatorBase:
         self.list_cursor_style = list_cursor_style
         #: Serve ``GET /v1/runs`` ignoring ``q`` (a server whose filter the client must not trust).
         self.list_ignores_filters = list_ignores_filters
+        #: Answer at most this many runs per list page whatever ``limit`` asks (None: ``limit`` rules).
+        self.list_page_cap: int | None = None
         #: Model pages served instead of the one generated from the spec (model id → detail object).
         self.model_pages: dict[str, dict[str, Any]] = {}
 

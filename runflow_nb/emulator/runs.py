@@ -176,8 +176,9 @@ class RunRoutes(EmulatorBase):
                     break
             next_pq = prev_pq = None
         else:
+            page = min(limit, self.list_page_cap) if self.list_page_cap and isinstance(limit, int) else limit
             items, next_pq, prev_pq = self.simulator.list_runs(
-                limit=limit, cursor=params.get("pq") or None, base_url=self.base_url, filters=filters,
+                limit=page, cursor=params.get("pq") or None, base_url=self.base_url, filters=filters,
                 ascending=_SORTS[sort])
         items = [self.run_view(i) for i in items]
         fields = [f.strip() for f in params.get("fields", "").split(",") if f.strip()]

@@ -149,14 +149,19 @@ def test_the_client_looks_runs_up_with_q_and_pages_by_either_cursor(live: Emulat
                         client_ref="needle")
     for _ in range(3):
         client.submit(prompt="character1", images=[png_bytes()], duration=3, resolution="720p", seed=2)
-    configure(live, list_ignores_filters=True, list_cursor_style="next")  # filter ignored, links to follow
-    rec.sent.clear()
-    found = client.find("needle")
-    assert found is not None and found.id == run.id
-    first = rec.to("GET", "/v1/runs")[0]
-    assert first.url.params["q"] == "client_ref:needle" and "client_ref" not in first.url.params
-    assert int(first.url.params["limit"]) <= 500
-    configure(live, list_ignores_filters=False, list_cursor_style="next_pq")
+    # the filter ignored and two runs a page: the needle (the oldest) is on the second page
+    for style, cursor_key in (("next", "next"), ("next_pq", "next_pq")):
+        configure(live, list_ignores_filters=True, list_cursor_style=style, list_page_cap=2)
+        rec.sent.clear()
+        found = client.find("needle")
+        assert found is not None and found.id == run.id, style
+        pages = rec.to("GET", "/v1/runs")
+        assert len(pages) == 2, f"{style}: the client followed the {cursor_key} cursor once"
+        first = pages[0]
+        assert first.url.params["q"] == "client_ref:needle" and "client_ref" not in first.url.params
+        assert int(first.url.params["limit"]) <= 500
+        assert pages[1].url.params.get("pq"), "the second page is asked for by its pq cursor"
+    configure(live, list_ignores_filters=False, list_cursor_style="next_pq", list_page_cap=None)
     assert client.find("needle").id == run.id  # type: ignore[union-attr]
     assert client.find("no-such-ref") is None
 
