@@ -351,10 +351,11 @@ class Protocol:
             else:
                 assert isinstance(out, httpx.Response)
                 return _batch_runs(_json(out), refs)
-            if ambiguous:
-                honoured = yield from self.keys_honoured()
+            if ambiguous:  # as for single runs: a re-send after a lost answer, a look-up after a 5xx
+                lost = isinstance(out, Exception)
+                honoured = (yield from self.keys_honoured()) if lost else False
                 if not honoured:
-                    found = yield from self._find_items(refs, str(last), grace=isinstance(out, Exception))
+                    found = yield from self._find_items(refs, str(last), grace=lost)
                     if any(run is not None for run in found.values()):
                         return None, found  # the batch was created: the rest are not listed yet
             if attempt < self.retry.max_retries:

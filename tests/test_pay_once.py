@@ -49,7 +49,7 @@ def _billed(emulator: Emulator) -> list[dict[str, Any]]:
 
 
 def _server_runs(emulator: Emulator) -> list[dict[str, Any]]:
-    runs, _ = emulator.simulator.list_runs(limit=500)
+    runs = emulator.simulator.list_runs(limit=500)[0]
     return runs
 
 
@@ -154,7 +154,8 @@ def test_a_list_that_ignores_filters_does_not_attach_another_run(ref_images: lis
         other = _client(server.url)
         others = [other.submit(prompt=PROMPT, images=[ref_images[1]], duration=3, resolution="720p", seed=s,
                                client_ref=f"someone-else-{s}").id for s in (11, 12, 13)]
-        server.emulator.faults = "drop=1x,listall"
+        # created then 500: the client looks the run up (a lost answer would be re-sent under its key)
+        server.emulator.faults = "create500=1x,listall"
         exp = _experiment(server.url, tmp_path)
         row = exp.run(_plan(ref_images[0], seeds=[5]), progress=None).iloc[0]
         emu = server.emulator
@@ -172,7 +173,8 @@ def test_a_list_that_ignores_filters_does_not_attach_another_run(ref_images: lis
                                        "even another caller's")
 def test_another_callers_run_with_the_same_client_ref_is_not_taken_for_ours(ref_images: list[Path],
                                                                             tmp_path: Path) -> None:
-    with serve(port=0, latency=0.1, faults="drop=1x,dupref=1x") as server:
+    # created then 500, so the run is looked up (a lost answer would be re-sent and replayed by its key)
+    with serve(port=0, latency=0.1, faults="create500=1x,dupref=1x") as server:
         exp = _experiment(server.url, tmp_path)
         row = exp.run(_plan(ref_images[0], seeds=[5]), progress=None).iloc[0]
         emu = server.emulator
@@ -194,8 +196,7 @@ def hollow_server(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield server
 
 
-@pytest.mark.parametrize("hollow_server", [
-    "nooutput", "partialnooutput"], indirect=True)
+@pytest.mark.parametrize("hollow_server", ["nooutput", "partialnooutput"], indirect=True)
 def test_a_run_billed_without_outputs_is_never_paid_again(hollow_server: Any, ref_images: list[Path],
                                                           tmp_path: Path) -> None:
     exp = _experiment(hollow_server.url, tmp_path)

@@ -152,6 +152,10 @@ class EmulatorBase:
         """Create one run of checked input, drawing its outcome faults (routes)."""
         raise NotImplementedError
 
+    def run_view(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A simulator run view as this server shows it (routes)."""
+        raise NotImplementedError
+
     def spell(self, status: str) -> str:
         return "cancelled" if status == "canceled" and self.cancel_spelling == "cancelled" else status
 

@@ -80,7 +80,7 @@ class BatchRoutes(EmulatorBase):
         return batch
 
     def _batch_runs(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        return [self.present(self.simulator.get(it["run_id"], base_url=self.base_url)) for it in batch["items"]]
+        return [self.run_view(self.simulator.get(it["run_id"], base_url=self.base_url)) for it in batch["items"]]
 
     def _batch_view(self, batch: dict[str, Any], runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         runs = runs if runs is not None else self._batch_runs(batch)

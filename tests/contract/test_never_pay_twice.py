@@ -10,13 +10,16 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from _documented import KEY, Recorder
 from conftest import configure
 from PIL import Image
 
 from runflow_nb import AsyncClient
 from runflow_nb.client import Client
-from runflow_nb.emulator import EmulatorServer
+from runflow_nb.emulator import Emulator, EmulatorServer, serve
+from runflow_nb.emulator.faults import CreateFault
+from runflow_nb.errors import RunflowError
 
 
 def small_png() -> bytes:
@@ -31,6 +34,24 @@ def big_png(tmp_path: Path) -> Path:
     path = tmp_path / "reference.png"
     img.save(path)
     return path
+
+
+class _DropFirstRunCreate(Emulator):
+    """Drops the answer of the first run create only (uploads and confirmations pass)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.left, self._path = 1, ""
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self._path = request.url.path
+        return super().handle(request)
+
+    def create_fault(self) -> CreateFault:
+        if self.left and self._path.endswith("/runs"):
+            self.left -= 1
+            return CreateFault("drop")
+        return CreateFault(None)
 
 
 def ledger(server: EmulatorServer) -> dict[str, Any]:
@@ -73,19 +94,21 @@ def test_without_key_support_the_client_ref_look_up_still_pays_once(live: Emulat
     assert [e["client_ref"] for e in ledger(live)["billed"]] == ["no-keys-here"]
 
 
-def test_a_conflict_for_the_key_after_a_re_upload_is_resolved_by_look_up(live: EmulatorServer,
-                                                                        tmp_path: Path) -> None:
+def test_a_conflict_for_the_key_after_a_re_upload_is_resolved_by_look_up(tmp_path: Path) -> None:
     """A second process re-sends a create whose first answer was lost; its reference is uploaded
     anew (a new signed URL), so the body differs and the server answers 409 for the key."""
     image = big_png(tmp_path)
-    configure(live, faults="drop=1x", idempotency=True)
+    with serve(emulator=_DropFirstRunCreate(latency=0.2)) as live:
+        _conflict_then_look_up(live, image)
+        live.emulator.close()
+
+
+def _conflict_then_look_up(live: EmulatorServer, image: Path) -> None:
     first = Client(api_key=KEY, base_url=live.url, poll_interval=0.05, max_retries=0)
-    try:
+    with pytest.raises(RunflowError):  # the process "dies" with the answer lost
         first.submit(prompt="character1", images=[image], duration=3, resolution="720p", seed=7,
                      client_ref="crashed-process")
-        raise AssertionError("the answer should have been lost")
-    except Exception as exc:
-        assert "may have been created" in str(exc) or "not created" in str(exc) or "RemoteProtocol" in str(exc)
+    assert [e["via"] for e in ledger(live)["creates"] if e["route"] == "runs"] == ["created"]
     rec = Recorder()
     second = Client(api_key=KEY, base_url=live.url, transport=rec, poll_interval=0.05)
     run = second.submit(prompt="character1", images=[image], duration=3, resolution="720p", seed=7,
