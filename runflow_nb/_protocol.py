@@ -257,7 +257,8 @@ class Protocol:
             elif out is not None and out.status_code == 409:
                 # The key was seen with another body (an earlier copy of this run, e.g. before a
                 # reference was re-uploaded under a new URL) or is still being served: the run exists.
-                found = yield from self._find_after_lost_answer(client_ref, f"{_error(out)}", grace=True)
+                found = yield from self._find_after_lost_answer(client_ref, f"{_error(out)}", grace=True,
+                                                                metadata=body.get("metadata"))
                 if found is not None:
                     return found
                 raise NetworkError(f"the server holds an earlier submit of this run (409 for its Idempotency-Key) "
@@ -283,7 +284,8 @@ class Protocol:
                     replayable = True
                 else:
                     looked_up = True
-                    found = yield from self._find_after_lost_answer(client_ref, str(last), grace=lost)
+                    found = yield from self._find_after_lost_answer(client_ref, str(last), grace=lost,
+                                                                    metadata=body.get("metadata"))
                     if found is not None:
                         return found
             if attempt < self.retry.max_retries:
@@ -301,14 +303,14 @@ class Protocol:
             last.args = (f"{last} — the server refused the run each time, so it was not created",)
         raise last
 
-    def _find_after_lost_answer(self, client_ref: str, why: str, *, grace: bool
-                                ) -> Generator[Action, Outcome, Run | None]:
+    def _find_after_lost_answer(self, client_ref: str, why: str, *, grace: bool,
+                                metadata: dict[str, Any] | None = None) -> Generator[Action, Outcome, Run | None]:
         waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
         try:
             for wait in waits:
                 if wait:
                     yield Sleep(wait)
-                found = yield from self.find(client_ref)
+                found = yield from self.find(client_ref, metadata=metadata)
                 if found is not None:
                     return found
         except (APIError, NetworkError) as exc:
@@ -344,7 +346,7 @@ class Protocol:
             elif out is not None and out.status_code == 422:
                 raise BatchRefused(_error(out))
             elif out is not None and out.status_code == 409:
-                found = yield from self._find_items(refs, str(_error(out)), grace=True)
+                found = yield from self._find_items(refs, str(_error(out)), grace=True, metadata=body.get("metadata"))
                 return None, found
             elif out is not None and out.status_code >= 400:
                 raise _error(out)
@@ -355,7 +357,7 @@ class Protocol:
                 lost = isinstance(out, Exception)
                 honoured = (yield from self.keys_honoured()) if lost else False
                 if not honoured:
-                    found = yield from self._find_items(refs, str(last), grace=lost)
+                    found = yield from self._find_items(refs, str(last), grace=lost, metadata=body.get("metadata"))
                     if any(run is not None for run in found.values()):
                         return None, found  # the batch was created: the rest are not listed yet
             if attempt < self.retry.max_retries:
@@ -363,7 +365,7 @@ class Protocol:
         assert last is not None
         raise last
 
-    def _find_items(self, refs: list[str], why: str, *, grace: bool
+    def _find_items(self, refs: list[str], why: str, *, grace: bool, metadata: dict[str, Any] | None = None
                     ) -> Generator[Action, Outcome, dict[str, Run | None]]:
         found: dict[str, Run | None] = dict.fromkeys(refs)
         waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
@@ -372,7 +374,7 @@ class Protocol:
                 if wait:
                     yield Sleep(wait)
                 for ref in [r for r, run in found.items() if run is None]:
-                    found[ref] = yield from self.find(ref)
+                    found[ref] = yield from self.find(ref, metadata=metadata)
                 if all(run is not None for run in found.values()):
                     break
         except (APIError, NetworkError) as exc:
@@ -425,14 +427,21 @@ class Protocol:
                                     deadline=deadline)
         return _run_from(resp, "polling the run")
 
-    def find(self, client_ref: str, *, max_pages: int = 5) -> Generator[Action, Outcome, Run | None]:
+    def find(self, client_ref: str, *, max_pages: int = 5, metadata: dict[str, Any] | None = None
+             ) -> Generator[Action, Outcome, Run | None]:
         """The newest run with this ``client_ref``, or None: ``GET /v1/runs?q=client_ref:<v>``, and the
         items filtered here as well (a server may ignore the filter), paging through recent runs by
-        either cursor spelling (``next_pq`` or ``next``, a token or a link)."""
+        either cursor spelling (``next_pq`` or ``next``, a token or a link).
+
+        ``client_ref`` is not documented as unique: with ``metadata`` (what our create sent), a run
+        whose echoed metadata lacks or contradicts it is another caller's and is skipped; a run
+        whose metadata is not shown at all is taken (nothing tells it apart).
+        """
         value = client_ref if client_ref and not any(c.isspace() or c in '"|' for c in client_ref) else \
             '"' + client_ref.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        path, params = "/v1/runs", {"q": f"client_ref:{value}", "limit": 100}
+        path, params = "/v1/runs", {"q": f"client_ref:{value}", "limit": 100, "sort_by": "created_at:desc"}
         seen: set[str] = set()
+        unverified: Run | None = None
         for _ in range(max_pages):
             resp = yield from self.call("GET", path, params=params, what="looking up the run by client_ref")
             data = _json(resp)
@@ -444,14 +453,18 @@ class Protocol:
                  and isinstance(data.get(k), list)), [])
             for item in items:
                 if isinstance(item, dict) and item.get("client_ref") == client_ref and item.get("id"):
-                    return Run.parse(item)
+                    mine = _ours(item, metadata)
+                    if mine:
+                        return Run.parse(item)
+                    if mine is None and unverified is None:
+                        unverified = Run.parse(item)
             cursor = next((data.get(k) for k in ("next_pq", "next", "next_cursor") if isinstance(data, dict)
                            and isinstance(data.get(k), str) and data.get(k)), None)
             if not cursor or not items or cursor in seen:
-                return None
+                return unverified
             seen.add(cursor)
             path, params = self._next_page(cursor, params)
-        return None
+        return unverified
 
     def _next_page(self, cursor: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """``(path, params)`` of the page a cursor names: a bare token is sent as ``pq``; a link (path
@@ -638,6 +651,15 @@ def _batch_runs(data: Any, refs: list[str]) -> tuple[str | None, dict[str, Run |
             found[item["client_ref"]] = Run.parse({"id": item["run_id"], "status_code": item.get("status_code"),
                                                    "client_ref": item["client_ref"], "batch_id": batch_id})
     return batch_id, found
+
+
+def _ours(item: dict[str, Any], metadata: dict[str, Any] | None) -> bool | None:
+    """Whether a listed run is the one our create made: True (its metadata echoes ours), False (it
+    echoes other metadata), None (nothing to tell by: no metadata of ours, or none shown)."""
+    theirs = item.get("metadata")
+    if not metadata or not isinstance(theirs, dict):
+        return None
+    return all(k in theirs and theirs[k] == v for k, v in metadata.items())
 
 
 def check_output_url(url: str) -> None:

@@ -169,8 +169,6 @@ def test_a_list_that_ignores_filters_does_not_attach_another_run(ref_images: lis
     assert mine[0]["input"]["seed"] == 5 and row["seed_returned"] == 5
 
 
-@pytest.mark.xfail(strict=True, reason="the look-up by client_ref takes the newest run with that client_ref, "
-                                       "even another caller's")
 def test_another_callers_run_with_the_same_client_ref_is_not_taken_for_ours(ref_images: list[Path],
                                                                             tmp_path: Path) -> None:
     # created then 500, so the run is looked up (a lost answer would be re-sent and replayed by its key)
