@@ -155,7 +155,7 @@ def test_background_sweep_reports_progress_and_can_be_cancelled(ref_images: list
 
 def _server_runs(server: Any) -> list[dict[str, Any]]:
     """Every run the emulator holds, as ``GET /v1/runs/{id}`` shows it, oldest first."""
-    runs, _cursor = server.emulator.simulator.list_runs(limit=500)
+    runs = server.emulator.simulator.list_runs(limit=500)[0]
     return sorted(runs, key=lambda r: r["created_at"])
 
 
