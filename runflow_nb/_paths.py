@@ -73,7 +73,13 @@ def values_to_stored(values: MutableMapping[str, Any], folder: Path | None) -> M
 
 
 def column_from_stored(values: Iterable[Any], folder: Path | None) -> list[Any]:
-    """:func:`from_stored` over a column, each distinct value once (tables have many repeats of None)."""
+    """A table column of stored paths, made absolute under the store's folder.
+
+    Cheap on large tables: string joins only, no file-system calls (the fallback for a moved
+    absolute path is :func:`from_stored`, used for single runs)."""
     values = list(values)
-    mapped = {v: from_stored(v, folder) for v in dict.fromkeys(v for v in values if isinstance(v, str))}
-    return [mapped.get(v, v) if isinstance(v, str) else v for v in values]
+    if folder is None:
+        return values
+    base = str(folder)
+    join, isabs = os.path.join, os.path.isabs
+    return [join(base, v) if isinstance(v, str) and v and not isabs(v) and _is_local(v) else v for v in values]

@@ -40,7 +40,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateColumn
 
 from runflow_nb import __version__
-from runflow_nb._paths import PATH_COLUMNS, column_from_stored, row_from_stored, values_to_stored
+from runflow_nb._paths import PATH_COLUMNS, row_from_stored, values_to_stored
 from runflow_nb.errors import ConfigurationError, RunflowError
 
 if TYPE_CHECKING:
@@ -1032,12 +1032,15 @@ class Store:
             rows = conn.execute(query.order_by(_RUNS.c.created_at)).all()
             frame = _frame(rows, tags=wanted)
             del rows  # freed while the GC is still paused, or resuming it walks them all
-            import pandas as pd
-
-            for name in PATH_COLUMNS:
-                column = frame[name]
-                frame[name] = pd.Series(column_from_stored(column.tolist(), self.folder), index=frame.index,
-                                        dtype=column.dtype)
+            if self.folder is not None:  # store-relative paths made absolute, vectorized (no file-system calls)
+                base = str(self.folder) + os.sep
+                for name in PATH_COLUMNS:
+                    column = frame[name]
+                    text = column.fillna("")
+                    relative = ((text != "") & ~text.str.startswith(("/", "\\")) & ~text.str.contains("://", regex=False)
+                                & ~text.str.match(r"^[A-Za-z]:[\\/]"))
+                    if bool(relative.any()):
+                        frame.loc[relative, name] = base + column[relative]
         return frame
 
     def integrity_check(self) -> list[str]:

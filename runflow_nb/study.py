@@ -40,6 +40,8 @@ TIE = "tie_with:"
 
 
 def _hashable(value: Any) -> Any:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):  # the common case, first
+        return value
     if isinstance(value, (list, tuple)):
         return tuple(_hashable(v) for v in value)
     if value is None:
@@ -59,7 +61,18 @@ def _hashable(value: Any) -> Any:
 def varying(df: pd.DataFrame, candidates: Iterable[str] = PARAMETERS) -> list[str]:
     """The parameters (in :data:`PARAMETERS` order) that take more than one value in ``df``
     (missing values do not count: a run refused before its parameters were known varies nothing)."""
-    return [c for c in candidates if c in df.columns and len({_hashable(v) for v in df[c]} - {None}) > 1]
+    out = []
+    for c in candidates:
+        if c not in df.columns:
+            continue
+        column = df[c]
+        if column.dtype == object:  # lists (images) and mixed values: hash them one by one
+            distinct = len({_hashable(v) for v in column} - {None})
+        else:
+            distinct = int(column.nunique(dropna=True))
+        if distinct > 1:
+            out.append(c)
+    return out
 
 
 def column_order(df: pd.DataFrame) -> list[str]:
