@@ -1037,8 +1037,9 @@ class Store:
                 for name in PATH_COLUMNS:
                     column = frame[name]
                     text = column.fillna("")
-                    relative = ((text != "") & ~text.str.startswith(("/", "\\")) & ~text.str.contains("://", regex=False)
-                                & ~text.str.match(r"^[A-Za-z]:[\\/]"))
+                    # one anchored regex (a tuple to str.startswith fails on pandas' arrow strings before 2.2)
+                    relative = ((text != "") & ~text.str.match(r"[/\\]|[A-Za-z]:[\\/]")
+                                & ~text.str.contains("://", regex=False))
                     if bool(relative.any()):
                         frame.loc[relative, name] = base + column[relative]
         return frame
