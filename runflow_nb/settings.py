@@ -46,6 +46,7 @@ __all__ = [
     "base_url",
     "cache_dir",
     "describe",
+    "find_default_store",
     "has_api_key",
     "lease_seconds",
     "local_artifacts_dir",
@@ -85,9 +86,11 @@ VARIABLES: tuple[Variable, ...] = (
              "`auto` (the real API when a key is set, else the simulator), `runflow` or `simulator`."),
     Variable("RUNFLOW_ORGANIZATION_ID", "unset",
              "Sent as `X-Organization-Id` with authenticated requests, to bill an organization."),
-    Variable("RUNFLOW_STORE", DEFAULT_STORE,
+    Variable("RUNFLOW_STORE", "the nearest `runflow_data/runflow.sqlite`",
              "Default run store for `Experiment`, the notebooks and every CLI command: a SQLite path "
-             "(relative to the working directory) or a `postgresql://` URL."),
+             "(relative to the working directory) or a `postgresql://` URL. Unset: the nearest existing "
+             "`runflow_data/runflow.sqlite` in the working directory or a folder above it (up to the top "
+             "of the git checkout or the home folder), else a new one in the working directory."),
     Variable("RUNFLOW_ARTIFACTS", f"`artifacts/` beside a SQLite store, else `{DEFAULT_ARTIFACTS}`",
              "Default folder (or `s3://bucket/prefix`) for videos and poster frames."),
     Variable("RUNFLOW_SIMULATOR_LATENCY", f"{DEFAULT_SIMULATOR_LATENCY:g}",
@@ -214,11 +217,38 @@ def organization_id(*, environ: Mapping[str, str] | None = None) -> str | None:
 
 # -- where things live --------------------------------------------------------------------------
 
-def store_url(explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None) -> str:
-    """The run store: ``explicit``, else ``RUNFLOW_STORE``, else :data:`DEFAULT_STORE`."""
+def store_url(explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None,
+              cwd: str | os.PathLike[str] | None = None) -> str:
+    """The run store: ``explicit``, else ``RUNFLOW_STORE``, else the default store found from ``cwd``.
+
+    The default is found the way git finds its repository: the nearest ``runflow_data/runflow.sqlite``
+    that exists in the working directory or a folder above it (stopping at the top of a git checkout
+    or at the home folder), so a notebook in ``notebooks/`` and the CLI at the project's root use the
+    same store. Where none exists yet it is :data:`DEFAULT_STORE` in the working directory.
+    """
     if explicit is not None and os.fspath(explicit).strip():
         return os.fspath(explicit).strip()
-    return _env("RUNFLOW_STORE", environ) or DEFAULT_STORE
+    return _env("RUNFLOW_STORE", environ) or find_default_store(cwd)
+
+
+def find_default_store(cwd: str | os.PathLike[str] | None = None) -> str:
+    """The nearest existing ``runflow_data/runflow.sqlite`` at or above ``cwd`` (default: the working
+    directory), as a path relative to ``cwd`` when it is there and absolute when it is above it;
+    :data:`DEFAULT_STORE` when there is none.
+
+    The walk stops after a folder holding ``.git`` (the project's top) and after the home folder, so
+    an unrelated store higher up is never picked.
+    """
+    start = Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
+    if (start / DEFAULT_STORE).is_file():
+        return DEFAULT_STORE
+    home = Path(os.path.abspath(os.path.expanduser("~")))
+    here = start
+    while not (here / ".git").exists() and here != home and here.parent != here:
+        here = here.parent
+        if (here / DEFAULT_STORE).is_file():
+            return os.fspath(here / DEFAULT_STORE)
+    return DEFAULT_STORE
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -321,7 +351,7 @@ def describe(*, environ: Mapping[str, str] | None = None) -> str:
     """The settings in force, one line each, with where each value came from (the key only as set/unset).
 
     >>> print(describe(environ={}).splitlines()[0])  # doctest: +ELLIPSIS
-    RUNFLOW_API_KEY ... unset ...
+    RUNFLOW_API_KEY ... unset: the offline simulator is used  (default)
     """
     env = os.environ if environ is None else environ
     values: dict[str, str] = {

@@ -227,6 +227,57 @@ def test_cli_library_and_notebook_share_the_default_store(tmp_path: Path, monkey
     assert capsys.readouterr().out.count("| succeeded |") == 1
 
 
+def test_a_notebook_in_a_subfolder_finds_the_projects_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep from the project's top, then a kernel in ``notebooks/`` (JupyterLab starts kernels in
+    the notebook's folder) and the CLI from a deeper folder: one store, found the way git finds its
+    repository, with its videos; the walk never leaves the project, and none is created by looking."""
+    from runflow_nb.samples import sample_images
+
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "notebooks" / "deep").mkdir(parents=True)
+    outside = tmp_path / "runflow_data" / "runflow.sqlite"  # above the project's top: never used
+    outside.parent.mkdir()
+    Store(outside).close()
+    monkeypatch.delenv("RUNFLOW_STORE", raising=False)
+    monkeypatch.delenv("RUNFLOW_ARTIFACTS", raising=False)
+
+    for folder in (project, project / "notebooks", project / "notebooks" / "deep"):
+        assert settings.find_default_store(folder) == settings.DEFAULT_STORE  # none yet: a new one here
+    monkeypatch.chdir(project / "notebooks")
+    assert main(["table", "found"]) == 2 and not (project / "notebooks" / "runflow_data").exists()
+    capsys.readouterr()
+
+    monkeypatch.chdir(project)
+    image = str(sample_images(1)[0])
+    assert main(["sweep", "--experiment", "found", "--prompt", "character1 trots", "--image", image,
+                 "--seeds", "1-2", "--duration", "3", "--resolution", "720p"]) == 0
+    capsys.readouterr()
+    top = project / "runflow_data" / "runflow.sqlite"
+    assert top.is_file()
+
+    monkeypatch.chdir(project / "notebooks")
+    assert settings.store_url() == str(top)
+    assert settings.artifacts_location() == str(project / "runflow_data" / "artifacts")
+    with rf.Experiment("found") as exp:
+        table = exp.table()
+        assert sorted(table["seed"]) == [1, 2]
+        assert all(Path(p).is_file() for p in table["video_path"])
+    monkeypatch.chdir(project / "notebooks" / "deep")
+    assert main(["table", "found"]) == 0
+    assert capsys.readouterr().out.count("| succeeded |") == 2
+    assert not (project / "notebooks" / "runflow_data").exists()
+    assert not (project / "notebooks" / "deep" / "runflow_data").exists()
+    # A store in the working directory itself wins over the project's, and keeps its relative name.
+    Store(project / "notebooks" / "runflow_data" / "runflow.sqlite").close()
+    assert settings.find_default_store(project / "notebooks") == settings.DEFAULT_STORE
+    assert settings.find_default_store(project / "notebooks" / "deep") == str(
+        project / "notebooks" / "runflow_data" / "runflow.sqlite")
+    # Outside any checkout the walk goes on up (to the home folder): the store above is found.
+    assert settings.find_default_store(tmp_path / "elsewhere") == str(outside)
+
+
 def test_experiment_closes_its_store(tmp_path: Path) -> None:
     import gc
     import warnings
