@@ -21,15 +21,14 @@ import json
 import numbers
 import os
 import random
-import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
+from ._prompt_rules import prompt_issues, tag_issues
 from ._scalars import _as_int, _input_model
+from ._sources import is_http_url, local_file, unsupported_scheme, url_issues
 from .errors import Issue, ValidationError
 from .specs import REFERENCE_TO_VIDEO, FieldSpec, ImageRules, ModelSpec, get_spec
 from .video_input import VideoSource, billed_seconds, load_video
@@ -181,41 +180,21 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
         fmt, w, h = checked
         digest = hashlib.sha256(data).hexdigest()
         return Reference("pil", f"<PIL image {w}x{h} {digest[:12]}>", digest, data, fmt, w, h)
-    if isinstance(obj, str) and obj.strip().lower().startswith(("http://", "https://")):
+    if is_http_url(obj):
         url = obj.strip()
-        parts = urlsplit(url)
-        if not parts.netloc:
-            return [Issue(where, f"{url!r} is not a complete URL", "give a full http(s) URL with a host")]
-        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-            return [Issue(where, "the URL contains spaces or control characters", "percent-encode the URL")]
-        url.encode("utf-8")  # lone surrogates cannot be sent
-        _ = parts.hostname, parts.port  # malformed hosts and ports raise ValueError here
-        return Reference("url", url, hashlib.sha256(url.encode()).hexdigest())
+        return url_issues(url, where) or Reference("url", url, hashlib.sha256(url.encode()).hexdigest())
     if isinstance(obj, str) and obj.lower().startswith("data:"):
         return [Issue(where, "data: URIs are built by the toolkit", "pass the image bytes or a file path instead")]
-    if isinstance(obj, str) and "://" in obj and not obj.lower().startswith("file://"):
-        scheme = obj.split("://", 1)[0]
-        return [Issue(where, f"the {scheme}:// scheme is not supported", "use a local path or an http(s) URL")]
+    bad_scheme = unsupported_scheme(obj, where)
+    if bad_scheme:
+        return bad_scheme
     if isinstance(obj, (str, os.PathLike)):
-        text = os.fspath(obj)
-        if isinstance(text, bytes):
-            text = os.fsdecode(text)
-        if text.lower().startswith("file://"):
-            text = urlsplit(text).path
-        path = Path(text).expanduser()
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return [Issue(where, f"no file at {str(path)!r}", "check the path (relative paths start at the "
-                                                             "notebook's folder)")]
-        except OSError as exc:
-            return [Issue(where, f"cannot read {str(path)!r}: {exc.strerror or exc}", "check the path")]
-        if stat.S_ISDIR(st.st_mode):
-            return [Issue(where, f"{str(path)!r} is a folder, not an image", "name an image file inside it")]
-        if not stat.S_ISREG(st.st_mode):
-            return [Issue(where, f"{str(path)!r} is not a regular file", "name an image file")]
-        if st.st_size > _rules(spec).max_bytes:
-            return [Issue(where, _rules(spec).size_issue_text(st.st_size), "re-encode it as JPEG or scale it down")]
+        found = local_file(obj, where=where, noun="image")
+        if isinstance(found, list):
+            return found
+        path, size = found
+        if size > _rules(spec).max_bytes:
+            return [Issue(where, _rules(spec).size_issue_text(size), "re-encode it as JPEG or scale it down")]
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -269,13 +248,7 @@ def _check_scalars(spec: ModelSpec, values: dict[str, Any]) -> list[Issue]:
                 issues.append(issue)
     prompt = values.get("prompt")
     if isinstance(prompt, str):
-        if not prompt.strip():
-            issues.append(Issue("prompt", "is empty", "describe the clip"))
-        try:
-            prompt.encode("utf-8")
-        except UnicodeEncodeError:
-            issues.append(Issue("prompt", "contains characters that are not valid UTF-8 (lone surrogates)",
-                                "remove or replace them"))
+        issues += prompt_issues(prompt)
     return issues
 
 
@@ -549,26 +522,10 @@ def _tag_issues(spec: ModelSpec, prompt: Any, images: Any) -> list[Issue]:
     tags = spec.tags
     if tags is None or not isinstance(prompt, str):
         return []
-    issues = [Issue("prompt", f"{bad!r} is not an image tag: tags are {tags.name(tags.first)} … {tags.name(tags.last)} "
-                              "in plain digits, without a leading zero", f"write e.g. {tags.name(tags.first)}")
-              for bad in sorted(set(tags.lookalikes(prompt)))]
-    rules = _rules(spec)
-    if images is None and rules.min_count:
-        return issues  # the missing images are reported already
+    if images is None and _rules(spec).min_count:
+        return tag_issues(tags, prompt, n_images=None)  # the missing images are reported already
     n_given = 0 if images is None else len(images) if isinstance(images, list) else 1
-    for n in sorted(set(tags.refs(prompt))):
-        if n < tags.first or n > tags.last:
-            issues.append(Issue("prompt", f"names {tags.name(n)}; tags run from {tags.name(tags.first)} to "
-                                          f"{tags.name(tags.last)}", "renumber the tag to match an image"))
-        elif n > n_given:
-            issues.append(Issue("prompt", f"names {tags.name(n)} but only {n_given} image"
-                                          f"{'s are' if n_given != 1 else ' is'} given",
-                                f"add a {_ordinal(n)} reference image or change the tag"))
-    return issues
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    return tag_issues(tags, prompt, n_images=n_given)
 
 
 def _is_sequence(obj: Any) -> bool:

@@ -1,6 +1,7 @@
 """Server-side input checks, read from the model's spec: what the simulator and the emulator refuse.
 
-These mirror :mod:`runflow_nb.request` (the client's checks) but read the wire strictly, as the
+These mirror :mod:`runflow_nb.request` (the client's checks; the prompt's rules are one shared
+:mod:`runflow_nb._prompt_rules`) but read the wire strictly, as the
 service does: ints must be JSON integers (``5.0``, ``"5"`` and booleans are refused), enums match
 exactly, booleans are booleans, an absent or ``null`` optional field takes its default and unknown
 keys are ignored. Decoding images and fetching videos is the emulator's part
@@ -18,6 +19,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._prompt_rules import prompt_issues, tag_issues
 from .errors import Issue
 from .specs import REFERENCE_TO_VIDEO, ModelSpec
 
@@ -55,27 +57,9 @@ def validate_input(raw: Mapping[str, Any], *, spec: ModelSpec = REFERENCE_TO_VID
             clean[f.name] = value
     prompt = clean.get("prompt")
     if isinstance(prompt, str):
-        if not prompt.strip() and "prompt" in spec.field_names and spec.field("prompt").required:
-            issues.append(Issue("prompt", "is empty", "describe the clip"))
-        try:
-            prompt.encode("utf-8")
-        except UnicodeEncodeError:
-            issues.append(Issue("prompt", "contains characters that are not valid UTF-8 (lone surrogates)",
-                                "remove or replace them"))
-    tags = spec.tags
-    if isinstance(raw.get("prompt"), str) and tags is not None:  # the client refuses the same look-alikes
-        issues += [Issue("prompt", f"{bad!r} is not an image tag: tags are {tags.name(tags.first)} … "
-                                   f"{tags.name(tags.last)} in plain digits, without a leading zero",
-                         f"write e.g. {tags.name(tags.first)}") for bad in sorted(set(tags.lookalikes(raw["prompt"])))]
-    if isinstance(raw.get("prompt"), str) and n_images is not None and tags is not None:
-        for n in sorted(set(tags.refs(raw["prompt"]))):
-            if n < tags.first or n > tags.last:
-                issues.append(Issue("prompt", f"names {tags.name(n)}; tags run from {tags.name(tags.first)} to "
-                                              f"{tags.name(tags.last)}", "renumber the tag to match an image"))
-            elif n > n_images:
-                issues.append(Issue("prompt", f"names {tags.name(n)} but only {n_images} image"
-                                              f"{'s are' if n_images != 1 else ' is'} given",
-                                    f"add a {_ordinal(n)} reference image or change the tag"))
+        issues += prompt_issues(prompt, required="prompt" in spec.field_names and spec.field("prompt").required)
+    if isinstance(raw.get("prompt"), str) and spec.tags is not None:  # the client's rule, read the same way
+        issues += tag_issues(spec.tags, raw["prompt"], n_images=n_images)
     return clean, issues
 
 
@@ -106,10 +90,6 @@ def media_issues(spec: ModelSpec, images: Sequence[Any], video: Any = None) -> l
     if spec.video is not None and video is None:
         issues.append(Issue(spec.video.field, "is required: the clip to edit", "send an MP4 or MOV URL"))
     return issues
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _field_problem(f: Any, value: Any) -> tuple[str, str] | None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
+from ._sources import is_http_url, local_file, unsupported_scheme, url_issues
 from .errors import Issue
 from .specs import VideoRules
 
@@ -94,38 +93,21 @@ def _load(obj: Any, where: str, rules: VideoRules, duration_s: float | None) -> 
         return obj
     if obj is None:
         return [Issue(where, "is required: the clip to edit", "pass video='clip.mp4' or an http(s) URL")]
-    if isinstance(obj, str) and obj.strip().lower().startswith(("http://", "https://")):
+    if is_http_url(obj):
         url = obj.strip()
-        parts = urlsplit(url)
-        if not parts.netloc:
-            return [Issue(where, f"{url!r} is not a complete URL", "give a full http(s) URL with a host")]
-        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-            return [Issue(where, "the URL contains spaces or control characters", "percent-encode the URL")]
-        url.encode("utf-8")
-        _ = parts.hostname, parts.port  # malformed hosts and ports raise ValueError here
-        issues = _duration_issues(duration_s, where, rules) if duration_s is not None else []
+        issues = url_issues(url, where)
+        if not issues and duration_s is not None:
+            issues = _duration_issues(duration_s, where, rules)
         return issues or VideoSource("url", url, hashlib.sha256(url.encode()).hexdigest(), duration_s=duration_s)
-    if isinstance(obj, str) and "://" in obj and not obj.lower().startswith("file://"):
-        scheme = obj.split("://", 1)[0]
-        return [Issue(where, f"the {scheme}:// scheme is not supported", "use a local path or an http(s) URL")]
+    bad_scheme = unsupported_scheme(obj, where)
+    if bad_scheme:
+        return bad_scheme
     if not isinstance(obj, (str, os.PathLike)):
         return [Issue(where, f"a {type(obj).__name__} is not a video", "pass a file path or an http(s) URL")]
-    text = os.fspath(obj)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    if text.lower().startswith("file://"):
-        text = urlsplit(text).path
-    path = Path(text).expanduser()
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return [Issue(where, f"no file at {str(path)!r}", "check the path (relative paths start at the "
-                                                         "notebook's folder)")]
-    if stat.S_ISDIR(st.st_mode):
-        return [Issue(where, f"{str(path)!r} is a folder, not a video", "name a video file inside it")]
-    if not stat.S_ISREG(st.st_mode):
-        return [Issue(where, f"{str(path)!r} is not a regular file", "name a video file")]
-    size = st.st_size
+    found = local_file(obj, where=where, noun="video")
+    if isinstance(found, list):
+        return found
+    path, size = found
     if size > rules.max_bytes:
         return [Issue(where, f"is {size / 1e6:.1f} MB; the limit is {rules.max_bytes / 1e6:.0f} MB",
                       "trim or re-encode it (3–60 s of MP4 or MOV)")]

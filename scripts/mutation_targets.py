@@ -45,11 +45,12 @@ TARGETS = [  # cheapest first
            ("runflow_nb.store.xǁStoreǁclaim_run", "runflow_nb.store.xǁStoreǁtransition",
             "runflow_nb.store.xǁStoreǁinsert_run", "runflow_nb.store.x__update_values", "runflow_nb.store.x__filters"),
            ("tests/test_store.py", "-k", "claim or transition or insert or filter or where or run_id_cannot or tags_with")),
-    Target("request", "validation: VideoRequest.build, scalar checks, image loading and checks",
+    Target("request", "validation: VideoRequest.build, scalar checks, image loading and checks, the prompt's rules, paths and URLs",
            ("runflow_nb.request.xǁVideoRequestǁbuild", "runflow_nb.request.xǁVideoRequestǁ_load_images",
-            "runflow_nb.request.x__check_scalars", "runflow_nb.request.x__issue_for",
+            "runflow_nb.request.x__check_scalars", "runflow_nb.request.x__issue_for", "runflow_nb.request.x__tag_issues",
             "runflow_nb.request.x_load_reference", "runflow_nb.request.x__load_reference",
-            "runflow_nb.request.x__decode_checked"),
+            "runflow_nb.request.x__decode_checked", "runflow_nb.request.x__geometry_issues",
+            "runflow_nb._prompt_rules.*", "runflow_nb._sources.*"),
            ("tests/test_request.py",)),
     Target("_protocol", "submit and its look-up, retries, Retry-After, which errors count as 'maybe created', URL checks",
            ("runflow_nb._protocol.xǁProtocolǁsubmit", "runflow_nb._protocol.xǁProtocolǁfind",
@@ -66,11 +67,14 @@ TARGETS = [  # cheapest first
             "-k", "not appears_in_no_output and not fifty_generations and not read_at_first_use")),
     Target("budget", "the money ledger of a sweep: reserve, hold, move, settle, close (spent + in flight + unknown)",
            ("runflow_nb._budget.*",), ("tests/test_money.py", "tests/test_sweep.py", "-k", "not sweep_cli")),
-    Target("runner", "the sweep engine's money paths: claims, re-attach, drive, outcome, failures, stops",
-           ("runflow_nb.runner.xǁ_Sweepǁ_claim_all", "runflow_nb.runner.xǁ_Sweepǁ_job", "runflow_nb.runner.xǁ_Sweepǁjob",
-            "runflow_nb.runner.xǁ_Sweepǁ_drive", "runflow_nb.runner.xǁ_Sweepǁ_reattach", "runflow_nb.runner.xǁ_Sweepǁ_fail",
-            "runflow_nb.runner.xǁ_Sweepǁ_finish", "runflow_nb.runner.xǁ_Sweepǁ_stopped", "runflow_nb.runner.xǁ_Sweepǁ_fatal",
-            "runflow_nb.runner.x_charged_usd", "runflow_nb.runner.x_run_plan"),
+    Target("runner", "the sweep's money paths: claims and caps, re-attach, drive, outcomes, failures, stops, fatal answers",
+           ("runflow_nb.runner.xǁ_Sweepǁ_claim_all", "runflow_nb.runner.xǁ_Sweepǁjob", "runflow_nb.runner.xǁ_Sweepǁ_job",
+            "runflow_nb.runner.xǁ_Sweepǁ_drive", "runflow_nb.runner.xǁ_Sweepǁ_reattach",
+            "runflow_nb.runner.xǁ_Sweepǁ_watch_cancel", "runflow_nb.runner.xǁ_Sweepǁ_stop_report",
+            "runflow_nb.runner.xǁ_Sweepǁrun", "runflow_nb.runner.x_run_plan",
+            "runflow_nb._recording.xǁRecorderǁ_fail", "runflow_nb._recording.xǁRecorderǁ_stopped",
+            "runflow_nb._recording.xǁRecorderǁ_fatal", "runflow_nb._recording.xǁRecorderǁ_finish",
+            "runflow_nb._recording.xǁRecorderǁ_collect", "runflow_nb.sweep_status.x_charged_usd"),
            ("tests/test_sweep.py", "tests/test_pay_once.py", "tests/test_money.py", "-k", "not sweep_cli")),
 ]
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
@@ -93,8 +97,9 @@ def config(target: Target) -> str:
                      selection + "\n", text)
     if n != 1:
         raise SystemExit("pyproject.toml has no single pytest_add_cli_args_test_selection under [tool.mutmut]")
-    module = re.split(r"\.x[ǁ_]|\.\*$", target.globs[0])[0].replace(".", "/") + ".py"  # only this file is mutated
-    new, n = re.subn(r"(?ms)^only_mutate = \[.*?^\]\n", f"only_mutate = [{json.dumps(module)}]\n", new)
+    modules = dict.fromkeys(re.split(r"\.x[ǁ_]|\.\*$", g)[0].replace(".", "/") + ".py" for g in target.globs)
+    listed = ", ".join(json.dumps(m) for m in modules)  # only the target's own files are mutated
+    new, n = re.subn(r"(?ms)^only_mutate = \[.*?^\]\n", f"only_mutate = [{listed}]\n", new)
     if n != 1:
         raise SystemExit("pyproject.toml has no single only_mutate list under [tool.mutmut]")
     return new
