@@ -266,6 +266,61 @@ def test_form_generates_a_playable_clip_and_refuses_a_small_image(lab: Lab, page
     assert time.monotonic() - t0 < 60
 
 
+_POSTERS_LOADED = """async (root) => {
+    const scope = document.querySelectorAll(root);
+    const host = scope[scope.length - 1];
+    const vids = [...host.querySelectorAll('video')];
+    const out = [];
+    for (const v of vids) {
+        const img = new Image();
+        img.src = v.poster;  // what the browser fetches for the still
+        let ok = true;
+        try { await img.decode(); } catch (e) { ok = false; }
+        out.push({poster: v.poster.slice(0, 30), ok, w: img.naturalWidth, h: img.naturalHeight});
+    }
+    return out;
+}"""
+
+
+_PAIR_VISIBLE = r"""() => {
+    const cell = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].find(
+        c => /GenerateForm\(/.test(c.querySelector('.jp-InputArea').innerText));
+    if (!cell) return null;
+    const shown = el => !!el && el.getClientRects().length > 0;
+    const text = cell.querySelector('.jp-OutputArea').innerText;
+    return {saved: shown(cell.querySelector('.rf-saved')), form: shown(cell.querySelector('.rf-generate-form')),
+            notFound: /model not found/.test(text), loading: /Loading widget/.test(text),
+            videos: cell.querySelectorAll('.rf-saved video').length};
+}"""
+
+
+def test_form_reopened_after_a_kernel_restart_shows_its_saved_view(lab: Lab, page: Any) -> None:
+    """Saved, kernel restarted, page reloaded (JupyterLab saved no widget state): where the form was,
+    its saved view (settings and last clip, with a poster that loads) — never "model not found"."""
+    live = page.evaluate(_PAIR_VISIBLE)
+    assert live is not None and live["form"] and not live["saved"], live  # the live form alone
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=10000)
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.restartKernel()")
+    page.wait_for_timeout(1000)
+    page.wait_for_function(_KERNEL_IDLE, timeout=30000)
+    page.reload()
+    page.wait_for_function(_KERNEL_IDLE, timeout=30000)
+    page.wait_for_function(f"() => {{ const p = ({_PAIR_VISIBLE})(); return p && (p.notFound || p.saved); }}",
+                           timeout=20000)
+    page.wait_for_timeout(2500)  # the widget manager has given up on the old models by now
+    after = page.evaluate(_PAIR_VISIBLE)
+    assert after is not None and not after["notFound"] and not after["loading"], after
+    assert after["saved"] and not after["form"] and after["videos"] == 1, after  # settings and the last clip
+    saved = page.locator(".rf-saved").first
+    assert XSS in saved.inner_text() and "SIMULATED" in saved.inner_text()  # the prompt, as text
+    posters = page.evaluate(_POSTERS_LOADED, ".rf-saved")
+    assert len(posters) == 1 and posters[0]["ok"] and posters[0]["w"] > 0, posters
+    assert DIALOGS == []
+    saved.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "generate_form_reopened.png"))
+
+
 def test_compare_plays_both_videos_in_step_and_saves_a_rating(lab: Lab, page: Any) -> None:
     code = (
         "import glob as _g, runflow_nb as _rf\n"
@@ -300,20 +355,7 @@ def test_compare_plays_both_videos_in_step_and_saves_a_rating(lab: Lab, page: An
     page.screenshot(path=str(SCREENSHOTS / "compare.png"))
 
 
-_POSTERS_LOADED = """async (root) => {
-    const scope = document.querySelectorAll(root);
-    const host = scope[scope.length - 1];
-    const vids = [...host.querySelectorAll('video')];
-    const out = [];
-    for (const v of vids) {
-        const img = new Image();
-        img.src = v.poster;  // what the browser fetches for the still
-        let ok = true;
-        try { await img.decode(); } catch (e) { ok = false; }
-        out.push({poster: v.poster.slice(0, 30), ok, w: img.naturalWidth, h: img.naturalHeight});
-    }
-    return out;
-}"""
+
 
 
 def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(lab: Lab, page: Any) -> None:
@@ -332,9 +374,9 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
     )
     index = page.evaluate(_RUN_CODE, code)
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    cell.locator(".rf-gallery").first.wait_for(timeout=120000)
+    cell.locator(".rf-gallery.rf-live").first.wait_for(timeout=120000)
     page.wait_for_function(_KERNEL_IDLE, timeout=60000)
-    posters = page.evaluate(_POSTERS_LOADED, ".rf-gallery")
+    posters = page.evaluate(_POSTERS_LOADED, ".rf-gallery.rf-live")
     assert posters, "no clips in the gallery"
     assert all(p["ok"] and p["w"] > 0 for p in posters), posters  # every still decodes in the page
     text = cell.inner_text()
@@ -342,15 +384,15 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
     assert "skipped: over the budget" in text  # a $5.04 plan against a $4 budget: the cut is explained
     maths = cell.locator("mjx-container, .MathJax, .MathJax_Preview, .mjx-chtml").count()
     assert maths == 0, f"{maths} MathJax element(s) in the sweep's output"
-    heights = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery video')].map(
+    heights = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live video')].map(
         v => v.getBoundingClientRect().height)""")
     assert max(heights) <= 370, heights  # 9:16 clips stay a sensible height
-    cell.locator(".rf-gallery").first.scroll_into_view_if_needed()
+    cell.locator(".rf-gallery.rf-live").first.scroll_into_view_if_needed()
     SHOTS = ROOT / "test-artifacts"
     cell.screenshot(path=str(SHOTS / "gallery.png"))
 
     # rating and favourite from the gallery land in the store
-    first = cell.locator(".rf-cell").filter(has=page.locator("video")).first
+    first = cell.locator(".rf-live .rf-cell").filter(has=page.locator("video")).first
     first.locator(".rf-rating button", has_text="5").click()
     first.locator(".rf-favourite").click()
     first.get_by_text("saved").wait_for(timeout=10000)
@@ -390,7 +432,7 @@ def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_eve
     page.goto(f"{lab.url}/lab/tree/seed_sweep.ipynb")
     page.wait_for_function(_KERNEL_IDLE, timeout=30000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.locator(".rf-gallery").first.wait_for(timeout=120000)
+    page.locator(".rf-gallery.rf-live").first.wait_for(timeout=120000)
     page.wait_for_function(_KERNEL_IDLE, timeout=120000)
     out = tmp_path / "report"
     env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL")}

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 
@@ -441,3 +442,93 @@ def test_cancel_stops_a_running_generate_and_says_what_happened(workdir: Path) -
     status = re.sub(r"<[^>]+>", "", form.status.value)
     assert status.startswith("canceled"), status
     assert form.cancel_button.layout.display == "none" and not form.generate_button.disabled
+
+
+class _Shown:
+    """Stands in for IPython's display(): records each output and its updates by display id."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import IPython.display
+
+        self.outputs: list[dict[str, Any]] = []
+        self.ids: list[str | None] = []
+        monkeypatch.setattr(IPython.display, "display", self.display)
+
+    def display(self, obj: Any, *, raw: bool = False, display_id: Any = None) -> Any:
+        assert raw
+        self.outputs.append(dict(obj))
+        self.ids.append(None if display_id is None else str(len(self.outputs) - 1))
+        if display_id is None:
+            return None
+        index = len(self.outputs) - 1
+        owner = self
+
+        class Handle:
+            def update(self, new: Any, *, raw: bool = False) -> None:
+                owner.outputs[index] = dict(new)
+
+        return Handle()
+
+
+def _visible_text(markup: str) -> str:
+    return re.sub(r"<style>.*?</style>|<[^>]+>", "", markup)
+
+
+def test_form_shows_a_saved_view_before_the_widget_and_keeps_its_last_clip(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reopened notebook without its kernel shows the saved view (settings, then the last clip)
+    where the form was; the widget's text fallback is one line, not its repr."""
+    shown = _Shown(monkeypatch)
+    form = GenerateForm(client=rf.Client(backend="simulator"))
+    _fill_valid(form)
+    form._ipython_display_()
+    saved, live = shown.outputs
+    assert "application/vnd.jupyter.widget-view+json" in live and "rf-live" in form.widget._dom_classes
+    assert live["text/plain"] == "GenerateForm (live widget)"
+    assert 'class="rf-saved' in saved["text/html"] and "<video" not in saved["text/html"]
+    assert XSS not in saved["text/html"] and XSS in html_unescape(_visible_text(saved["text/html"]))
+    assert "run the cell again" in saved["text/html"] and "horse.png" in saved["text/html"]
+    # the style rules pair exactly this saved view with the widget output after it
+    assert ".jp-OutputArea-child:has(.rf-saved):has(+ .jp-OutputArea-child .rf-live){display:none}" in saved["text/html"]
+    assert ".jp-OutputArea-child:has(.rf-saved) + .jp-OutputArea-child:not(:has(.rf-live)){display:none}" in saved["text/html"]
+    form.generate()
+    result = form.wait(timeout=60)
+    assert result is not None
+    saved = shown.outputs[0]
+    assert re.search(r'<video [^>]*poster="data:image/jpeg;base64,', saved["text/html"])
+    assert f"{result.seed}" in saved["text/html"] and "$" not in saved["text/html"].split("</style>", 1)[1]
+    assert len(shown.outputs) == 2  # updated in place, nothing appended
+
+
+def test_progress_gallery_and_compare_show_saved_views(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = _Shown(monkeypatch)
+    widget = ProgressWidget(estimate=Estimate(runs=2, video_seconds=6, usd=0.84, by_resolution={}),
+                            budget_usd=None)
+    assert len(shown.outputs) == 2 and "rf-saved" in shown.outputs[0]["text/html"]
+    p = _progress(succeeded=2)
+    p.finished = True
+    widget.update(p)
+    assert "succeeded <b>2</b>" in shown.outputs[0]["text/html"]  # the final counts are kept
+
+    exp = Experiment("saved", store=str(workdir / "s.sqlite"), artifacts=workdir / "a",
+                     client=rf.Client(backend="simulator"))
+    exp.run(rf.grid(prompt=f"character1 {XSS}", images=["horse.png"], seed=[1, 2], duration=3), progress=None)
+    monkeypatch.setattr("runflow_nb._frontend.interactive_frontend", lambda: True)
+    shown.outputs.clear()
+    exp.gallery(rows="prompt", cols="seed")._ipython_display_()
+    saved, live = shown.outputs
+    assert "application/vnd.jupyter.widget-view+json" in live and "rf-gallery" in saved["text/html"]
+    assert saved["text/html"].count("<video") == 2 and XSS not in saved["text/html"]
+    shown.outputs.clear()
+    view = exp.compare()
+    view._ipython_display_()
+    saved, live = shown.outputs
+    assert saved["text/html"].count("<video") == 2 and live["text/plain"] == "compare view (live widget)"
+    live_ids = set(re.findall(r'<video id="([^"]+)"', view.videos.outputs[0]["data"]["text/html"]))
+    saved_ids = set(re.findall(r'<video id="([^"]+)"', saved["text/html"]))
+    assert len(live_ids) == len(saved_ids) == 2 and not live_ids & saved_ids  # each pair mirrors only itself
+    monkeypatch.setattr("runflow_nb._frontend.interactive_frontend", lambda: False)
+    shown.outputs.clear()
+    exp.gallery(rows="prompt", cols="seed")._ipython_display_()
+    (static,) = shown.outputs  # papermill, nbval, reports: the static grid alone
+    assert "rf-saved" not in static["text/html"] and static["text/html"].count("<video") == 2

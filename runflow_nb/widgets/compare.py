@@ -112,6 +112,7 @@ class CompareWidget:
         self.videos.add_class("rf-compare-videos")
         markup = synced_videos_html(row_a, row_b)
         self._static_html = markup
+        self._saved_html = synced_videos_html(row_a, row_b)  # its own element ids: both can be in one page
         self.videos.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {"text/html": markup, "text/plain": f"compare {run_a} vs {run_b}"}},)
         self.choice = w.ToggleButtons(options=list(CHOICES), value=current_choice(row_a, row_b),
@@ -133,6 +134,12 @@ class CompareWidget:
         self.saved = w.HTML()
         self.widget = w.VBox([self.videos, self.choice, w.HBox(boxes), self.saved])
         self.widget.add_class("rf-compare")
+
+    def _ipython_display_(self) -> None:
+        """The pair's saved view (both clips, static), then the live widget (see :mod:`.saved`)."""
+        from .saved import SavedView
+
+        SavedView(self.widget, self._saved_html, label="compare view").show()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = self.widget._repr_mimebundle_(**kwargs)

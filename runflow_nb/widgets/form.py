@@ -21,7 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,8 @@ from ..request import Reference, VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
 from .fields import issues_html, make_control
 from .form_items import THUMB_PX, ImageItem, row_result_html, save_upload
+from .form_run import Canceled, run_in_experiment, run_with_client
+from .saved import SavedView
 
 if TYPE_CHECKING:
     from ..client import Client, Result
@@ -44,10 +45,6 @@ _NOT_LOADED = object()  # stands in for a reference whose problems are already k
 def _html_output(markup: str, text: str) -> dict[str, Any]:
     """An Output widget entry; rendered by JupyterLab's rendermime, which resolves relative URLs."""
     return {"output_type": "display_data", "data": {"text/html": markup, "text/plain": text}, "metadata": {}}
-
-
-class _Canceled(Exception):
-    """The user pressed Cancel (the message says what happened to the run)."""
 
 
 class GenerateForm:
@@ -140,6 +137,7 @@ class GenerateForm:
         self.title = w.HTML()
         self.widget = w.VBox()
         self.widget.add_class("rf-generate-form")
+        self.saved = SavedView(self.widget, "", label="GenerateForm")
         self._build_fields()
 
     def set_model(self, model: str | ModelSpec) -> None:
@@ -208,8 +206,32 @@ class GenerateForm:
 
     # -- display ---------------------------------------------------------------------------------
 
+    def _ipython_display_(self) -> None:
+        """The form after a saved view of it (its settings and last clip), which stands in for the
+        form when the notebook is reopened without its kernel (see :mod:`.saved`)."""
+        self.saved.body = self._saved_body()
+        self.saved.show()
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _saved_body(self) -> str:
+        """What the form holds, as static HTML: model, settings, images and the last clip."""
+        values = self.values()
+        prompt = values.pop("prompt", None)
+        settings = " · ".join(f"{_html.text(k)} {_html.text('random' if v is None else v)}" for k, v in values.items())
+        parts = [f"<div>{self._title_html()}</div>"]
+        if prompt:
+            parts.append(f'<div style="font-size:13px">{_html.text(prompt)}</div>')
+        parts.append(f'<div style="font-size:12px;color:#374151">{settings}</div>')
+        if self.images:
+            names = ", ".join(f"{_html.text(self._tag(i + 1))}: {_html.text(item.name)}"
+                              for i, item in enumerate(self.images))
+            parts.append(f'<div style="font-size:12px;color:#374151">images {names}</div>')
+        if self.result is not None:
+            parts.append(row_result_html(self.result) if isinstance(self.result, dict)
+                         else display.result_html(self.result))
+        return "".join(parts)
 
     def __repr__(self) -> str:
         state = "valid" if self.request is not None else f"{len(self.issues)} issue(s)"
@@ -507,23 +529,24 @@ class GenerateForm:
         ticker.start()
         try:
             if self.experiment is not None:
-                row = self._run_in_experiment(req)
+                row = run_in_experiment(self, req)
                 self.result = row
                 markup = row_result_html(row)
                 src = str(row.get("video_path") or "")
             else:
-                result = self._run_with_client(req)
+                result = run_with_client(self, req)
                 self.result = result
                 markup = display.result_html(result)
                 src = str(result.video_path or "")
             self.output.outputs = (_html_output(markup, f"video {src}"),)
+            self.saved.update(self._saved_body())
             if self.reused and isinstance(self.result, dict):
                 final = (f"reused the stored clip (run_id {self.result.get('run_id')}): the inputs are identical "
                          "to a finished run, so nothing was sent or paid")
             else:
                 final = f"succeeded in {time.monotonic() - self._t0:.1f} s"
             style = "color:#15803d"
-        except _Canceled as exc:
+        except Canceled as exc:
             self.error = None
             final = str(exc)
             style = "color:#b45309"
@@ -539,79 +562,3 @@ class GenerateForm:
         self._busy = False
         self.cancel_button.layout.display = "none"
         self.generate_button.disabled = self.request is None
-
-    def _run_with_client(self, req: VideoRequest) -> Result:
-        """submit → events (status changes) → download: the generate flow, observable."""
-        from .. import media
-        from ..client import Result, safe_name
-        from ..errors import RunFailedError
-
-        client = self.client
-        submitted = datetime.now(timezone.utc)
-        if self._cancel.is_set():
-            raise _Canceled("canceled before anything was sent")
-        run = client.submit(req)
-        self._set_phase(run.status)
-        for event in client.events(run.id):
-            run = event.run
-            self._set_phase(event.status)
-            if self._cancel.is_set():
-                raise _Canceled(f"canceled: stopped waiting for Runflow run {run.id}, which was already submitted "
-                                "and keeps running on the server (it is billed if it succeeds)")
-        if not run.succeeded:
-            reason = run.failure_message or run.failure_code or run.status
-            raise RunFailedError(f"run {run.id} {run.status}: {reason} (failed runs are not billed)", run=run)
-        self._set_phase("downloading")
-        folder = Path(client.artifacts_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{safe_name(run.id)}.mp4"
-        sha, size = client.download(run, path)
-        try:
-            poster: Path | None = media.poster_frame(path, path.with_suffix(".jpg"))
-        except RunflowError:
-            poster = None
-        out = run.output
-        assert out is not None
-        return Result(run=run, request=req, video_path=path, video_sha256=sha, size_bytes=size,
-                      seed=out.seed if out.seed is not None else req.seed, submitted_at=submitted,
-                      completed_at=datetime.now(timezone.utc), wall_s=time.monotonic() - self._t0,
-                      queue_s=run.queue_s, inference_ms=out.inference_ms,
-                      cost_usd=run.cost_usd if run.cost_usd is not None else req.estimate_usd(),
-                      cost_estimate_usd=req.estimate_usd(), backend=client.backend,
-                      nsfw_detected=out.nsfw_detected, poster_path=poster)
-
-    def _run_in_experiment(self, req: VideoRequest) -> dict[str, Any]:
-        """A sweep of one, so the run is logged like any other; progress drives the status line."""
-        from ..errors import RunFailedError
-        from ..plan import Plan
-
-        assert self.experiment is not None
-        exp = self.experiment
-        order = ("planned", "submitting", "queued", "dispatching", "running")
-
-        def on_progress(progress: Any) -> None:
-            live = [s for s, n in progress.counts.items() if n > 0]
-            active = [s for s in order if s in live]
-            if active:
-                self._set_phase(active[-1])
-
-        plan = Plan([req])
-        before = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key())
-        self.reused = bool(before and before.get("status") == "succeeded" and display.has_video(before))
-        handle = exp.run(plan, concurrency=1, progress=on_progress, background=True)
-        while not handle.done:
-            if self._cancel.wait(0.1):
-                handle.cancel()  # nothing more is submitted; a run in flight is still recorded
-                seen = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key()) or {}
-                if seen.get("remote_id"):
-                    raise _Canceled(f"canceled: run_id {seen.get('run_id')} was already submitted; it keeps running "
-                                    "and is recorded in the experiment when it ends (Generate again re-attaches)")
-                raise _Canceled("canceled before anything was sent")
-        handle.wait()
-        row = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key())
-        if row is None:  # pragma: no cover - the sweep always writes its row first
-            raise RunFailedError("the run was not recorded")
-        if row.get("status") != "succeeded":
-            reason = row.get("error_message") or row.get("error_code") or row.get("status")
-            raise RunFailedError(f"run {row['run_id']} {row.get('status')}: {reason}")
-        return row

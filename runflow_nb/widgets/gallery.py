@@ -112,6 +112,25 @@ class Gallery:
     def _repr_html_(self) -> str:
         return self.markup
 
+    def _ipython_display_(self) -> None:
+        """Live in JupyterLab: the static grid as the saved view, then the rating grid (see
+        :mod:`.saved`); elsewhere (papermill, nbval, reports) the static grid alone."""
+        from IPython.display import display as show
+
+        from .._frontend import interactive_frontend
+
+        if self.experiment is not None and interactive_frontend():
+            try:
+                live = self.widget()
+            except ImportError:  # no ipywidgets: the static grid
+                pass
+            else:
+                from .saved import SavedView
+
+                SavedView(live, self.markup, label="gallery").show()
+                return
+        show({"text/html": self.markup, "text/plain": repr(self)}, raw=True)
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         from .._frontend import interactive_frontend
 

@@ -89,10 +89,11 @@ class ProgressWidget:
         self._latest: Any = None
         self._last_draw = 0.0
         self._timer: threading.Timer | None = None
-        if display:
-            from IPython.display import display as show
+        from .saved import SavedView
 
-            show(self.widget)
+        self.saved = SavedView(self.widget, self.line.value, label="sweep progress")
+        if display:
+            self.saved.show()
 
     def _stop(self, on_stop: Any) -> None:
         self.stop_button.disabled = True
@@ -138,3 +139,4 @@ class ProgressWidget:
         self.line.value = progress_html(p, estimate=self.estimate)
         if p.finished:
             self.stop_button.disabled = True
+            self.saved.update(self.line.value)  # the final counts stay readable without the kernel
