@@ -43,7 +43,7 @@ TARGETS = [  # cheapest first
            ("runflow_nb.display.*",), ("tests/test_escaping.py", "tests/test_display.py")),
     Target("store", "claims and transitions: claim_run, transition, insert_run and their filters",
            ("runflow_nb.store.xǁStoreǁclaim_run", "runflow_nb.store.xǁStoreǁtransition",
-            "runflow_nb.store.xǁStoreǁinsert_run", "runflow_nb.store.x__update_values", "runflow_nb.store.x__filters"),
+            "runflow_nb.store.xǁStoreǁinsert_run", "runflow_nb._store_rows.x__update_values", "runflow_nb.store.x__filters"),
            ("tests/test_store.py", "-k", "claim or transition or insert or filter or where or run_id_cannot or tags_with")),
     Target("request", "validation: VideoRequest.build, scalar checks, image loading and checks, the prompt's rules, paths and URLs",
            ("runflow_nb.request.xǁVideoRequestǁbuild", "runflow_nb.request.xǁVideoRequestǁ_load_images",
