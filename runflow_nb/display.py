@@ -28,7 +28,7 @@ from urllib.parse import quote
 from . import _html
 from .artifacts import is_remote_uri, url_for
 
-__all__ = ["caption_html", "media_src", "poster_uri", "result_html", "row_html", "safe_url", "show", "video_html"]
+__all__ = ["caption_html", "media_src", "notice_html", "poster_uri", "result_html", "row_html", "safe_url", "show", "video_html"]
 
 SIM_BADGE = ('<span style="background:#b45309;color:#fff;border-radius:3px;padding:0 4px;font-size:11px" '
              'title="offline simulator: a synthetic clip, not model output">SIMULATED</span>')
@@ -196,8 +196,17 @@ def aspect_of(row: Mapping[str, Any]) -> float | None:
     return None
 
 
+def notice_html(note: Any) -> str:
+    """The server's warning on a run (e.g. a reference replaced by a placeholder) as a ⚠ line."""
+    if not _present(note):
+        return ""
+    return (f'<div class="rf-notice {_html.NO_MATH}" style="font-size:12px;color:#b45309;line-height:1.35">'
+            f"⚠ {_html.text(note)}</div>")
+
+
 def result_html(result: Any) -> str:
-    """HTML for a :class:`runflow_nb.client.Result`: the video and its seed, timing and cost."""
+    """HTML for a :class:`runflow_nb.client.Result`: the video and its seed, timing and cost (and the
+    server's warnings on the run, if any)."""
     url = result.run.output.video_url if result.run.output else None
     src = media_src(result.video_path) if result.video_path else safe_url(url, data=False)
     poster = poster_uri(getattr(result, "poster_path", None))
@@ -206,6 +215,7 @@ def result_html(result: Any) -> str:
               ("est. cost" if result.simulated else "cost"): f"${cost:.2f}" if cost is not None else None,
               "Runflow run id": result.run.id}
     cap = caption_html(fields, prompt=result.request.prompt, simulated=result.simulated, link=src)
+    cap += notice_html(" · ".join(getattr(result.run, "notices", ())))
     req = getattr(result, "request", None)
     aspect = aspect_of({"aspect_ratio": getattr(req, "aspect_ratio", None)})
     return video_html(src, poster=poster, caption=cap, width=640, aspect=aspect, max_height=480)
@@ -297,6 +307,7 @@ def row_html(row: Mapping[str, Any], *, width: int | str = "100%", max_height: i
             remote = row.get("remote_id")
             title = f"run_id {run_id}" + (f" · Runflow run id {remote}" if _present(remote) else "")
             cap += f' <span style="color:#6b7280" title="{_html.attr(title)}">run {_html.text(run_id[:8])}</span>'
+        cap += notice_html(row.get("note"))
     return video_html(src, poster=poster, caption=cap, width=width, aspect=aspect_of(row), max_height=max_height,
                       hover=hover)
 
@@ -312,6 +323,11 @@ def show(obj: Any) -> Any:
 
     if hasattr(obj, "run") and hasattr(obj, "video_path"):
         markup = result_html(obj)
+        notices = getattr(obj.run, "notices", ())
+        if notices:
+            from .notices import warn
+
+            warn(obj.run.id, notices)
     elif isinstance(obj, Mapping):
         markup = row_html(obj, width=640)
     else:

@@ -180,6 +180,7 @@ class Experiment:
                                else Artifacts(target, storage_options=storage_options))
         self.artifacts: Path | str = self.artifact_store.root  # a Path (local folder) or an s3://... URL
         self._client = client
+        self._notices: list[tuple[str, str]] = []
         self.store.ensure_experiment(self.name)
         self.last_summary: SweepSummary | None = None
 
@@ -262,6 +263,10 @@ class Experiment:
                 raise
             except Exception as exc:  # only library errors leave the public API
                 raise library_error(exc) from exc
+            from .notices import warn
+
+            for run_id, note in self._notices:
+                warn(run_id, [note], stacklevel=4)
             fatal = summary.fatal
             if isinstance(fatal, APIError):  # one clear message, raised once the runs in flight are recorded
                 left = summary.counts.get("planned", 0)
@@ -291,16 +296,44 @@ class Experiment:
                      batch: bool | str = False) -> SweepSummary:
         from .runner import run_plan
 
+        self._notices = []
         client = self._async_client()
         try:
             summary = await run_plan(store=self.store, experiment=self.name, plan=plan, client=client,
                                      artifacts=self.artifact_store, concurrency=concurrency, budget_usd=budget_usd,
                                      experiment_budget_usd=self.budget_usd,
                                      on_progress=on_progress, cancel=cancel, timeout=timeout, batch=batch)
+            self._notices = await self._collect_notices(plan, client)
         finally:
             await client.aclose()
         self.last_summary = summary
         return summary
+
+    async def _collect_notices(self, plan: Plan, client: AsyncClient) -> list[tuple[str, str]]:
+        """The server's warnings on this plan's finished runs that sent image URLs (the server
+        fetches those; the simulator replaces one it cannot fetch with a placeholder), as
+        ``(run_id, note)``; each is stored as the row's ``note`` the first time it is seen."""
+        from .notices import note_text
+
+        found: list[tuple[str, str]] = []
+        for req in plan:
+            if not any(getattr(ref, "kind", None) == "url" for ref in getattr(req, "images", None) or ()):
+                continue
+            row = self.store.find_run(experiment=self.name, run_key=req.run_key())
+            if not row or row.get("status") not in ("succeeded", "partial_succeeded"):
+                continue
+            note = row.get("note")
+            if not note and row.get("remote_id"):
+                try:
+                    run = await client.get(str(row["remote_id"]))
+                except RunflowError:
+                    continue  # the row stays as it is; the next run of the plan asks again
+                note = note_text(run.notices)
+                if note:
+                    self.store.update_run(row["run_id"], note=note)
+            if note:
+                found.append((str(row["run_id"]), str(note)))
+        return found
 
     def generate(self, request: VideoRequest | None = None, /, **inputs: Any) -> dict[str, Any]:
         """One run, logged like a sweep of one; returns its stored row."""

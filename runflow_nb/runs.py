@@ -185,6 +185,21 @@ class Run:
         return self.status in ("succeeded", "partial_succeeded") and bool(self.output and self.output.video_url)
 
     @property
+    def notices(self) -> tuple[str, ...]:
+        """Warnings the server attached to the run (warning/error items of its ``logs`` field), e.g.
+        that a reference image could not be fetched and a placeholder was used."""
+        items = self.raw.get("logs")
+        if not isinstance(items, list):
+            return ()
+        found = []
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("message"), str):
+                level = str(item.get("level_code") or item.get("level") or "").lower()
+                if level.startswith(("warn", "error")):
+                    found.append(item["message"])
+        return tuple(found)
+
+    @property
     def queue_s(self) -> float | None:
         if self.created_at and self.started_at:
             return max(0.0, (self.started_at - self.created_at).total_seconds())

@@ -418,6 +418,11 @@ class Simulator:
             "callback_url": run.callback_url, "batch_id": run.batch_id, "created_at": iso_utc(run.created),
             "started_at": iso_utc(run.started), "completed_at": iso_utc(run.completed),
             "has_logs": bool(run.logs), "has_node_runs": False,
+            # Warnings ride along in the run's documented ``logs`` field (the shape of GET .../logs items),
+            # so a client learns from the run itself that, e.g., a reference was replaced by a placeholder.
+            "logs": [{"id": f"{run.id}-{i}", "run_id": run.id, "level_code": e["level"], "message": e["message"],
+                      "timestamp": e["timestamp"], "meta": {}}
+                     for i, e in enumerate(run.logs) if e["level"] in ("warning", "error")],
             "links": {"self": f"/v1/runs/{run.id}", "logs": f"/v1/runs/{run.id}/logs"},
         }
 

@@ -30,9 +30,11 @@ _itables_ready = False
 
 
 def view_columns(df: pd.DataFrame) -> list[str]:
-    """The parameters that varied (all parameters when none did), then status, rating, cost, wall time."""
+    """The parameters that varied (all parameters when none did), then status, rating, cost, wall time,
+    and ``note`` when some run has one (e.g. the server replaced a reference with a placeholder)."""
     varied = study.varying(df) or [c for c in ("prompt", "seed") if c in df.columns]
-    return varied + [c for c in _OUTCOME if c in df.columns]
+    notes = ["note"] if "note" in df.columns and df["note"].fillna("").astype(str).str.strip().ne("").any() else []
+    return varied + [c for c in _OUTCOME if c in df.columns] + notes
 
 
 def _cell(name: str, value: Any, rec: dict[str, Any]) -> str:

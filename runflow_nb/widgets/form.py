@@ -545,7 +545,11 @@ class GenerateForm:
                          "to a finished run, so nothing was sent or paid")
             else:
                 final = f"succeeded in {time.monotonic() - self._t0:.1f} s"
-            style = "color:#15803d"
+            notice = (self.result.get("note") if isinstance(self.result, dict)
+                      else " · ".join(self.result.run.notices))
+            if notice:  # e.g. a reference the server could not fetch, replaced by a placeholder
+                final += f" — ⚠ {notice}"
+            style = "color:#b45309" if notice else "color:#15803d"
         except Canceled as exc:
             self.error = None
             final = str(exc)

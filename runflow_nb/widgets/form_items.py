@@ -93,5 +93,6 @@ def row_result_html(row: Mapping[str, Any]) -> str:
         "run_id": row.get("run_id"),
     }
     cap = display.caption_html(fields, prompt=str(row.get("prompt") or ""), simulated=simulated, link=src)
+    cap += display.notice_html(row.get("note"))
     return display.video_html(src, poster=poster, caption=cap, width="640px", aspect=display.aspect_of(row),
                               max_height=480)
