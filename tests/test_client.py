@@ -50,9 +50,9 @@ def test_generate_over_real_http_against_the_emulator(emulator_server: Any, ref_
 
 def test_generate_on_the_in_process_simulator_says_so(ref_images: list[Path], tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    import runflow_nb.client as client_mod
+    import runflow_nb._client_base as client_base
 
-    client_mod._announced = False
+    client_base._announced = False
     with caplog.at_level(logging.WARNING, logger="runflow_nb"):
         client = Client(artifacts_dir=tmp_path)
         result = client.generate(prompt="character1 rests", images=ref_images[:1], duration=3,

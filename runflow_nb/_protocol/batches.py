@@ -1,0 +1,104 @@
+"""Creating and polling batches (``POST /v1/models/{model}/batches``): up to 100 runs in one create,
+under one ``Idempotency-Key``, resolved like single runs when the answer is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ..errors import APIError
+from ..runs import Run
+from .actions import Action, Outcome, Send, Sleep
+from .answers import _create_failure, _error, _json
+from .submit import Submits
+
+__all__ = ["BatchRefused", "Batches"]
+
+
+class BatchRefused(APIError):
+    """The batch route answered 422: the model takes no batches (or not these items)."""
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(error.message, status_code=error.status_code, code=error.code, errors=error.errors,
+                         request_id=error.request_id)
+
+    @property
+    def unsupported(self) -> bool:
+        """True unless the problems name items (``input[3].duration``): then only this batch was refused."""
+        return not any("input[" in str(e) for e in (self.errors or []))
+
+
+class Batches(Submits):
+    """Batch creates (:meth:`submit_batch`) and their items (:meth:`batch_items`)."""
+
+    def submit_batch(self, model: str, body: dict[str, Any], *, idempotency_key: str
+                     ) -> Generator[Action, Outcome, tuple[str | None, dict[str, Run | None]]]:
+        """Create a batch (items carry their ``client_ref``): ``(batch id, client_ref → Run)``.
+
+        A 422 raises :class:`BatchRefused` (a model without batches, or items it would not take:
+        send them as single runs). A lost answer is handled as for single runs: re-sent under the
+        same key when the server honours keys, else each item is looked up by its ``client_ref`` (a
+        ``None`` value: the item may exist but is not listed yet). A 409 for the key is looked up.
+        """
+        refs = [str(item["client_ref"]) for item in body["input"]]
+        path = f"/v1/models/{model}/batches"
+        last: Exception | None = None
+        for attempt in range(self.retry.max_retries + 1):
+            out = yield Send("POST", self.url(path), json=body, headers={"Idempotency-Key": idempotency_key},
+                             deadline=self._deadline(None))
+            retry_after: float | None = None
+            failure = _create_failure(out, "submitting the batch")
+            if failure is not None:
+                last, ambiguous, retry_after = failure
+            elif isinstance(out, httpx.Response) and out.status_code == 422:
+                raise BatchRefused(_error(out))
+            elif isinstance(out, httpx.Response) and out.status_code == 409:
+                found = yield from self._find_items(refs, str(_error(out)), grace=True, metadata=body.get("metadata"))
+                return None, found
+            elif isinstance(out, httpx.Response) and out.status_code >= 400:
+                raise _error(out)
+            else:
+                assert isinstance(out, httpx.Response)
+                return _batch_runs(_json(out), refs)
+            if ambiguous:  # as for single runs: a re-send after a lost answer, a look-up after a 5xx
+                lost = isinstance(out, Exception)
+                honoured = (yield from self.keys_honoured()) if lost else False
+                if not honoured:
+                    found = yield from self._find_items(refs, str(last), grace=lost, metadata=body.get("metadata"))
+                    if any(run is not None for run in found.values()):
+                        return None, found  # the batch was created: the rest are not listed yet
+            if attempt < self.retry.max_retries:
+                yield Sleep(self.retry.delay(attempt, retry_after))
+        assert last is not None
+        raise last
+
+    def batch_items(self, batch_id: str) -> Generator[Action, Outcome, list[Run]]:
+        """The runs of a batch (``GET /v1/batches/{id}/items``, each item with its full run)."""
+        resp = yield from self.call("GET", f"/v1/batches/{quote(batch_id, safe='')}/items", what="polling the batch")
+        data = _json(resp)
+        items = data.get("items") if isinstance(data, dict) else data
+        runs = []
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            if isinstance(item.get("run"), dict) and item["run"].get("id"):
+                runs.append(Run.parse(item["run"]))
+            elif item.get("run_id"):
+                runs.append(Run.parse({"id": item["run_id"], "status_code": item.get("status_code"),
+                                       "client_ref": item.get("client_ref"), "batch_id": batch_id}))
+        return runs
+
+
+def _batch_runs(data: Any, refs: list[str]) -> tuple[str | None, dict[str, Run | None]]:
+    found: dict[str, Run | None] = dict.fromkeys(refs)
+    if not isinstance(data, dict):
+        raise APIError("the batch answer is not an object")
+    batch_id = str(data["id"]) if data.get("id") else None
+    for item in data.get("items") or []:
+        if isinstance(item, dict) and item.get("run_id") and item.get("client_ref") in found:
+            found[item["client_ref"]] = Run.parse({"id": item["run_id"], "status_code": item.get("status_code"),
+                                                   "client_ref": item["client_ref"], "batch_id": batch_id})
+    return batch_id, found

@@ -1,0 +1,120 @@
+"""Finding a run by its ``client_ref``: the look-up that decides whether a create whose answer was
+lost may have made (and billed) a run. The server's filter is not trusted: items are filtered here
+too, other callers' runs with the same ``client_ref`` are told apart by their echoed metadata, and
+the newest listed run wins."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ..errors import APIError, NetworkError
+from ..runs import Run
+from .actions import Action, Outcome, Sleep
+from .answers import BadAnswer, _json
+from .calls import Calls
+
+__all__ = ["LookUp"]
+
+
+class LookUp(Calls):
+    """Look-ups by ``client_ref`` (:meth:`find`), alone or over a grace period after a lost answer."""
+
+    def find(self, client_ref: str, *, max_pages: int = 5, metadata: dict[str, Any] | None = None
+             ) -> Generator[Action, Outcome, Run | None]:
+        """The newest run with this ``client_ref``, or None: ``GET /v1/runs?q=client_ref:<v>``, and the
+        items filtered here as well (a server may ignore the filter), paging through recent runs by
+        either cursor spelling (``next_pq`` or ``next``, a token or a link).
+
+        ``client_ref`` is not documented as unique: with ``metadata`` (what our create sent), a run
+        whose echoed metadata lacks or contradicts it is another caller's and is skipped; a run
+        whose metadata is not shown at all is taken (nothing tells it apart).
+        """
+        value = client_ref if client_ref and not any(c.isspace() or c in '"|' for c in client_ref) else \
+            '"' + client_ref.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        path, params = "/v1/runs", {"q": f"client_ref:{value}", "limit": 100, "sort_by": "created_at:desc"}
+        seen: set[str] = set()
+        unverified: Run | None = None
+        for _ in range(max_pages):
+            resp = yield from self.call("GET", path, params=params, what="looking up the run by client_ref")
+            data = _json(resp)
+            if not isinstance(data, (dict, list)):  # an HTML page is no proof the run does not exist
+                raise BadAnswer(f"looking up the run by client_ref: HTTP {resp.status_code} is not a list of runs",
+                                status_code=resp.status_code)
+            items = data if isinstance(data, list) else next(
+                (data[k] for k in ("items", "data", "runs", "results") if isinstance(data, dict)
+                 and isinstance(data.get(k), list)), [])
+            for item in items:
+                if isinstance(item, dict) and item.get("client_ref") == client_ref and item.get("id"):
+                    mine = _ours(item, metadata)
+                    if mine:
+                        return Run.parse(item)
+                    if mine is None and unverified is None:
+                        unverified = Run.parse(item)
+            cursor = next((data.get(k) for k in ("next_pq", "next", "next_cursor") if isinstance(data, dict)
+                           and isinstance(data.get(k), str) and data.get(k)), None)
+            if not cursor or not items or cursor in seen:
+                return unverified
+            seen.add(cursor)
+            path, params = self._next_page(cursor, params)
+        return unverified
+
+    def _next_page(self, cursor: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """``(path, params)`` of the page a cursor names: a bare token is sent as ``pq``; a link (path
+        or same-origin URL) is followed with its own query, other hosts' links give up their ``pq``."""
+        if not cursor.startswith(("/", "http://", "https://")):
+            return "/v1/runs", {**params, "pq": cursor}
+        parts = urlsplit(cursor)
+        query = dict(parse_qsl(parts.query))
+        base = urlsplit(self.base_url)
+        if parts.netloc and (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+            return "/v1/runs", {**params, "pq": query.get("pq", "")}
+        path = parts.path
+        if base.path and base.path != "/" and path.startswith(base.path):
+            path = path[len(base.path.rstrip("/")):]
+        return path or "/v1/runs", {**params, **query}
+
+    def _find_after_lost_answer(self, client_ref: str, why: str, *, grace: bool,
+                                metadata: dict[str, Any] | None = None) -> Generator[Action, Outcome, Run | None]:
+        waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
+        try:
+            for wait in waits:
+                if wait:
+                    yield Sleep(wait)
+                found = yield from self.find(client_ref, metadata=metadata)
+                if found is not None:
+                    return found
+        except (APIError, NetworkError) as exc:
+            # The run may exist (and be billed): never report this as a refusal, or the
+            # caller would submit it again under a new client_ref and pay twice.
+            raise NetworkError(f"{why}; looking the run up by client_ref {client_ref} then failed ({exc}): "
+                               "it may have been created — look it up again before submitting anew") from exc
+        return None
+
+    def _find_items(self, refs: list[str], why: str, *, grace: bool, metadata: dict[str, Any] | None = None
+                    ) -> Generator[Action, Outcome, dict[str, Run | None]]:
+        found: dict[str, Run | None] = dict.fromkeys(refs)
+        waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
+        try:
+            for wait in waits:
+                if wait:
+                    yield Sleep(wait)
+                for ref in [r for r, run in found.items() if run is None]:
+                    found[ref] = yield from self.find(ref, metadata=metadata)
+                if all(run is not None for run in found.values()):
+                    break
+        except (APIError, NetworkError) as exc:
+            raise NetworkError(f"{why}; looking the batch's runs up by client_ref then failed ({exc}): they may "
+                               "have been created — look them up again before submitting anew") from exc
+        return found
+
+
+def _ours(item: dict[str, Any], metadata: dict[str, Any] | None) -> bool | None:
+    """Whether a listed run is the one our create made: True (its metadata echoes ours), False (it
+    echoes other metadata), None (nothing to tell by: no metadata of ours, or none shown)."""
+    theirs = item.get("metadata")
+    if not metadata or not isinstance(theirs, dict):
+        return None
+    return all(k in theirs and theirs[k] == v for k, v in metadata.items())
+
