@@ -190,22 +190,31 @@ def _prune(cache: pathlib.Path, *, keep: pathlib.Path) -> None:
 # --- picture -----------------------------------------------------------------------------------
 
 
+def add_h264_stream(out: Any, *, size: tuple[int, int], fps: int) -> Any:
+    """An H.264 stream on the open PyAV container ``out``: BT.709 limited range, a keyframe every 2 s,
+    ``ultrafast`` with a pinned thread count (the same bytes for the same frames). Every simulated
+    picture (generated or edited) is encoded through this one set-up."""
+    from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
+
+    width, height = size
+    stream = out.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    ctx = stream.codec_context
+    ctx.thread_count = _X264_THREADS
+    ctx.gop_size = 2 * fps
+    ctx.colorspace, ctx.color_range = Colorspace.ITU709, ColorRange.MPEG
+    ctx.color_primaries, ctx.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
+    stream.options = dict(_X264_OPTIONS)
+    return stream
+
+
 def _encode_video(path: str, images: Sequence[Image.Image], *, look: SeedLook, duration: int,
                   size: tuple[int, int], fps: int, label: str) -> None:
     """Encode the video-only stream to ``path``, one frame at a time."""
     import av
-    from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-    width, height = size
     with av.open(path, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        ctx = stream.codec_context
-        ctx.thread_count = _X264_THREADS
-        ctx.gop_size = 2 * fps
-        ctx.colorspace, ctx.color_range = Colorspace.ITU709, ColorRange.MPEG
-        ctx.color_primaries, ctx.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
-        stream.options = dict(_X264_OPTIONS)
+        stream = add_h264_stream(out, size=size, fps=fps)
         for i, frame in enumerate(_frames(images, look=look, duration=duration, size=size, fps=fps, label=label)):
             frame.pts = i
             out.mux(stream.encode(frame))

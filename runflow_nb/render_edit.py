@@ -19,15 +19,15 @@ import pathlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .look import plane_arrays, rgb_to_yuv_planes
 from .render import (
     _AUDIO_BIT_RATE,
-    _X264_OPTIONS,
-    _X264_THREADS,
     SAMPLE_RATE,
     _atomic_write,
     _audio_packets,
     _interleave,
     _tone_track,
+    add_h264_stream,
 )
 from .specs import VIDEO_EDIT
 
@@ -62,23 +62,14 @@ def render_edit(video: str | os.PathLike[str], *, references: Sequence[Image.Ima
 def _encode(path: str, src_path: str, *, references: Sequence[Image.Image], prompt: str, seed: int,
             size: tuple[int, int], audio_setting: str, label: str) -> None:
     import av
-    from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-    width, height = size
     grade = _grade(seed)
     overlay = _overlay(references, prompt=prompt, seed=seed, size=size, label=label)
     with av.open(src_path) as src, av.open(path, "w", format="mp4",
                                            container_options={"movflags": "+faststart"}) as out:
         vin = src.streams.video[0]
         ain = src.streams.audio[0] if src.streams.audio else None
-        vout = out.add_stream("libx264", rate=_FPS)
-        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
-        ctx = vout.codec_context
-        ctx.thread_count = _X264_THREADS
-        ctx.gop_size = 2 * _FPS
-        ctx.colorspace, ctx.color_range = Colorspace.ITU709, ColorRange.MPEG
-        ctx.color_primaries, ctx.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
-        vout.options = dict(_X264_OPTIONS)
+        vout = add_h264_stream(out, size=size, fps=_FPS)
         duration = _duration(src, vin)
         n_frames = max(1, round(duration * _FPS))
         frames = _edited_frames(src, vin, size=size, grade=grade, overlay=overlay, n_frames=n_frames)
@@ -123,11 +114,11 @@ def _edited_frames(src: Any, vin: Any, *, size: tuple[int, int], grade: tuple[bo
         if n_out >= n_frames:
             return
         t = float(frame.time or 0.0)
-        source = _plane_arrays(frame.reformat(width=width, height=height, format="yuv420p"))
+        source = plane_arrays(frame.reformat(width=width, height=height, format="yuv420p"))
         planes = [source[0], source[2], source[1]] if swap else source
         weight = min(1.0, (t + 0.25) / 1.0)  # the edit fades in over the first second
         out = av.VideoFrame(width, height, "yuv420p")
-        for dst, before, plane, lut, mask, colour in zip(_plane_arrays(out), source, planes, luts, masks, colours,
+        for dst, before, plane, lut, mask, colour in zip(plane_arrays(out), source, planes, luts, masks, colours,
                                                          strict=True):
             if lut is None:
                 dst[...] = plane
@@ -155,7 +146,7 @@ def _copy(frame: Any) -> Any:
     import av
 
     out = av.VideoFrame(frame.width, frame.height, "yuv420p")
-    for dst, src in zip(_plane_arrays(out), _plane_arrays(frame), strict=True):
+    for dst, src in zip(plane_arrays(out), plane_arrays(frame), strict=True):
         dst[...] = src
     return out
 
@@ -216,25 +207,8 @@ def _overlay(references: Sequence[Image.Image], *, prompt: str, seed: int, size:
     draw.text((x0 + pad - left, y0 + pad - top), text, font=font, fill=(240, 240, 240, 255))
     arr = np.asarray(canvas)
     mask = arr[..., 3] >= 128
-    colour = _yuv_planes(Image.fromarray(np.ascontiguousarray(arr[..., :3]), "RGB"))
+    colour = rgb_to_yuv_planes(Image.fromarray(np.ascontiguousarray(arr[..., :3]), "RGB"))
     return [mask, mask[::2, ::2], mask[::2, ::2]], colour
-
-
-def _plane_arrays(frame: Any) -> list[np.ndarray]:
-    """Writable numpy views of a frame's planes (without the line padding)."""
-    import numpy as np
-
-    return [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width]
-            for p in frame.planes]
-
-
-def _yuv_planes(img: Image.Image) -> list[np.ndarray]:
-    """BT.709 limited-range yuv420p planes of an RGB image with even dimensions."""
-    import av
-    from av.video.reformatter import Colorspace
-
-    yuv = av.VideoFrame.from_image(img).reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
-    return [plane.copy() for plane in _plane_arrays(yuv)]
 
 
 def _decoded_audio(src_path: str, duration: float) -> np.ndarray | None:

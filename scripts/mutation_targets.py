@@ -36,8 +36,7 @@ class Target:
 
 TARGETS = [  # cheapest first
     Target("report", "scrubbing: key redaction, base64 video removal, credential parameters refused",
-           ("runflow_nb.report.x__redact", "runflow_nb.report.x__redact_file", "runflow_nb.report.x__check_no_secrets",
-            "runflow_nb.report.x__strip_video_data"),
+           ("runflow_nb._report_scrub.*",),
            ("tests/test_report.py", "-k", "redaction or refused_before or scrubbing_a_written or inline_video or one_string or credential_check")),
     Target("display", "HTML rendering: escaping, URLs in attributes, rf.show",
            ("runflow_nb.display.*",), ("tests/test_escaping.py", "tests/test_display.py")),

@@ -309,7 +309,7 @@ def test_a_parameter_holding_the_key_is_refused_before_any_kernel_starts(
 
 
 def test_redaction_replaces_the_exact_key_and_prefixed_keys_only() -> None:
-    from runflow_nb.report import _redact
+    from runflow_nb._report_scrub import redact as _redact
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
@@ -325,7 +325,7 @@ def test_redaction_replaces_the_exact_key_and_prefixed_keys_only() -> None:
 
 def test_scrubbing_a_written_report_removes_the_key_and_inline_video_only(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from runflow_nb.report import _redact_file
+    from runflow_nb._report_scrub import redact_file as _redact_file
 
     monkeypatch.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
     page = tmp_path / "r.html"
@@ -343,7 +343,7 @@ def test_scrubbing_a_written_report_removes_the_key_and_inline_video_only(tmp_pa
 
 
 def test_inline_video_outputs_are_replaced_by_a_note_and_html_keeps_other_media() -> None:
-    from runflow_nb.report import _strip_video_data
+    from runflow_nb._report_scrub import strip_video_data as _strip_video_data
 
     nb = nbformat.v4.new_notebook()
     code = nbformat.v4.new_code_cell("x")
@@ -367,7 +367,7 @@ def test_inline_video_outputs_are_replaced_by_a_note_and_html_keeps_other_media(
 
 
 def test_html_given_as_one_string_loses_its_inline_video_too() -> None:
-    from runflow_nb.report import _strip_video_data
+    from runflow_nb._report_scrub import strip_video_data as _strip_video_data
 
     nb = nbformat.v4.new_notebook()
     code = nbformat.v4.new_code_cell("x")
@@ -380,7 +380,7 @@ def test_html_given_as_one_string_loses_its_inline_video_too() -> None:
 
 def test_the_credential_check_covers_exact_length_keys_paths_and_urls_with_passwords(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from runflow_nb.report import _check_no_secrets
+    from runflow_nb._report_scrub import check_no_secrets as _check_no_secrets
 
     monkeypatch.setenv("RUNFLOW_API_KEY", "8charKEY")  # the shortest key that is looked for
     with pytest.raises(ConfigurationError, match="looks like a credential"):
