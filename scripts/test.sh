@@ -149,23 +149,25 @@ PY
   rm -rf "$work"
 }
 
-lowest_versions() {
-  local ver py venv
-  read -r ver py < <(find_pythons | tail -n 1)  # the oldest supported Python: where the floors matter
+suite_on_versions() {  # suite_on_versions lowest|highest OLDEST|NEWEST: the core suite in a fresh venv
+  local resolution=$1 which=$2 ver py venv
+  if [ "$which" = oldest ]; then read -r ver py < <(find_pythons | tail -n 1); else read -r ver py < <(find_pythons | head -n 1); fi
   if [ -z "${py:-}" ]; then echo "no Python 3.10+ found"; return 1; fi
-  venv="$ci_tmp/lowest-venv"
-  echo "lowest declared versions on Python $ver ($py)"
-  "$PYTHON" scripts/requirements.py --tests >"$ci_tmp/lowest.txt" || return 1
+  venv="$ci_tmp/$resolution-venv"
+  echo "$resolution declared versions on Python $ver ($py)"
+  "$PYTHON" scripts/requirements.py --tests >"$ci_tmp/$resolution.txt" || return 1
   "$PYTHON" -m uv venv -q --python "$py" "$venv" || return 1
-  "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --resolution lowest-direct -r "$ci_tmp/lowest.txt" || return 1
+  "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --resolution "$resolution" -r "$ci_tmp/$resolution.txt" || return 1
   "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --no-deps . || return 1
   rm -rf build
   echo "resolved: $("$PYTHON" -m uv pip list --python "$venv/bin/python" 2>/dev/null | awk 'NR > 2 {print $1 "==" $2}' \
-    | grep -iE '^(av|httpx|pydantic|pillow|numpy|sqlalchemy|pandas|pyarrow|ipywidgets|ipython|papermill|nbconvert|nbformat|ipykernel|matplotlib|pyyaml|psycopg|fsspec|s3fs|moto)==' \
+    | grep -iE '^(av|httpx|pydantic|pillow|numpy|sqlalchemy|pandas|pyarrow|ipywidgets|ipython|papermill|nbconvert|nbformat|ipykernel|matplotlib|pyyaml|psycopg|fsspec|s3fs|moto|itables)==' \
     | tr '\n' ' ')"
   # The core suite: everything but the browser tests (JupyterLab in chromium) and the slow team soak.
   env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not browser and not slow" tests
 }
+lowest_versions() { suite_on_versions lowest-direct oldest; }  # where the declared floors matter
+newest_versions() { suite_on_versions highest newest; }        # what a researcher installs today
 
 # --- the steps ------------------------------------------------------------------------------------
 run_ruff() {
@@ -212,7 +214,8 @@ step "mypy" run_mypy
 step "pytest tests/" run_pytest
 step "nbval runflow_nb/notebooks/" run_notebooks
 step "wheel: fresh venv, newest Python, demo from an empty folder" check_wheel
-step "lowest declared versions: core suite" lowest_versions
+step "lowest declared versions, oldest Python: core suite" lowest_versions
+step "newest releases, newest Python: core suite" newest_versions
 
 section "summary"
 for r in "${results[@]}"; do
