@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -42,7 +41,7 @@ def _make_v1_store(url: str) -> None:
             conn.execute(
                 sa.text("INSERT INTO runs (run_id, experiment, status, run_key, created_at, updated_at, attempts, "
                         "tags, seed) VALUES (:id, 'horses', 'succeeded', :key, :t, :t, 1, '[\"v1\"]', :seed)"),
-                {"id": run_id, "key": f"k-{run_id}", "t": datetime(2024, 5, 1, 12, 0), "seed": seed},
+                {"id": run_id, "key": f"k-{run_id}", "t": "2024-05-01 12:00:00.000000", "seed": seed},
             )
     engine.dispose()
 
@@ -76,7 +75,7 @@ def test_migrate_refuses_a_store_newer_than_the_library_and_changes_nothing(
     engine = _engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO schema_version (version, description, applied_at) "
-                             "VALUES (99, 'from the future', :t)"), {"t": datetime(2030, 1, 1)})
+                             "VALUES (99, 'from the future', :t)"), {"t": "2030-01-01 00:00:00.000000"})
     engine.dispose()
     before = _snapshot(store_url)
 
