@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import APIError, NetworkError
-from ..runs import Run
+from ..runs import Run, parse_time
 from .actions import Action, Outcome, Sleep
 from .answers import BadAnswer, _json
 from .calls import Calls
@@ -24,7 +24,8 @@ class LookUp(Calls):
     def find(self, client_ref: str, *, max_pages: int = 5, metadata: dict[str, Any] | None = None
              ) -> Generator[Action, Outcome, Run | None]:
         """The newest run with this ``client_ref``, or None: ``GET /v1/runs?q=client_ref:<v>``, and the
-        items filtered here as well (a server may ignore the filter), paging through recent runs by
+        items filtered here as well (a server may ignore the filter), the newest match of a page
+        chosen by its ``created_at`` (a server may ignore ``sort_by``), paging through recent runs by
         either cursor spelling (``next_pq`` or ``next``, a token or a link).
 
         ``client_ref`` is not documented as unique: with ``metadata`` (what our create sent), a run
@@ -45,13 +46,14 @@ class LookUp(Calls):
             items = data if isinstance(data, list) else next(
                 (data[k] for k in ("items", "data", "runs", "results") if isinstance(data, dict)
                  and isinstance(data.get(k), list)), [])
-            for item in items:
-                if isinstance(item, dict) and item.get("client_ref") == client_ref and item.get("id"):
-                    mine = _ours(item, metadata)
-                    if mine:
-                        return Run.parse(item)
-                    if mine is None and unverified is None:
-                        unverified = Run.parse(item)
+            matches = [item for item in items
+                       if isinstance(item, dict) and item.get("client_ref") == client_ref and item.get("id")]
+            ours = [item for item in matches if _ours(item, metadata)]
+            if ours:
+                return Run.parse(_newest(ours))
+            maybe = [item for item in matches if _ours(item, metadata) is None]
+            if maybe and unverified is None:
+                unverified = Run.parse(_newest(maybe))
             cursor = next((data.get(k) for k in ("next_pq", "next", "next_cursor") if isinstance(data, dict)
                            and isinstance(data.get(k), str) and data.get(k)), None)
             if not cursor or not items or cursor in seen:
@@ -108,6 +110,16 @@ class LookUp(Calls):
             raise NetworkError(f"{why}; looking the batch's runs up by client_ref then failed ({exc}): they may "
                                "have been created — look them up again before submitting anew") from exc
         return found
+
+
+def _newest(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The most recently created of ``items`` (a server may ignore ``sort_by``); on a tie, or
+    without timestamps, the first listed."""
+    stamps = [parse_time(item.get("created_at")) for item in items]
+    known = [s for s in stamps if s is not None]
+    if not known:
+        return items[0]
+    return items[stamps.index(max(known))]
 
 
 def _ours(item: dict[str, Any], metadata: dict[str, Any] | None) -> bool | None:

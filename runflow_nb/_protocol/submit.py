@@ -105,11 +105,11 @@ class Submits(LookUp):
             raise NetworkError(f"{last} — the run may have been created (its answers were lost); sending it again "
                                "under the same client_ref replays it by its Idempotency-Key and pays nothing twice")
         if looked_up and isinstance(last, (RateLimitError, ServerError, NetworkError)):
-            last.args = (f"{last} — the run was not created (checked by client_ref {client_ref})",)
+            _explain(last, f"the run was not created (checked by client_ref {client_ref})")
         elif isinstance(last, NetworkError):
-            last.args = (f"{last} — the server could not be reached, so the run was never sent",)
+            _explain(last, "the server could not be reached, so the run was never sent")
         elif isinstance(last, RateLimitError):
-            last.args = (f"{last} — the server refused the run each time, so it was not created",)
+            _explain(last, "the server refused the run each time, so it was not created")
         raise last
 
     def keys_honoured(self) -> Generator[Action, Outcome, bool]:
@@ -131,3 +131,9 @@ class Submits(LookUp):
         self.honours_keys = ids[0] is not None and ids[0] == ids[1]
         return self.honours_keys
 
+
+def _explain(error: Exception, note: str) -> None:
+    """Add what the failure means for the run (created or not) to the error's text."""
+    if isinstance(error, APIError):  # its text is built from .message
+        error.message = f"{error.message} — {note}"
+    error.args = (f"{error.args[0] if error.args else error} — {note}",)

@@ -1,0 +1,787 @@
+"""The protocol's money decisions, driven over ``httpx.MockTransport`` with no latency.
+
+Each test scripts what the service does (tests/_wire.py: the documented contract in memory) and
+asserts what the flow sent, in which order, how long it paused, and what it concluded: a run that
+may exist is looked up before any re-send, never reported as refused, never paid twice.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from typing import Any
+
+import httpx
+import pytest
+from _wire import BASE, MODEL, RUNS, Clock, Driven, Service, body, drive, protocol, run_object
+
+from runflow_nb._protocol import BadAnswer, RetryPolicy, idempotency_key_for, retry_after_seconds
+from runflow_nb._protocol.answers import _create_failure, _definitely_unsent
+from runflow_nb._protocol.calls import Calls
+from runflow_nb._protocol.transfers import check_output_url
+from runflow_nb.errors import (
+    APIError,
+    DownloadError,
+    NetworkError,
+    RateLimitError,
+    ServerError,
+)
+
+LIST = "GET /v1/runs"
+CREATE = f"POST {RUNS}"
+PROBE = "POST /v1/asset-uploads"
+
+
+def submit(svc: Service, *, clock: Clock | None = None, out: Driven | None = None, key: str | None = None,
+           sent: dict[str, Any] | None = None, **overrides: Any) -> Any:
+    clock = clock or Clock()
+    proto = protocol(clock=clock, **overrides)
+    return drive(proto.submit(MODEL, sent or body(), idempotency_key=key), svc, clock=clock, out=out)
+
+
+# -- a create that answers ----------------------------------------------------------------------
+
+def test_a_created_run_is_returned_from_one_create_under_the_run_s_own_key() -> None:
+    svc = Service()
+    run = submit(svc)
+    assert svc.routes() == [CREATE] and len(svc.created) == 1
+    assert run.id == svc.created[0]["id"] and run.client_ref == "rfnb-ours" and run.status == "queued"
+    sent = svc.requests[0]
+    assert sent.headers["idempotency-key"] == idempotency_key_for("rfnb-ours")
+    assert sent.url == f"{BASE}{RUNS}"
+    assert httpx.Response(200, content=sent.content).json() == body()  # the body as given, nothing added
+
+
+def test_an_explicit_idempotency_key_is_the_one_sent() -> None:
+    svc = Service()
+    submit(svc, key="my-own-key")
+    assert svc.requests[0].headers["idempotency-key"] == "my-own-key"
+
+
+def test_the_idempotency_key_is_stable_per_client_ref_and_differs_between_them() -> None:
+    key = idempotency_key_for("rfnb-ours")
+    assert key == idempotency_key_for("rfnb-ours") != idempotency_key_for("rfnb-other")
+    assert key.startswith("rfnb-") and len(key) == 45 and all(c in "0123456789abcdef" for c in key[5:])
+    assert key == "rfnb-" + __import__("hashlib").sha256(b"runflow_nb idempotency\nrfnb-ours").hexdigest()[:40]
+
+
+# -- created, then 5xx: the classic double charge ---------------------------------------------
+
+def test_created_then_500_is_looked_up_before_any_re_send_and_paid_once() -> None:
+    svc = Service(create_faults=("created-500",))
+    out = Driven()
+    run = submit(svc, out=out)
+    assert len(svc.created) == 1 and run.id == svc.created[0]["id"]
+    assert svc.routes() == [CREATE, LIST]  # no re-send, and no key probe: a 5xx leaves nothing to replay
+    assert out.sleeps == []
+
+
+def test_created_then_500_on_a_server_that_replays_keys_is_still_looked_up_first() -> None:
+    svc = Service(create_faults=("created-500",), honours_keys=True)
+    submit(svc, honours_keys=True)  # even when key support is known, a failed create has no 201 to replay
+    assert svc.routes() == [CREATE, LIST] and len(svc.created) == 1
+
+
+def test_a_500_that_created_nothing_is_looked_up_once_then_re_sent() -> None:
+    svc = Service(create_faults=("500",))
+    out = Driven()
+    run = submit(svc, out=out)
+    assert svc.routes() == [CREATE, LIST, CREATE]  # one look-up (no grace period for a 5xx), then a re-send
+    assert len(svc.created) == 1 and run.id == svc.created[0]["id"]
+    assert len(out.sleeps) == 1 and 0 <= out.sleeps[0] <= 0.5
+
+
+def test_the_look_up_asks_for_our_client_ref_newest_first() -> None:
+    svc = Service(create_faults=("created-500",))
+    submit(svc, sent=body("rfnb-ours"))
+    params = dict(svc.requests[1].url.params)
+    assert params == {"q": "client_ref:rfnb-ours", "limit": "100", "sort_by": "created_at:desc"}
+
+
+def test_every_create_answered_500_is_reported_as_not_created_after_its_look_ups() -> None:
+    svc = Service(create_faults=("500",) * 6)
+    with pytest.raises(ServerError) as caught:
+        submit(svc)
+    assert svc.count(CREATE) == 6 and svc.count(LIST) == 6 and not svc.created
+    assert "the run was not created (checked by client_ref rfnb-ours)" in str(caught.value)
+
+
+def test_a_look_up_that_fails_after_a_500_never_reports_the_run_as_refused() -> None:
+    svc = Service(create_faults=("created-500",))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs":
+            return httpx.Response(503, json={"code": "MODEL_UNAVAILABLE", "message": "busy"})
+        return svc(request)
+
+    with pytest.raises(NetworkError) as caught:
+        submit(handler)  # type: ignore[arg-type]
+    assert "it may have been created" in str(caught.value) and "rfnb-ours" in str(caught.value)
+    assert svc.count(CREATE) == 1  # never re-sent while its fate is unknown
+
+
+def test_a_2xx_that_is_not_a_run_may_have_created_it_and_is_looked_up() -> None:
+    svc = Service(create_faults=("html",))
+    run = submit(svc, honours_keys=False)
+    assert svc.routes() == [CREATE, LIST] and run.id == svc.created[0]["id"]
+
+
+# -- the answer was lost ----------------------------------------------------------------------
+
+def test_a_dropped_answer_is_re_sent_under_its_key_where_keys_are_honoured() -> None:
+    svc = Service(create_faults=("created-drop",), honours_keys=True)
+    run = submit(svc)
+    # the probe: two identical upload-session creates under one key name the same asset
+    assert svc.routes() == [CREATE, PROBE, PROBE, CREATE]
+    probe = svc.requests[1:3]
+    assert probe[0].headers["idempotency-key"] == probe[1].headers["idempotency-key"]
+    assert probe[0].headers["idempotency-key"] != idempotency_key_for("rfnb-ours")
+    assert svc.requests[3].headers["idempotency-key"] == svc.requests[0].headers["idempotency-key"]
+    assert len(svc.created) == 1 and run.id == svc.created[0]["id"]  # the replay, not a second run
+
+
+def test_key_support_is_checked_once_per_protocol() -> None:
+    svc = Service(create_faults=("created-drop", "created-drop"), honours_keys=True)
+    proto = protocol()
+    drive(proto.submit(MODEL, body("rfnb-a")), svc)
+    drive(proto.submit(MODEL, body("rfnb-b")), svc)
+    assert svc.count(PROBE) == 2 and proto.honours_keys is True
+
+
+def test_a_dropped_answer_without_key_support_is_looked_up_over_a_grace_period() -> None:
+    svc = Service(create_faults=("created-drop",), honours_keys=False, hidden_lists=2)
+    out = Driven()
+    run = submit(svc, out=out)
+    assert svc.routes() == [CREATE, PROBE, PROBE, LIST, LIST, LIST]  # listed on the third look-up
+    assert out.sleeps == [1.0, 2.0] and run.id == svc.created[0]["id"] and len(svc.created) == 1
+
+
+def test_a_dropped_answer_never_listed_is_re_sent_after_the_whole_grace_period() -> None:
+    svc = Service(create_faults=("connect", "created-drop"), honours_keys=False)
+
+    def handler(request: httpx.Request) -> httpx.Response:  # the dropped create never shows in the list
+        if request.url.path == "/v1/runs":
+            svc.requests.append(request)
+            return httpx.Response(200, json={"items": [], "next_pq": None})
+        return svc(request)
+
+    out = Driven()
+    submit(handler, out=out)  # type: ignore[arg-type]
+    routes = svc.routes()
+    assert routes[:2] == [CREATE, CREATE] and routes[2:4] == [PROBE, PROBE]
+    assert routes[4:] == [LIST] * 4 + [CREATE]
+    assert out.sleeps[1:4] == [1.0, 2.0, 4.0]
+
+
+def test_every_answer_lost_under_an_honoured_key_is_never_called_not_created() -> None:
+    svc = Service(create_faults=("created-drop",) * 6, honours_keys=True)
+    with pytest.raises(NetworkError) as caught:
+        submit(svc)
+    text = str(caught.value)
+    assert "may have been created" in text and "replays it by its Idempotency-Key" in text
+    assert "never sent" not in text and "not created" not in text
+    assert svc.count(CREATE) == 6 and len(svc.created) == 1 and svc.count(LIST) == 0
+
+
+@pytest.mark.parametrize("exc", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
+def test_a_connection_never_made_is_re_sent_without_look_up_or_probe(exc: type[Exception]) -> None:
+    tries = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tries.append(request)
+        if len(tries) < 3:
+            raise exc("no connection", request=request)
+        return httpx.Response(201, json=run_object("0193-r", "rfnb-ours"))
+
+    out = Driven()
+    run = submit(handler, out=out)  # type: ignore[arg-type]
+    assert [r.url.path for r in tries] == [RUNS] * 3 and run.id == "0193-r"
+    assert len(out.sleeps) == 2 and 0 <= out.sleeps[0] <= 0.5 and 0 <= out.sleeps[1] <= 1.0
+
+
+def test_a_server_never_reached_says_the_run_was_never_sent() -> None:
+    svc = Service(create_faults=("connect",) * 6)
+    with pytest.raises(NetworkError) as caught:
+        submit(svc)
+    assert "could not be reached, so the run was never sent" in str(caught.value)
+    assert svc.routes() == [CREATE] * 6
+
+
+@pytest.mark.parametrize("exc", [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
+                                 httpx.WriteTimeout])
+def test_a_request_that_may_have_arrived_counts_as_maybe_created(exc: type[Exception]) -> None:
+    request = httpx.Request("POST", BASE)
+    assert not _definitely_unsent(exc("x", request=request))
+    failure = _create_failure(exc("x", request=request), "submitting")
+    assert failure is not None and failure[1] is True
+
+
+@pytest.mark.parametrize("exc", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
+def test_a_request_that_never_left_is_definitely_unsent(exc: type[Exception]) -> None:
+    assert _definitely_unsent(exc("x", request=httpx.Request("POST", BASE)))
+    failure = _create_failure(exc("x", request=httpx.Request("POST", BASE)), "submitting")
+    assert failure is not None and failure[1] is False and isinstance(failure[0], NetworkError)
+
+
+def test_create_failures_classified() -> None:
+    request = httpx.Request("POST", BASE)
+    assert _create_failure(httpx.Response(201, json={}, request=request), "x") is None
+    assert _create_failure(httpx.Response(409, json={}, request=request), "x") is None
+    assert _create_failure(httpx.Response(499, json={}, request=request), "x") is None
+    limited = _create_failure(httpx.Response(429, headers={"Retry-After": "3"}, json={}, request=request), "x")
+    assert limited is not None and isinstance(limited[0], RateLimitError) and limited[1:] == (False, 3.0)
+    failed = _create_failure(httpx.Response(500, json={}, request=request), "x")
+    assert failed is not None and isinstance(failed[0], ServerError) and failed[1:] == (True, None)
+    lost = _create_failure(httpx.ReadTimeout("gone", request=request), "submitting the run")
+    assert lost is not None and lost[1:] == (True, None)
+    assert str(lost[0]) == "submitting the run: ReadTimeout: gone"
+
+
+# -- 429, 409, other 4xx ------------------------------------------------------------------------
+
+def test_a_429_without_retry_after_backs_off_and_is_never_looked_up() -> None:
+    svc = Service(create_faults=("429", "429"))
+    out = Driven()
+    run = submit(svc, out=out)
+    assert svc.routes() == [CREATE] * 3 and run.id == svc.created[0]["id"]
+    assert len(out.sleeps) == 2 and 0 <= out.sleeps[0] <= 0.5 and 0 <= out.sleeps[1] <= 1.0
+
+
+def test_a_429_with_retry_after_waits_what_the_server_asked() -> None:
+    svc = Service(create_faults=("429:7", "429:0"))
+    out = Driven()
+    submit(svc, out=out)
+    assert out.sleeps[0] == 7.0
+    assert 0 <= out.sleeps[1] <= 0.1  # Retry-After: 0 still keeps a tenth of the backoff
+    assert svc.routes() == [CREATE] * 3
+
+
+def test_a_huge_retry_after_is_capped() -> None:
+    svc = Service(create_faults=("429:86400",))
+    out = Driven()
+    submit(svc, out=out)
+    assert out.sleeps == [120.0]
+
+
+def test_every_create_refused_with_429_says_it_was_not_created() -> None:
+    svc = Service(create_faults=("429",) * 6)
+    with pytest.raises(RateLimitError) as caught:
+        submit(svc)
+    assert "the server refused the run each time, so it was not created" in str(caught.value)
+    assert svc.routes() == [CREATE] * 6 and not svc.created
+
+
+def test_the_retries_of_a_create_are_bounded_by_max_retries() -> None:
+    svc = Service(create_faults=("429",) * 3)
+    with pytest.raises(RateLimitError):
+        submit(svc, max_retries=2)
+    assert svc.count(CREATE) == 3
+
+
+def test_a_409_for_the_key_is_resolved_by_look_up_without_a_re_send() -> None:
+    # An earlier copy of this run reached the server under the same key with another body.
+    earlier = body("rfnb-ours", metadata={"library": "runflow_nb/x"})
+    svc = Service()
+    first = submit(svc, sent=earlier)
+    changed = body("rfnb-ours", metadata={"library": "runflow_nb/x"})
+    changed["input"]["image_urls"] = ["https://img.test/re-uploaded.png"]
+    out = Driven()
+    again = submit(svc, sent=changed, out=out)
+    assert again.id == first.id and len(svc.created) == 1
+    assert svc.routes() == [CREATE, CREATE, LIST]
+
+
+def test_a_409_whose_run_is_not_listed_yet_is_looked_up_over_the_grace_period_then_not_re_sent() -> None:
+    svc = Service()
+    submit(svc, sent=body("rfnb-ours"))
+    svc.runs.clear()  # listed nowhere (yet)
+    changed = body("rfnb-ours")
+    changed["input"]["duration"] = 6
+    out = Driven()
+    with pytest.raises(NetworkError) as caught:
+        submit(svc, sent=changed, out=out)
+    assert "409" in str(caught.value) and "it may have been created" in str(caught.value)
+    assert svc.routes()[1:] == [CREATE, LIST, LIST, LIST, LIST] and out.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_a_422_is_raised_at_once_without_look_up() -> None:
+    svc = Service(create_faults=("422",))
+    with pytest.raises(APIError) as caught:
+        submit(svc)
+    assert caught.value.status_code == 422 and svc.routes() == [CREATE]
+
+
+# -- the look-up filters on our side ------------------------------------------------------------
+
+def find(svc: Any, client_ref: str = "rfnb-ours", **kwargs: Any) -> Any:
+    return drive(protocol().find(client_ref, **kwargs), svc)
+
+
+def test_a_list_that_ignores_filters_never_gives_another_run() -> None:
+    others = [run_object(f"0193-other-{i}", f"rfnb-other-{i}") for i in range(5)]
+    svc = Service(list_filters=False, others=others)
+    assert find(svc) is None
+    svc.runs.insert(2, run_object("0193-ours", "rfnb-ours"))
+    assert find(svc).id == "0193-ours"
+
+
+def test_another_caller_s_run_with_our_client_ref_is_skipped_for_ours() -> None:
+    mine = {"library": "runflow_nb/x", "experiment": "horses"}
+    runs = [run_object("0193-ours", "rfnb-ours", metadata=mine, created_at="2026-11-29T09:00:00Z"),
+            run_object("0193-theirs", "rfnb-ours", metadata={"experiment": "cats"}, created_at="2026-11-29T11:00:00Z")]
+    svc = Service(others=runs)
+    assert find(svc, metadata=mine).id == "0193-ours"
+    assert find(Service(others=runs[1:]), metadata=mine) is None  # theirs only: not ours
+    missing = run_object("0193-part", "rfnb-ours", metadata={"library": "runflow_nb/x"})  # lacks a key we sent
+    assert find(Service(others=[missing]), metadata=mine) is None
+
+
+def test_a_run_without_shown_metadata_is_taken_only_when_no_run_is_verified_ours() -> None:
+    mine = {"library": "runflow_nb/x"}
+    bare = run_object("0193-bare", "rfnb-ours", metadata=None, created_at="2026-11-29T11:00:00Z")
+    ours = run_object("0193-ours", "rfnb-ours", metadata=mine, created_at="2026-11-29T09:00:00Z")
+    assert find(Service(others=[ours, bare]), metadata=mine).id == "0193-ours"
+    assert find(Service(others=[bare]), metadata=mine).id == "0193-bare"
+    assert find(Service(others=[bare])).id == "0193-bare"  # no metadata of ours: nothing tells runs apart
+
+
+def test_the_newest_of_our_runs_is_chosen_even_from_a_list_in_the_wrong_order() -> None:
+    old = run_object("0193-old", "rfnb-ours", created_at="2026-11-29T09:00:00Z")
+    new = run_object("0193-new", "rfnb-ours", created_at="2026-11-29T10:00:00Z")
+    for order in ("desc", "asc"):
+        assert find(Service(others=[old, new], list_order=order)).id == "0193-new"
+
+
+def test_the_look_up_pages_through_a_list_that_ignores_filters() -> None:
+    others = [run_object(f"0193-other-{i}", f"rfnb-other-{i}") for i in range(7)]
+    ours = run_object("0193-ours", "rfnb-ours")
+    svc = Service(list_filters=False, page_size=3, others=[ours, *others])  # ours is the oldest: last page
+    assert find(svc).id == "0193-ours"
+    assert [r.url.params.get("pq") for r in svc.requests] == [None, "3", "6"]
+    assert all(r.url.params["q"] == "client_ref:rfnb-ours" for r in svc.requests)
+
+
+def test_the_look_up_reads_at_most_max_pages() -> None:
+    others = [run_object(f"0193-other-{i}", f"rfnb-other-{i}") for i in range(10)]
+    svc = Service(list_filters=False, page_size=2, others=[run_object("0193-ours", "rfnb-ours"), *others])
+    assert find(svc, max_pages=3) is None and len(svc.requests) == 3
+
+
+def test_the_look_up_follows_either_cursor_spelling_and_stops_on_a_repeated_one() -> None:
+    pages = {None: {"items": [run_object("x1", "other")], "next": "/v1/runs?pq=B&q=client_ref:rfnb-ours"},
+             "B": {"data": [run_object("x2", "other")], "next_cursor": "C"},
+             "C": {"results": [run_object("x3", "other")], "next_pq": "C"}}
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params.get("pq"))
+        return httpx.Response(200, json=pages[request.url.params.get("pq")])
+
+    assert find(handler) is None
+    assert seen == [None, "B", "C"]  # page C names itself next: seen, so no endless loop
+
+
+def test_a_bare_list_answer_is_read_and_a_link_to_another_host_gives_up_only_its_cursor() -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if len(seen) == 1:
+            return httpx.Response(200, json={"items": [run_object("x1", "other")],
+                                             "next": "https://evil.test/v1/runs?pq=P2&q=client_ref:theirs"})
+        return httpx.Response(200, json=[run_object("0193-ours", "rfnb-ours")])
+
+    assert find(handler).id == "0193-ours"
+    assert seen[1].host == "api.runflow.test" and seen[1].params["pq"] == "P2"
+    assert seen[1].params["q"] == "client_ref:rfnb-ours"
+
+
+def test_a_link_under_a_base_path_is_followed_on_our_host() -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if len(seen) == 1:
+            return httpx.Response(200, json={"items": [run_object("x1", "other")],
+                                             "next": "https://api.runflow.test/prefix/v1/runs?pq=P2"})
+        return httpx.Response(200, json={"items": []})
+
+    proto = protocol()
+    proto.base_url = "https://api.runflow.test/prefix"
+    assert drive(proto.find("rfnb-ours"), handler) is None
+    assert str(seen[1]).startswith("https://api.runflow.test/prefix/v1/runs?") and seen[1].params["pq"] == "P2"
+
+
+@pytest.mark.parametrize(("client_ref", "q"), [
+    ("rfnb-plain", "client_ref:rfnb-plain"),
+    ("with space", 'client_ref:"with space"'),
+    ('a"quote', 'client_ref:"a\\"quote"'),
+    ("a|pipe", 'client_ref:"a|pipe"'),
+    ("back\\slash x", 'client_ref:"back\\\\slash x"'),
+    ("", 'client_ref:""'),
+])
+def test_the_client_ref_filter_is_quoted_when_it_must_be(client_ref: str, q: str) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params["q"])
+        return httpx.Response(200, json={"items": []})
+
+    find(handler, client_ref)
+    assert seen == [q]
+
+
+def test_an_html_page_for_the_list_is_no_proof_the_run_does_not_exist() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/html"}, content=b"<html>login</html>")
+
+    with pytest.raises(BadAnswer):
+        find(handler)
+
+
+def test_items_without_an_id_or_not_objects_are_skipped() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": ["rfnb-ours", {"client_ref": "rfnb-ours"},
+                                                   {"id": "0193-ours", "client_ref": "rfnb-ours"}]})
+
+    assert find(handler).id == "0193-ours"
+
+
+# -- one request with retries (call) --------------------------------------------------------
+
+def call(handler: Any, *, clock: Clock | None = None, out: Driven | None = None, **kwargs: Any) -> Any:
+    clock = clock or Clock()
+    proto = protocol(clock=clock)
+    kwargs.setdefault("what", "reading")
+    return drive(proto.call(kwargs.pop("method", "GET"), "/v1/x", **kwargs), handler, clock=clock, out=out)
+
+
+def answers(*statuses: int | type[Exception], retry_after: str | None = None) -> Any:
+    left = list(statuses)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status = left.pop(0) if left else 200
+        if isinstance(status, type):
+            raise status("no answer", request=request)
+        headers = {"Retry-After": retry_after} if retry_after and status == 429 else {}
+        return httpx.Response(status, headers=headers, json={"code": "X", "message": f"HTTP {status}"})
+
+    handler.seen = seen  # type: ignore[attr-defined]
+    return handler
+
+
+def test_a_call_retries_5xx_429_and_lost_answers_when_idempotent() -> None:
+    handler = answers(500, 429, httpx.ReadTimeout, 503)
+    out = Driven()
+    resp = call(handler, out=out)
+    assert resp.status_code == 200 and len(handler.seen) == 5 and len(out.sleeps) == 4
+    assert all(0 <= s <= 0.5 * 2**i for i, s in enumerate(out.sleeps))
+
+
+def test_a_non_idempotent_call_is_never_re_sent_after_a_5xx_or_a_lost_answer() -> None:
+    for fault in (500, httpx.ReadTimeout):
+        handler = answers(fault)
+        with pytest.raises((ServerError, NetworkError)):
+            call(handler, method="POST", idempotent=False)
+        assert len(handler.seen) == 1
+
+
+def test_a_non_idempotent_call_is_re_sent_after_a_429_or_a_connection_never_made() -> None:
+    for fault in (429, httpx.ConnectError):
+        handler = answers(fault)
+        assert call(handler, method="POST", idempotent=False).status_code == 200
+        assert len(handler.seen) == 2
+
+
+def test_a_4xx_is_raised_at_once() -> None:
+    for status in (400, 401, 404, 409, 422):
+        handler = answers(status)
+        with pytest.raises(APIError) as caught:
+            call(handler)
+        assert caught.value.status_code == status and len(handler.seen) == 1
+
+
+def test_a_call_gives_up_after_max_retries_with_the_last_error() -> None:
+    handler = answers(*([503] * 6))
+    with pytest.raises(ServerError) as caught:
+        call(handler)
+    assert len(handler.seen) == 6 and "HTTP 503" in str(caught.value)
+    handler = answers(*([httpx.ReadTimeout] * 6))
+    with pytest.raises(NetworkError, match="reading: ReadTimeout: no answer"):
+        call(handler)
+    assert len(handler.seen) == 6
+
+
+def test_a_call_honours_retry_after() -> None:
+    handler = answers(429, retry_after="9")
+    out = Driven()
+    call(handler, out=out)
+    assert out.sleeps == [9.0]
+
+
+def test_a_call_never_pauses_past_its_deadline() -> None:
+    clock = Clock()
+    handler = answers(429, 429, retry_after="5")
+    out = Driven()
+    with pytest.raises(RateLimitError):
+        call(handler, clock=clock, out=out, deadline=clock.now + 8)  # the second 5 s pause would end past it
+    assert out.sleeps == [5.0] and len(handler.seen) == 2
+    handler = answers(httpx.ReadTimeout, httpx.ReadTimeout)
+    out = Driven()
+    with pytest.raises(NetworkError):
+        call(handler, clock=clock, out=out, deadline=clock.now)  # no time at all: no retry
+    assert out.sleeps == [] and len(handler.seen) == 1
+
+
+def test_a_pause_ending_exactly_at_the_deadline_is_not_taken() -> None:
+    clock = Clock()
+    calls = Calls(base_url=BASE, retry=RetryPolicy(), poll_interval=1, poll_max=1, wait_timeout=1, clock=clock)
+    assert calls._pause(5.0, None) and calls._pause(4.9, clock.now + 5)
+    assert not calls._pause(5.0, clock.now + 5)
+
+
+def test_every_send_carries_a_deadline_no_later_than_the_request_timeout_or_the_outer_one() -> None:
+    clock = Clock()
+    out = Driven()
+    call(answers(), clock=clock, out=out)
+    assert out.sends[0].deadline == clock.now + 60.0
+    out = Driven()
+    call(answers(), clock=clock, out=out, deadline=clock.now + 5)
+    assert out.sends[0].deadline == clock.now + 5
+    out = Driven()
+    call(answers(), clock=clock, out=out, deadline=clock.now + 500)
+    assert out.sends[0].deadline == clock.now + 60.0
+    out = Driven()
+    submit(Service(), clock=clock, out=out)
+    assert out.sends[0].deadline == clock.now + 60.0
+
+
+def test_a_call_passes_its_parts_on() -> None:
+    out = Driven()
+    call(answers(), out=out, method="POST", json={"a": 1}, params={"b": 2}, headers={"X-H": "v"}, auth=False)
+    sent = out.sends[0]
+    assert (sent.method, sent.url, sent.json, sent.params, sent.headers, sent.auth) == (
+        "POST", f"{BASE}/v1/x", {"a": 1}, {"b": 2}, {"X-H": "v"}, False)
+    out = Driven()
+    call(answers(), out=out)
+    assert out.sends[0].auth is True and out.sends[0].headers == {}
+
+
+def test_a_call_names_what_failed() -> None:
+    with pytest.raises(NetworkError, match=r"^GET /v1/x: ConnectError"):
+        drive(protocol(max_retries=0).call("GET", "/v1/x"), answers(httpx.ConnectError))
+
+
+# -- Retry-After and the backoff --------------------------------------------------------------
+
+def response(headers: dict[str, str]) -> httpx.Response:
+    return httpx.Response(429, headers=headers)
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    assert retry_after_seconds(response({"Retry-After": "12"})) == 12.0
+    assert retry_after_seconds(response({"Retry-After": "1.5"})) == 1.5
+    assert retry_after_seconds(response({"Retry-After": "-4"})) == 0.0
+    assert retry_after_seconds(response({})) is None
+    assert retry_after_seconds(response({"Retry-After": ""})) is None
+    assert retry_after_seconds(response({"Retry-After": "soon"})) is None
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 27 <= retry_after_seconds(response({"Retry-After": when})) <= 30  # type: ignore[operator]
+    past = email.utils.formatdate(time.time() - 300, usegmt=True)
+    assert retry_after_seconds(response({"Retry-After": past})) == 0.0
+
+
+def test_the_backoff_draws_full_jitter_below_an_exponential_capped_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[tuple[float, float]] = []
+
+    def uniform(a: float, b: float) -> float:
+        drawn.append((a, b))
+        return b
+
+    monkeypatch.setattr(random, "uniform", uniform)
+    policy = RetryPolicy()
+    assert [policy.delay(n) for n in range(8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert all(a == 0 for a, _ in drawn)
+    assert RetryPolicy(base_s=2.0, cap_s=5.0).delay(0) == 2.0 and RetryPolicy(base_s=2.0, cap_s=5.0).delay(2) == 5.0
+
+
+def test_retry_after_wins_over_the_backoff_but_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "uniform", lambda a, b: b)
+    policy = RetryPolicy()
+    assert policy.delay(0, 7.0) == 7.0
+    assert policy.delay(3, 0.0) == pytest.approx(0.4)  # a tenth of the backoff when the server says 0
+    assert policy.delay(3, 0.3) == pytest.approx(0.4) and policy.delay(3, 0.5) == 0.5
+    assert policy.delay(0, 500.0) == 120.0 and RetryPolicy(max_retry_after_s=60.0).delay(0, 500.0) == 60.0
+    assert policy.delay(0, 120.0) == 120.0
+
+
+def test_the_backoff_defaults_match_the_documented_retry_advice() -> None:
+    policy = RetryPolicy()
+    # "max 5 attempts, delay capped near 32 s": five retries after the first try, a 30 s cap
+    assert (policy.max_retries, policy.base_s, policy.cap_s, policy.max_retry_after_s) == (5, 0.5, 30.0, 120.0)
+
+
+def test_the_backoff_is_spread_over_its_whole_range() -> None:
+    random.seed(15)
+    policy = RetryPolicy()
+    for attempt, bound in ((0, 0.5), (2, 2.0), (9, 30.0)):
+        samples = [policy.delay(attempt) for _ in range(300)]
+        assert 0 <= min(samples) < 0.1 * bound and 0.9 * bound < max(samples) <= bound
+
+
+# -- output URLs ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["https://cdn.test/v.mp4?sig=1", "http://cdn.test/v.mp4"])
+def test_http_output_urls_pass(url: str) -> None:
+    check_output_url(url)
+
+
+@pytest.mark.parametrize(("url", "scheme"), [
+    ("file:///etc/passwd", "file"), ("ftp://host/v.mp4", "ftp"), ("javascript:alert(1)", "javascript"),
+    ("data:video/mp4;base64,AAAA", "data"), ("s3://bucket/v.mp4", "s3"), ("/local/v.mp4", "no"),
+    ("https:///no-host", "https"), ("", "no"),
+])
+def test_other_output_urls_are_refused_before_any_request(url: str, scheme: str) -> None:
+    with pytest.raises(DownloadError, match=f"non-http\\(s\\) URL \\({scheme} scheme\\)"):
+        check_output_url(url)
+    sent: list[httpx.Request] = []
+
+    class Sink:
+        def abort(self) -> None: ...
+
+    with pytest.raises(DownloadError):
+        drive(protocol().download(url, lambda _size: Sink()), lambda r: sent.append(r) or httpx.Response(200))
+    assert sent == []
+
+
+# -- uploads: the documented three steps ----------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
+
+
+def upload(svc: Service, data: bytes = PNG, *, proto: Any = None, clock: Clock | None = None,
+           out: Driven | None = None) -> str:
+    proto = proto or protocol(clock=clock)
+    return drive(proto.upload(data, filename="reference1.png", content_type="image/png"), svc, clock=clock, out=out)
+
+
+def test_an_upload_takes_the_three_documented_steps_with_their_field_names() -> None:
+    svc = Service()
+    out = Driven()
+    url = upload(svc, out=out)
+    assert [f"{r.method} {r.url.host}" for r in svc.requests] == [
+        "POST api.runflow.test", "PUT storage.test", "POST api.runflow.test"]
+    session, put, confirm = svc.requests
+    asset_id = next(iter(svc.assets))
+    assert session.url.path == "/v1/asset-uploads"
+    assert httpx.Response(200, content=session.content).json() == {
+        "filename": "reference1.png", "mime_type": "image/png", "size_bytes": len(PNG)}
+    assert put.url == f"https://storage.test/put/{asset_id}" and put.content == PNG
+    assert put.headers["content-type"] == "image/png"
+    assert out.sends[1].auth is False and all(s.auth for s in (out.sends[0], out.sends[2]))  # never the key
+    assert out.sends[1].deadline == 1000.0 + 900.0
+    assert confirm.url.path == f"/v1/asset-uploads/{asset_id}/confirmations"
+    assert httpx.Response(200, content=confirm.content).json() == {"folder_id": None}
+    assert url == f"https://cdn.test/{asset_id}.png?sig=1" and svc.assets[asset_id]["bytes"] == PNG
+
+
+def test_the_same_bytes_reuse_their_asset_for_a_while_then_upload_again() -> None:
+    clock = Clock()
+    proto = protocol(clock=clock)
+    svc = Service()
+    first = upload(svc, proto=proto, clock=clock)
+    assert upload(svc, proto=proto, clock=clock) == first and len(svc.requests) == 3
+    assert upload(svc, PNG + b"other", proto=proto, clock=clock) != first and len(svc.requests) == 6
+    clock.now += 30 * 60 - 1
+    assert upload(svc, proto=proto, clock=clock) == first and len(svc.requests) == 6
+    clock.now += 1
+    assert upload(svc, proto=proto, clock=clock) != first and len(svc.requests) == 9
+
+
+def test_an_expired_upload_url_starts_the_upload_again_twice_at_most() -> None:
+    svc = Service()
+    svc.put_faults = [403, 403]
+    url = upload(svc)
+    assert [r.method for r in svc.requests] == ["POST", "PUT", "POST", "PUT", "POST", "PUT", "POST"]
+    assert url.startswith("https://cdn.test/")
+    svc = Service()
+    svc.put_faults = [403, 403, 403]
+    with pytest.raises(APIError, match="refused \\(403: expired\\) three times"):
+        upload(svc)
+    assert [r.method for r in svc.requests] == ["POST", "PUT"] * 3  # never confirmed
+
+
+def test_a_put_that_fails_on_the_server_is_retried_and_a_refused_one_is_not() -> None:
+    svc = Service()
+    svc.put_faults = [500, 429]
+    out = Driven()
+    upload(svc, out=out)
+    assert [r.method for r in svc.requests] == ["POST", "PUT", "PUT", "PUT", "POST"] and len(out.sleeps) == 2
+    svc = Service()
+    svc.put_faults = [400]
+    with pytest.raises(APIError) as caught:
+        upload(svc)
+    assert caught.value.status_code == 400 and [r.method for r in svc.requests] == ["POST", "PUT"]
+
+
+def test_a_put_that_keeps_failing_gives_up_after_max_retries() -> None:
+    svc = Service()
+    svc.put_faults = [502] * 6
+    with pytest.raises(APIError) as caught:
+        upload(svc, proto=protocol(max_retries=5))
+    assert caught.value.status_code == 502 and svc.count("PUT /put/" + next(iter(svc.assets))) == 6
+
+    def dropped(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            raise httpx.WriteError("broken pipe", request=request)
+        return svc(request)
+
+    with pytest.raises(NetworkError, match="uploading the image"):
+        drive(protocol(max_retries=1).upload(PNG, filename="r.png", content_type="image/png"), dropped)
+
+
+@pytest.mark.parametrize("session", [{"upload_url": "https://storage.test/put/x"}, {"asset_id": "a1"}, ["a list"]])
+def test_an_upload_session_without_its_documented_fields_is_an_error(session: Any) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json=session)
+
+    with pytest.raises(APIError, match="no asset_id/upload_url"):
+        drive(protocol().upload(PNG, filename="r.png", content_type="image/png"), handler)
+
+
+def test_a_confirmation_without_a_url_is_an_error() -> None:
+    svc = Service()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/confirmations"):
+            return httpx.Response(201, json={"id": "a1"})
+        return svc(request)
+
+    with pytest.raises(APIError, match="has no url"):
+        drive(protocol().upload(PNG, filename="r.png", content_type="image/png"), handler)
+
+
+def test_key_support_is_probed_on_the_free_upload_session_route() -> None:
+    svc = Service(honours_keys=True)
+    proto = protocol()
+    assert drive(proto.keys_honoured(), svc) is True and proto.honours_keys is True
+    probe = [httpx.Response(200, content=r.content).json() for r in svc.requests]
+    assert probe == [{"filename": "runflow-nb-idempotency-check.png", "mime_type": "image/png", "size_bytes": 1}] * 2
+    assert drive(proto.keys_honoured(), svc) is True and len(svc.requests) == 2  # asked once
+    svc = Service(honours_keys=False)
+    proto = protocol()
+    assert drive(proto.keys_honoured(), svc) is False and proto.honours_keys is False
+
+
+def test_a_failed_probe_counts_as_no_key_support_for_now() -> None:
+    proto = protocol(max_retries=0)
+    assert drive(proto.keys_honoured(), answers(500)) is False and proto.honours_keys is None
+
+    def no_ids(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"upload_url": "u"})
+
+    proto = protocol()
+    assert drive(proto.keys_honoured(), no_ids) is False and proto.honours_keys is False
