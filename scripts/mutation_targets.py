@@ -50,7 +50,7 @@ TARGETS = [  # cheapest first
             "runflow_nb.request.x_load_reference", "runflow_nb.request.x__load_reference",
             "runflow_nb.request.x__decode_checked", "runflow_nb.request.x__geometry_issues",
             "runflow_nb._prompt_rules.*", "runflow_nb._sources.*"),
-           ("tests/test_request.py",)),
+           ("tests/test_request_limits.py", "tests/test_request.py")),
     Target("_protocol", "submit and its look-up, retries, Retry-After, which errors count as 'maybe created', "
            "key support, uploads, URL checks, deadlines",
            ("runflow_nb._protocol.submit.xǁSubmitsǁsubmit", "runflow_nb._protocol.submit.xǁSubmitsǁkeys_honoured",
@@ -71,7 +71,7 @@ TARGETS = [  # cheapest first
             "runflow_nb._client_base.x_new_client_ref", "runflow_nb._http.x_refuse_non_http"),
            ("tests/test_client_flows.py", "tests/test_protocol_flows.py")),
     Target("budget", "the money ledger of a sweep: reserve, hold, move, settle, close (spent + in flight + unknown)",
-           ("runflow_nb._budget.*",), ("tests/test_money.py", "tests/test_sweep.py", "-k", "not sweep_cli")),
+           ("runflow_nb._budget.*",), ("tests/test_budget.py", "tests/test_sweep_money.py")),
     Target("runner", "the sweep's money paths: claims and caps, re-attach, drive, outcomes, failures, stops, fatal answers",
            ("runflow_nb.runner.xǁ_Sweepǁ_claim_all", "runflow_nb.runner.xǁ_Sweepǁjob", "runflow_nb.runner.xǁ_Sweepǁ_job",
             "runflow_nb.runner.xǁ_Sweepǁ_drive", "runflow_nb.runner.xǁ_Sweepǁ_reattach",
@@ -80,7 +80,7 @@ TARGETS = [  # cheapest first
             "runflow_nb._recording.xǁRecorderǁ_fail", "runflow_nb._recording.xǁRecorderǁ_stopped",
             "runflow_nb._recording.xǁRecorderǁ_fatal", "runflow_nb._recording.xǁRecorderǁ_finish",
             "runflow_nb._recording.xǁRecorderǁ_collect", "runflow_nb.sweep_status.x_charged_usd"),
-           ("tests/test_sweep.py", "tests/test_pay_once.py", "tests/test_money.py", "-k", "not sweep_cli")),
+           ("tests/test_sweep_money.py",)),
 ]
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
 LABELS = {0: "survived", 33: "no test", 5: "no test", 34: "skipped", 35: "suspicious", None: "not checked",

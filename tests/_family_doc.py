@@ -20,6 +20,13 @@ RESOLUTIONS = ("720p", "1080p")
 ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4")
 SEED_MAX = 2147483647
 
+# reference-to-video's image_urls: "1–9 images; JPEG/JPG/PNG/WEBP; shortest side ≥ 400 px (720+ advised);
+# "Max 10 MB each"" — MB read as 10,000,000 bytes (the stricter reading: never send what may be refused).
+R2V_IMAGES = (1, 9)
+R2V_FORMATS = ("JPEG", "PNG", "WEBP")
+R2V_MIN_SIDE = 400
+R2V_MAX_BYTES = 10 * 10**6
+
 MODELS = {
     "r2v": "alibaba/happy-horse/reference-to-video",
     "t2v": "alibaba/happy-horse/text-to-video",
@@ -56,6 +63,7 @@ PAGE_PHRASES = (
     "video_url (MP4/MOV 3–60 s, ≤ 100 MB), prompt with @Image1…@Image5, reference_image_urls ≤ 5, "
     "audio_setting auto/origin | 0.28 / 0.56",
     "| duration | int | 3–15 s | 5 |",
+    '| image_urls | list, required | 1–9 images; JPEG/JPG/PNG/WEBP; shortest side ≥ 400 px (720+ advised); "Max 10 MB each" | — |',
     "| prompt | string, required | ≤ 2500 characters",
     '"size_bytes": 1–52428800',
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
@@ -52,3 +53,40 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         with pg_schema_url(timezone="Asia/Kolkata") as url:
             yield url
+
+
+# -- sweeps at zero latency (tests/_fast_sweep.py) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fast_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 3 s 720p MP4 with audio, rendered once; every fast-sweep run's video is a copy."""
+    from runflow_nb.render import render_clip
+
+    folder = tmp_path_factory.mktemp("fast-clip")
+    return Path(render_clip([Image.new("RGB", (800, 600), (200, 90, 40))], duration=3, aspect_ratio="16:9",
+                            resolution="720p", seed=1, dest=folder / "clip.mp4"))
+
+
+@pytest.fixture
+def no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Downloads skip fsync (durability is the crash tests' subject, not the fast sweeps')."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+
+
+@pytest.fixture
+def service(fast_clip: Path, no_fsync: None) -> Iterator[Any]:
+    """The documented API in-process at zero latency (:class:`_fast_sweep.Service`)."""
+    from _fast_sweep import Service
+
+    s = Service(fast_clip)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sweeper(service: Any, tmp_path: Path) -> Any:
+    """Repeated sweeps into one in-memory store through ``service`` (:class:`_fast_sweep.Sweeper`)."""
+    from _fast_sweep import Sweeper
+
+    return Sweeper(service, tmp_path)

@@ -1,0 +1,142 @@
+"""A sweep at zero latency: the real runner, client, store and emulator, with no sockets and no waiting.
+
+The emulator (with the ``before`` hooks and create records of :mod:`_scripted`) answers through an
+``httpx.MockTransport``; its simulator runs on a clock the test moves (:class:`Clock`), so a run
+stays in flight exactly until the test says it ended, and every "rendered" clip is a copy of one
+real MP4 made once per session (the sweep still downloads, hashes, probes and posters it). The
+store is SQLite in memory. A sweep of a few runs takes a fraction of a second, which is what lets
+mutation testing run these tests for every planted bug. The fixtures (``fast_clip``, ``no_fsync``,
+``service``, ``sweeper``) are in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _scripted import Scripted
+
+import runflow_nb as rf
+from runflow_nb.runner import SweepProgress, SweepSummary, run_plan
+from runflow_nb.simulator import Simulator
+from runflow_nb.store import Store
+
+KEY = "rf_test_fast_sweep"
+BASE = "https://api.runflow.test"
+PROMPT = "character1 gallops along the shore"
+RUN = 0.42  # 3 s at 720p
+HOLD_S = 1000.0  # how long a run created while frozen lasts on the simulator's clock
+
+AsyncHook = Callable[[httpx.Request], Awaitable["httpx.Response | None"]]
+
+
+class Clock:
+    """Epoch seconds the test can move ahead (the simulator's notion of time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+class Service:
+    """The documented API in-process: an emulator on a test-driven clock, no latency."""
+
+    def __init__(self, clip: Path, *, faults: str | None = None, frozen: bool = False) -> None:
+        self.clock = Clock()
+
+        def renderer(images: Any, *, dest: Any, **kw: Any) -> Path:
+            shutil.copyfile(clip, dest)
+            return Path(dest)
+
+        self.sim = Simulator(latency=HOLD_S if frozen else 0.0, clock=self.clock, renderer=renderer, max_workers=1)
+        self.emu = Scripted(simulator=self.sim, api_key=KEY, base_url=BASE, faults=faults)
+        self.async_before: list[AsyncHook] = []  # hooks that may await (a submit held open, a stop mid-request)
+
+    def freeze(self) -> None:
+        """Runs created from now on stay on the server (queued, then running) until :meth:`thaw`."""
+        self.sim.latency = HOLD_S
+
+    def thaw(self) -> None:
+        """Every run created so far ends at once (on the clock); new runs end as soon as they start."""
+        self.sim.latency = 0.0
+        self.clock.offset += 2 * HOLD_S
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        for hook in list(self.async_before):
+            got = await hook(request)
+            if got is not None:
+                return got
+        return self.emu.handle(request)
+
+    def client(self, **kw: Any) -> rf.AsyncClient:
+        kw.setdefault("poll_interval", 0.005)
+        kw.setdefault("max_retries", 0)
+        return rf.AsyncClient(api_key=KEY, base_url=BASE, transport=httpx.MockTransport(self._handle), **kw)
+
+    # -- what the server saw -------------------------------------------------------------------
+
+    def created(self) -> int:
+        return int(self.sim.counts()["runs"])
+
+    def billed(self) -> float:
+        self.thaw()
+        self.sim.counts()  # let every run reach its end on the clock
+        return round(sum(e["cost_usd"] for e in self.sim.ledger()), 2)
+
+    def close(self) -> None:
+        self.emu.close()
+
+
+class Sweeper:
+    """Runs plans into one store through one service, as repeated ``exp.run`` calls would."""
+
+    def __init__(self, service: Service, tmp_path: Path, *, experiment: str = "fast") -> None:
+        self.service = service
+        self.store = Store(":memory:")
+        self.artifacts = tmp_path / "artifacts"
+        self.experiment = experiment
+        self.progress: list[SweepProgress] = []
+        self.cancel = threading.Event()
+
+    def run(self, plan: rf.Plan, *, on_progress: Callable[[SweepProgress], None] | None = None,
+            client: rf.AsyncClient | None = None, **kw: Any) -> SweepSummary:
+        kw.setdefault("concurrency", 1)
+
+        def seen(p: SweepProgress) -> None:
+            self.progress.append(p)
+            if on_progress is not None:
+                on_progress(p)
+
+        async def go() -> SweepSummary:
+            c = client or self.service.client()
+            try:
+                return await run_plan(store=self.store, experiment=self.experiment, plan=plan, client=c,
+                                      artifacts=self.artifacts, on_progress=seen, cancel=self.cancel, **kw)
+            finally:
+                await c.aclose()
+
+        return asyncio.run(go())
+
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self.store.runs(self.experiment))
+
+    def statuses(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows():
+            out[r["status"]] = out.get(r["status"], 0) + 1
+        return out
+
+
+def plan(images: list[Path], seeds: Any, **kw: Any) -> rf.Plan:
+    kw.setdefault("duration", 3)
+    kw.setdefault("resolution", "720p")
+    return rf.grid(prompt=kw.pop("prompt", PROMPT), images=[images[:1]], seed=seeds, **kw)
+

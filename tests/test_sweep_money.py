@@ -1,0 +1,568 @@
+"""Every money decision of a sweep, at zero latency: reservations, releases, stops, fatal answers, order.
+
+The real runner, client, store and emulator (:mod:`_fast_sweep`: in-process transport, a clock the
+test moves). What the *server* saw (runs created, the ledger) is checked next to what the sweep
+reports, so a sweep that under-counts its own spending is caught as surely as one that overspends.
+The loopback, interrupt and crash versions of these guarantees are in ``test_money.py`` and
+``test_crash.py``; these are the cheap ones mutation testing runs for every planted bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _fast_sweep import RUN, Service, Sweeper, plan
+from _scripted import answer, is_create, is_download, is_poll
+
+import runflow_nb as rf
+from runflow_nb import errors
+from runflow_nb.runner import SweepProgress
+from runflow_nb.sweep_status import charged_usd
+
+
+def by_status(sw: Sweeper) -> Counter[str]:
+    return Counter(r["status"] for r in sw.rows())
+
+
+# --- reservations and releases ---------------------------------------------------------------------
+
+
+def test_a_budget_admits_exactly_the_runs_it_covers(service: Service, sweeper: Sweeper,
+                                                    ref_images: list[Path]) -> None:
+    s = sweeper.run(plan(ref_images, range(5)), budget_usd=3 * RUN)
+    assert by_status(sweeper) == Counter({"succeeded": 3, "skipped_budget": 2})
+    assert (s.submitted, s.skipped_budget, s.spent_usd) == (3, 2, pytest.approx(3 * RUN))
+    assert service.created() == 3 and service.billed() == pytest.approx(3 * RUN)
+    skipped = [r for r in sweeper.rows() if r["status"] == "skipped_budget"]
+    assert all(r["error_code"] == "BUDGET" and "$1.26" in r["error_message"] for r in skipped)
+    assert sum("budget guard" in m for m in s.messages) == 1  # said once, not once per skipped run
+    last = sweeper.progress[-1]
+    assert last.finished and last.skipped == 2 and last.done == 3 and last.spent_usd == pytest.approx(3 * RUN)
+
+
+def test_a_budget_that_covers_the_plan_cuts_nothing_and_zero_buys_nothing(service: Service, sweeper: Sweeper,
+                                                                          ref_images: list[Path]) -> None:
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=3 * RUN)
+    assert s.submitted == 3 and s.skipped_budget == 0
+    s = sweeper.run(plan(ref_images, range(3, 5)), budget_usd=0)
+    assert s.submitted == 0 and s.skipped_budget == 2 and service.created() == 3
+
+
+def test_runs_that_end_unknown_keep_their_share(service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.freeze()  # runs stay on the server; the sweep's wait gives up on them
+    s = sweeper.run(plan(ref_images, range(8)), budget_usd=3 * RUN, concurrency=4, timeout=0.05)
+    assert by_status(sweeper) == Counter({"unknown": 3, "skipped_budget": 5})
+    assert s.submitted == 3 and service.created() == 3 and s.spent_usd == 0
+    last = sweeper.progress[-1]
+    assert last.unknown_usd == pytest.approx(3 * RUN) and last.in_flight_usd == 0
+    assert "unknown $1.26" in last.money()
+    unknown = [r for r in sweeper.rows() if r["status"] == "unknown"]
+    assert all(r["remote_id"] and r["error_code"] == "RunTimeoutError" for r in unknown)
+    assert service.billed() == pytest.approx(3 * RUN)  # alive on the server, billed: why they count
+
+
+def test_failed_runs_free_their_share_for_the_next_run(fast_clip: Path, no_fsync: None, tmp_path: Path,
+                                                       ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="fail=2x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        s = sw.run(plan(ref_images, range(6)), budget_usd=3 * RUN)
+        assert by_status(sw) == Counter({"failed": 2, "succeeded": 3, "skipped_budget": 1})
+        assert s.spent_usd == pytest.approx(3 * RUN) and svc.billed() == pytest.approx(3 * RUN)
+        failed = [r for r in sw.rows() if r["status"] == "failed"]
+        assert all(r["cost_usd"] == 0 and r["error_code"] for r in failed)
+    finally:
+        svc.close()
+
+
+def test_failures_free_the_share_a_waiting_submit_needs(fast_clip: Path, no_fsync: None, tmp_path: Path,
+                                                        ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="fail=1x", frozen=True)
+    try:
+        sw = Sweeper(svc, tmp_path)
+
+        async def release(request: httpx.Request) -> httpx.Response | None:
+            if is_poll(request) and svc.created() >= 1:
+                svc.thaw()  # the first run (the failing one) ends only once the next submit is waiting
+            return None
+
+        svc.async_before.append(release)
+        s = sw.run(plan(ref_images, range(2)), budget_usd=RUN, concurrency=2)
+        assert by_status(sw) == Counter({"failed": 1, "succeeded": 1}) and s.skipped_budget == 0
+        assert svc.billed() == pytest.approx(RUN)
+    finally:
+        svc.close()
+
+
+def test_re_attached_and_unknown_runs_count_before_any_new_submit(service: Service, sweeper: Sweeper,
+                                                                  ref_images: list[Path]) -> None:
+    service.freeze()
+    sweeper.run(plan(ref_images, range(2)), timeout=0.05, concurrency=2)
+    assert by_status(sweeper) == Counter({"unknown": 2})
+    service.thaw()  # they end on the server meanwhile
+    s = sweeper.run(plan(ref_images, range(5)), budget_usd=3 * RUN)
+    assert (s.reattached, s.submitted, s.skipped_budget) == (2, 1, 2)
+    assert by_status(sweeper) == Counter({"succeeded": 3, "skipped_budget": 2})
+    assert s.spent_usd == pytest.approx(3 * RUN)  # the re-attached runs are charged to this call
+    assert service.created() == 3 and service.billed() == pytest.approx(3 * RUN)
+
+
+def test_runs_still_running_from_an_earlier_sweep_hold_their_share(service: Service, sweeper: Sweeper,
+                                                                   ref_images: list[Path]) -> None:
+    service.freeze()
+    stop_after_submits(sweeper, 2)
+    sweeper.run(plan(ref_images, range(4)), concurrency=2)
+    assert by_status(sweeper)["running"] + by_status(sweeper)["queued"] == 2
+    sweeper.cancel.clear()
+    service.thaw()
+    s = sweeper.run(plan(ref_images, range(4)), budget_usd=3 * RUN, concurrency=2)
+    assert (s.reattached, s.submitted, s.skipped_budget) == (2, 1, 1)
+    assert service.created() == 3 and service.billed() == pytest.approx(3 * RUN)
+
+
+def test_re_attached_runs_still_running_hold_their_share_while_new_runs_are_decided(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.freeze()  # they never end during this test: every decision is taken while they run
+    sweeper.run(plan(ref_images, range(2)), timeout=0.05, concurrency=2)
+    s = sweeper.run(plan(ref_images, range(5)), budget_usd=3 * RUN, concurrency=5, timeout=0.05)
+    assert (s.reattached, s.submitted, s.skipped_budget) == (2, 1, 2)
+    assert service.created() == 3 and sweeper.progress[-1].unknown_usd == pytest.approx(3 * RUN)
+
+
+def test_a_run_whose_submit_answer_was_lost_keeps_its_share_and_is_found_not_resubmitted(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="drop=1x")  # created on the server, the answer never arrives
+    try:
+        sw = Sweeper(svc, tmp_path)
+        s = sw.run(plan(ref_images, range(3)), budget_usd=3 * RUN)
+        assert by_status(sw) == Counter({"succeeded": 2, "unknown": 1})
+        lost = next(r for r in sw.rows() if r["status"] == "unknown")
+        assert lost["remote_id"] is None and lost["client_ref"]
+        assert sw.progress[-1].unknown_usd == pytest.approx(RUN) and s.spent_usd == pytest.approx(2 * RUN)
+        s = sw.run(plan(ref_images, range(4)), budget_usd=RUN)  # found by its client_ref: counted, not re-sent
+        assert (s.reattached, s.submitted, s.skipped_budget) == (1, 0, 1)
+        assert by_status(sw) == Counter({"succeeded": 3, "skipped_budget": 1})
+        assert svc.created() == 3 and svc.billed() == pytest.approx(3 * RUN)
+    finally:
+        svc.close()
+
+
+def test_an_unknown_run_that_never_reached_the_server_frees_its_share(service: Service, sweeper: Sweeper,
+                                                                      ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(2)))
+    sweeper.store.update_run(sweeper.rows()[0]["run_id"], status="unknown", remote_id=None,
+                             client_ref="never-sent-0000", video_path=None)
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=2 * RUN)
+    # the look-up by client_ref finds nothing: its reservation is released and it is submitted
+    assert (s.reattached, s.submitted, s.skipped_budget) == (0, 2, 0)
+    assert by_status(sweeper) == Counter({"succeeded": 3}) and service.created() == 4
+
+
+def test_the_experiment_cap_counts_what_earlier_calls_spent(service: Service, sweeper: Sweeper,
+                                                            ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(3)), experiment_budget_usd=5 * RUN)
+    lines: list[str] = []
+    s = sweeper.run(plan(ref_images, range(3, 9)), experiment_budget_usd=5 * RUN,
+                    on_progress=lambda p: lines.append(p.line()))
+    assert (s.submitted, s.skipped_budget) == (2, 4)
+    p = sweeper.progress[-1]
+    assert p.budget_scope == "experiment" and p.prior_usd == pytest.approx(3 * RUN)
+    assert p.budget_usd == pytest.approx(2 * RUN)
+    assert "left of the experiment budget ($1.26 spent before)" in lines[-1]
+    s = sweeper.run(plan(ref_images, range(9, 12)), budget_usd=100, experiment_budget_usd=5 * RUN)
+    assert s.submitted == 0 and s.skipped_budget == 3  # a call's budget cannot lift the experiment's
+    assert service.created() == 5 and service.billed() == pytest.approx(5 * RUN)
+
+
+def test_the_experiment_cap_counts_unknown_runs_and_not_failed_ones(fast_clip: Path, no_fsync: None,
+                                                                    tmp_path: Path, ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="fail=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(2)))  # one failed (costs nothing), one succeeded
+        svc.freeze()
+        sw.run(plan(ref_images, range(2, 3)), timeout=0.05)  # one unknown (may be billed)
+        svc.thaw()
+        s = sw.run(plan(ref_images, range(3, 7)), experiment_budget_usd=4 * RUN)
+        p = sw.progress[-1]
+        assert p.prior_usd == pytest.approx(2 * RUN)  # succeeded + unknown; the failed run is free
+        assert s.submitted + s.skipped_budget == 4 and p.budget_usd == pytest.approx(2 * RUN)
+    finally:
+        svc.close()
+
+
+def test_the_smaller_of_the_call_and_experiment_caps_applies(service: Service, sweeper: Sweeper,
+                                                             ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(1)))
+    s = sweeper.run(plan(ref_images, range(1, 6)), budget_usd=2 * RUN, experiment_budget_usd=10 * RUN)
+    p = sweeper.progress[-1]
+    assert s.submitted == 2 and p.budget_scope == "call" and p.budget_usd == pytest.approx(2 * RUN)
+    assert "budget for this call" in p.money()
+    s = sweeper.run(plan(ref_images, range(6, 9)), budget_usd=5 * RUN, experiment_budget_usd=4 * RUN)
+    p = sweeper.progress[-1]
+    assert s.submitted == 1 and p.budget_scope == "experiment" and p.budget_usd == pytest.approx(RUN)
+    s = sweeper.run(plan(ref_images, range(9, 10)), experiment_budget_usd=RUN)
+    assert s.submitted == 0 and sweeper.progress[-1].budget_usd == 0.0  # spent past the cap: nothing, never < 0
+
+
+def test_an_experiment_cap_reuses_finished_runs_of_the_same_plan_free(service: Service, sweeper: Sweeper,
+                                                                       ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(2)), experiment_budget_usd=3 * RUN)
+    s = sweeper.run(plan(ref_images, range(3)), experiment_budget_usd=3 * RUN)
+    assert (s.reused, s.submitted, s.skipped_budget) == (2, 1, 0)
+    assert sweeper.progress[-1].prior_usd == pytest.approx(2 * RUN)
+
+
+@pytest.mark.parametrize(("row", "usd"), [
+    ({"status": "succeeded", "cost_usd": 0.7, "cost_estimate_usd": 0.42}, 0.7),
+    ({"status": "partial_succeeded", "cost_usd": None, "cost_estimate_usd": 0.42}, 0.42),
+    ({"status": "download_failed", "cost_usd": math.nan, "cost_estimate_usd": 0.42}, 0.42),
+    ({"status": "succeeded", "cost_usd": 0, "cost_estimate_usd": 0.42}, 0.0),
+    ({"status": "running", "cost_usd": None, "cost_estimate_usd": 0.42}, 0.42),
+    ({"status": "submitting", "cost_estimate_usd": 0.7}, 0.7),
+    ({"status": "unknown", "cost_usd": None, "cost_estimate_usd": 0.42}, 0.42),
+    ({"status": "queued", "cost_estimate_usd": None}, 0.0),
+    ({"status": "failed", "cost_usd": 0.0, "cost_estimate_usd": 0.42}, 0.0),
+    ({"status": "error", "cost_estimate_usd": 0.42}, 0.0),
+    ({"status": "planned", "cost_estimate_usd": 0.42}, 0.0),
+    ({"status": "skipped_budget", "cost_estimate_usd": 0.42}, 0.0),
+    ({"status": "canceled", "cost_estimate_usd": 0.42}, 0.0),
+])
+def test_what_a_stored_run_costs_or_may_cost(row: dict[str, Any], usd: float) -> None:
+    got = charged_usd(row)
+    assert isinstance(got, float) and got == pytest.approx(usd)
+
+
+# --- outcomes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault", "status"), [("nooutput", "succeeded"), ("partialnooutput", "partial_succeeded")])
+def test_a_billed_run_without_a_video_is_charged_and_never_submitted_again(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path], fault: str, status: str) -> None:
+    svc = Service(fast_clip, faults=f"{fault}=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        s = sw.run(plan(ref_images, range(2)), budget_usd=2 * RUN)
+        rows = {r["status"]: r for r in sw.rows()}
+        bad = rows["download_failed"]
+        assert bad["error_code"] == "NO_OUTPUT" and bad["cost_usd"] == pytest.approx(RUN)
+        assert status in bad["error_message"] and "charged $0.42" in bad["error_message"]
+        assert s.spent_usd == pytest.approx(2 * RUN)
+        s = sw.run(plan(ref_images, range(2)), budget_usd=2 * RUN)
+        assert s.submitted == 0 and svc.created() == 2  # billed once: looked at again, never re-sent
+        assert s.spent_usd == 0
+    finally:
+        svc.close()
+
+
+def test_a_failed_run_is_sent_again_under_a_new_client_ref(fast_clip: Path, no_fsync: None, tmp_path: Path,
+                                                          ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="fail=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(1)))
+        (first,) = sw.rows()
+        assert first["status"] == "failed"
+        s = sw.run(plan(ref_images, range(1)))
+        (again,) = sw.rows()
+        assert s.submitted == 1 and again["status"] == "succeeded" and again["attempts"] == 2
+        # the old reference names the failed attempt: a look-up by it would find that run
+        assert again["client_ref"] != first["client_ref"] and again["remote_id"] != first["remote_id"]
+        refs = [r["client_ref"] for r in svc.sim.list_runs(limit=10)[0]]
+        assert sorted(refs) == sorted([first["client_ref"], again["client_ref"]])
+    finally:
+        svc.close()
+
+
+def test_a_partial_run_is_charged_and_kept(fast_clip: Path, no_fsync: None, tmp_path: Path,
+                                           ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="partial=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        s = sw.run(plan(ref_images, range(2)), budget_usd=2 * RUN)
+        assert by_status(sw) == Counter({"partial_succeeded": 1, "succeeded": 1})
+        assert s.spent_usd == pytest.approx(2 * RUN) and all(r["video_path"] for r in sw.rows())
+        s = sw.run(plan(ref_images, range(2)))
+        assert (s.reused, s.submitted) == (2, 0)
+    finally:
+        svc.close()
+
+
+def test_a_run_the_server_forgot_is_failed_and_frees_its_share(service: Service, sweeper: Sweeper,
+                                                               ref_images: list[Path]) -> None:
+    forgotten: list[str] = []
+
+    async def gone(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request):
+            forgotten[:] = forgotten or [request.url.path]
+            if request.url.path == forgotten[0]:
+                return answer(404, {"code": "RUN_NOT_FOUND", "message": "no such run"})
+        return None
+
+    service.async_before.append(gone)
+    s = sweeper.run(plan(ref_images, range(2)), budget_usd=RUN)
+    assert by_status(sweeper) == Counter({"failed": 1, "succeeded": 1}) and s.submitted == 2
+    failed = next(r for r in sweeper.rows() if r["status"] == "failed")
+    assert failed["error_code"] == "RUN_NOT_FOUND" and failed["cost_usd"] == 0.0
+    assert "no longer knows this run" in failed["error_message"]
+    assert sweeper.progress[-1].unknown_usd == 0 and sweeper.progress[-1].in_flight_usd == 0
+
+
+def test_a_refused_submit_is_an_error_frees_its_share_and_the_sweep_goes_on(service: Service, sweeper: Sweeper,
+                                                                            ref_images: list[Path]) -> None:
+    async def refuse_first(request: httpx.Request) -> httpx.Response | None:
+        if is_create(request) and not refused:
+            refused.append(request)
+            return answer(422, {"code": "VALIDATION_ERROR", "message": "prompt: refused by the server",
+                                "errors": [{"field": "prompt", "message": "refused"}]})
+        return None
+
+    refused: list[httpx.Request] = []
+    service.async_before.append(refuse_first)
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=2 * RUN)
+    assert by_status(sweeper) == Counter({"error": 1, "succeeded": 2})
+    err = next(r for r in sweeper.rows() if r["status"] == "error")
+    assert err["error_code"] and err["error_message"]
+    assert s.fatal is None and s.stopped is None and service.created() == 2
+
+
+def test_a_failed_download_is_charged_and_fetched_again_without_a_new_submit(service: Service, sweeper: Sweeper,
+                                                                            ref_images: list[Path]) -> None:
+    async def broken(request: httpx.Request) -> httpx.Response | None:
+        return answer(500, {"code": "INTERNAL_ERROR", "message": "disk"}) if is_download(request) else None
+
+    service.async_before.append(broken)
+    s = sweeper.run(plan(ref_images, range(2)), budget_usd=2 * RUN)
+    assert by_status(sweeper) == Counter({"download_failed": 2}) and s.spent_usd == pytest.approx(2 * RUN)
+    service.async_before.remove(broken)
+    s = sweeper.run(plan(ref_images, range(2)), budget_usd=0)  # costs nothing more: a budget of 0 is enough
+    assert by_status(sweeper) == Counter({"succeeded": 2}) and s.submitted == 0 and service.created() == 2
+    assert all(Path(r["video_path"]).exists() for r in sweeper.rows())
+
+
+def test_an_error_while_waiting_leaves_the_run_unknown_with_its_share(service: Service, sweeper: Sweeper,
+                                                                      ref_images: list[Path]) -> None:
+    async def flaky(request: httpx.Request) -> httpx.Response | None:
+        return answer(503, {"code": "MODEL_UNAVAILABLE", "message": "busy"}) if is_poll(request) else None
+
+    service.freeze()
+    service.async_before.append(flaky)
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=2 * RUN, concurrency=2)
+    assert by_status(sweeper) == Counter({"unknown": 2, "skipped_budget": 1}) and s.submitted == 2
+    assert sweeper.progress[-1].unknown_usd == pytest.approx(2 * RUN)
+    service.async_before.remove(flaky)
+    service.thaw()
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=2 * RUN)  # resolved, paid once, nothing new fits
+    assert (s.reattached, s.submitted) == (2, 0) and by_status(sweeper)["succeeded"] == 2
+    assert service.created() == 2
+
+
+# --- stop means stop --------------------------------------------------------------------------------
+
+
+def stop_after_submits(sw: Sweeper, n: int) -> None:
+    """The next sweep of ``sw`` is stopped as soon as ``n`` runs exist on the server (checked at
+    every progress change, as a Stop button's handler would)."""
+    original = sw.run
+
+    def on_progress(p: SweepProgress) -> None:
+        if sw.service.created() >= n:
+            sw.cancel.set()
+
+    def run(*args: Any, **kw: Any) -> Any:
+        sw.run = original  # type: ignore[method-assign]
+        return original(*args, on_progress=on_progress, **kw)
+
+    sw.run = run  # type: ignore[method-assign]
+
+
+def test_nothing_is_submitted_after_a_stop(service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.freeze()
+    stop_after_submits(sweeper, 2)
+    s = sweeper.run(plan(ref_images, range(8)), concurrency=2, budget_usd=8 * RUN)
+    assert service.created() == 2 and s.submitted == 2
+    counts = by_status(sweeper)
+    assert counts["planned"] == 6 and counts["running"] + counts["queued"] == 2, counts
+    assert s.stopped == "stop requested" and (s.still_running, s.may_cost_usd) == (2, pytest.approx(2 * RUN))
+    assert any("2 runs still on the server" in m and "$0.84" in m and "6 left planned" in m for m in s.messages)
+    on_server = [r for r in sweeper.rows() if r["remote_id"]]
+    assert len(on_server) == 2 and all(r["error_code"] == "STOPPED" for r in on_server)
+    last = sweeper.progress[-1]
+    assert last.finished and last.stopped == "stop requested" and last.in_flight_usd == pytest.approx(2 * RUN)
+
+
+def test_a_stop_before_the_start_submits_nothing(service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    sweeper.cancel.set()
+    s = sweeper.run(plan(ref_images, range(4)), concurrency=2)
+    assert service.created() == 0 and s.submitted == 0 and by_status(sweeper) == Counter({"planned": 4})
+    assert (s.still_running, s.may_cost_usd) == (0, 0.0) and "0 runs still on the server" in " ".join(s.messages)
+
+
+def test_a_stopped_sweep_resumes_without_paying_twice(service: Service, sweeper: Sweeper,
+                                                      ref_images: list[Path]) -> None:
+    service.freeze()
+    stop_after_submits(sweeper, 2)
+    sweeper.run(plan(ref_images, range(5)), concurrency=2)
+    sweeper.cancel.clear()
+    service.thaw()
+    s = sweeper.run(plan(ref_images, range(5)), concurrency=2)
+    assert (s.reattached, s.submitted) == (2, 3) and by_status(sweeper) == Counter({"succeeded": 5})
+    assert service.created() == 5 and service.billed() == pytest.approx(5 * RUN)
+
+
+def test_a_stop_that_lands_while_the_run_is_being_claimed_sends_nothing(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    claim = sweeper.store.transition
+
+    def claim_then_stop(*args: Any, **kw: Any) -> Any:
+        got = claim(*args, **kw)
+        sweeper.cancel.set()  # the stop arrives between the claim and the submit
+        return got
+
+    sweeper.store.transition = claim_then_stop  # type: ignore[method-assign]
+    s = sweeper.run(plan(ref_images, range(2)), budget_usd=2 * RUN)
+    assert service.created() == 0 and s.submitted == 0
+    assert by_status(sweeper) == Counter({"planned": 2})
+    assert all(r["submitted_at"] is None for r in sweeper.rows())
+    assert sweeper.progress[-1].in_flight_usd == 0 and sweeper.progress[-1].unknown_usd == 0
+
+
+def test_a_stop_while_a_submit_waits_for_budget_leaves_it_planned(service: Service, sweeper: Sweeper,
+                                                                  ref_images: list[Path]) -> None:
+    service.freeze()
+    stop_after_submits(sweeper, 1)
+    s = sweeper.run(plan(ref_images, range(3)), concurrency=3, budget_usd=RUN)
+    counts = by_status(sweeper)
+    assert counts["skipped_budget"] == 0 and counts["planned"] == 2, counts  # a stop is not a budget cut
+    assert s.submitted == 1 and service.created() == 1
+
+
+def test_a_stop_during_the_submit_request_leaves_the_run_unknown_and_reserved(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    async def hold_create(request: httpx.Request) -> httpx.Response | None:
+        if is_create(request):
+            sweeper.cancel.set()
+            await asyncio.sleep(30)  # cancelled by the stop long before
+        return None
+
+    service.async_before.append(hold_create)
+    s = sweeper.run(plan(ref_images, range(3)), concurrency=1, budget_usd=3 * RUN)
+    counts = by_status(sweeper)
+    assert counts == Counter({"unknown": 1, "planned": 2}), counts
+    row = next(r for r in sweeper.rows() if r["status"] == "unknown")
+    assert row["error_code"] == "STOPPED" and row["client_ref"]
+    assert (s.still_running, s.may_cost_usd) == (1, pytest.approx(RUN))
+    assert sweeper.progress[-1].unknown_usd == pytest.approx(RUN)
+    service.async_before.clear()
+    sweeper.cancel.clear()
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=3 * RUN)  # looked up first (not there), then sent
+    assert by_status(sweeper) == Counter({"succeeded": 3}) and service.created() == 3
+
+
+# --- fatal answers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "code", "error"), [
+    (401, "UNAUTHORIZED", errors.AuthenticationError),
+    (402, "INSUFFICIENT_CREDIT", errors.InsufficientCreditError),
+    (403, "PERMISSION_DENIED", errors.AuthenticationError),
+])
+def test_a_fatal_answer_ends_submitting_at_the_first_one(service: Service, sweeper: Sweeper, ref_images: list[Path],
+                                                         status: int, code: str, error: type[Exception]) -> None:
+    async def refuse_after_two(request: httpx.Request) -> httpx.Response | None:
+        if is_create(request):
+            attempts.append(request)
+            if len(attempts) > 2:
+                return answer(status, {"code": code, "message": f"refused ({code})"})
+        return None
+
+    attempts: list[httpx.Request] = []
+    service.async_before.append(refuse_after_two)
+    s = sweeper.run(plan(ref_images, range(8)), concurrency=2)
+    assert len(attempts) <= 4 and service.created() == 2  # the first refusal ends it (two may be in the air)
+    assert isinstance(s.fatal, error) and s.stopped and code in s.stopped
+    counts = by_status(sweeper)
+    assert counts["succeeded"] == 2 and counts["planned"] == 6 and counts["error"] == 0, counts
+    refused = [r for r in sweeper.rows() if r["error_code"] == code]
+    assert 1 <= len(refused) <= 2 and all(r["status"] == "planned" for r in refused)
+    assert sum("stopped submitting" in m for m in s.messages) == 1
+    assert sweeper.progress[-1].in_flight_usd == 0 and sweeper.progress[-1].unknown_usd == 0
+
+
+def test_a_fatal_answer_while_waiting_also_ends_submitting(service: Service, sweeper: Sweeper,
+                                                           ref_images: list[Path]) -> None:
+    async def key_revoked(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request):
+            return answer(401, {"code": "UNAUTHORIZED", "message": "key revoked"})
+        return None
+
+    service.freeze()
+    service.async_before.append(key_revoked)
+    s = sweeper.run(plan(ref_images, range(5)), concurrency=1)
+    assert service.created() == 1 and isinstance(s.fatal, errors.AuthenticationError)
+    counts = by_status(sweeper)
+    assert counts["unknown"] == 1 and counts["planned"] == 4, counts  # created: it may be billed
+
+
+def test_runs_in_flight_at_a_fatal_answer_are_waited_for_and_recorded(service: Service, sweeper: Sweeper,
+                                                                      ref_images: list[Path]) -> None:
+    async def refuse_second(request: httpx.Request) -> httpx.Response | None:
+        if is_create(request):
+            n = len(attempts)
+            attempts.append(request)
+            if n == 1:
+                return answer(402, {"code": "INSUFFICIENT_CREDIT", "message": "top up"})
+        return None
+
+    attempts: list[httpx.Request] = []
+    service.async_before.append(refuse_second)
+    s = sweeper.run(plan(ref_images, range(6)), concurrency=1)
+    assert by_status(sweeper) == Counter({"succeeded": 1, "planned": 5})
+    assert len(attempts) == 2 and s.spent_usd == pytest.approx(RUN)
+
+
+# --- order: a cut leaves a balanced sample ----------------------------------------------------------
+
+
+def test_a_budget_cut_leaves_every_condition_represented(service: Service, sweeper: Sweeper,
+                                                         ref_images: list[Path]) -> None:
+    grid = rf.grid(prompt=["character1 walks", "character1 runs"], images=[ref_images[:1]], seed=range(3),
+                   duration=3, resolution="720p", aspect_ratio=["16:9", "1:1"])
+    sweeper.run(grid, budget_usd=4 * RUN)
+    done = [r for r in sweeper.rows() if r["status"] == "succeeded"]
+    assert len(done) == 4
+    assert Counter((r["prompt"], r["aspect_ratio"]) for r in done) == Counter(
+        {(p, a): 1 for p in ("character1 walks", "character1 runs") for a in ("16:9", "1:1")})
+    assert len({r["seed"] for r in done}) == 1  # conditions compared on the same seed
+
+
+def test_a_budget_cut_mid_round_spreads_over_every_varied_parameter(service: Service, sweeper: Sweeper,
+                                                                    ref_images: list[Path]) -> None:
+    grid = rf.grid(prompt=["character1 walks", "character1 runs"], images=[ref_images[:1]], seed=range(2),
+                   duration=3, resolution="720p", aspect_ratio=["16:9", "1:1"])
+    sweeper.run(grid, budget_usd=2 * RUN)
+    done = [r for r in sweeper.rows() if r["status"] == "succeeded"]
+    assert len({r["prompt"] for r in done}) == 2 and len({r["aspect_ratio"] for r in done}) == 2
+
+
+# --- bad options: refused before anything is claimed --------------------------------------------------
+
+
+@pytest.mark.parametrize(("option", "field"), [
+    ({"concurrency": 0}, "concurrency"), ({"concurrency": 1.5}, "concurrency"), ({"budget_usd": -1}, "budget_usd"),
+    ({"budget_usd": True}, "budget_usd"), ({"budget_usd": "5"}, "budget_usd"),
+    ({"budget_usd": math.nan}, "budget_usd"), ({"experiment_budget_usd": -0.01}, "experiment budget_usd"),
+])
+def test_bad_sweep_options_are_refused_before_anything_runs(service: Service, sweeper: Sweeper,
+                                                            ref_images: list[Path], option: dict[str, Any],
+                                                            field: str) -> None:
+    with pytest.raises(errors.ValidationError) as exc:
+        sweeper.run(plan(ref_images, range(2)), **option)
+    assert exc.value.fields == [field]
+    assert sweeper.rows() == [] and service.created() == 0
