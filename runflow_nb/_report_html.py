@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-__all__ = ["export_html", "html_outputs", "localize_media"]
+__all__ = ["connect_tables", "export_html", "html_outputs", "localize_media"]
 
 _MEDIA_ATTR = re.compile(r'\b(src|poster|href)="([^"]*)"')
 _MISSING_VIDEO = re.compile(r'\bdata-missing-video="([^"]*)"')
@@ -100,3 +100,19 @@ def export_html(nb: Any, dest: Path, folder: Path) -> None:
                             exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": dest.stem, "path": str(folder)}})
     dest.write_text(body, encoding="utf-8")
+
+
+def connect_tables(nb: Any) -> int:
+    """Swap the embedded DataTables bundle (~0.9 MB, in the first table's output) for a loader from
+    itables' CDN: for the executed notebook beside a report, whose HTML keeps the offline copy.
+    Returns how many bundles were swapped."""
+    from .tableview import BUNDLE_END, BUNDLE_START, connected_loader
+
+    pattern = re.compile(re.escape(BUNDLE_START) + ".*?" + re.escape(BUNDLE_END), re.S)
+    swapped = 0
+    for data, key in html_outputs(nb):
+        markup = "".join(data[key]) if isinstance(data[key], list) else data[key]
+        if BUNDLE_START in markup:
+            new, n = pattern.subn(lambda _m: connected_loader(), markup)
+            data[key], swapped = new, swapped + n
+    return swapped

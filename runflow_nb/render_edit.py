@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from .look import plane_arrays, rgb_to_yuv_planes
 from .render import (
-    _AUDIO_BIT_RATE,
     SAMPLE_RATE,
     _atomic_write,
     _audio_packets,
     _interleave,
     _tone_track,
+    add_aac_stream,
     add_h264_stream,
 )
 from .specs import VIDEO_EDIT
@@ -80,8 +80,7 @@ def _encode(path: str, src_path: str, *, references: Sequence[Image.Image], prom
         else:
             samples = _tone_track(seed, max(1, math.ceil(duration)))[:, : round(duration * SAMPLE_RATE)]
         if samples is not None:
-            aout = out.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
-            aout.bit_rate = _AUDIO_BIT_RATE
+            aout = add_aac_stream(out)
             streams.append(_audio_packets(aout, samples))
         out.metadata["comment"] = f"runflow_nb simulator ({label}); video-edit; seed={seed}; audio={audio_setting}"
         _interleave(out, *streams)

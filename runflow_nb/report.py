@@ -5,7 +5,8 @@
 >>> out.html, out.summary["reused"], out.summary["submitted"]                         # doctest: +SKIP
 
 A report is a folder (default ``runflow_reports/<notebook>-<UTC time>``) holding the executed
-``.ipynb``, a self-contained ``.html`` (styles and plots inline) and, under ``media/``, the videos
+``.ipynb``, a self-contained ``.html`` (styles, plots and the tables' DataTables library inline,
+once; the ``.ipynb`` loads that library from itables' CDN instead of carrying a second copy) and, under ``media/``, the videos
 and poster frames the notebook shows, so the HTML's relative ``<video src>`` play when the folder is
 opened anywhere. The kernel runs with the report folder as its working directory.
 
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import settings
-from ._report_html import export_html, localize_media
+from ._report_html import connect_tables, export_html, localize_media
 from ._report_kernel import ReportError, execute
 from ._report_params import (
     BUNDLED_NOTEBOOKS,
@@ -236,10 +237,11 @@ def _finish_files(out_nb: Path, out_html: Path, folder: Path, warnings: list[str
     executed = nbformat.read(out_nb, as_version=4)
     media = localize_media(executed, folder, warnings, missing if missing is not None else [])
     strip_video_data(executed)
+    export_html(executed, out_html, folder)  # self-contained: the tables' library embedded once
+    redact_file(out_html)
+    connect_tables(executed)  # the executed notebook beside it loads that library instead of carrying it
     nbformat.write(executed, out_nb)
     redact_file(out_nb)
-    export_html(executed, out_html, folder)
-    redact_file(out_html)
     return executed, media
 
 

@@ -66,13 +66,24 @@ def varying(df: pd.DataFrame, candidates: Iterable[str] = PARAMETERS) -> list[st
         if c not in df.columns:
             continue
         column = df[c]
-        if column.dtype == object:  # lists (images) and mixed values: hash them one by one
-            distinct = len({_hashable(v) for v in column} - {None})
-        else:
-            distinct = int(column.nunique(dropna=True))
-        if distinct > 1:
+        # lists (images) and mixed values: stop at the first value that differs
+        varies = _two_values(column) if column.dtype == object else int(column.nunique(dropna=True)) > 1
+        if varies:
             out.append(c)
     return out
+
+
+def _two_values(values: Iterable[Any]) -> bool:
+    """True as soon as two different present values are seen (lists compare by content)."""
+    first: Any = None
+    for value in values:
+        if value is None or (not isinstance(value, (list, tuple, str, int)) and _hashable(value) is None):
+            continue  # missing (None, NaN, NA) varies nothing
+        if first is None:
+            first = value
+        elif value != first:
+            return _hashable(value) != _hashable(first)
+    return False
 
 
 def column_order(df: pd.DataFrame) -> list[str]:

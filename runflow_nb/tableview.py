@@ -14,6 +14,7 @@ escaped HTML. Every cell is escaped here (prompts are untrusted) and money is Ma
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -117,13 +118,49 @@ class TableView:
         return f"<TableView {len(self.frame)} run(s), columns={list(self.frame.columns)}>"
 
 
+BUNDLE_START, BUNDLE_END = "<!--rf-itables-bundle-->", "<!--/rf-itables-bundle-->"
+"""Markers around the embedded DataTables bundle, so a report can swap it for a connected loader."""
+_bundle_cell: str | None = None  # the notebook cell whose output carries the bundle (this kernel)
+
+
+def _cell_id() -> str | None:
+    """The id of the notebook cell being run (JupyterLab and nbclient send it), if any."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    parent = getattr(shell, "parent_header", None) or {}
+    cell = (parent.get("metadata") or {}).get("cellId") if isinstance(parent, dict) else None
+    return str(cell) if cell else None
+
+
 def _itables_init() -> str:
-    """itables' offline bundle, once per kernel (the first table of a notebook carries it)."""
-    global _itables_ready
-    if _itables_ready:
+    """itables' offline bundle (~0.9 MB), carried by one output per kernel: the first table's.
+
+    Every later table waits for that bundle in the page instead of embedding it again, so a saved
+    notebook holds one copy however many tables it shows. Re-running the cell that carries it
+    carries it again (its old output, and the copy in it, are replaced).
+    """
+    global _itables_ready, _bundle_cell
+    cell = _cell_id()
+    if _itables_ready and (cell is None or cell != _bundle_cell):
         return ""
     from itables.javascript import generate_init_offline_itables_html
     from itables.options import dt_bundle
 
-    _itables_ready = True
-    return str(generate_init_offline_itables_html(dt_bundle))
+    _itables_ready, _bundle_cell = True, cell
+    return BUNDLE_START + str(generate_init_offline_itables_html(dt_bundle)) + BUNDLE_END
+
+
+def connected_loader() -> str:
+    """What replaces the embedded bundle where size matters more than working offline (the executed
+    notebook beside a report, whose HTML keeps the offline copy): DataTables from itables' CDN URL."""
+    from itables.javascript import _itables_ready_event, _itables_underscore_version
+    from itables.options import dt_url
+
+    css = dt_url[:-3] + ".css"
+    name, event = _itables_underscore_version(), _itables_ready_event()  # what the tables wait for
+    return (f'<link href="{html.escape(css, quote=True)}" rel="stylesheet">'
+            f"<script>if (!window.{name}) {{window.{name} = import({json.dumps(dt_url)});"
+            f"window.{name}.then(() => window.dispatchEvent(new Event({json.dumps(event)})));}}</script>")

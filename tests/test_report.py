@@ -525,3 +525,18 @@ def test_summary_json_is_machine_readable(rerun: Any) -> None:
                o.get("data", {})]
     assert len(bundles) == 1
     json.dumps(bundles[0]["application/vnd.runflow-nb.summary+json"])
+
+
+def test_the_tables_library_is_embedded_once_per_report_and_not_in_its_notebook(rerun: Any) -> None:
+    """The report's HTML works offline (DataTables inline, once); the executed notebook beside it
+    loads the library from itables' CDN instead of carrying a second ~0.9 MB copy."""
+    from itables.javascript import generate_init_offline_itables_html
+    from itables.options import dt_bundle, dt_url
+
+    bundle = generate_init_offline_itables_html(dt_bundle)
+    probe = bundle[len(bundle) // 2: len(bundle) // 2 + 400]
+    _before, out = rerun
+    page, notebook = out.html.read_text(encoding="utf-8"), out.notebook.read_text(encoding="utf-8")
+    assert page.count(probe) == 1 and notebook.count(probe) == 0
+    assert dt_url in notebook and "rf-itables-bundle" not in notebook
+    assert out.notebook.stat().st_size < len(bundle) / 2  # the notebook is small without it

@@ -184,3 +184,20 @@ def test_widgets_depend_on_the_library_and_not_the_other_way_round() -> None:
             if isinstance(node, ast.ImportFrom) and id(node) not in guarded and node.module:
                 runtime.add(node.module)
         assert "experiment" not in runtime and "runflow_nb.experiment" not in runtime, path.name
+
+
+def test_the_tables_library_rides_with_one_output_and_again_when_that_cell_reruns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from runflow_nb import tableview
+
+    monkeypatch.setattr(tableview, "_itables_ready", False)
+    monkeypatch.setattr(tableview, "_bundle_cell", None)
+    cell = {"id": "a"}
+    monkeypatch.setattr(tableview, "_cell_id", lambda: cell["id"])
+    first = tableview._itables_init()
+    assert first.startswith(tableview.BUNDLE_START) and len(first) > 500_000
+    cell["id"] = "b"
+    assert tableview._itables_init() == ""  # another cell's table waits for the copy in the page
+    cell["id"] = "a"
+    assert tableview._itables_init() == first  # cell a re-run: its new output carries it again
+    assert 'import("https://' in tableview.connected_loader()
