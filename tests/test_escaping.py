@@ -190,3 +190,42 @@ def test_an_http_link_with_quotes_stays_one_attribute(payload: str) -> None:
     assert [a["href"] for t, a in parsed.elements if t == "a"] == [url]
     (video,) = [a for t, a in Markup(display.video_html(url, poster=url)).elements if t == "video"]
     assert video["src"] == url and video["poster"] == url
+
+
+@pytest.mark.parametrize(("url", "data", "kept"), [
+    ("https://cdn.example.org/a.mp4", True, True),
+    ("HTTPS://cdn.example.org/a.mp4", True, True),
+    ("http://h/a.mp4", False, True),
+    ("clips/a b.mp4", True, True),  # a relative path: served beside the notebook or report
+    ("/files/clips/a.mp4", True, True),
+    ("//cdn.example.org/a.mp4", True, True),  # network-path reference: the page's own http(s)
+    ("data:image/jpeg;base64,AAAA", True, True),
+    ("DATA:Video/mp4;base64,AAAA", True, True),
+    ("data:image/jpeg;base64,AAAA", False, False),  # links never take data: URIs
+    ("data:text/html,<script>x</script>", True, False),
+    ("data:,plain", True, False),
+    ("javascript:alert(1)", True, False),
+    ("JaVaScRiPt:alert(1)", True, False),
+    ("java\tscript:alert(1)", True, False),  # browsers drop tabs and newlines inside URLs
+    ("java\nscript:alert(1)", True, False),
+    ("\x00javascript:alert(1)", True, False),
+    (" javascript:alert(1)", True, False),
+    ("vbscript:msgbox(1)", True, False),
+    ("file:///etc/passwd", True, False),
+    ("blob:https://h/x", True, False),
+    ("", True, False),
+    (None, True, False),
+])
+def test_safe_url_keeps_http_paths_and_media_data_only(url: str | None, data: bool, kept: bool) -> None:
+    got = display.safe_url(url, data=data)
+    assert got == (url if kept else ""), (url, got)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_server_notice_under_a_clip_is_text(payload: str) -> None:
+    markup = display.notice_html(f"image_urls[0]: {payload} could not be fetched; $0 placeholder")
+    page = Markup(markup)
+    assert [tag for tag, _ in page.elements] == ["div"] and "rf-notice" in str(page.elements[0][1]["class"])
+    assert "".join(page.text) == f"⚠ image_urls[0]: {payload} could not be fetched; $0 placeholder"
+    assert "$" not in markup  # MathJax-safe
+    assert display.notice_html(None) == display.notice_html("") == display.notice_html(float("nan")) == ""
