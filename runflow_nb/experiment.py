@@ -323,14 +323,13 @@ class Experiment:
             if not row or row.get("status") not in ("succeeded", "partial_succeeded"):
                 continue
             note = row.get("note")
-            if not note and row.get("remote_id"):
+            if note is None and row.get("remote_id"):  # not asked yet ("" once asked: nothing to say)
                 try:
                     run = await client.get(str(row["remote_id"]))
                 except RunflowError:
                     continue  # the row stays as it is; the next run of the plan asks again
                 note = note_text(run.notices)
-                if note:
-                    self.store.update_run(row["run_id"], note=note)
+                self.store.update_run(row["run_id"], note=note)
             if note:
                 found.append((str(row["run_id"]), str(note)))
         return found

@@ -101,3 +101,24 @@ def test_the_form_says_so_beside_the_result(workdir: Path, with_experiment: bool
     assert "succeeded" in form.status.value and "⚠" in form.status.value and "placeholder" in form.status.value
     markup = form.output.outputs[0]["data"]["text/html"]
     assert 'class="rf-notice' in markup and "example.invalid" in markup
+
+
+def test_a_finished_run_is_asked_once(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-running a finished plan asks the server about no run again (their notes are stored)."""
+    exp = _exp(workdir)
+    plan = rf.grid(prompt="character1 trots", images=[[URL]], seed=[1], duration=3)
+    with pytest.warns(RunNotice):
+        exp.run(plan, progress=None)
+    from runflow_nb.client import AsyncClient
+
+    asked: list[str] = []
+    real_get = AsyncClient.get
+
+    async def counting_get(self: AsyncClient, run_id: str) -> Run:
+        asked.append(run_id)
+        return await real_get(self, run_id)
+
+    monkeypatch.setattr(AsyncClient, "get", counting_get)
+    with pytest.warns(RunNotice):
+        exp.run(plan, progress=None)
+    assert asked == []
