@@ -223,3 +223,182 @@ def test_a_result_with_neither_file_nor_url_shows_an_empty_player(tmp_path: Path
     result = _result(tmp_path, video=False)
     result.run = Run(id="run-abc", status="succeeded", output=Output(video_url=None))
     assert _video(display.result_html(result))["src"] == ""
+
+
+# -- the details a reader relies on (each of these failed to be checked once) ------------------------
+
+def _words(markup: str) -> str:
+    """The text of ``markup``, each text node a word group (as a reader sees separate elements)."""
+    return " ".join(" ".join(Markup(markup).text).split())
+
+
+def _reason(markup: str) -> dict[str, str | None]:
+    (div,) = [a for t, a in Markup(markup).elements if t == "div" and "rf-reason" in str(a.get("class"))]
+    return div
+
+
+def test_an_empty_cell_says_why_with_its_status_as_a_class() -> None:
+    assert _words(display.reason_html(None)) == "not run"
+    assert _words(display.reason_html(None, missing="over the budget")) == "over the budget"
+    none = display.reason_html({})
+    assert _words(none) == "no clip" and "rf-reason-none" in str(_reason(none)["class"])
+    assert _words(display.reason_html({"status": "weird"})) == "weird"
+    failed = display.reason_html({"status": "failed", "error_message": "GENERATION_FAILED"})
+    div = _reason(failed)
+    assert "rf-reason-failed" in str(div["class"]) and "data-missing-video" not in div
+    assert "padding:8px" in str(div["style"])
+    (span,) = [a for t, a in Markup(failed).elements if t == "span"]
+    assert span["title"] == "GENERATION_FAILED" and _words(failed) == "failed GENERATION_FAILED"
+    assert [t for t, _ in Markup(display.reason_html({"status": "failed"})).elements] == ["div", "b"]  # no message
+
+
+def test_a_long_message_is_cut_at_160_characters_and_whole_on_hover() -> None:
+    exact, longer = "m" * 160, "m" * 161
+    assert _words(display.reason_html({"status": "failed", "error_message": exact})) == f"failed {exact}"
+    markup = display.reason_html({"status": "failed", "error_message": longer})
+    assert _words(markup) == f"failed {'m' * 157}…"
+    (span,) = [a for t, a in Markup(markup).elements if t == "span"]
+    assert span["title"] == longer
+
+
+@pytest.mark.parametrize(("path", "shown"), [
+    ("clips/gone.mp4", "clips/gone.mp4"),
+    ("javascript:alert(1)", "its stored location is not a file or URL"),
+    ("data:video/mp4;base64,AAAA", "its stored location is not a file or URL"),  # never a data: link
+])
+def test_a_succeeded_run_without_its_file_names_where_it_was(path: str, shown: str) -> None:
+    markup = display.reason_html({"status": "succeeded", "video_path": path})
+    assert _words(markup) == f"video file missing {shown}"
+    assert _reason(markup)["data-missing-video"] == shown  # what the report counts as missing
+    assert _words(display.reason_html({"status": "succeeded"})) == "video file missing"
+
+
+def test_aspect_comes_from_the_probed_size_before_the_requested_ratio() -> None:
+    assert display.aspect_of({"width": 720, "height": 1280, "aspect_ratio": "16:9"}) == pytest.approx(0.5625)
+    assert display.aspect_of({"width": 720, "aspect_ratio": "16:9"}) == pytest.approx(16 / 9)
+    assert display.aspect_of({"width": 0, "height": 0, "aspect_ratio": "1:1"}) == 1.0
+    assert display.aspect_of({"aspect_ratio": "9:0"}) is None and display.aspect_of({}) is None
+
+
+def test_has_video_needs_success_and_a_file_or_url(tmp_path: Path) -> None:
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(b"x")
+    assert display.has_video({"status": "succeeded", "video_path": str(clip)})
+    assert not display.has_video({"status": "failed", "video_path": str(clip)})
+    assert not display.has_video({"status": "succeeded", "video_path": str(tmp_path / "gone.mp4")})
+    for url in ("https://cdn.example.org/c.mp4", "http://h/c.mp4"):
+        assert display.has_video({"status": "succeeded", "video_path": url})
+
+
+def test_posters_by_url_stay_urls_and_a_changed_file_gives_a_new_still(tmp_path: Path) -> None:
+    import os
+
+    from PIL import Image
+
+    for url in ("https://cdn.example.org/p.jpg", "http://h/p.jpg", "data:image/jpeg;base64,AAAA"):
+        assert display.poster_uri(url) == url
+    path = tmp_path / "p.png"
+    Image.new("RGB", (64, 36), (200, 0, 0)).save(path)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    red = display.poster_uri(path)
+    Image.new("RGB", (64, 36), (0, 0, 200)).save(path)  # the same size on disk, another picture
+    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
+    blue = display.poster_uri(path)
+    Image.new("RGB", (64, 37), (0, 200, 0)).save(path)  # another size, the same time
+    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
+    green = display.poster_uri(path)
+    assert red and blue and green and len({red, blue, green}) == 3
+
+
+def test_a_file_link_never_takes_a_data_uri() -> None:
+    assert _links(display.caption_html({}, link="data:video/mp4;base64,AAAA")) == []
+    assert _links(display.caption_html({}, link="clips/a.mp4")) == ["clips/a.mp4"]
+
+
+def test_video_html_defaults_width_and_hover() -> None:
+    video = _video(display.video_html("a.mp4"))
+    assert "width:100%" in str(video["style"]) and video["onmouseenter"] and video["onplay"]
+    assert "onmouseenter" not in _video(display.video_html("a.mp4", hover=False))
+    assert "width:50%;" in str(_video(display.video_html("a.mp4", width="50%"))["style"])
+    odd = _video(display.video_html("a.mp4", width='1px" onfocus="alert(1)', hover=False))
+    assert "onfocus" not in odd and 'onfocus="alert(1)' in str(odd["style"])  # quotes stay inside style
+
+
+def _plain_result(*, notices: Any = None, poster: bool = True, aspect: str | None = "9:16") -> Any:
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(id="run-x", output=None, **({"notices": notices} if notices is not None else {}))
+    request = SimpleNamespace(prompt="character1 trots", **({"aspect_ratio": aspect} if aspect else {}))
+    extra = {"poster_path": None} if poster else {}
+    return SimpleNamespace(run=run, request=request, video_path="clips/x.mp4", seed=3, wall_s=1.0, cost_usd=0.42,
+                           simulated=True, **extra)
+
+
+def test_a_result_without_output_notices_or_poster_attributes_still_renders() -> None:
+    markup = display.result_html(_plain_result(poster=False, aspect=None))  # duck-typed, minimal
+    assert _video(markup)["src"] == "clips/x.mp4" and "rf-notice" not in markup
+
+
+def test_a_portrait_result_is_narrowed_to_480_px_high_and_shows_each_notice() -> None:
+    markup = display.result_html(_plain_result(notices=("first", "second")))
+    style = str(_video(markup)["style"])
+    assert "min(640px,270px)" in style and "aspect-ratio:0.5625" in style
+    assert "⚠ first · second" in _words(markup)
+
+
+def test_a_result_with_a_data_url_output_and_no_file_plays_nothing(tmp_path: Path) -> None:
+    result = _result(tmp_path, video=False)
+    object.__setattr__(result.run, "output", Output(video_url="data:video/mp4;base64,AAAA"))
+    assert not _video(display.result_html(result)).get("src")
+
+
+def test_show_warns_about_a_results_notices_and_tolerates_a_run_without_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    import IPython.display
+
+    from runflow_nb.notices import RunNotice
+
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: None)
+    with pytest.warns(RunNotice, match="run run-x: first · second"):
+        display.show(_plain_result(notices=("first", "second")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        display.show(_plain_result())
+
+
+def test_a_row_caption_names_its_run_the_remote_id_and_its_note(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _files(tmp_path)
+    markup = display.row_html(_row(run_id="0123456789abcdef", remote_id="remote-1", note="a placeholder was used"))
+    (span,) = [a for t, a in Markup(markup).elements if t == "span" and a.get("title", "").startswith("run_id")]
+    assert span["title"] == "run_id 0123456789abcdef · Runflow run id remote-1"
+    assert "run 01234567 " in _words(markup) + " " and "run 012345678" not in _words(markup)
+    assert "⚠ a placeholder was used" in _words(markup)
+    (span,) = [a for t, a in Markup(display.row_html(_row(run_id="r2"))).elements
+               if t == "span" and a.get("title", "").startswith("run_id")]
+    assert span["title"] == "run_id r2"
+    no_id = display.row_html(_row(run_id=None))
+    assert not [a for t, a in Markup(no_id).elements if t == "span" and a.get("title", "").startswith("run_id")]
+    video = _video(display.row_html(_row()))
+    assert "width:min(100%" in str(video["style"]) and video["onmouseenter"]
+    assert "onmouseenter" not in _video(display.row_html(_row(), hover=False))
+    bare = display.row_html(_row(), caption=False)
+    assert not [t for t, _ in Markup(bare).elements if t == "figcaption"] and "XXXX" not in bare
+
+
+def test_a_row_without_a_clip_keeps_its_badge_and_drops_the_caption_when_asked() -> None:
+    row = _row(status="failed", backend="simulator", error_message="boom")
+    assert "SIMULATED" in _words(display.row_html(row))
+    bare = display.row_html(row, caption=False)
+    assert _words(bare) == "failed boom" and len([t for t, _ in Markup(bare).elements if t == "div"]) == 1
+
+
+def test_row_fields_model_without_a_slash_parent_id_and_nan_resolution() -> None:
+    fields = display.row_fields(_row(model="r2v", parent_run_id="0123456789abcdef", resolution=math.nan,
+                                     aspect_ratio=math.nan))
+    assert fields["model"] == "r2v" and fields["edit of"] == "0123456789ab"
+    assert fields["res"] is None and fields["ar"] is None
+    assert display.row_fields(_row(model="alibaba/happy-horse/text-to-video"))["model"] == "text-to-video"

@@ -192,6 +192,11 @@ def test_an_http_link_with_quotes_stays_one_attribute(payload: str) -> None:
     assert video["src"] == url and video["poster"] == url
 
 
+@pytest.mark.skipif(__import__("os").name == "nt", reason="C: is a drive on Windows")
+def test_a_one_letter_scheme_is_a_scheme_outside_windows() -> None:
+    assert display.safe_url("c:alert(1)") == "" and display.safe_url("C:/x.mp4") == ""
+
+
 @pytest.mark.parametrize(("url", "data", "kept"), [
     ("https://cdn.example.org/a.mp4", True, True),
     ("HTTPS://cdn.example.org/a.mp4", True, True),
@@ -207,6 +212,8 @@ def test_an_http_link_with_quotes_stays_one_attribute(payload: str) -> None:
     ("javascript:alert(1)", True, False),
     ("JaVaScRiPt:alert(1)", True, False),
     ("java\tscript:alert(1)", True, False),  # browsers drop tabs and newlines inside URLs
+    ("ht\ttp://h/a.mp4", True, True),  # ... so this is http
+    ("blob:image/png", True, False),  # a media type after another scheme is no data: URI
     ("java\nscript:alert(1)", True, False),
     ("\x00javascript:alert(1)", True, False),
     (" javascript:alert(1)", True, False),
