@@ -65,6 +65,7 @@ class Job:
     row: dict[str, Any]
     phase: str = "planned"  # planned | submitting | remote | download | done
     hold: Reservation = field(default_factory=Reservation)
+    client_ref: str | None = None  # the reference of the create being sent (phase submitting)
     charged: bool = False  # the run's cost is already booked in the store
     stopping: bool = False  # a stop caught it; it is recording where it was
 
@@ -79,6 +80,7 @@ class Recorder:
     progress: SweepProgress
     on_progress: Callable[[SweepProgress], None] | None
     fatal: BaseException | None
+    runs: Any  # the client, or a batcher (runflow_nb.batches) that knows which submits never left
     _db_pool: concurrent.futures.ThreadPoolExecutor
 
     def _sync_money(self) -> None:
@@ -139,7 +141,11 @@ class Recorder:
     async def _stopped(self, job: Job) -> None:
         """Record a run the stop caught half-way: resumable by the next sweep, never lost."""
         try:
-            if job.phase == "submitting":
+            if job.phase == "submitting" and self._never_sent(job):
+                await self.money.settle(job.hold)  # still gathered for a batch: nothing reached the server
+                job.phase = "planned"
+                await self._move(job, "planned", submitted_at=None)
+            elif job.phase == "submitting":
                 await self.money.move(job.hold, "unknown")
                 await self._move(job, "unknown", error_code="STOPPED",
                                  error_message="stopped while the submit was in flight: the server may have "
@@ -155,6 +161,12 @@ class Recorder:
                 pass  # keeps its reservation; still unknown
         except Exception as exc:  # the store itself failing: say so, the next sweep re-reads the server
             self.progress.messages.append(f"{job.run_id}: could not record the stop ({exc})")
+
+    def _never_sent(self, job: Job) -> bool:
+        """True when the submit surely never left: a batcher still gathering it says so; a single
+        create may have reached the server once it started."""
+        unsent = getattr(self.runs, "unsent", None)
+        return job.client_ref is not None and unsent is not None and bool(unsent(job.client_ref))
 
     async def _fatal(self, exc: BaseException) -> None:
         if self.fatal is None:

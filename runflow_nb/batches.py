@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .client import AsyncClient
     from .request import VideoRequest
 
-__all__ = ["MAX_BATCH_ITEMS", "Batcher", "batch_key"]
+__all__ = ["MAX_BATCH_ITEMS", "Batcher", "NotSent", "batch_key"]
 
 MAX_BATCH_ITEMS = 100
 
@@ -46,6 +46,10 @@ def batch_key(client_refs: list[str]) -> str:
     """The ``Idempotency-Key`` of a batch: the same items (by client_ref) give the same key."""
     digest = hashlib.sha256("\n".join(["runflow_nb batch", *sorted(client_refs)]).encode()).hexdigest()
     return f"rfnb-batch-{digest[:40]}"
+
+
+class NotSent(RunflowError):
+    """A run queued for a batch was never sent: the sweep stopped while it waited for companions."""
 
 
 @dataclass
@@ -101,6 +105,11 @@ class Batcher:
         self._batches: dict[str, _Batch] = {}
         self._run_batch: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sent: set[str] = set()  # client_refs whose create request may have left
+
+    def unsent(self, client_ref: str) -> bool:
+        """True while no create for ``client_ref`` has been sent (it waits in a batch being gathered)."""
+        return client_ref not in self._sent
 
     # -- submitting ------------------------------------------------------------------------------
 
@@ -108,6 +117,7 @@ class Batcher:
         """Queue one run for the next batch of its model; returns its queued run once the batch is created."""
         if self.supported is False:
             self.stats["single_runs"] += 1
+            self._sent.add(client_ref)
             return await self.client.submit(req, client_ref=client_ref, metadata=metadata)
         loop = asyncio.get_running_loop()
         item = _Item(req=req, client_ref=client_ref, metadata=metadata, future=loop.create_future())
@@ -155,7 +165,8 @@ class Batcher:
     async def _send_batch(self, model: str, items: list[_Item]) -> None:
         if self.cancel.is_set():
             for it in items:
-                it.future.set_exception(RunflowError("the sweep was stopped before this run was sent"))
+                if not it.future.done():
+                    it.future.set_exception(NotSent("the sweep was stopped before this run was sent"))
             return
         if self.supported is False:
             await self._singles(items)
@@ -165,6 +176,7 @@ class Batcher:
         body = {"input": [{**inp, "client_ref": it.client_ref} for inp, it in zip(inputs, items, strict=True)],
                 "metadata": metadata, "callback_url": None}
         key = batch_key([it.client_ref for it in items])
+        self._sent.update(it.client_ref for it in items)
         try:
             batch_id, runs = await self.client._run(self.client._proto.submit_batch(model, body, idempotency_key=key))
         except BatchRefused as exc:
@@ -192,6 +204,7 @@ class Batcher:
     async def _singles(self, items: list[_Item]) -> None:
         async def one(it: _Item) -> None:
             try:
+                self._sent.add(it.client_ref)
                 run = await self.client.submit(it.req, client_ref=it.client_ref, metadata=it.metadata)
             except Exception as exc:
                 it.future.set_exception(exc)

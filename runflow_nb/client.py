@@ -132,9 +132,10 @@ class Client(_Twins):
         return self._run(self._proto.read(path, auth=auth))
 
     @public
-    def find(self, client_ref: str) -> Run | None:
-        """The run created with ``client_ref``, if the server has one."""
-        return self._run(self._proto.find(client_ref))
+    def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None) -> Run | None:
+        """The run created with ``client_ref``, if the server has one (with ``metadata``, the one
+        whose echoed metadata is what our create sent: ``client_ref`` is not unique)."""
+        return self._run(self._proto.find(client_ref, metadata=metadata))
 
     @public
     def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
@@ -239,8 +240,8 @@ class AsyncClient(_Twins):
         return await self._run(self._proto.get(run_id))
 
     @public
-    async def find(self, client_ref: str) -> Run | None:
-        return await self._run(self._proto.find(client_ref))
+    async def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None) -> Run | None:
+        return await self._run(self._proto.find(client_ref, metadata=metadata))
 
     @public
     async def wait(self, run_id: str, *, timeout: float | None = None, on_event: Any = None) -> Run:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from ._budget import Budget
 from ._fetch import VideoFetcher
 from ._recording import FATAL, Job, Recorder, error_text, now_utc
 from .artifacts import Artifacts
+from .batches import NotSent
 from .client import AsyncClient, new_client_ref
 from .errors import (
     APIError,
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["SweepProgress", "SweepSummary", "charged_usd", "run_plan"]
+
+_CAP_LOOKS = 5  # looks at an experiment cap contested by a concurrent sweep before a run is skipped
 
 
 
@@ -124,6 +128,11 @@ class _Sweep(Recorder):
             "cost_simulated": self.client.backend == "simulator", "backend": self.client.backend,
             "library_version": __version__, "attempts": 0, "tags": [],
         }
+
+    def _metadata(self, run_id: str) -> dict[str, Any]:
+        """What a create sends as ``metadata`` (echoed by the server: it tells our run from another
+        caller's under the same client_ref)."""
+        return {"experiment": self.experiment, "run_id": run_id}
 
     @property
     def submitting_closed(self) -> bool:
@@ -277,15 +286,27 @@ class _Sweep(Recorder):
                 self._say(f"{run_id}: submitted by another process; left to it")
                 return None
             self._set("submitting", job.status)
-            job.status, job.phase = "submitting", "submitting"
+            job.status, job.phase, job.client_ref = "submitting", "submitting", client_ref
             if self.submitting_closed:  # the stop came while this run waited for its turn
                 await self.money.settle(job.hold)
                 await self._move(job, "planned", submitted_at=None)
                 job.phase = "planned"
                 return None
+            if not await self._within_experiment_cap(job):  # another sweep of it took the rest meanwhile
+                await self.money.settle(job.hold)
+                job.phase = "planned"
+                self.skipped += 1
+                await self._move(job, "skipped_budget", submitted_at=None, error_code="BUDGET",
+                                 error_message=f"skipped: other sweeps of this experiment committed its budget of "
+                                               f"${self.experiment_budget or 0:.2f} meanwhile")
+                return None
             try:
-                run = await self.runs.submit(req, client_ref=client_ref,
-                                             metadata={"experiment": self.experiment, "run_id": run_id})
+                run = await self.runs.submit(req, client_ref=client_ref, metadata=self._metadata(run_id))
+            except NotSent:  # stopped while gathered for a batch: it never left, it stays planned
+                await self.money.settle(job.hold)
+                job.phase = "planned"
+                await self._move(job, "planned", submitted_at=None)
+                return None
             except APIError as exc:
                 if isinstance(exc, FATAL):  # refused (nothing created): the run stays planned
                     await self.money.settle(job.hold)
@@ -319,14 +340,40 @@ class _Sweep(Recorder):
                 run = await self.runs.wait(run.id, timeout=self.timeout, on_event=on_event)
         finally:
             await asyncio.gather(*writes, return_exceptions=True)
+        if run.status in ("succeeded", "partial_succeeded") and run.output is None:
+            run = await self.client.get(run.id)  # ended in a summary (a batch's answer): read the run itself
         return run
+
+    async def _within_experiment_cap(self, job: Job) -> bool:
+        """With an experiment cap, everything the store says the experiment has spent or may be billed
+        for (this run's claim included) must fit, read after the claim was written: of two processes
+        claiming at once, at least one sees the other's claim. Seeing a concurrent claim push it past
+        the cap, this run steps back (planned, its lease kept) for a random pause and looks again, so
+        two polite sweeps do not both give up; past the cap without a contender, it is skipped."""
+        cap = self.experiment_budget
+        if cap is None:
+            return True
+        for attempt in range(_CAP_LOOKS):
+            rows = await self._db(self.store.runs, self.experiment)
+            if sum(charged_usd(r) for r in rows) <= cap + 1e-9:
+                return True
+            contested = any(r["status"] == "submitting" and r.get("owner") != self.leases.owner
+                            and r["run_id"] != job.run_id for r in rows)
+            if not contested or attempt == _CAP_LOOKS - 1 or self.submitting_closed:
+                return False
+            await self._update(job.run_id, status="planned")
+            await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+            await self._update(job.run_id, status="submitting")
+        return False
 
     async def _reattach(self, row: dict[str, Any]) -> Run | None:
         """The remote run behind a row whose outcome is unknown, by remote id or client_ref."""
         if row.get("remote_id"):
             return await self.client.get(row["remote_id"])
         if row.get("client_ref"):
-            return await self.client.find(row["client_ref"])
+            # The experiment tells our run from another caller's under the same client_ref; run_id is not
+            # asked for: runs created in a batch echo the batch's metadata, which cannot carry it.
+            return await self.client.find(row["client_ref"], metadata={"experiment": self.experiment})
         return None
 
     # -- the whole sweep ---------------------------------------------------------------------------

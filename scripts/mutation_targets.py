@@ -77,6 +77,7 @@ TARGETS = [  # cheapest first
             "runflow_nb.runner.xǁ_Sweepǁ_drive", "runflow_nb.runner.xǁ_Sweepǁ_reattach",
             "runflow_nb.runner.xǁ_Sweepǁ_watch_cancel", "runflow_nb.runner.xǁ_Sweepǁ_stop_report",
             "runflow_nb.runner.xǁ_Sweepǁrun", "runflow_nb.runner.x_run_plan",
+            "runflow_nb.runner.xǁ_Sweepǁ_within_experiment_cap", "runflow_nb._recording.xǁRecorderǁ_never_sent",
             "runflow_nb._recording.xǁRecorderǁ_fail", "runflow_nb._recording.xǁRecorderǁ_stopped",
             "runflow_nb._recording.xǁRecorderǁ_fatal", "runflow_nb._recording.xǁRecorderǁ_finish",
             "runflow_nb._recording.xǁRecorderǁ_collect", "runflow_nb.sweep_status.x_charged_usd"),

@@ -98,9 +98,9 @@ class Service:
 class Sweeper:
     """Runs plans into one store through one service, as repeated ``exp.run`` calls would."""
 
-    def __init__(self, service: Service, tmp_path: Path, *, experiment: str = "fast") -> None:
+    def __init__(self, service: Service, tmp_path: Path, *, experiment: str = "fast", store: str = ":memory:") -> None:
         self.service = service
-        self.store = Store(":memory:")
+        self.store = Store(store)
         self.artifacts = tmp_path / "artifacts"
         self.experiment = experiment
         self.progress: list[SweepProgress] = []

@@ -86,6 +86,18 @@ def test_a_run_that_does_not_fit_with_nothing_in_flight_ends_the_budget_for_chea
     run(go)
 
 
+def test_once_exhausted_no_submit_waits_even_with_runs_in_flight() -> None:
+    async def go() -> None:
+        b = Budget(1.0)
+        assert await b.reserve(0.5) is not None  # in flight
+        await b.hold(0.4, "unknown")
+        assert await b.reserve(0.7) is None and b.exhausted  # 0.4 unknown + 0.7 > 1.0 whatever happens
+        # a cheaper run later in the plan is refused at once, not left waiting for the run in flight
+        assert await asyncio.wait_for(b.reserve(0.1), 1) is None
+
+    run(go)
+
+
 def test_a_submit_waits_for_a_run_in_flight_and_takes_the_room_a_failure_frees() -> None:
     async def go() -> None:
         b = Budget(2 * RUN)

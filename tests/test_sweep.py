@@ -143,8 +143,10 @@ def test_background_sweep_reports_progress_and_can_be_cancelled(ref_images: list
         time.sleep(1.0)
         assert server.emulator.simulator.counts()["runs"] == created  # nothing submitted after the stop
         assert handle.done and seen and handle.summary is not None and handle.summary.stopped
-        # stopped: runs already sent stay recorded with their remote ids, the rest stay planned
-        assert set(df.status) <= {"succeeded", "planned", "queued", "running", "dispatching"}
+        # stopped: runs already sent stay recorded with their remote ids, the rest stay planned; a
+        # download the stop cut short is download_failed (billed; the next run fetches it)
+        assert set(df.status) <= {"succeeded", "planned", "queued", "running", "dispatching", "download_failed"}
+        assert set(df[df.status == "download_failed"].error_code) <= {"STOPPED"}
         assert df.remote_id.notna().sum() == created < 12
         assert any(m.startswith("stopped:") for m in handle.summary.messages)
         # and the next run collects them without paying twice
@@ -165,29 +167,46 @@ def _at(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def test_rate_limits_back_off_without_stalling_the_pool(ref_images: list[Path], tmp_path: Path) -> None:
+def test_rate_limits_back_off_without_stalling_the_pool(ref_images: list[Path], tmp_path: Path,
+                                                        fast_clip: Path) -> None:
     """Three of six submits get a 429 with Retry-After; the other three finish meanwhile.
 
     Ordering, not wall-clock bounds: each run that was not rate-limited was downloaded and recorded
-    before the server accepted the first re-sent one, and those were re-sent only after Retry-After."""
-    retry_after = 4
-    with serve(port=0, latency=0.3, faults=f"429ra=3x,retry_after={retry_after}") as server:
-        exp = make_exp(tmp_path, server.url)
-        plan = rf.grid(prompt="character1", images=[ref_images[:1]], seed=range(6), duration=3, resolution="720p")
-        started = time.time()
-        df = exp.run(plan, concurrency=6, progress=None)
-        faults = server.emulator.stats()["faults"]["429ra"]
-        runs = _server_runs(server)
-    assert set(df.status) == {"succeeded"} and faults == 3 and len(runs) == 6
-    created = [_at(r["created_at"]) for r in runs]
-    first, resent = created[:3], created[3:]
-    assert min(resent) >= started + retry_after - 0.05, "a rate-limited submit was re-sent before Retry-After"
-    by_remote = df.set_index("remote_id")
-    for run in runs[:3]:
-        row = by_remote.loc[run["id"]]
-        finished = row["submitted_at"].timestamp() + row["wall_s"]
-        assert finished < min(resent), f"{run['id']} waited behind the rate-limited runs"
-    assert max(first) < min(resent)
+    before the server accepted the first re-sent one, and those were re-sent only after Retry-After.
+    The simulated clips are copies of one rendered MP4, so the runs' own work (no encoding) is far
+    shorter than the Retry-After pause even on a loaded machine: only a stalled pool loses the race."""
+    import shutil
+
+    from runflow_nb.emulator import Emulator
+    from runflow_nb.simulator import Simulator
+
+    def copy_clip(images: Any, *, dest: Any, **kw: Any) -> Path:
+        shutil.copyfile(fast_clip, dest)
+        return Path(dest)
+
+    retry_after = 5
+    emulator = Emulator(simulator=Simulator(latency=0.3, renderer=copy_clip),
+                        faults=f"429ra=3x,retry_after={retry_after}")
+    try:
+        with serve(port=0, emulator=emulator) as server:
+            exp = make_exp(tmp_path, server.url)
+            plan = rf.grid(prompt="character1", images=[ref_images[:1]], seed=range(6), duration=3, resolution="720p")
+            started = time.time()
+            df = exp.run(plan, concurrency=6, progress=None)
+            faults = server.emulator.stats()["faults"]["429ra"]
+            runs = _server_runs(server)
+        assert set(df.status) == {"succeeded"} and faults == 3 and len(runs) == 6
+        created = [_at(r["created_at"]) for r in runs]
+        first, resent = created[:3], created[3:]
+        assert min(resent) >= started + retry_after - 0.05, "a rate-limited submit was re-sent before Retry-After"
+        by_remote = df.set_index("remote_id")
+        for run in runs[:3]:
+            row = by_remote.loc[run["id"]]
+            finished = row["submitted_at"].timestamp() + row["wall_s"]
+            assert finished < min(resent), f"{run['id']} waited behind the rate-limited runs"
+        assert max(first) < min(resent)
+    finally:
+        emulator.close()
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
@@ -243,12 +262,14 @@ def test_a_submit_with_a_lost_answer_is_reattached_on_resume(ref_images: list[Pa
         req = plan[0]
         dead = subprocess.Popen(["true"])
         dead.wait()  # the crashed sweep: a process on this host that no longer exists
-        exp.store.claim_run({"run_key": req.run_key(), "client_ref": "rfnb-crashed-before-answer",
+        row, _ = exp.store.claim_run({"run_key": req.run_key(), "client_ref": "rfnb-crashed-before-answer",
                                       "experiment": exp.name, "model": req.model, "status": "submitting",
                                       "prompt": req.prompt, "images": req.image_displays(), **req.params(),
                                       "owner": f"{socket.gethostname()}:{dead.pid}"})
         client = rf.Client(api_key=KEY, base_url=server.url)
-        client.submit(req, client_ref="rfnb-crashed-before-answer")  # the request that did reach the server
+        # the request that did reach the server, with the metadata a sweep's create carries
+        client.submit(req, client_ref="rfnb-crashed-before-answer",
+                      metadata={"experiment": exp.name, "run_id": row["run_id"]})
         df = exp.run(plan, progress=None)
         billed = ledger(server.url)
     assert list(df.status) == ["succeeded"] and exp.last_summary is not None

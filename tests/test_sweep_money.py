@@ -10,14 +10,16 @@ The loopback, interrupt and crash versions of these guarantees are in ``test_mon
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from _fast_sweep import RUN, Service, Sweeper, plan
+from _fast_sweep import BASE, RUN, Service, Sweeper, plan
 from _scripted import answer, is_create, is_download, is_poll
 
 import runflow_nb as rf
@@ -153,6 +155,40 @@ def test_a_run_whose_submit_answer_was_lost_keeps_its_share_and_is_found_not_res
         svc.close()
 
 
+def test_resume_finds_our_run_not_another_callers_with_the_same_client_ref(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    # the create's answer is lost, and another caller's run (newer, other seed) shares the client_ref
+    svc = Service(fast_clip, faults="drop=1x,dupref=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, [7]))
+        (row,) = sw.rows()
+        assert row["status"] == "unknown" and row["remote_id"] is None
+        on_server = svc.sim.list_runs(limit=10)[0]
+        assert len(on_server) == 2 and {r["client_ref"] for r in on_server} == {row["client_ref"]}
+        (ours,) = [r for r in on_server if (r.get("metadata") or {}).get("run_id") == row["run_id"]]
+        s = sw.run(plan(ref_images, [7]))
+        (row,) = sw.rows()
+        assert s.reattached == 1 and s.submitted == 0
+        assert row["remote_id"] == ours["id"] and row["seed_returned"] == 7 and row["status"] == "succeeded"
+    finally:
+        svc.close()
+
+
+def test_runs_of_a_batch_whose_answer_was_lost_are_found_on_resume_not_paid_twice(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="drop=1x")  # the batch is created, its answer never arrives
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+        assert svc.created() == 3 and by_status(sw) == Counter({"unknown": 3})
+        s = sw.run(plan(ref_images, range(3)), concurrency=3)  # batch runs echo the batch's metadata
+        assert (s.reattached, s.submitted) == (3, 0) and by_status(sw) == Counter({"succeeded": 3})
+        assert svc.created() == 3 and svc.billed() == pytest.approx(3 * RUN)
+    finally:
+        svc.close()
+
+
 def test_an_unknown_run_that_never_reached_the_server_frees_its_share(service: Service, sweeper: Sweeper,
                                                                       ref_images: list[Path]) -> None:
     sweeper.run(plan(ref_images, range(2)))
@@ -195,6 +231,42 @@ def test_the_experiment_cap_counts_unknown_runs_and_not_failed_ones(fast_clip: P
         assert s.submitted + s.skipped_budget == 4 and p.budget_usd == pytest.approx(2 * RUN)
     finally:
         svc.close()
+
+
+def test_the_experiment_cap_holds_across_two_processes_sweeping_at_once(service: Service, tmp_path: Path,
+                                                                     ref_images: list[Path]) -> None:
+    # Two sweeps (each with its own store connection, as two processes have) start together: both
+    # read the experiment's spending before either submits, so each alone would think the whole
+    # cap is free.
+    url = str(tmp_path / "shared.sqlite")
+    started = threading.Barrier(2, timeout=20)
+    sweepers = [Sweeper(service, tmp_path / str(i), store=url) for i in range(2)]
+    results: list[Any] = [None, None]
+
+    def sweep(i: int) -> None:
+        waited: list[bool] = []
+
+        def together(p: SweepProgress) -> None:
+            if not waited:
+                waited.append(True)
+                started.wait()
+
+        try:
+            results[i] = sweepers[i].run(plan(ref_images, range(4 * i, 4 * i + 4)), experiment_budget_usd=3 * RUN,
+                                         on_progress=together, concurrency=2)
+        except BaseException as exc:  # reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert all(not isinstance(r, BaseException) and r is not None for r in results), results
+    assert service.created() <= 3 and service.billed() <= 3 * RUN + 1e-9, service.created()
+    assert service.created() >= 1  # not a deadlock of two polite sweeps
+    statuses = Counter(r["status"] for r in sweepers[0].rows())
+    assert statuses["succeeded"] == service.created() and statuses["skipped_budget"] == 8 - service.created()
 
 
 def test_the_smaller_of_the_call_and_experiment_caps_applies(service: Service, sweeper: Sweeper,
@@ -463,6 +535,49 @@ def test_a_stop_during_the_submit_request_leaves_the_run_unknown_and_reserved(
     sweeper.cancel.clear()
     s = sweeper.run(plan(ref_images, range(3)), budget_usd=3 * RUN)  # looked up first (not there), then sent
     assert by_status(sweeper) == Counter({"succeeded": 3}) and service.created() == 3
+
+
+def test_a_stop_while_runs_are_gathered_for_a_batch_leaves_them_planned(
+        service: Service, sweeper: Sweeper, ref_images: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from runflow_nb.batches import Batcher
+
+    # a long gathering window: the batch is surely still being gathered when the stop comes
+    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "window_s", 30.0)
+    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "max_delay_s", 30.0)
+
+    def stop_when_all_wait(p: SweepProgress) -> None:
+        if p.counts.get("submitting", 0) == 4:  # three runs are queued for the batch; none was sent
+            sweeper.cancel.set()
+
+    s = sweeper.run(plan(ref_images, range(4)), concurrency=4, batch="auto", on_progress=stop_when_all_wait)
+    assert service.created() == 0 and s.submitted == 0
+    assert by_status(sweeper) == Counter({"planned": 4})  # nothing was sent: nothing is unknown
+    assert (s.still_running, s.may_cost_usd) == (0, 0.0)
+    assert sweeper.progress[-1].unknown_usd == 0 and sweeper.progress[-1].in_flight_usd == 0
+    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "window_s", 0.1)
+    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "max_delay_s", 0.5)
+    sweeper.cancel.clear()
+    s = sweeper.run(plan(ref_images, range(4)), concurrency=4, batch="auto")
+    assert by_status(sweeper) == Counter({"succeeded": 4}), [r["error_message"] for r in sweeper.rows()]
+    assert service.created() == 4
+
+
+def test_runs_a_batch_answer_already_shows_ended_are_read_in_full_before_they_are_recorded(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    def ended_before_the_answer(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method != "POST" or not request.url.path.endswith("/batches") or response.status_code != 201:
+            return None
+        body = json.loads(response.read())
+        for item in body.get("items") or []:  # the runs ended before the create answered (a fast model)
+            item["status_code"] = service.sim.wait(item["run_id"], timeout=10, base_url=BASE)["status_code"]
+        return httpx.Response(201, json=body, headers={k: v for k, v in response.headers.items()
+                                                      if k.lower() not in ("content-length", "content-encoding")})
+
+    service.emu.after.append(ended_before_the_answer)
+    s = sweeper.run(plan(ref_images, range(4)), concurrency=4, batch="auto")
+    assert by_status(sweeper) == Counter({"succeeded": 4}), [r["error_message"] for r in sweeper.rows()]
+    assert all(Path(r["video_path"]).exists() for r in sweeper.rows()) and s.spent_usd == pytest.approx(4 * RUN)
+    assert service.created() == 4
 
 
 # --- fatal answers ----------------------------------------------------------------------------------
