@@ -11,7 +11,9 @@ be submitted, or re-attached, until its fate is known:
 
 A run that ends unbilled (failed, canceled, refused, not found) hands its reservation back, and a
 waiting submit may use it. ``budget_usd`` is what *this call* may commit; an experiment-level cap
-is turned into that number before the sweep starts (see :class:`runflow_nb.Experiment`).
+is turned into that number before the sweep starts (see :class:`runflow_nb.Experiment`), and the
+sweep checks it again against the store at every claim, so concurrent processes share it
+(:mod:`runflow_nb.runner`).
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ and booked is :mod:`runflow_nb._recording`; fetching videos is :mod:`runflow_nb.
 
 Guarantees (each has a test):
 
-* **Budget** = spent + in flight + unknown (see :mod:`runflow_nb._budget`). A run whose fate is
-  unknown keeps its reservation; a ``succeeded`` run without a video is charged (a server fault,
+* **Budget** = spent + in flight + unknown (see :mod:`runflow_nb._budget`). An experiment cap also
+  holds across processes sweeping the same experiment at once: each claim is checked against what
+  the store says the whole experiment has committed. A run whose fate is unknown keeps its reservation; a ``succeeded`` run without a video is charged (a server fault,
   re-fetched by the next sweep), ``partial_succeeded`` is charged and never submitted again.
 * **Balanced cuts**: runs are submitted in :func:`runflow_nb.plan.balanced_order`, so a budget that
   runs out leaves every prompt and parameter represented.
