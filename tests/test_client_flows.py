@@ -302,3 +302,93 @@ def test_bad_input_is_refused_before_any_request(small_png: Path) -> None:
         client(svc).submit(req, prompt="x")
     assert svc.requests == []
 
+
+
+# -- what the first pass of mutation testing showed untested ------------------------------------
+
+def test_a_server_id_keeps_its_letters_including_x() -> None:
+    assert safe_name("0193-Xx-run") == "0193-Xx-run"
+
+
+def test_key_problems_say_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNFLOW_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError) as caught:
+        Client(base_url=BASE, backend="runflow")._api_key()
+    assert str(caught.value) == "no API key: pass api_key=... or set RUNFLOW_API_KEY"
+    with pytest.raises(ConfigurationError) as caught:
+        Client(api_key="bad\x01key-123456", base_url=BASE)._api_key()
+    assert str(caught.value) == ("the API key holds characters an HTTP header cannot carry (non-ASCII or control "
+                                 "characters): check api_key=... / RUNFLOW_API_KEY for stray ones")
+
+
+def test_a_too_long_client_ref_names_its_field_and_the_fix(small_png: Path) -> None:
+    with pytest.raises(ValidationError) as caught:
+        client(Service()).submit(prompt="character1", images=[small_png], duration=3, resolution="720p",
+                                 client_ref="r" * 300)
+    (issue,) = caught.value.issues
+    assert (issue.field, issue.message, issue.fix) == ("client_ref", "is 300 characters; the limit is 255",
+                                                       "use a shorter reference")
+
+
+def test_an_explicit_idempotency_key_reaches_the_create(small_png: Path) -> None:
+    svc = Service()
+    client(svc).submit(prompt="character1", images=[small_png], duration=3, resolution="720p",
+                       idempotency_key="my-key-1")
+    assert svc.requests[0].headers["idempotency-key"] == "my-key-1"
+
+
+def test_a_large_bmp_for_image_to_video_is_uploaded_as_bmp(tmp_path: Path) -> None:
+    path = tmp_path / "noise.bmp"
+    Image.frombytes("RGB", (700, 600), os.urandom(700 * 600 * 3)).save(path, "BMP")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/image-to-video/runs"):
+            svc.requests.append(request)
+            return httpx.Response(201, json=run_object("0193-i2v", sent_json(request)["client_ref"]))
+        return svc(request)
+
+    svc = Service()
+    client(handler).submit(model="image-to-video", image=path, prompt="it moves", duration=3, resolution="720p")
+    (session,) = [sent_json(r) for r in svc.requests if r.url.path == "/v1/asset-uploads"]
+    assert (session["filename"], session["mime_type"]) == ("reference1.bmp", "image/bmp")
+    assert sent_json(svc.requests[-1])["input"]["image_url"].startswith("https://cdn.test/")
+
+
+def test_a_local_clip_for_video_edit_is_uploaded_and_its_url_sent(tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=2)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(8):  # 4 s
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/video-edit/runs"):
+            svc.requests.append(request)
+            return httpx.Response(201, json=run_object("0193-edit", sent_json(request)["client_ref"]))
+        if request.url.host == "storage.test":  # the Service's PUT stores only images' bytes
+            svc.requests.append(request)
+            return httpx.Response(200)
+        return svc(request)
+
+    svc = Service()
+    client(handler).submit(model="video-edit", video=clip, prompt="make it night", resolution="720p")
+    (session,) = [sent_json(r) for r in svc.requests if r.url.path == "/v1/asset-uploads"]
+    assert session == {"filename": "input.mp4", "mime_type": "video/mp4", "size_bytes": clip.stat().st_size}
+    (put,) = [r for r in svc.requests if r.method == "PUT"]
+    assert put.content == clip.read_bytes() and "authorization" not in put.headers
+    asset_id = next(iter(svc.assets))
+    assert sent_json(svc.requests[-1])["input"]["video_url"] == f"https://cdn.test/{asset_id}.png?sig=1"
+
+
+def test_the_refusal_of_a_non_http_request_names_the_request() -> None:
+    request = httpx.Request("GET", "file:///etc/passwd")
+    with pytest.raises(httpx.UnsupportedProtocol) as caught:
+        refuse_non_http(request)
+    assert caught.value.request is request and str(caught.value) == "refusing a file:// URL"

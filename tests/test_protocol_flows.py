@@ -739,7 +739,7 @@ def test_a_put_that_keeps_failing_gives_up_after_max_retries() -> None:
             raise httpx.WriteError("broken pipe", request=request)
         return svc(request)
 
-    with pytest.raises(NetworkError, match="uploading the image"):
+    with pytest.raises(NetworkError, match=r"^uploading the file: WriteError: broken pipe"):
         drive(protocol(max_retries=1).upload(PNG, filename="r.png", content_type="image/png"), dropped)
 
 
@@ -785,3 +785,315 @@ def test_a_failed_probe_counts_as_no_key_support_for_now() -> None:
 
     proto = protocol()
     assert drive(proto.keys_honoured(), no_ids) is False and proto.honours_keys is False
+
+
+# -- what the first pass of mutation testing showed untested ------------------------------------
+
+def test_the_look_up_after_a_500_skips_another_caller_s_newer_run_with_our_client_ref() -> None:
+    theirs = run_object("0193-theirs", "rfnb-ours", metadata={"library": "other-tool"},
+                        created_at="2026-11-29T23:00:00Z")  # newer than anything we make
+    svc = Service(create_faults=("created-500",), others=[theirs])
+    run = submit(svc)
+    assert run.id == svc.created[0]["id"] != "0193-theirs" and len(svc.created) == 1
+
+
+def test_a_failed_look_up_says_what_failed_and_what_to_do() -> None:
+    svc = Service(create_faults=("created-500",))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs":
+            raise httpx.ReadTimeout("slow list", request=request)
+        return svc(request)
+
+    with pytest.raises(NetworkError) as caught:
+        submit(handler, max_retries=0)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "HTTP 500: INTERNAL: the create failed half-way; looking the run up by client_ref rfnb-ours then failed "
+        "(looking up the run by client_ref: ReadTimeout: slow list): it may have been created — look it up "
+        "again before submitting anew")
+
+
+def test_the_look_up_reads_five_pages_by_default() -> None:
+    others = [run_object(f"0193-other-{i}", f"rfnb-other-{i}") for i in range(12)]
+    svc = Service(list_filters=False, page_size=2, others=[run_object("0193-ours", "rfnb-ours"), *others])
+    assert find(svc) is None and len(svc.requests) == 5
+
+
+def test_a_client_ref_with_capital_letters_is_sent_unquoted() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params["q"])
+        return httpx.Response(200, json={"items": []})
+
+    find(handler, "rfnb-XYZ")
+    assert seen == ["client_ref:rfnb-XYZ"]
+
+
+@pytest.mark.parametrize("key", ["items", "data", "runs", "results"])
+def test_the_runs_are_read_under_any_usual_list_key(key: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={key: [run_object("0193-ours", "rfnb-ours")]})
+
+    assert find(handler).id == "0193-ours"
+
+
+def test_an_answer_without_a_list_of_runs_finds_nothing_and_stops() -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"total": 0, "next_pq": "again"})
+
+    assert find(handler) is None and len(sent) == 1
+
+
+def test_an_html_list_answer_names_its_status() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/html"}, content=b"<html>login</html>")
+
+    with pytest.raises(BadAnswer) as caught:
+        find(handler)
+    assert caught.value.status_code == 200
+    assert str(caught.value) == "HTTP 200: looking up the run by client_ref: HTTP 200 is not a list of runs"
+
+
+def pages_followed(base_url: str, link: str) -> list[httpx.URL]:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if len(seen) == 1:
+            return httpx.Response(200, json={"items": [run_object("x1", "other")], "next": link})
+        return httpx.Response(200, json={"items": []})
+
+    proto = protocol()
+    proto.base_url = base_url
+    drive(proto.find("rfnb-ours"), handler)
+    return seen
+
+
+def test_a_same_host_link_is_followed_with_its_own_path_and_query() -> None:
+    seen = pages_followed("https://api.runflow.test/prefix",
+                          "https://api.runflow.test/prefix/v1/runs/search?pq=P2&from_prev=1")
+    assert seen[1].path == "/prefix/v1/runs/search"
+    assert dict(seen[1].params) == {"q": "client_ref:rfnb-ours", "limit": "100", "sort_by": "created_at:desc",
+                                    "pq": "P2", "from_prev": "1"}
+    seen = pages_followed("http://api.runflow.test", "http://api.runflow.test/v1/runs/search?pq=P3")
+    assert seen[1].path == "/v1/runs/search" and seen[1].params["pq"] == "P3"
+
+
+def test_a_link_path_outside_the_base_path_is_taken_as_relative_to_the_api() -> None:
+    seen = pages_followed("https://api.runflow.test/prefix", "/v1/runs?pq=P2")
+    assert seen[1].path == "/prefix/v1/runs" and seen[1].params["pq"] == "P2"
+    seen = pages_followed("https://api.runflow.test/prefix", "/prefixed/v1/runs?pq=P2")
+    assert seen[1].path == "/prefix/prefixed/v1/runs"
+
+
+def test_another_host_s_link_gives_only_its_cursor_or_ends_the_look_up() -> None:
+    seen = pages_followed(BASE, "https://evil.test/elsewhere?pq=P9&q=client_ref:theirs")
+    assert seen[1].host == "api.runflow.test" and seen[1].path == "/v1/runs"
+    assert seen[1].params["pq"] == "P9" and seen[1].params["q"] == "client_ref:rfnb-ours"
+    assert len(pages_followed(BASE, "https://evil.test/elsewhere?page=2")) == 1
+    downgraded = pages_followed(BASE, "http://api.runflow.test/v1/runs?pq=P2")  # another scheme: another origin
+    assert str(downgraded[1]).startswith("https://api.runflow.test/v1/runs?") and downgraded[1].params["pq"] == "P2"
+
+
+def test_an_http_link_on_an_http_base_is_a_link_not_a_token() -> None:
+    seen = pages_followed("http://api.runflow.test", "http://api.runflow.test/v1/runs?pq=P4")
+    assert seen[1].params["pq"] == "P4" and "http" not in seen[1].params["pq"]
+
+
+def test_a_probe_answer_naming_its_asset_by_id_counts_and_one_that_is_not_an_object_does_not() -> None:
+    def by_id(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"id": "asset-1", "upload_url": "https://storage.test/put/asset-1"})
+
+    proto = protocol()
+    assert drive(proto.keys_honoured(), by_id) is True
+
+    def listed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json=["asset-1"])
+
+    proto = protocol()
+    assert drive(proto.keys_honoured(), listed) is False and proto.honours_keys is False
+
+
+def test_an_upload_session_naming_its_asset_by_id_is_followed() -> None:
+    svc = Service()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = svc(request)
+        if request.url.path == "/v1/asset-uploads":
+            data = answer.json()
+            return httpx.Response(201, json={"id": data["asset_id"], "upload_url": data["upload_url"]})
+        return answer
+
+    url = drive(protocol().upload(PNG, filename="r.png", content_type="image/png"), handler)
+    assert url == f"https://cdn.test/{next(iter(svc.assets))}.png?sig=1"
+
+
+def test_an_asset_id_is_one_path_segment_in_the_confirmation() -> None:
+    paths: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.raw_path)
+        if request.url.host == "storage.test":
+            return httpx.Response(200)
+        if request.url.path == "/v1/asset-uploads":
+            return httpx.Response(201, json={"asset_id": "a/b c", "upload_url": "https://storage.test/p"})
+        return httpx.Response(201, json={"url": "https://cdn.test/a.png"})
+
+    drive(protocol().upload(PNG, filename="r.png", content_type="image/png"), handler)
+    assert paths[-1] == b"/v1/asset-uploads/a%2Fb%20c/confirmations"
+
+
+@pytest.mark.parametrize(("failing", "what"), [("/v1/asset-uploads", "starting an upload"),
+                                                ("/confirmations", "confirming the upload")])
+def test_a_failed_upload_step_is_named(failing: str, what: str) -> None:
+    svc = Service()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(failing):
+            raise httpx.ConnectError("refused", request=request)
+        return svc(request)
+
+    with pytest.raises(NetworkError) as caught:
+        drive(protocol(max_retries=0).upload(PNG, filename="r.png", content_type="image/png"), handler)
+    assert str(caught.value) == f"{what}: ConnectError: refused"
+
+
+def test_upload_errors_carry_their_status_and_exact_text() -> None:
+    svc = Service()
+    svc.put_faults = [403, 403, 403]
+    with pytest.raises(APIError) as caught:
+        upload(svc)
+    assert caught.value.status_code == 403
+    assert str(caught.value) == "HTTP 403: the upload URL was refused (403: expired) three times"
+
+    def no_url(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"id": "a1"}) if request.url.path.endswith("/confirmations") else svc(request)
+
+    with pytest.raises(APIError) as caught:
+        drive(protocol().upload(PNG, filename="r.png", content_type="image/png"), no_url)
+    assert str(caught.value) == "HTTP 201: the upload confirmation (the Asset record) has no url"
+
+    def listed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json=["a1"]) if request.url.path.endswith("/confirmations") else svc(request)
+
+    with pytest.raises(APIError, match="has no url"):
+        drive(protocol().upload(PNG + b"2", filename="r.png", content_type="image/png"), listed)
+
+    def no_session(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"asset_id": "a1"})
+
+    with pytest.raises(APIError) as caught:
+        drive(protocol().upload(PNG, filename="r.png", content_type="image/png"), no_session)
+    assert str(caught.value) == "HTTP 201: the upload answer has no asset_id/upload_url"
+
+
+def test_a_redirect_status_from_storage_is_not_taken_as_stored() -> None:
+    svc = Service()
+    svc.put_faults = [300]
+    upload(svc)
+    assert [r.method for r in svc.requests] == ["POST", "PUT", "PUT", "POST"]
+
+
+def test_a_put_is_tried_max_retries_plus_one_times() -> None:
+    svc = Service()
+    svc.put_faults = [503] * 3
+    with pytest.raises(ServerError):
+        upload(svc, proto=protocol(max_retries=2))
+    assert [r.method for r in svc.requests] == ["POST", "PUT", "PUT", "PUT"]
+
+
+def test_giving_up_takes_no_pause_after_the_last_try() -> None:
+    for fault in (503, httpx.ReadTimeout):
+        out = Driven()
+        with pytest.raises((ServerError, NetworkError)):
+            call(answers(*([fault] * 6)), out=out)
+        assert len(out.sleeps) == 5
+
+
+def test_a_2xx_that_is_not_a_run_and_is_not_listed_is_re_sent_after_a_pause() -> None:
+    svc = Service(create_faults=("html",), honours_keys=False)
+
+    def handler(request: httpx.Request) -> httpx.Response:  # the run made by the "html" create is not listed
+        if request.url.path == "/v1/runs":
+            svc.requests.append(request)
+            return httpx.Response(200, json={"items": []})
+        return svc(request)
+
+    out = Driven()
+    run = submit(handler, out=out)  # type: ignore[arg-type]
+    assert svc.routes() == [CREATE, LIST, CREATE] and run.id == svc.created[-1]["id"]
+    assert len(out.sleeps) == 1 and 0 <= out.sleeps[0] <= 0.5
+
+
+def test_a_create_never_sent_says_so_in_full() -> None:
+    svc = Service(create_faults=("connect",))
+    with pytest.raises(NetworkError) as caught:
+        submit(svc, max_retries=0)
+    assert str(caught.value) == ("submitting the run: ConnectError: connection refused — the server could not be "
+                                 "reached, so the run was never sent")
+
+
+def test_a_409_whose_look_up_fails_names_the_conflict() -> None:
+    svc = Service()
+    submit(svc, sent=body("rfnb-ours"))
+    changed = body("rfnb-ours")
+    changed["input"]["duration"] = 7
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs":
+            raise httpx.ConnectError("down", request=request)
+        return svc(request)
+
+    with pytest.raises(NetworkError) as caught:
+        submit(handler, sent=changed, max_retries=0)  # type: ignore[arg-type]
+    assert str(caught.value).startswith("HTTP 409: CONFLICT: same Idempotency-Key with a different body; looking the "
+                                        "run up by client_ref rfnb-ours then failed")
+
+
+def test_a_409_is_resolved_to_our_run_not_another_caller_s_newer_one() -> None:
+    mine = {"library": "runflow_nb/x", "experiment": "horses"}
+    svc = Service()
+    first = submit(svc, sent=body("rfnb-ours", metadata=mine))
+    svc.runs.append(run_object("0193-theirs", "rfnb-ours", metadata={"experiment": "cats"},
+                               created_at="2026-11-29T23:59:00Z"))
+    changed = body("rfnb-ours", metadata=mine)
+    changed["input"]["duration"] = 7
+    assert submit(svc, sent=changed).id == first.id
+
+
+def test_a_400_for_a_create_is_raised_at_once() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"code": "BAD_REQUEST", "message": "malformed"})
+
+    out = Driven()
+    with pytest.raises(APIError) as caught:
+        submit(handler, out=out)  # type: ignore[arg-type]
+    assert caught.value.status_code == 400 and len(out.sends) == 1
+
+
+def test_a_create_refused_each_time_says_so_in_full_after_five_pauses() -> None:
+    svc = Service(create_faults=("429",) * 6)
+    out = Driven()
+    with pytest.raises(RateLimitError) as caught:
+        submit(svc, out=out)
+    assert str(caught.value) == ("HTTP 429: RATE_LIMITED: slow down — the server refused the run each time, so it "
+                                 "was not created")
+    assert len(out.sleeps) == 5
+
+
+def test_a_2xx_that_is_never_a_run_says_what_came_back() -> None:
+    svc = Service(create_faults=("html",))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs":
+            return httpx.Response(200, json={"items": []})
+        return svc(request)
+
+    with pytest.raises(ServerError) as caught:
+        submit(handler, max_retries=0, honours_keys=False)  # type: ignore[arg-type]
+    assert str(caught.value).startswith("HTTP 200: submitting the run: the server answered HTTP 200 with text/html, "
+                                        "not a run object")

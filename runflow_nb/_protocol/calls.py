@@ -98,7 +98,7 @@ class Calls:
             pause = self.retry.delay(attempt)
             if attempt < self.retry.max_retries and self._pause(pause, deadline):
                 yield Sleep(pause)
-            elif attempt < self.retry.max_retries:
+            else:
                 break
         assert last is not None
         raise last

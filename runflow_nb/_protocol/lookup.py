@@ -59,22 +59,26 @@ class LookUp(Calls):
             if not cursor or not items or cursor in seen:
                 return unverified
             seen.add(cursor)
-            path, params = self._next_page(cursor, params)
+            page = self._next_page(cursor, params)
+            if page is None:
+                return unverified
+            path, params = page
         return unverified
 
-    def _next_page(self, cursor: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """``(path, params)`` of the page a cursor names: a bare token is sent as ``pq``; a link (path
-        or same-origin URL) is followed with its own query, other hosts' links give up their ``pq``."""
+    def _next_page(self, cursor: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """``(path, params)`` of the page a cursor names, or None: a bare token is sent as ``pq``; a
+        link (path or same-origin URL) is followed with its own query; another host's link gives up
+        only its ``pq`` (None without one: nothing to follow)."""
         if not cursor.startswith(("/", "http://", "https://")):
             return "/v1/runs", {**params, "pq": cursor}
         parts = urlsplit(cursor)
         query = dict(parse_qsl(parts.query))
         base = urlsplit(self.base_url)
         if parts.netloc and (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
-            return "/v1/runs", {**params, "pq": query.get("pq", "")}
+            return ("/v1/runs", {**params, "pq": query["pq"]}) if query.get("pq") else None
         path = parts.path
-        if base.path and base.path != "/" and path.startswith(base.path):
-            path = path[len(base.path.rstrip("/")):]
+        if base.path and path.startswith(base.path + "/"):  # base_url holds no trailing slash
+            path = path[len(base.path):]
         return path or "/v1/runs", {**params, **query}
 
     def _find_after_lost_answer(self, client_ref: str, why: str, *, grace: bool,

@@ -122,8 +122,7 @@ class Submits(LookUp):
         ids = []
         try:
             for _ in range(2):
-                resp = yield from self.call("POST", "/v1/asset-uploads", json=body, headers={"Idempotency-Key": key},
-                                            what="checking Idempotency-Key support")
+                resp = yield from self.call("POST", "/v1/asset-uploads", json=body, headers={"Idempotency-Key": key})
                 data = _json(resp)
                 ids.append(data.get("asset_id") or data.get("id") if isinstance(data, dict) else None)
         except (APIError, NetworkError):

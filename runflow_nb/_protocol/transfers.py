@@ -33,7 +33,7 @@ class Transfers(Calls):
         cached = self.uploads.get(digest)
         if cached is not None and self.clock() - cached[2] < self.upload_reuse_s:
             return cached[0]
-        for start_over in range(3):
+        for _start_over in range(3):  # a 403 on the PUT: the presigned URL expired, start again
             resp = yield from self.call("POST", "/v1/asset-uploads", json={
                 "filename": filename, "mime_type": content_type, "size_bytes": len(data)},
                 what="starting an upload")
@@ -42,12 +42,10 @@ class Transfers(Calls):
             upload_url = created.get("upload_url") if isinstance(created, dict) else None
             if not asset_id or not upload_url:
                 raise APIError("the upload answer has no asset_id/upload_url", status_code=resp.status_code)
-            put = yield from self._put_bytes(str(upload_url), data, content_type)
-            if put == "expired" and start_over < 2:
-                continue
-            if put == "expired":
-                raise APIError("the upload URL was refused (403: expired) three times", status_code=403)
-            break
+            if (yield from self._put_bytes(str(upload_url), data, content_type)):
+                break
+        else:
+            raise APIError("the upload URL was refused (403: expired) three times", status_code=403)
         resp = yield from self.call("POST", f"/v1/asset-uploads/{quote(str(asset_id), safe='')}/confirmations",
                                     json={"folder_id": None}, what="confirming the upload")
         record = _json(resp)
@@ -57,22 +55,25 @@ class Transfers(Calls):
         self.uploads[digest] = (str(url), str(asset_id), self.clock())
         return str(url)
 
-    def _put_bytes(self, upload_url: str, data: bytes, content_type: str) -> Generator[Action, Outcome, str]:
-        """PUT to a presigned URL: ``"ok"``, or ``"expired"`` on a 403; other failures raise."""
+    def _put_bytes(self, upload_url: str, data: bytes, content_type: str) -> Generator[Action, Outcome, bool]:
+        """PUT to a presigned URL: True once stored, False on a 403 (the URL expired); other failures raise."""
+        out: Outcome = None
         for attempt in range(self.retry.max_retries + 1):
             # Up to 50 MiB: as long as a video download may take, never unbounded. Never the API key.
             out = yield Send("PUT", upload_url, content=data, headers={"Content-Type": content_type},
                              auth=False, deadline=self.clock() + self.download_timeout_s)
             if isinstance(out, httpx.Response) and out.status_code < 300:
-                return "ok"
+                return True
             if isinstance(out, httpx.Response) and out.status_code == 403:
-                return "expired"
+                return False
             if isinstance(out, httpx.Response) and 400 <= out.status_code < 500 and out.status_code != 429:
                 raise _error(out)
-            if attempt == self.retry.max_retries:
-                raise _network_error(out, "uploading the image") if isinstance(out, Exception) else _error(out)  # type: ignore[arg-type]
-            yield Sleep(self.retry.delay(attempt))
-        raise AssertionError("unreachable")
+            if attempt < self.retry.max_retries:
+                yield Sleep(self.retry.delay(attempt))
+        if isinstance(out, Exception):
+            raise _network_error(out, "uploading the file")
+        assert isinstance(out, httpx.Response)
+        raise _error(out)
 
     def download(self, url: str, make_sink: Callable[[int | None], Any], *, attempts: int | None = None
                  ) -> Generator[Action, Outcome, tuple[str, int]]:

@@ -147,7 +147,7 @@ class EmulatorBase:
         raise NotImplementedError
 
     def _start_run(self, spec: ModelSpec, inp: dict[str, Any], images: list[Any], notes: list[str],
-                   request: httpx.Request, request_id: str, *, video: Path | None = None,
+                   request: httpx.Request, request_id: str, *, video: Path | None = None, in_batch: bool = False,
                    **extra: Any) -> dict[str, Any]:
         """Create one run of checked input, drawing its outcome faults (routes)."""
         raise NotImplementedError

@@ -56,10 +56,11 @@ class BatchRoutes(EmulatorBase):
             checked.append((inp, images, notes, video, ref))
         if issues:
             raise ValidationError(issues)
+        broken = self.create_fault()  # one draw per create, however many items: the answer breaks, not the runs
         batch_id = uuid7()
         runs = [self._start_run(spec, inp, images, notes, request, request_id, video=video, client_ref=ref,
                                 metadata=body.get("metadata"), callback_url=body.get("callback_url"),
-                                batch_id=batch_id)
+                                batch_id=batch_id, in_batch=True)
                 for inp, images, notes, video, ref in checked]
         batch = {"id": batch_id, "model": spec.model, "created": time.time(), "metadata": body.get("metadata"),
                  "callback_url": body.get("callback_url"), "request_id": request_id,
@@ -70,6 +71,7 @@ class BatchRoutes(EmulatorBase):
         self.state.note_create(route="batches", via="created", ids=[r["id"] for r in runs],
                                idempotency_key=request.headers.get("idempotency-key"),
                                client_refs=[c[-1] for c in checked])
+        broken.apply(request)  # the batch and its runs exist (and are billed); only the answer is lost
         return json_response(201, self._batch_view(batch), {"Location": f"/v1/batches/{batch_id}"})
 
     def _batch(self, batch_id: str) -> dict[str, Any]:

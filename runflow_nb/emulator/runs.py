@@ -12,7 +12,7 @@ from ..errors import Issue, RunTimeoutError, ValidationError
 from ..simulator import MAX_PAGE_SIZE, STATUSES, TERMINAL
 from ..specs import ModelSpec
 from .base import DROP_ANSWER, EmulatorBase
-from .faults import break_answer, hollow_view
+from .faults import CreateFault, break_answer, hollow_view
 from .validation import check_envelope, check_input
 from .wire import HTTPError, invalid, json_body, json_response, spec_for
 
@@ -91,10 +91,11 @@ class RunRoutes(EmulatorBase):
         return self.present(run)
 
     def _start_run(self, spec: ModelSpec, inp: dict[str, Any], images: list[Any], notes: list[str],
-                   request: httpx.Request, request_id: str, *, video: Path | None = None,
+                   request: httpx.Request, request_id: str, *, video: Path | None = None, in_batch: bool = False,
                    **extra: Any) -> dict[str, Any]:
         """Hand a checked input to the simulator, drawing the outcome faults for it; a create fault
-        (drop, create500) is applied to the answer once the run exists."""
+        (drop, create500) is applied to the answer once the run exists — for a single run only: a
+        batch draws its create fault once for the whole create (``in_batch``)."""
         fail = self.fault("fail")
         nsfw = not fail and self.fault("nsfw")  # a failed run has nothing to flag
         outcome = "succeeded"
@@ -104,7 +105,7 @@ class RunRoutes(EmulatorBase):
             outcome = "canceled"
         hollow = None if fail or outcome == "canceled" else "succeeded" if self.fault("nooutput") else (
             "partial_succeeded" if self.fault("partialnooutput") else None)
-        broken = self.create_fault()
+        broken = self.create_fault() if not in_batch else CreateFault(None)
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
                                     force_failure=fail, force_nsfw=nsfw, outcome=outcome, notes=notes,
                                     video=video, **extra)

@@ -86,3 +86,46 @@ def test_a_lost_batch_answer_pays_once(live: EmulatorServer, ref_images: list[Pa
     else:
         assert "replayed" not in vias and stats["client_ref_lookups"] >= 1
     assert sum(len(b["ids"]) for b in creates(ledger, "batches") if b["via"] == "created") == 8
+
+
+@pytest.mark.parametrize("keys", [True, False])
+def test_a_batch_created_then_answered_500_pays_once(live: EmulatorServer, ref_images: list[Path], tmp_path: Path,
+                                                     keys: bool) -> None:
+    """The batch and its runs exist, the answer is a 500: a failed create leaves no replay, so the
+    items are looked up by client_ref before anything is sent again (with key support or without)."""
+    configure(live, faults="create500=1x", idempotency=keys)
+    exp = exp_for(tmp_path, live)
+    df = exp.run(plan(ref_images, 6), concurrency=6, progress=None, batch="auto")
+    assert set(df.status) == {"succeeded"}
+    ledger, stats = hooks(live)
+    assert stats["faults"]["create500"] == 1
+    assert len(ledger["billed"]) == 6 and len({e["client_ref"] for e in ledger["billed"]}) == 6
+    made = [b for b in creates(ledger, "batches") + creates(ledger, "runs") if b["via"] == "created"]
+    assert sum(len(b["ids"]) for b in made) == 6  # no item created twice
+    assert stats["client_ref_lookups"] >= 1
+    assert set(df.remote_id) == {e["run_id"] for e in ledger["billed"]}
+
+
+def test_a_batch_draws_its_create_fault_once_however_many_items(ref_images: list[Path]) -> None:
+    from runflow_nb.emulator import Emulator
+
+    emu = Emulator(latency=0.05, faults="create500")  # every create's answer breaks
+    try:
+        http = httpx.Client(transport=httpx.MockTransport(emu.handle), base_url="http://emulator.test",
+                            headers={"Authorization": f"Bearer {KEY}"})
+        item = {"prompt": "character1", "image_urls": [_data_uri(ref_images[0])], "duration": 3, "resolution": "720p"}
+        answer = http.post("/v1/models/alibaba/happy-horse/reference-to-video/batches",
+                           json={"input": [{**item, "seed": s, "client_ref": f"rfnb-b{s}"} for s in range(3)]})
+        assert answer.status_code == 500
+        stats = emu.stats()
+        assert stats["faults_total"] == 1
+        assert stats["faults"]["create500"] == 1  # one draw for the create, not one per item
+        assert emu.simulator.counts()["runs"] == 3  # the batch's runs exist (and will be billed)
+    finally:
+        emu.close()
+
+
+def _data_uri(path: Path) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
