@@ -354,12 +354,15 @@ def test_a_large_bmp_for_image_to_video_is_uploaded_as_bmp(tmp_path: Path) -> No
     assert sent_json(svc.requests[-1])["input"]["image_url"].startswith("https://cdn.test/")
 
 
-def test_a_local_clip_for_video_edit_is_uploaded_and_its_url_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("fmt", "name", "mime"), [("mp4", "input.mp4", "video/mp4"),
+                                                   ("mov", "input.mov", "video/quicktime")])
+def test_a_local_clip_for_video_edit_is_uploaded_and_its_url_sent(fmt: str, name: str, mime: str,
+                                                                   tmp_path: Path) -> None:
     import av
     import numpy as np
 
-    clip = tmp_path / "clip.mp4"
-    with av.open(str(clip), "w", format="mp4") as out:
+    clip = tmp_path / f"clip.{fmt}"
+    with av.open(str(clip), "w", format=fmt) as out:
         stream = out.add_stream("mpeg4", rate=2)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for i in range(8):  # 4 s
@@ -380,7 +383,7 @@ def test_a_local_clip_for_video_edit_is_uploaded_and_its_url_sent(tmp_path: Path
     svc = Service()
     client(handler).submit(model="video-edit", video=clip, prompt="make it night", resolution="720p")
     (session,) = [sent_json(r) for r in svc.requests if r.url.path == "/v1/asset-uploads"]
-    assert session == {"filename": "input.mp4", "mime_type": "video/mp4", "size_bytes": clip.stat().st_size}
+    assert session == {"filename": name, "mime_type": mime, "size_bytes": clip.stat().st_size}
     (put,) = [r for r in svc.requests if r.method == "PUT"]
     assert put.content == clip.read_bytes() and "authorization" not in put.headers
     asset_id = next(iter(svc.assets))

@@ -1097,3 +1097,17 @@ def test_a_2xx_that_is_never_a_run_says_what_came_back() -> None:
         submit(handler, max_retries=0, honours_keys=False)  # type: ignore[arg-type]
     assert str(caught.value).startswith("HTTP 200: submitting the run: the server answered HTTP 200 with text/html, "
                                         "not a run object")
+
+
+def test_a_put_that_keeps_failing_pauses_between_tries_only() -> None:
+    svc = Service()
+    svc.put_faults = [503] * 6
+    out = Driven()
+    with pytest.raises(ServerError):
+        upload(svc, out=out)
+    assert len(out.sleeps) == 5 and all(0 <= s <= 0.5 * 2**i for i, s in enumerate(out.sleeps))
+
+
+def test_a_same_host_link_without_a_path_pages_the_run_list() -> None:
+    seen = pages_followed(BASE, "https://api.runflow.test?pq=P5")
+    assert seen[1].path == "/v1/runs" and seen[1].params["pq"] == "P5"
