@@ -33,9 +33,9 @@ FAULTS: dict[str, str] = {
     "500": "500 INTERNAL_ERROR                           (any endpoint, downloads and uploads\n"
            "included, but health and /_emulator)",
     "503": "503 MODEL_UNAVAILABLE                        (same endpoints as 500)",
-    "drop": "a create is carried out (a run: created, billed if it succeeds; an upload or its\n"
-            "confirmation: recorded) but the connection is closed before the answer;\n"
-            "in-process: httpx.RemoteProtocolError",
+    "drop": "a create is carried out (a run: created, billed if it succeeds; a batch: all its\n"
+            "runs, one draw per batch create; an upload or its confirmation: recorded) but the\n"
+            "connection is closed before the answer; in-process: httpx.RemoteProtocolError",
     "create500": "a create is carried out as for drop, then answered 500 INTERNAL_ERROR (the\n"
                  "classic double charge when a client takes 5xx for \"not created\")",
     "slow": "a GET under /v1 sleeps slow_s seconds (default 3) before answering",
