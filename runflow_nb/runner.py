@@ -447,7 +447,7 @@ async def run_plan(*, store: Store, experiment: str, plan: Plan, client: AsyncCl
     ``budget_usd`` caps what this call commits; ``experiment_budget_usd`` caps everything the
     experiment has spent or may still be billed for in the store, this call included.
     """
-    problems = [] if isinstance(concurrency, int) and concurrency >= 1 else [
+    problems = [] if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1 else [
         Issue("concurrency", f"is {concurrency!r}", "use a whole number of at least 1")]
     for name, value in (("budget_usd", budget_usd), ("experiment budget_usd", experiment_budget_usd)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):

@@ -670,7 +670,8 @@ def test_a_budget_cut_mid_round_spreads_over_every_varied_parameter(service: Ser
 
 
 @pytest.mark.parametrize(("option", "field"), [
-    ({"concurrency": 0}, "concurrency"), ({"concurrency": 1.5}, "concurrency"), ({"budget_usd": -1}, "budget_usd"),
+    ({"concurrency": 0}, "concurrency"), ({"concurrency": 1.5}, "concurrency"), ({"concurrency": True}, "concurrency"),
+    ({"budget_usd": -1}, "budget_usd"),
     ({"budget_usd": True}, "budget_usd"), ({"budget_usd": "5"}, "budget_usd"),
     ({"budget_usd": math.nan}, "budget_usd"), ({"experiment_budget_usd": -0.01}, "experiment budget_usd"),
 ])
@@ -680,4 +681,8 @@ def test_bad_sweep_options_are_refused_before_anything_runs(service: Service, sw
     with pytest.raises(errors.ValidationError) as exc:
         sweeper.run(plan(ref_images, range(2)), **option)
     assert exc.value.fields == [field]
+    (issue,) = exc.value.issues
+    assert issue.message == f"is {next(iter(option.values()))!r}"
+    assert issue.fix == ("use a whole number of at least 1" if field == "concurrency"
+                         else "use a dollar amount of zero or more, or None")
     assert sweeper.rows() == [] and service.created() == 0
