@@ -19,7 +19,12 @@ from urllib.parse import urlsplit
 
 from .errors import Issue
 
-__all__ = ["is_http_url", "local_file", "unsupported_scheme", "url_issues"]
+__all__ = ["a_or_an", "is_http_url", "local_file", "unsupported_scheme", "url_issues"]
+
+
+def a_or_an(word: str) -> str:
+    """``word`` with its indefinite article: ``"an image"``, ``"a video"``, ``"an int"``."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def is_http_url(obj: Any) -> bool:
@@ -65,9 +70,8 @@ def local_file(obj: str | os.PathLike[Any], *, where: str, noun: str) -> tuple[P
                                                          "notebook's folder)")]
     except OSError as exc:
         return [Issue(where, f"cannot read {str(path)!r}: {exc.strerror or exc}", "check the path")]
-    article = "an" if noun[:1] in "aeiou" else "a"
     if stat.S_ISDIR(st.st_mode):
-        return [Issue(where, f"{str(path)!r} is a folder, not {article} {noun}", f"name {article} {noun} file inside it")]
+        return [Issue(where, f"{str(path)!r} is a folder, not {a_or_an(noun)}", f"name {a_or_an(noun)} file inside it")]
     if not stat.S_ISREG(st.st_mode):
-        return [Issue(where, f"{str(path)!r} is not a regular file", f"name {article} {noun} file")]
+        return [Issue(where, f"{str(path)!r} is not a regular file", f"name {a_or_an(noun)} file")]
     return path, st.st_size

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._prompt_rules import prompt_issues, tag_issues
 from ._scalars import _as_int, _input_model
-from ._sources import is_http_url, local_file, unsupported_scheme, url_issues
+from ._sources import a_or_an, is_http_url, local_file, unsupported_scheme, url_issues
 from .errors import Issue, ValidationError
 from .specs import REFERENCE_TO_VIDEO, FieldSpec, ImageRules, ModelSpec, get_spec
 from .video_input import VideoSource, billed_seconds, load_video
@@ -204,7 +204,7 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
             return checked
         fmt, w, h = checked
         return Reference("path", str(path), hashlib.sha256(data).hexdigest(), data, fmt, w, h)
-    return [Issue(where, f"a {type(obj).__name__} is not a reference image",
+    return [Issue(where, f"{a_or_an(type(obj).__name__)} is not a reference image",
                   "pass a file path, a PIL image, image bytes or an http(s) URL")]
 
 

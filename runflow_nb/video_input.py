@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ._sources import is_http_url, local_file, unsupported_scheme, url_issues
+from ._sources import a_or_an, is_http_url, local_file, unsupported_scheme, url_issues
 from .errors import Issue
 from .specs import VideoRules
 
@@ -103,7 +103,7 @@ def _load(obj: Any, where: str, rules: VideoRules, duration_s: float | None) -> 
     if bad_scheme:
         return bad_scheme
     if not isinstance(obj, (str, os.PathLike)):
-        return [Issue(where, f"a {type(obj).__name__} is not a video", "pass a file path or an http(s) URL")]
+        return [Issue(where, f"{a_or_an(type(obj).__name__)} is not a video", "pass a file path or an http(s) URL")]
     found = local_file(obj, where=where, noun="video")
     if isinstance(found, list):
         return found
