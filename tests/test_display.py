@@ -245,8 +245,8 @@ def test_an_empty_cell_says_why_with_its_status_as_a_class() -> None:
     assert _words(display.reason_html({"status": "weird"})) == "weird"
     failed = display.reason_html({"status": "failed", "error_message": "GENERATION_FAILED"})
     div = _reason(failed)
-    assert "rf-reason-failed" in str(div["class"]) and "data-missing-video" not in div
-    assert "padding:8px" in str(div["style"])
+    assert "rf-reason-failed" in str(div["class"]) and set(div) == {"class", "style"}  # no missing-video mark
+    assert str(div["style"]).startswith("padding:8px;")
     (span,) = [a for t, a in Markup(failed).elements if t == "span"]
     assert span["title"] == "GENERATION_FAILED" and _words(failed) == "failed GENERATION_FAILED"
     assert [t for t, _ in Markup(display.reason_html({"status": "failed"})).elements] == ["div", "b"]  # no message
@@ -277,6 +277,10 @@ def test_aspect_comes_from_the_probed_size_before_the_requested_ratio() -> None:
     assert display.aspect_of({"width": 720, "height": 1280, "aspect_ratio": "16:9"}) == pytest.approx(0.5625)
     assert display.aspect_of({"width": 720, "aspect_ratio": "16:9"}) == pytest.approx(16 / 9)
     assert display.aspect_of({"width": 0, "height": 0, "aspect_ratio": "1:1"}) == 1.0
+    assert display.aspect_of({"width": 0, "height": 720, "aspect_ratio": "1:1"}) == 1.0  # a size needs both sides
+    assert display.aspect_of({"width": 720, "height": 0, "aspect_ratio": "1:1"}) == 1.0
+    assert display.aspect_of({"width": 1, "height": 2, "aspect_ratio": "1:1"}) == 0.5
+    assert display.aspect_of({"width": 2, "height": 1, "aspect_ratio": "1:1"}) == 2.0
     assert display.aspect_of({"aspect_ratio": "9:0"}) is None and display.aspect_of({}) is None
 
 
@@ -297,11 +301,12 @@ def test_posters_by_url_stay_urls_and_a_changed_file_gives_a_new_still(tmp_path:
 
     for url in ("https://cdn.example.org/p.jpg", "http://h/p.jpg", "data:image/jpeg;base64,AAAA"):
         assert display.poster_uri(url) == url
-    path = tmp_path / "p.png"
+    path = tmp_path / "p.bmp"  # BMP: the same dimensions give the same file size
     Image.new("RGB", (64, 36), (200, 0, 0)).save(path)
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     red = display.poster_uri(path)
     Image.new("RGB", (64, 36), (0, 0, 200)).save(path)  # the same size on disk, another picture
+    assert path.stat().st_size == 64 * 36 * 3 + 54
     os.utime(path, ns=(2_000_000_000, 2_000_000_000))
     blue = display.poster_uri(path)
     Image.new("RGB", (64, 37), (0, 200, 0)).save(path)  # another size, the same time
@@ -317,7 +322,7 @@ def test_a_file_link_never_takes_a_data_uri() -> None:
 
 def test_video_html_defaults_width_and_hover() -> None:
     video = _video(display.video_html("a.mp4"))
-    assert "width:100%" in str(video["style"]) and video["onmouseenter"] and video["onplay"]
+    assert str(video["style"]).startswith("width:100%;") and video["onmouseenter"] and video["onplay"]
     assert "onmouseenter" not in _video(display.video_html("a.mp4", hover=False))
     assert "width:50%;" in str(_video(display.video_html("a.mp4", width="50%"))["style"])
     odd = _video(display.video_html("a.mp4", width='1px" onfocus="alert(1)', hover=False))
