@@ -25,6 +25,7 @@ from runflow_nb._protocol import Emit, Protocol, RetryPolicy, Send, Sleep
 BASE = "https://api.runflow.test"
 MODEL = "alibaba/happy-horse/reference-to-video"
 RUNS = f"/v1/models/{MODEL}/runs"
+BATCHES = f"/v1/models/{MODEL}/batches"
 
 
 class Clock:
@@ -99,7 +100,7 @@ def body(client_ref: str = "rfnb-ours", metadata: dict[str, Any] | None = None) 
 class Service:
     """The documented API in memory, with scripted faults.
 
-    ``create_faults``: one entry per create (``POST .../runs``), in order, then plain 201s:
+    ``create_faults``: one entry per create (``POST .../runs`` or ``.../batches``), in order, then 201s:
     ``"ok"``; ``"created-500"`` (the run is made and billed, the answer is a 500); ``"500"`` (refused
     with a 500, nothing made); ``"created-drop"`` (made, then the connection drops: ReadTimeout;
     the key middleware keeps the 201 for a replay); ``"connect"`` (ConnectError: never arrived);
@@ -143,7 +144,9 @@ class Service:
         self.requests.append(request)
         path = request.url.path
         if request.method == "POST" and path == RUNS:
-            return self._create(request)
+            return self._create(request, self._make_run)
+        if request.method == "POST" and path == BATCHES:
+            return self._create(request, self._make_batch)
         if request.method == "GET" and path == "/v1/runs":
             return self._list(request)
         if request.method == "GET" and path.startswith("/v1/runs/"):
@@ -182,7 +185,7 @@ class Service:
         self.assets[asset_id] = {"id": asset_id, **sent}
         return httpx.Response(201, json={"asset_id": asset_id, "upload_url": f"https://storage.test/put/{asset_id}"})
 
-    def _create(self, request: httpx.Request) -> httpx.Response:
+    def _create(self, request: httpx.Request, make: Callable[[httpx.Request], httpx.Response]) -> httpx.Response:
         fault = self.create_faults.pop(0) if self.create_faults else "ok"
         if fault == "connect":
             raise httpx.ConnectError("connection refused", request=request)
@@ -193,7 +196,7 @@ class Service:
             return httpx.Response(500, json={"code": "INTERNAL", "message": "try again"})
         if fault == "422":
             return httpx.Response(422, json={"code": "VALIDATION", "message": "bad", "errors": ["input.duration"]})
-        answer = self._keyed(request, lambda: self._make_run(request))
+        answer = self._keyed(request, lambda: make(request))
         if fault == "created-500":
             self.keys.pop(request.headers.get("idempotency-key", ""), None)  # a failed create leaves no replay
             return httpx.Response(500, json={"code": "INTERNAL", "message": "the create failed half-way"})
@@ -211,6 +214,22 @@ class Service:
         self.runs.append(run)
         self.created.append(run)
         return httpx.Response(201, json=run)
+
+    def _make_batch(self, request: httpx.Request) -> httpx.Response:
+        """The documented batch answer (``batch_201.json``): one run per item, with its client_ref."""
+        sent = json.loads(request.content)
+        batch_id = f"0193-batch-{len(self.runs) + 1}"
+        items = []
+        for i, item in enumerate(sent["input"]):
+            run = run_object(f"0193-run-{len(self.runs) + 1}", item.get("client_ref"), metadata=sent.get("metadata"),
+                             created_at=f"2026-11-29T10:{len(self.runs):02d}:00.000+00:00")
+            run["batch_id"] = batch_id
+            self.runs.append(run)
+            self.created.append(run)
+            items.append({"id": f"item-{i}", "sequence_index": i, "run_id": run["id"], "status_code": "queued",
+                          "client_ref": item.get("client_ref")})
+        return httpx.Response(201, json={"id": batch_id, "status_code": "queued", "items_total": len(items),
+                                         "items": items, "cost": None})
 
     def _list(self, request: httpx.Request) -> httpx.Response:
         self.lists += 1

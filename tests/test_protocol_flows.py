@@ -14,9 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-from _wire import BASE, MODEL, RUNS, Clock, Driven, Service, body, drive, protocol, run_object
+from _wire import BASE, BATCHES, MODEL, RUNS, Clock, Driven, Service, body, drive, protocol, run_object
 
-from runflow_nb._protocol import BadAnswer, RetryPolicy, idempotency_key_for, retry_after_seconds
+from runflow_nb._protocol import (
+    BadAnswer,
+    BatchRefused,
+    RetryPolicy,
+    idempotency_key_for,
+    retry_after_seconds,
+)
 from runflow_nb._protocol.answers import _create_failure, _definitely_unsent
 from runflow_nb._protocol.calls import Calls
 from runflow_nb._protocol.transfers import check_output_url
@@ -1111,3 +1117,124 @@ def test_a_put_that_keeps_failing_pauses_between_tries_only() -> None:
 def test_a_same_host_link_without_a_path_pages_the_run_list() -> None:
     seen = pages_followed(BASE, "https://api.runflow.test?pq=P5")
     assert seen[1].path == "/v1/runs" and seen[1].params["pq"] == "P5"
+
+
+# -- batches: one create for many runs ------------------------------------------------------------
+
+def sent_body(request: httpx.Request) -> Any:
+    return httpx.Response(200, content=request.content).json()
+
+
+BATCH = f"POST {BATCHES}"
+
+
+def batch_body(refs: tuple[str, ...] = ("rfnb-b1", "rfnb-b2", "rfnb-b3"), metadata: Any = None) -> dict[str, Any]:
+    return {"input": [{"prompt": "character1", "image_urls": ["https://img.test/a.png"], "seed": i, "client_ref": r}
+                      for i, r in enumerate(refs)],
+            "metadata": metadata if metadata is not None else {"library": "runflow_nb"}, "callback_url": None}
+
+
+def submit_batch(svc: Any, *, out: Driven | None = None, sent: dict[str, Any] | None = None, **overrides: Any) -> Any:
+    clock = Clock()
+    proto = protocol(clock=clock, **overrides)
+    return drive(proto.submit_batch(MODEL, sent or batch_body(), idempotency_key="batch-key-1"), svc, clock=clock,
+                 out=out)
+
+
+def test_a_batch_create_maps_each_client_ref_to_its_run() -> None:
+    svc = Service()
+    batch_id, runs = submit_batch(svc)
+    assert svc.routes() == [BATCH] and svc.requests[0].headers["idempotency-key"] == "batch-key-1"
+    assert sent_body(svc.requests[0]) == batch_body()
+    assert batch_id == "0193-batch-1" and list(runs) == ["rfnb-b1", "rfnb-b2", "rfnb-b3"]
+    assert [runs[r].id for r in runs] == [run["id"] for run in svc.created]
+    assert all(run.status == "queued" and run.client_ref == ref for ref, run in runs.items())
+
+
+def test_a_batch_created_then_500_is_looked_up_item_by_item_before_any_re_send() -> None:
+    svc = Service(create_faults=("created-500",), honours_keys=True)
+    out = Driven()
+    batch_id, runs = submit_batch(svc, out=out)
+    assert svc.routes() == [BATCH, LIST, LIST, LIST] and len(svc.created) == 3  # no probe, no second batch
+    assert batch_id is None and {r: run.id for r, run in runs.items()} == {
+        run["client_ref"]: run["id"] for run in svc.created}
+    assert out.sleeps == []
+
+
+def test_a_dropped_batch_answer_is_re_sent_under_its_key_where_keys_are_honoured() -> None:
+    svc = Service(create_faults=("created-drop",), honours_keys=True)
+    batch_id, runs = submit_batch(svc)
+    assert svc.routes() == [BATCH, PROBE, PROBE, BATCH] and len(svc.created) == 3
+    assert batch_id == "0193-batch-1" and all(run is not None for run in runs.values())
+
+
+def test_a_dropped_batch_answer_without_key_support_is_looked_up_over_the_grace_period() -> None:
+    svc = Service(create_faults=("created-drop",), honours_keys=False, hidden_lists=3)
+    out = Driven()
+    _, runs = submit_batch(svc, out=out)
+    assert svc.routes()[:3] == [BATCH, PROBE, PROBE] and BATCH not in svc.routes()[3:]
+    assert len(svc.created) == 3 and all(run is not None for run in runs.values())
+    assert out.sleeps == [1.0]  # three look-ups hidden, then all three found after the first pause
+
+
+def test_a_batch_refused_with_500_and_nothing_made_is_re_sent_after_one_look_up_per_item() -> None:
+    svc = Service(create_faults=("500",))
+    out = Driven()
+    batch_id, runs = submit_batch(svc, out=out)
+    assert svc.routes() == [BATCH, LIST, LIST, LIST, BATCH] and len(svc.created) == 3
+    assert batch_id == "0193-batch-1" and all(run is not None for run in runs.values())
+    assert len(out.sleeps) == 1 and 0 <= out.sleeps[0] <= 0.5
+
+
+def test_a_batch_look_up_skips_another_caller_s_run_with_an_item_s_client_ref() -> None:
+    theirs = run_object("0193-theirs", "rfnb-b2", metadata={"caller": "another process"},
+                        created_at="2026-11-30T00:00:00Z")
+    svc = Service(create_faults=("created-500",), others=[theirs])
+    _, runs = submit_batch(svc)
+    assert runs["rfnb-b2"].id != "0193-theirs" and len(svc.created) == 3
+
+
+def test_a_409_for_a_batch_key_is_looked_up_and_never_re_sent() -> None:
+    svc = Service()
+    submit_batch(svc)
+    changed = batch_body()
+    changed["input"][0]["seed"] = 99
+    out = Driven()
+    batch_id, runs = submit_batch(svc, sent=changed, out=out)
+    assert svc.routes()[1:] == [BATCH, LIST, LIST, LIST] and batch_id is None and len(svc.created) == 3
+    assert all(run is not None for run in runs.values()) and out.sleeps == []
+
+
+def test_a_422_for_a_batch_is_a_refusal_the_caller_can_tell_apart() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, json={"code": "BATCH_NOT_SUPPORTED", "message": "no batches", "errors": None})
+
+    with pytest.raises(BatchRefused) as caught:
+        submit_batch(handler)
+    assert caught.value.unsupported and caught.value.status_code == 422 and caught.value.code == "BATCH_NOT_SUPPORTED"
+
+    def item(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, json={"code": "VALIDATION", "message": "bad",
+                                         "errors": [{"loc": ["input[1]", "duration"], "msg": "too long"}]})
+
+    with pytest.raises(BatchRefused) as caught:
+        submit_batch(item)
+    assert not caught.value.unsupported
+
+
+def test_a_2xx_that_is_not_a_batch_may_have_created_it_and_is_looked_up() -> None:
+    svc = Service(create_faults=("html",), honours_keys=False)
+    _, runs = submit_batch(svc)
+    assert svc.routes() == [BATCH, LIST, LIST, LIST] and len(svc.created) == 3
+    assert all(run is not None for run in runs.values())
+
+
+def test_a_batch_answer_listing_only_some_items_leaves_the_rest_unknown() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"id": "b1", "items": [
+            {"run_id": "r1", "client_ref": "rfnb-b1", "status_code": "queued"},
+            {"run_id": "rX", "client_ref": "someone-else"}, {"client_ref": "rfnb-b3"}]})
+
+    batch_id, runs = submit_batch(handler)
+    assert batch_id == "b1" and runs["rfnb-b1"].id == "r1" and runs["rfnb-b2"] is None and runs["rfnb-b3"] is None
+    assert "someone-else" not in runs

@@ -12,7 +12,7 @@ import httpx
 from ..errors import APIError
 from ..runs import Run
 from .actions import Action, Outcome, Send, Sleep
-from .answers import _create_failure, _error, _json
+from .answers import BadAnswer, _create_failure, _error, _json
 from .submit import Submits
 
 __all__ = ["BatchRefused", "Batches"]
@@ -62,7 +62,10 @@ class Batches(Submits):
                 raise _error(out)
             else:
                 assert isinstance(out, httpx.Response)
-                return _batch_runs(_json(out), refs)
+                try:
+                    return _batch_runs(out, refs)
+                except BadAnswer as exc:  # 2xx but not a batch: it may have been created
+                    last, ambiguous = exc, True
             if ambiguous:  # as for single runs: a re-send after a lost answer, a look-up after a 5xx
                 lost = isinstance(out, Exception)
                 honoured = (yield from self.keys_honoured()) if lost else False
@@ -92,10 +95,14 @@ class Batches(Submits):
         return runs
 
 
-def _batch_runs(data: Any, refs: list[str]) -> tuple[str | None, dict[str, Run | None]]:
+def _batch_runs(resp: httpx.Response, refs: list[str]) -> tuple[str | None, dict[str, Run | None]]:
+    """``(batch id, client_ref → Run)`` from a 2xx batch answer, or :class:`BadAnswer`."""
     found: dict[str, Run | None] = dict.fromkeys(refs)
+    data = _json(resp)
     if not isinstance(data, dict):
-        raise APIError("the batch answer is not an object")
+        kind = resp.headers.get("content-type", "no content type").split(";")[0]
+        raise BadAnswer(f"submitting the batch: the server answered HTTP {resp.status_code} with {kind}, not a "
+                        "batch object", status_code=resp.status_code, request_id=resp.headers.get("x-request-id"))
     batch_id = str(data["id"]) if data.get("id") else None
     for item in data.get("items") or []:
         if isinstance(item, dict) and item.get("run_id") and item.get("client_ref") in found:
