@@ -1238,3 +1238,110 @@ def test_a_batch_answer_listing_only_some_items_leaves_the_rest_unknown() -> Non
     batch_id, runs = submit_batch(handler)
     assert batch_id == "b1" and runs["rfnb-b1"].id == "r1" and runs["rfnb-b2"] is None and runs["rfnb-b3"] is None
     assert "someone-else" not in runs
+
+
+def test_a_batch_that_never_answers_as_a_batch_says_what_came_back() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs":
+            return httpx.Response(200, json={"items": []})
+        return httpx.Response(200, headers={"content-type": "text/html; charset=utf-8", "x-request-id": "req-7"},
+                              content=b"<html>portal</html>")
+
+    out = Driven()
+    with pytest.raises(BadAnswer) as caught:
+        submit_batch(handler, out=out, max_retries=1)
+    assert str(caught.value) == ("HTTP 200: submitting the batch: the server answered HTTP 200 with text/html, "
+                                 "not a batch object (request id req-7)")
+    assert caught.value.status_code == 200 and caught.value.request_id == "req-7"
+    assert len(out.sleeps) == 1 and 0 <= out.sleeps[0] <= 0.5
+
+    def bare(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs":
+            return httpx.Response(200, json={"items": []})
+        return httpx.Response(200, content=b"[]")
+
+    with pytest.raises(BadAnswer, match="with no content type, not a batch object"):
+        submit_batch(bare, max_retries=0)
+
+
+def test_a_batch_answer_without_an_id_has_no_batch_id() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"items": [{"run_id": "r1", "client_ref": "rfnb-b1"}]})
+
+    batch_id, runs = submit_batch(handler)
+    assert batch_id is None and runs["rfnb-b1"].id == "r1"
+
+
+def test_a_batch_create_is_tried_max_retries_plus_one_times_with_pauses_between() -> None:
+    svc = Service(create_faults=("429",) * 6)
+    out = Driven()
+    with pytest.raises(RateLimitError):
+        submit_batch(svc, out=out)
+    assert svc.routes() == [BATCH] * 6 and len(out.sleeps) == 5 and not svc.created
+    assert out.sends[0].deadline == 1000.0 + 60.0
+
+
+def test_a_batch_create_honours_retry_after() -> None:
+    svc = Service(create_faults=("429:6",))
+    out = Driven()
+    submit_batch(svc, out=out)
+    assert out.sleeps == [6.0] and svc.routes() == [BATCH, BATCH]
+
+
+def test_a_batch_create_never_sent_names_the_batch() -> None:
+    svc = Service(create_faults=("connect",))
+    with pytest.raises(NetworkError) as caught:
+        submit_batch(svc, max_retries=0)
+    assert str(caught.value) == "submitting the batch: ConnectError: connection refused"
+
+
+@pytest.mark.parametrize(("fault", "why"), [("created-500", "HTTP 500: INTERNAL: the create failed half-way"),
+                                             ("409", "HTTP 409: CONFLICT: same Idempotency-Key")])
+def test_a_failed_batch_look_up_names_why_it_looked(fault: str, why: str) -> None:
+    svc = Service(create_faults=() if fault == "409" else (fault,))
+    if fault == "409":
+        submit_batch(svc)
+    changed = batch_body()
+    changed["input"][0]["seed"] = 42
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs":
+            raise httpx.ConnectError("down", request=request)
+        return svc(request)
+
+    with pytest.raises(NetworkError) as caught:
+        submit_batch(handler, sent=changed, max_retries=0)
+    assert str(caught.value).startswith(f"{why}")
+    assert "looking the batch's runs up by client_ref then failed" in str(caught.value)
+
+
+def test_a_409_for_a_batch_looks_over_the_grace_period_and_skips_other_callers() -> None:
+    svc = Service()
+    submit_batch(svc, sent=batch_body(metadata={"library": "runflow_nb", "experiment": "e1"}))
+    svc.runs.append(run_object("0193-theirs", "rfnb-b1", metadata={"caller": "another process"},
+                               created_at="2026-11-30T00:00:00Z"))
+    svc.hidden_lists = 0
+    changed = batch_body(metadata={"library": "runflow_nb", "experiment": "e1"})
+    changed["input"][0]["seed"] = 42
+    listed = list(svc.runs)
+    svc.runs = [listed[-1]]  # only the other caller's run is listed at first
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runs" and svc.lists >= 1:
+            svc.runs = listed  # ours show up for the second round of look-ups
+        return svc(request)
+
+    out = Driven()
+    _, runs = submit_batch(handler, sent=changed, out=out)
+    assert out.sleeps == [1.0] and runs["rfnb-b1"].id != "0193-theirs"
+    assert all(run is not None for run in runs.values())
+
+
+def test_a_400_for_a_batch_is_raised_at_once() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"code": "BAD_REQUEST", "message": "malformed"})
+
+    out = Driven()
+    with pytest.raises(APIError) as caught:
+        submit_batch(handler, out=out)
+    assert caught.value.status_code == 400 and not isinstance(caught.value, BatchRefused) and len(out.sends) == 1
