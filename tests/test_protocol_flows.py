@@ -1149,6 +1149,7 @@ def test_a_batch_create_maps_each_client_ref_to_its_run() -> None:
     assert batch_id == "0193-batch-1" and list(runs) == ["rfnb-b1", "rfnb-b2", "rfnb-b3"]
     assert [runs[r].id for r in runs] == [run["id"] for run in svc.created]
     assert all(run.status == "queued" and run.client_ref == ref for ref, run in runs.items())
+    assert all(run.raw["batch_id"] == batch_id for run in runs.values())
 
 
 def test_a_batch_created_then_500_is_looked_up_item_by_item_before_any_re_send() -> None:
@@ -1313,6 +1314,7 @@ def test_a_failed_batch_look_up_names_why_it_looked(fault: str, why: str) -> Non
         submit_batch(handler, sent=changed, max_retries=0)
     assert str(caught.value).startswith(f"{why}")
     assert "looking the batch's runs up by client_ref then failed" in str(caught.value)
+    assert str(caught.value).endswith("they may have been created — look them up again before submitting anew")
 
 
 def test_a_409_for_a_batch_looks_over_the_grace_period_and_skips_other_callers() -> None:
