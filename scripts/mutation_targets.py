@@ -50,7 +50,8 @@ TARGETS = [  # cheapest first
             "runflow_nb.request.x_load_reference", "runflow_nb.request.x__load_reference",
             "runflow_nb.request.x__decode_checked", "runflow_nb.request.x__geometry_issues",
             "runflow_nb._prompt_rules.*", "runflow_nb._sources.*"),
-           ("tests/test_request_limits.py", "tests/test_request_messages.py", "tests/test_request.py",
+           ("tests/test_request_limits.py", "tests/test_request_messages.py", "tests/test_request_edges.py",
+            "tests/test_request.py",
             "-k", "not follows_the_documented_table")),
     Target("_protocol", "submit and its look-up, retries, Retry-After, which errors count as 'maybe created', "
            "key support, uploads, URL checks, deadlines",
