@@ -103,3 +103,79 @@ def test_ordinals_in_messages(n: int, word: str) -> None:
     from runflow_nb._prompt_rules import _ordinal
 
     assert _ordinal(n) == word
+
+
+def test_each_kind_of_reference_carries_its_pixels_hash_and_size(tmp_path: Path) -> None:
+    import hashlib
+
+    path = tmp_path / "ref.png"
+    path.write_bytes(GOOD)
+    by_bytes, by_path = load_reference(GOOD), load_reference(path)
+    by_pil = load_reference(Image.new("RGB", (900, 700), (5, 6, 7)))
+    by_url = load_reference("https://example.com/r.png")
+    digest = hashlib.sha256(GOOD).hexdigest()
+    assert not isinstance(by_bytes, list) and (by_bytes.sha256, by_bytes.width, by_bytes.height) == (digest, 800, 600)
+    assert by_bytes.display == f"<PNG bytes 800x600 {digest[:12]}>" and by_bytes.data == GOOD
+    assert not isinstance(by_path, list) and (by_path.sha256, by_path.width, by_path.height) == (digest, 800, 600)
+    assert not isinstance(by_pil, list) and (by_pil.width, by_pil.height, by_pil.format) == (900, 700, "PNG")
+    assert by_pil.data is not None and by_pil.sha256 == hashlib.sha256(by_pil.data).hexdigest()
+    assert by_pil.display == f"<PIL image 900x700 {by_pil.sha256[:12]}>"
+    assert not isinstance(by_url, list) and by_url.sha256 == hashlib.sha256(b"https://example.com/r.png").hexdigest()
+
+
+def test_a_pil_image_below_the_limits_is_refused_before_it_is_encoded() -> None:
+    assert load_reference(Image.new("RGB", (399, 800)), index=2) == [
+        Issue("image_urls[2]", "is 399×800; the shortest side must be at least 400 px",
+              "use a larger image (720 px or more is advised)")]
+    (issue,) = load_reference(Image.new("RGB", (300, 2000)), index=0, spec=__import__(
+        "runflow_nb.specs", fromlist=["IMAGE_TO_VIDEO"]).IMAGE_TO_VIDEO)  # type: ignore[misc]
+    assert issue.field == "image_url" and "aspect" in issue.message + issue.fix
+
+
+def test_too_big_references_say_how_to_shrink_them(tmp_path: Path) -> None:
+    over = GOOD + b"\0" * (10 * 10**6 + 1 - len(GOOD))
+    (issue,) = load_reference(over)  # type: ignore[misc]
+    assert issue == Issue("image_urls[0]", "is 10,000,001 bytes; the limit is 10 MB (10,000,000 bytes)",
+                          "re-encode it as JPEG or scale it down")
+    path = tmp_path / "big.png"
+    path.write_bytes(over)
+    assert load_reference(path) == [issue]
+
+
+def test_a_picture_with_too_many_pixels_is_refused_by_its_header(tmp_path: Path) -> None:
+    from runflow_nb.specs import REFERENCE_TO_VIDEO
+
+    cap = REFERENCE_TO_VIDEO.images.max_pixels
+    side = int(cap ** 0.5) + 1
+    buf = io.BytesIO()
+    Image.new("1", (side, side)).save(buf, "PNG")  # tiny on disk, huge in memory
+    (issue,) = load_reference(buf.getvalue(), index=4)  # type: ignore[misc]
+    assert issue.field == "image_urls[4]" and issue.message.startswith("has too many pixels to be a reference image")
+    assert issue.message.endswith(f"the limit is {cap:,} pixels") and issue.fix == "scale it down to a normal photo size"
+
+
+def test_a_built_request_keeps_every_input_it_was_given() -> None:
+    req = VideoRequest.build(model="edit", prompt="make it night", video=EDIT_URL, video_duration_s=5,
+                             audio_setting="origin", parent_run_id="run-parent-1")
+    assert (req.model, req.video is not None, req.audio_setting, req.parent_run_id) == (
+        "alibaba/happy-horse/video-edit", True, "origin", "run-parent-1")
+    assert req.video is not None and req.video.url == EDIT_URL and req.duration == 5
+    t2v = VideoRequest.build(model="t2v", prompt="a horse", duration=7, resolution="720p", seed=3)
+    assert (t2v.model, t2v.duration, t2v.seed, t2v.images) == ("alibaba/happy-horse/text-to-video", 7, 3, ())
+    blank = VideoRequest.build(model="i2v", image=GOOD, prompt="   ")
+    assert blank.prompt is None  # an optional prompt left blank is no prompt
+    kept = VideoRequest.build(model="i2v", image=GOOD, prompt=" it gallops ")
+    assert kept.prompt == " it gallops "
+
+
+def test_whole_number_inputs_given_as_numpy_or_float_integers_are_ints() -> None:
+    import numpy as np
+
+    req = VideoRequest.build(prompt="character1 x", images=[GOOD], duration=np.int64(4), seed=np.int32(9))
+    assert type(req.duration) is int and type(req.seed) is int and (req.duration, req.seed) == (4, 9)
+    assert VideoRequest.build(prompt="character1 x", images=[GOOD], resolution="720p").resolution == "720p"
+
+
+def test_references_given_as_a_generator_are_read_once_and_all_counted() -> None:
+    req = VideoRequest.build(prompt="character1 and character2", images=(b for b in [GOOD, encoded((900, 900))]))
+    assert [r.width for r in req.images] == [800, 900]
