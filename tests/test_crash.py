@@ -109,6 +109,20 @@ def _check_final(child: Child) -> dict[str, Any]:
     return {"rows": rows, "ledger": ledger}
 
 
+def _settled_run_count(emulator: EmulatorProcess) -> int:
+    """The server's run count once a killed child's last requests (already in the socket when it
+    died, served a moment later) have been handled: unchanged over a full second."""
+    import time
+
+    count, since = emulator.stats()["runs"], time.monotonic()
+    while time.monotonic() - since < 1.0:
+        time.sleep(0.1)
+        now = emulator.stats()["runs"]
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
+
+
 def _row_state(child: Child) -> tuple[list[dict[str, Any]], list[Path]]:
     return child.rows(), sorted(child.artifacts.rglob("*.part"))
 
@@ -137,7 +151,7 @@ def test_sigkill_at_a_protocol_point_then_restart_pays_once(point: str, emulator
     elif point == "mid_download":  # half a video in a .part file, never at the final path
         assert parts, "no partial download on disk"
         assert all(not Path(r["video_path"] or "/nonexistent").name.endswith(".part") for r in rows)
-    created_before = emulator.stats()["runs"]
+    created_before = _settled_run_count(emulator)
 
     code, out, err = child.run()
     assert code == 0, err[-3000:]

@@ -145,9 +145,12 @@ def test_background_sweep_reports_progress_and_can_be_cancelled(ref_images: list
         assert handle.done and seen and handle.summary is not None and handle.summary.stopped
         # stopped: runs already sent stay recorded with their remote ids, the rest stay planned; a
         # download the stop cut short is download_failed (billed; the next run fetches it)
-        assert set(df.status) <= {"succeeded", "planned", "queued", "running", "dispatching", "download_failed"}
-        assert set(df[df.status == "download_failed"].error_code) <= {"STOPPED"}
-        assert df.remote_id.notna().sum() == created < 12
+        # and a submit the stop caught in flight is unknown (the server may have the run; looked up next time)
+        assert set(df.status) <= {"succeeded", "planned", "queued", "running", "dispatching", "download_failed",
+                                  "unknown"}
+        assert set(df[df.status.isin(["download_failed", "unknown"])].error_code) <= {"STOPPED"}
+        known = int(df.remote_id.notna().sum())
+        assert known <= created <= known + int((df.status == "unknown").sum()) and created < 12
         assert any(m.startswith("stopped:") for m in handle.summary.messages)
         # and the next run collects them without paying twice
         df = exp.run(plan, concurrency=4, progress=None)
