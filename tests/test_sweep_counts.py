@@ -45,3 +45,21 @@ def test_a_truncated_video_is_a_charged_download_failure_fetched_again_later(
         assert row["status"] == "succeeded" and s.submitted == 0 and service.created() == 1
     finally:
         service.close()
+
+
+def test_a_succeeded_run_records_what_the_server_said_about_it(service: Service, sweeper: Sweeper,
+                                                               ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    assert row["status"] == "succeeded" and row["started_at"] is not None and row["completed_at"] is not None
+    assert row["nsfw_detected"] is not None and row["queue_s"] is not None and row["inference_ms"] is not None
+    assert row["seed_returned"] == 0 and row["output_url"]
+
+
+def test_an_experiment_cap_counts_only_its_own_experiment(service: Service, sweeper: Sweeper, tmp_path: Path,
+                                                         ref_images: list[Path]) -> None:
+    other = Sweeper(service, tmp_path / "other", experiment="another study")
+    other.store = sweeper.store
+    other.run(plan(ref_images, range(3)))  # spending of another experiment in the same store
+    s = sweeper.run(plan(ref_images, range(2)), experiment_budget_usd=2 * RUN)
+    assert s.submitted == 2 and service.created() == 5
