@@ -127,6 +127,11 @@ class Client(_Twins):
         return self._run(self._proto.get(run_id))
 
     @public
+    def logs(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's log items (``GET /v1/runs/{id}/logs``), oldest first."""
+        return _log_items(self._run(self._proto.read(_logs_path(run_id))))
+
+    @public
     def _read(self, path: str, *, auth: bool = True) -> Any:
         """The JSON of ``GET path`` (for :func:`runflow_nb.diagnose.doctor`)."""
         return self._run(self._proto.read(path, auth=auth))
@@ -240,6 +245,11 @@ class AsyncClient(_Twins):
         return await self._run(self._proto.get(run_id))
 
     @public
+    async def logs(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's log items (``GET /v1/runs/{id}/logs``), oldest first."""
+        return _log_items(await self._run(self._proto.read(_logs_path(run_id))))
+
+    @public
     async def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None) -> Run | None:
         return await self._run(self._proto.find(client_ref, metadata=metadata))
 
@@ -284,3 +294,15 @@ class AsyncClient(_Twins):
     @public
     async def health(self) -> Any:
         return (await self._run(self._proto.call("GET", "/v1/health"))).json()
+
+
+def _logs_path(run_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"/v1/runs/{quote(run_id, safe='')}/logs"
+
+
+def _log_items(body: Any) -> list[dict[str, Any]]:
+    """``{"items": [...]}`` as documented; anything else is no items (never an error for a note)."""
+    items = body.get("items") if isinstance(body, dict) else None
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []

@@ -314,6 +314,7 @@ class Experiment:
         fetches those; the simulator replaces one it cannot fetch with a placeholder), as
         ``(run_id, note)``; each is stored as the row's ``note`` the first time it is seen."""
         from .notices import note_text
+        from .runs import notices_in
 
         found: list[tuple[str, str]] = []
         for req in plan:
@@ -326,9 +327,12 @@ class Experiment:
             if note is None and row.get("remote_id"):  # not asked yet ("" once asked: nothing to say)
                 try:
                     run = await client.get(str(row["remote_id"]))
+                    notices = run.notices
+                    if not notices and run.logs_left_out:  # the view only says it has logs
+                        notices = notices_in(await client.logs(str(row["remote_id"])))
                 except RunflowError:
                     continue  # the row stays as it is; the next run of the plan asks again
-                note = note_text(run.notices)
+                note = note_text(notices)
                 self.store.update_run(row["run_id"], note=note)
             if note:
                 found.append((str(row["run_id"]), str(note)))

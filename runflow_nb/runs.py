@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["TERMINAL", "Output", "Run", "RunEvent", "normalize_status", "parse_time"]
+__all__ = ["TERMINAL", "Output", "Run", "RunEvent", "normalize_status", "notices_in", "parse_time"]
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "partial_succeeded"})
 _ALIASES = {"cancelled": "canceled", "completed": "succeeded", "success": "succeeded", "error": "failed",
@@ -188,16 +188,13 @@ class Run:
     def notices(self) -> tuple[str, ...]:
         """Warnings the server attached to the run (warning/error items of its ``logs`` field), e.g.
         that a reference image could not be fetched and a placeholder was used."""
-        items = self.raw.get("logs")
-        if not isinstance(items, list):
-            return ()
-        found = []
-        for item in items:
-            if isinstance(item, dict) and isinstance(item.get("message"), str):
-                level = str(item.get("level_code") or item.get("level") or "").lower()
-                if level.startswith(("warn", "error")):
-                    found.append(item["message"])
-        return tuple(found)
+        return notices_in(self.raw.get("logs"))
+
+    @property
+    def logs_left_out(self) -> bool:
+        """The server says the run has logs (``has_logs``) but its view does not carry them: they
+        are read from ``GET /v1/runs/{id}/logs``."""
+        return bool(self.raw.get("has_logs")) and not isinstance(self.raw.get("logs"), list)
 
     @property
     def queue_s(self) -> float | None:
@@ -220,3 +217,16 @@ class RunEvent:
 
     def __str__(self) -> str:
         return f"{self.run.id}: {self.status} after {self.elapsed_s:.1f} s"
+
+
+def notices_in(items: Any) -> tuple[str, ...]:
+    """The messages of the warning and error items of a run's log items (any level spelling)."""
+    if not isinstance(items, list):
+        return ()
+    found = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("message"), str):
+            level = str(item.get("level_code") or item.get("level") or "").lower()
+            if level.startswith(("warn", "error")):
+                found.append(item["message"])
+    return tuple(found)

@@ -123,3 +123,31 @@ def test_a_finished_run_is_asked_once(workdir: Path, monkeypatch: pytest.MonkeyP
     with pytest.warns(RunNotice):
         exp.run(plan, progress=None)
     assert asked == []
+
+
+def test_a_server_that_only_says_it_has_logs_is_asked_for_them(workdir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real service may answer ``has_logs: true`` without the items: the sweep reads
+    ``GET /v1/runs/{id}/logs`` and still warns; a run without logs costs no extra request."""
+    from runflow_nb.simulator import Simulator
+
+    shown = Simulator._view
+
+    def without_logs(self: Simulator, run: object, base_url: str | None) -> dict[str, object]:
+        view = shown(self, run, base_url)  # type: ignore[arg-type]
+        view.pop("logs", None)
+        return view
+
+    monkeypatch.setattr(Simulator, "_view", without_logs)
+    client = rf.Client(backend="simulator")
+    exp = Experiment("notices", store=str(workdir / "s.sqlite"), artifacts=workdir / "a", client=client)
+    plan = rf.grid(prompt="character1 trots", images=[[URL], ["horse.png"]], seed=[1], duration=3)
+    with pytest.warns(RunNotice) as seen:
+        df = exp.run(plan, progress=None)
+    notices = [str(w.message) for w in seen if issubclass(w.category, RunNotice)]
+    assert len(notices) == 1 and URL in notices[0] and "placeholder" in notices[0]
+    noted = df[df["note"].fillna("") != ""]
+    assert len(noted) == 1 and "placeholder" in noted["note"].iloc[0]
+    run_id = noted["remote_id"].iloc[0]
+    assert "logs" not in client.get(run_id).raw and client.get(run_id).logs_left_out
+    assert any("placeholder" in str(item.get("message")) for item in client.logs(run_id))
