@@ -140,3 +140,31 @@ def plan(images: list[Path], seeds: Any, **kw: Any) -> rf.Plan:
     kw.setdefault("resolution", "720p")
     return rf.grid(prompt=kw.pop("prompt", PROMPT), images=[images[:1]], seed=seeds, **kw)
 
+
+def sweep_together(sweepers: list[Sweeper], plans: list[rf.Plan], **kw: Any) -> list[SweepSummary]:
+    """Run ``sweepers[i].run(plans[i], **kw)`` on threads that start submitting together (each waits
+    at a barrier on its first progress report, as two processes starting at once would); every
+    sweep must finish without an error."""
+    started = threading.Barrier(len(sweepers), timeout=20)
+    results: list[Any] = [None] * len(sweepers)
+
+    def sweep(i: int) -> None:
+        waited: list[bool] = []
+
+        def together(p: SweepProgress) -> None:
+            if not waited:
+                waited.append(True)
+                started.wait()
+
+        try:
+            results[i] = sweepers[i].run(plans[i], on_progress=together, **kw)
+        except BaseException as exc:  # reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(len(sweepers))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert all(r is not None and not isinstance(r, BaseException) for r in results), results
+    return results

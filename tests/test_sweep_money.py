@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from _fast_sweep import BASE, RUN, Service, Sweeper, plan
+from _fast_sweep import BASE, RUN, Service, Sweeper, plan, sweep_together
 from _scripted import answer, is_create, is_download, is_poll
 
 import runflow_nb as rf
@@ -239,30 +238,9 @@ def test_the_experiment_cap_holds_across_two_processes_sweeping_at_once(service:
     # read the experiment's spending before either submits, so each alone would think the whole
     # cap is free.
     url = str(tmp_path / "shared.sqlite")
-    started = threading.Barrier(2, timeout=20)
     sweepers = [Sweeper(service, tmp_path / str(i), store=url) for i in range(2)]
-    results: list[Any] = [None, None]
-
-    def sweep(i: int) -> None:
-        waited: list[bool] = []
-
-        def together(p: SweepProgress) -> None:
-            if not waited:
-                waited.append(True)
-                started.wait()
-
-        try:
-            results[i] = sweepers[i].run(plan(ref_images, range(4 * i, 4 * i + 4)), experiment_budget_usd=3 * RUN,
-                                         on_progress=together, concurrency=2)
-        except BaseException as exc:  # reported below
-            results[i] = exc
-
-    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
-    assert all(not isinstance(r, BaseException) and r is not None for r in results), results
+    sweep_together(sweepers, [plan(ref_images, range(4 * i, 4 * i + 4)) for i in range(2)],
+                   experiment_budget_usd=3 * RUN, concurrency=2)
     assert service.created() <= 3 and service.billed() <= 3 * RUN + 1e-9, service.created()
     assert service.created() >= 1  # not a deadlock of two polite sweeps
     statuses = Counter(r["status"] for r in sweepers[0].rows())

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _fast_sweep import BASE, RUN, Service, Sweeper, plan
+from _fast_sweep import BASE, RUN, Service, Sweeper, plan, sweep_together
 from _scripted import answer, is_download, is_poll
 
 
@@ -359,31 +359,8 @@ def test_a_call_budget_equal_to_what_the_experiment_has_left_is_reported_as_the_
 
 def test_two_sweeps_of_one_plan_in_one_process_send_each_run_once(service: Service, tmp_path: Path,
                                                                  ref_images: list[Path]) -> None:
-    import threading
-
     url = str(tmp_path / "shared.sqlite")
-    started = threading.Barrier(2, timeout=20)
     sweepers = [Sweeper(service, tmp_path / str(i), store=url) for i in range(2)]
-    results: list[Any] = [None, None]
-
-    def sweep(i: int) -> None:
-        waited: list[bool] = []
-
-        def together(p: Any) -> None:
-            if not waited:
-                waited.append(True)
-                started.wait()
-
-        try:
-            results[i] = sweepers[i].run(plan(ref_images, range(4)), on_progress=together, concurrency=4)
-        except BaseException as exc:  # reported below
-            results[i] = exc
-
-    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
-    assert all(r is not None and not isinstance(r, BaseException) for r in results), results
+    results = sweep_together(sweepers, [plan(ref_images, range(4))] * 2, concurrency=4)
     assert service.created() == 4 and sum(r.submitted for r in results) == 4
     assert Counter(r["status"] for r in sweepers[0].rows()) == Counter({"succeeded": 4})
