@@ -329,30 +329,39 @@ def test_kernel_interrupt_during_a_submit_records_it_as_unknown(ref_images: list
 
 def test_ctrl_c_in_a_script_during_a_download_removes_the_partial_file(ref_images: list[Path],
                                                                        tmp_path: Path) -> None:
-    with scripted(latency=0.2) as (emu, url):
+    # concurrency=1 and 2 s runs: while the first run's video trickles in, the second run is in flight
+    # and the third is due only when the second ends, about 2 s later. The stop lands in between, so any
+    # create the server sees after it is one the sweep sent after being told to stop.
+    with scripted(latency=2.0) as (emu, url):
         exp = experiment(tmp_path, url)
         p = plan(ref_images, range(3))
         fired: list[float] = []
-
-        started: list[bool] = []
+        started = threading.Event()
 
         def slow_download(request: httpx.Request) -> httpx.Response | None:
-            if not is_download(request) or started:
+            if not is_download(request) or started.is_set():
                 return None
-            started.append(True)
-            def stop() -> None:  # the stop instant is when the interrupt is raised, however late the timer
-                fired.append(time.monotonic())
-                _signal_main("interrupt_main")
+            started.set()
+            return trickle(b"\0" * 4000, every_s=0.05, chunk=50, content_type="video/mp4")  # 4 s
 
-            threading.Timer(0.4, stop).start()
-            return trickle(b"\0" * 4000, every_s=0.05, chunk=200, content_type="video/mp4")
+        def stop_when_the_second_run_is_in_flight() -> None:
+            deadline = time.monotonic() + 30
+            while not (started.is_set() and emu.runs_created() >= 2) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)
+            fired.append(time.monotonic())  # the stop instant is when the interrupt is raised
+            _signal_main("interrupt_main")
 
         emu.before.append(slow_download)
+        threading.Thread(target=stop_when_the_second_run_is_in_flight, daemon=True).start()
         with pytest.raises(errors.SweepInterrupted) as info:
             exp.run(p, concurrency=1, progress=None)  # no event loop: a plain script
+        assert emu.runs_created() == 2
         parts = list((tmp_path / "artifacts").rglob("*.part"))
         assert parts == [], parts
-        assert exp.table().set_index("seed").loc[0].status == "download_failed"
+        df = exp.table().set_index("seed")
+        assert df.loc[0].status == "download_failed" and df.loc[2].status == "planned", df.status.to_dict()
+        assert "1 run still on the server" in str(info.value) and "$0.42" in str(info.value)
         emu.before.clear()
         _stop_checks("Ctrl-C in a script during a download", emu, exp, info, fired[0], p)
 
