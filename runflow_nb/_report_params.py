@@ -98,7 +98,7 @@ def _yaml_value(text: str) -> Any:
 
 # -- locating notebooks ---------------------------------------------------------------------------
 
-BUNDLED_NOTEBOOKS = ("quickstart", "seed_sweep", "compare")
+BUNDLED_NOTEBOOKS = ("quickstart", "seed_sweep", "compare", "compare_models")
 """Notebooks shipped inside the package (``runflow_nb/notebooks/``), usable by name."""
 
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._report_params import BUNDLED_NOTEBOOKS
+
 __all__ = ["main"]
 
 
@@ -112,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="run a notebook with papermill and write an HTML report",
                        description="Execute NOTEBOOK with papermill (parameters from -p/-f), write the executed "
                                    ".ipynb and a self-contained HTML report, and record them in the store.")
-    r.add_argument("notebook", help="a path to an .ipynb, or the name of a bundled notebook (seed_sweep, compare, quickstart)")
+    r.add_argument("notebook", help="a path to an .ipynb, or the name of a bundled notebook ("
+                   + ", ".join(BUNDLED_NOTEBOOKS) + ")")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a parameter (VALUE parsed as YAML, so '[1, 2]' is a list)")
     r.add_argument("-f", "--parameters-file", default=None, help="YAML file of parameters")
@@ -239,7 +242,10 @@ def _cmd_table(a: argparse.Namespace) -> int:
         else:
             df.to_csv(sys.stdout, index=False)
     else:
-        cols = [c for c in ("run_id", "status", "prompt", "seed", "duration", "resolution", "aspect_ratio",
+        # The model when the experiment spans several, and the clip an edit came from when there are edits.
+        extra = [c for c in ("model", "parent_run_id") if c in df.columns
+                 and (df[c].nunique() > 1 if c == "model" else df[c].notna().any())]
+        cols = [c for c in ("run_id", "status", *extra, "prompt", "seed", "duration", "resolution", "aspect_ratio",
                             "cost_usd", "wall_s", "video_path") if c in df.columns]
         text = _markdown(df[cols])
         if a.out:

@@ -140,14 +140,19 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
             params[name] = absolute(params[name], Path.cwd())
         elif name in defaults and isinstance(defaults[name], (str, list)):
             params[name] = absolute(defaults[name], default_base)
-    # A store left at None means the settings default (RUNFLOW_STORE, else runflow_data/runflow.sqlite)
-    # as the caller's CLI sees it, not relative to the report folder the kernel runs in.
+    # A store left at None means the settings default (RUNFLOW_STORE, else the runflow_data store
+    # found from a folder) as the notebook sees it in Jupyter, whose kernel starts beside it: the
+    # report of a notebook run in JupyterLab reuses that notebook's runs and finds its videos. Never
+    # relative to the report folder the kernel runs in here.
+    # RUNFLOW_STORE / RUNFLOW_ARTIFACTS given as relative paths stay relative to the caller.
     if defaults.get("store", "") is None and params.get("store") is None:
-        params["store"] = absolute(settings.store_url(), Path.cwd())
+        store_default = settings.store_url(cwd=default_base)
+        found = store_default == settings.find_default_store(default_base)
+        params["store"] = absolute(store_default, default_base if found else Path.cwd())
     if defaults.get("artifacts_dir", "") is None and params.get("artifacts_dir") is None:
-        store = params.get("store")
+        given = params.get("store")
         params["artifacts_dir"] = absolute(settings.artifacts_location(
-            store=store if isinstance(store, str) else None), Path.cwd())
+            store=given if isinstance(given, str) else None), Path.cwd())
 
     folder = _report_folder(out_dir, source.stem)
     out_nb = folder / f"{source.stem}.ipynb"

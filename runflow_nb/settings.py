@@ -224,7 +224,8 @@ def store_url(explicit: str | os.PathLike[str] | None = None, *, environ: Mappin
     The default is found the way git finds its repository: the nearest ``runflow_data/runflow.sqlite``
     that exists in the working directory or a folder above it (stopping at the top of a git checkout
     or at the home folder), so a notebook in ``notebooks/`` and the CLI at the project's root use the
-    same store. Where none exists yet it is :data:`DEFAULT_STORE` in the working directory.
+    same store. Where none exists yet it is created at the top of the git checkout, else as
+    :data:`DEFAULT_STORE` in the working directory.
     """
     if explicit is not None and os.fspath(explicit).strip():
         return os.fspath(explicit).strip()
@@ -233,11 +234,13 @@ def store_url(explicit: str | os.PathLike[str] | None = None, *, environ: Mappin
 
 def find_default_store(cwd: str | os.PathLike[str] | None = None) -> str:
     """The nearest existing ``runflow_data/runflow.sqlite`` at or above ``cwd`` (default: the working
-    directory), as a path relative to ``cwd`` when it is there and absolute when it is above it;
-    :data:`DEFAULT_STORE` when there is none.
+    directory), as a path relative to ``cwd`` when it is there and absolute when it is above it.
 
     The walk stops after a folder holding ``.git`` (the project's top) and after the home folder, so
-    an unrelated store higher up is never picked.
+    an unrelated store higher up is never picked. Where there is none yet, the new store goes to the
+    project's top (the folder holding ``.git``, below the home folder), so a kernel started in
+    ``notebooks/`` and the CLI at the project's root create and use the same one; outside a checkout
+    it is :data:`DEFAULT_STORE` in ``cwd``.
     """
     start = Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
     if (start / DEFAULT_STORE).is_file():
@@ -248,6 +251,8 @@ def find_default_store(cwd: str | os.PathLike[str] | None = None) -> str:
         here = here.parent
         if (here / DEFAULT_STORE).is_file():
             return os.fspath(here / DEFAULT_STORE)
+    if here != start and (here / ".git").exists() and here != home:
+        return os.fspath(here / DEFAULT_STORE)  # none yet: the project's top, as every folder in it finds it
     return DEFAULT_STORE
 
 

@@ -441,6 +441,9 @@ def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_eve
                            "-p", "seeds", "[1, 2]", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    # The report uses the store the notebook used in JupyterLab (found from the notebook's folder, where
+    # its kernel ran): the clips made there are reused and shown, nothing is submitted or paid again.
+    assert "reused 2, submitted 0" in done.stderr, done.stderr[-2000:]
     assert "expired" not in done.stderr and "do not exist" not in done.stderr, done.stderr[-2000:]
     assert "without encryption" not in done.stderr  # the report's kernel talks over local sockets
     html_file = next(out.glob("*.html"))

@@ -3,6 +3,8 @@ and video-edit as a follow-up step whose row names its parent (checked by decodi
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,18 @@ def test_edit_sends_the_stored_clip_and_records_its_parent(study: dict[str, Any]
     again = exp.edit(parent.run_id, prompt="make it night, @Image1 watches", references=study["refs"][1:],
                      audio_setting="origin")
     assert again["run_id"] == row["run_id"] and exp.last_summary.submitted == 0
+    # `runflow-nb table` names each row's model and the edit's parent as well
+    from runflow_nb.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["table", "family", "--store", str(exp.store.url).removeprefix("sqlite:///")]) == 0
+    lines = out.getvalue().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[:4] == ["run_id", "status", "model", "parent_run_id"], header
+    edited = next(line for line in lines if line.startswith(f"| {row['run_id']} |"))
+    assert f"| {MODELS['edit']} | {parent.run_id} |" in edited
+    assert sum(f"| {MODELS['t2v']} |" in line for line in lines) == 2
 
 
 def test_auto_audio_replaces_the_clips_sound(study: dict[str, Any]) -> None:

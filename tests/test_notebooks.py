@@ -63,9 +63,22 @@ def test_compare_models_parameters_are_the_documented_contract() -> None:
                             "concurrency", "budget_usd", "edit_prompt", "audio_setting", "store", "artifacts_dir"]
     assert params["references"] is None and params["duration"] == 3 and params["resolution"] == "720p"
     assert len(params["models"]) == 3 and len(params["seeds"]) == 2  # the demo budget: 3 models × 2 seeds
-    assert str(params["store"]).startswith("runflow_data/")
+    assert params["store"] is None and params["artifacts_dir"] is None  # RUNFLOW_STORE / RUNFLOW_ARTIFACTS apply
 
 
 def test_ci_runs_every_notebook_with_nbval() -> None:
     script = (REPO / "scripts" / "test.sh").read_text()
     assert "--nbval-lax" in script and "runflow_nb/notebooks/*.ipynb" in script
+
+
+def test_every_shipped_notebook_is_bundled_by_name_and_takes_its_store_from_the_settings() -> None:
+    from runflow_nb.report import BUNDLED_NOTEBOOKS, bundled_notebook
+
+    shipped = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+    assert sorted(BUNDLED_NOTEBOOKS) == shipped
+    for name in shipped:
+        assert bundled_notebook(name) == NOTEBOOKS / f"{name}.ipynb"
+        nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        params = _parameters(nb) if any("parameters" in c.metadata.get("tags", []) for c in nb.cells) else {}
+        if "store" in params:  # None: RUNFLOW_STORE / RUNFLOW_ARTIFACTS, else the one default the CLI uses too
+            assert params["store"] is None and params.get("artifacts_dir") is None, name

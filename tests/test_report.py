@@ -540,3 +540,49 @@ def test_the_tables_library_is_embedded_once_per_report_and_not_in_its_notebook(
     assert page.count(probe) == 1 and notebook.count(probe) == 0
     assert dt_url in notebook and "rf-itables-bundle" not in notebook
     assert out.notebook.stat().st_size < len(bundle) / 2  # the notebook is small without it
+
+
+def test_a_notebook_run_in_jupyter_then_reported_from_the_project_root_reuses_its_runs(
+        offline_env: dict[str, str], tmp_path: Path) -> None:
+    """JupyterLab starts a notebook's kernel in the notebook's folder; `runflow-nb report notebooks/x.ipynb`
+    from the project's root must use the store that notebook used there, not make another and pay again."""
+    for project, git in ((tmp_path / "checkout", True), (tmp_path / "folder", False)):
+        notebooks = project / "notebooks"
+        notebooks.mkdir(parents=True)
+        if git:
+            (project / ".git").mkdir()
+        nb = notebooks / "seed_sweep.ipynb"
+        nb.write_bytes(SEED_SWEEP.read_bytes())
+        in_lab = subprocess.run(  # as JupyterLab runs it: the kernel's cwd is the notebook's folder, defaults kept
+            [sys.executable, "-m", "papermill", str(nb), str(tmp_path / f"lab-{git}.ipynb"), "--no-progress-bar",
+             "--cwd", str(notebooks), "-p", "seeds", "[1, 2]"],
+            cwd=notebooks, env=offline_env, capture_output=True, text=True, timeout=170)
+        assert in_lab.returncode == 0, in_lab.stderr[-3000:]
+        store = (project if git else notebooks) / "runflow_data" / "runflow.sqlite"
+        assert sorted(r["seed"] for r in _runs(store)) == [1, 2]
+        report = subprocess.run(
+            [sys.executable, "-m", "runflow_nb.cli", "report", "notebooks/seed_sweep.ipynb", "-p", "seeds", "[1, 2]",
+             "--out", str(tmp_path / f"report-{git}")], cwd=project, env=offline_env, capture_output=True,
+            text=True, timeout=170)
+        assert report.returncode == 0, report.stderr[-3000:]
+        assert "reused 2, submitted 0" in report.stderr, report.stderr[-2000:]
+        assert "expired" not in report.stderr and "cannot be found" not in report.stderr
+        assert [r["attempts"] for r in _runs(store)] == [1, 1]
+        assert not (project / "notebooks" / "runflow_data").exists() if git else True
+        assert not (project / "runflow_data").exists() if not git else True
+
+
+def test_report_exits_non_zero_when_a_video_it_shows_cannot_be_found(offline_env: dict[str, str],
+                                                                     tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "runflow_nb.cli", "report", str(SEED_SWEEP), "-p", "seeds", "[1]",
+           "-p", "store", str(data / "rf.sqlite"), "-p", "artifacts_dir", str(data / "artifacts")]
+    first = subprocess.run([*cmd, "--out", str(tmp_path / "r1")], cwd=tmp_path, env=offline_env,
+                           capture_output=True, text=True, timeout=170)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (video,) = [Path(r["video_path"]) for r in _runs(data / "rf.sqlite")]
+    video.unlink()  # gone, and the simulator of a new process cannot serve its old URL again
+    second = subprocess.run([*cmd, "--out", str(tmp_path / "r2")], cwd=tmp_path, env=offline_env,
+                            capture_output=True, text=True, timeout=170)
+    assert second.returncode == 1, (second.returncode, second.stderr[-3000:])
+    assert "cannot be found" in second.stderr and video.name in second.stderr, second.stderr[-2000:]

@@ -243,10 +243,14 @@ def test_a_notebook_in_a_subfolder_finds_the_projects_store(tmp_path: Path, monk
     monkeypatch.delenv("RUNFLOW_STORE", raising=False)
     monkeypatch.delenv("RUNFLOW_ARTIFACTS", raising=False)
 
-    for folder in (project, project / "notebooks", project / "notebooks" / "deep"):
-        assert settings.find_default_store(folder) == settings.DEFAULT_STORE  # none yet: a new one here
+    top = project / "runflow_data" / "runflow.sqlite"
+    # None yet: the new one goes to the project's top, whichever folder of it asks first.
+    assert settings.find_default_store(project) == settings.DEFAULT_STORE
+    for folder in (project / "notebooks", project / "notebooks" / "deep"):
+        assert settings.find_default_store(folder) == str(top)
     monkeypatch.chdir(project / "notebooks")
     assert main(["table", "found"]) == 2 and not (project / "notebooks" / "runflow_data").exists()
+    assert not top.parent.exists()  # reading a store never creates one
     capsys.readouterr()
 
     monkeypatch.chdir(project)
@@ -254,7 +258,6 @@ def test_a_notebook_in_a_subfolder_finds_the_projects_store(tmp_path: Path, monk
     assert main(["sweep", "--experiment", "found", "--prompt", "character1 trots", "--image", image,
                  "--seeds", "1-2", "--duration", "3", "--resolution", "720p"]) == 0
     capsys.readouterr()
-    top = project / "runflow_data" / "runflow.sqlite"
     assert top.is_file()
 
     monkeypatch.chdir(project / "notebooks")
@@ -276,6 +279,8 @@ def test_a_notebook_in_a_subfolder_finds_the_projects_store(tmp_path: Path, monk
         project / "notebooks" / "runflow_data" / "runflow.sqlite")
     # Outside any checkout the walk goes on up (to the home folder): the store above is found.
     assert settings.find_default_store(tmp_path / "elsewhere") == str(outside)
+    # Outside any checkout with no store above, a new one is made where the caller is.
+    assert settings.find_default_store(tmp_path.parent / "no-store-here") == settings.DEFAULT_STORE
 
 
 def test_experiment_closes_its_store(tmp_path: Path) -> None:
