@@ -250,6 +250,9 @@ def reason_html(row: Mapping[str, Any] | None, *, missing: str = "not run") -> s
     detail_text = str(detail) if _present(detail) else ""
     if status == "succeeded" and _present(row.get("video_path")):
         detail_text = safe_url(str(row.get("video_path")), data=False) or "its stored location is not a file or URL"
+    head = what.split(":", 1)[0] + ": "
+    if ":" in what and detail_text.startswith(head):  # "skipped: over the budget" + "skipped: the next run ..."
+        detail_text = detail_text[len(head):]
     short = detail_text if len(detail_text) <= 160 else detail_text[:157] + "…"
     body = f"<b>{_html.text(what)}</b>" + (f'<br><span title="{_html.attr(detail_text)}">{_html.text(short)}</span>'
                                           if short else "")

@@ -70,6 +70,10 @@ def test_gallery_aligns_facets_and_says_why_cells_are_empty(exp: Experiment, tmp
     assert markup.count('class="rf-facet"') == 2
     assert "skipped: over the budget" in markup and "the model could not generate this clip" in markup
     assert markup.count("<i>not run</i>") == 1
+    from runflow_nb.display import reason_html
+    skipped = reason_html({"status": "skipped_budget",
+                           "error_message": "skipped: the next run would take spending past the budget of $4.00"})
+    assert skipped.count("skipped:") == 1 and "the next run would take spending past the budget of &#36;4.00" in skipped
     assert markup.count("<video ") == 5 and markup.count('poster="data:image/jpeg;base64,') == 5
 
 
