@@ -245,8 +245,11 @@ def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, siz
     seg = duration / n_img
     fade = min(_CROSSFADE_S, 0.4 * seg) if n_img > 1 else 0.0
     canvases: dict[int, list[np.ndarray]] = {}
-    badge = badge_planes(label, height) if label else None
-    stamp = badge_planes(look.stamp_text(), height, scale=2.0)  # readable in a thumbnail
+    # Sized by the long side: a gallery shows landscape and portrait clips at about the same size, so
+    # the label and stamp read the same in both (by the height alone a 16:9 clip's were half as big).
+    long_side = max(width, height)
+    badge = badge_planes(label, long_side) if label else None
+    stamp = badge_planes(look.stamp_text(), long_side, scale=2.0)  # readable in a thumbnail
 
     def window(i: int, t: float) -> list[np.ndarray]:
         if i not in canvases:
