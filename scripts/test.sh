@@ -82,7 +82,8 @@ export UV_CACHE_DIR=${UV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/runflow-nb-c
 export UV_PYTHON_DOWNLOADS=never  # only the interpreters on this machine: nothing is downloaded
 export UV_NO_PROGRESS=1
 ci_tmp=$(mktemp -d /tmp/runflow-ci.XXXXXX)
-cleanup() { stop_postgres; rm -rf "$ci_tmp"; }
+kill_tree() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done; kill "$1" 2>/dev/null || true; }
+cleanup() { [ -n "${versions_pid:-}" ] && kill_tree "$versions_pid"; stop_postgres; rm -rf "$ci_tmp"; }
 trap cleanup EXIT
 
 find_pythons() {  # "X.Y.Z path" per usable CPython >= 3.10 on this machine, newest first
@@ -149,7 +150,7 @@ PY
   rm -rf "$work"
 }
 
-suite_on_versions() {  # suite_on_versions lowest|highest OLDEST|NEWEST: the core suite in a fresh venv
+prepare_versions() {  # prepare_versions lowest-direct|highest oldest|newest: a fresh venv with those versions
   local resolution=$1 which=$2 ver py venv
   if [ "$which" = oldest ]; then read -r ver py < <(find_pythons | tail -n 1); else read -r ver py < <(find_pythons | head -n 1); fi
   if [ -z "${py:-}" ]; then echo "no Python 3.10+ found"; return 1; fi
@@ -163,11 +164,48 @@ suite_on_versions() {  # suite_on_versions lowest|highest OLDEST|NEWEST: the cor
   echo "resolved: $("$PYTHON" -m uv pip list --python "$venv/bin/python" 2>/dev/null | awk 'NR > 2 {print $1 "==" $2}' \
     | grep -iE '^(av|httpx|pydantic|pillow|numpy|sqlalchemy|pandas|pyarrow|ipywidgets|ipython|papermill|nbconvert|nbformat|ipykernel|matplotlib|pyyaml|psycopg|fsspec|s3fs|moto|itables)==' \
     | tr '\n' ' ')"
-  # The core suite: everything but the browser tests (JupyterLab in chromium) and the slow team soak.
-  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not browser and not slow" tests
+  touch "$venv/.ready"
 }
-lowest_versions() { suite_on_versions lowest-direct oldest; }  # where the declared floors matter
-newest_versions() { suite_on_versions highest newest; }        # what a researcher installs today
+
+suite_on_versions() {  # suite_on_versions lowest-direct|highest: the core suite in its prepared venv
+  # Everything but the browser tests (JupyterLab in chromium), the slow team soak and the harness
+  # (tests/conftest.py: the toolkit's own money/crash/fault/secret scenarios, which the main run covers):
+  # every test that exercises PyAV, pydantic, Pillow, httpx, SQLAlchemy, pandas, papermill, nbconvert,
+  # ipywidgets, fsspec and the rest. Its own temporary folder, as it runs beside the main suite.
+  local venv="$ci_tmp/$1-venv"
+  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$ci_tmp/$1-pytest" \
+    -m "not browser and not slow and not harness" tests
+}
+
+# The two version jobs run one after the other in the background while the main suite runs (two
+# cores: one each), at a lower priority so the main suite's timing is the one that is kept.
+versions_pid=""
+start_version_jobs() {
+  local ok=() r
+  for r in lowest-direct highest; do [ -f "$ci_tmp/$r-venv/.ready" ] && ok+=("$r"); done
+  (
+    for r in "${ok[@]}"; do
+      start=$SECONDS
+      nice -n 5 bash -c "$(declare -p ci_tmp); $(declare -f suite_on_versions); suite_on_versions $r" \
+        >"$ci_tmp/$r.log" 2>&1
+      echo "$? $((SECONDS - start))" >"$ci_tmp/$r.rc"
+    done
+  ) &
+  versions_pid=$!
+}
+finish_version_job() {  # finish_version_job NAME RESOLUTION: wait for the background jobs, show one
+  local name=$1 r=$2 rc secs
+  [ -n "$versions_pid" ] && wait "$versions_pid" 2>/dev/null
+  versions_pid=""
+  section "$name"
+  if [ ! -f "$ci_tmp/$r.rc" ]; then
+    echo "not run (its venv could not be prepared: see above)"
+    results+=("$name|FAILED (not run)|0"); failed=1; return
+  fi
+  read -r rc secs <"$ci_tmp/$r.rc"
+  tail -n 40 "$ci_tmp/$r.log"
+  if [ "$rc" -eq 0 ]; then results+=("$name|ok|$secs"); else results+=("$name|FAILED (exit $rc)|$secs"); failed=1; fi
+}
 
 # --- the steps ------------------------------------------------------------------------------------
 run_ruff() {
@@ -211,11 +249,14 @@ echo "postgres: ${RUNFLOW_TEST_PG_URL:-none (PostgreSQL tests will skip)}"
 
 step "ruff" run_ruff
 step "mypy" run_mypy
+step "venv: lowest declared versions, oldest Python" prepare_versions lowest-direct oldest
+step "venv: newest releases, newest Python" prepare_versions highest newest
+start_version_jobs
 step "pytest tests/" run_pytest
 step "nbval runflow_nb/notebooks/" run_notebooks
 step "wheel: fresh venv, newest Python, demo from an empty folder" check_wheel
-step "lowest declared versions, oldest Python: core suite" lowest_versions
-step "newest releases, newest Python: core suite" newest_versions
+finish_version_job "lowest declared versions, oldest Python: core suite" lowest-direct
+finish_version_job "newest releases, newest Python: core suite" highest
 
 section "summary"
 for r in "${results[@]}"; do

@@ -18,6 +18,19 @@ os.environ.setdefault("RUNFLOW_SIMULATOR_LATENCY", "0.05")
 
 TEST_KEY = "rf_test_0000000000000000"
 
+# The harness: long loopback scenarios (interrupts, SIGKILLs, fault plans, budgets, fuzzing, every
+# output searched for the key) of the toolkit's own logic. They run in the main suite; the jobs that
+# re-run the suite on the lowest and the newest dependency versions leave them out (-m "not harness"),
+# since what they prove does not change with a dependency's version and they are half the suite's time.
+HARNESS_FILES = frozenset({"test_money.py", "test_crash.py", "test_faults.py", "test_team.py", "test_secrets.py",
+                           "test_bad_input.py", "test_leases.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in HARNESS_FILES:
+            item.add_marker(pytest.mark.harness)
+
 
 @pytest.fixture(scope="session")
 def ref_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
