@@ -303,13 +303,17 @@ def _for_model(spec: ModelSpec, refs: Any) -> Any:
 
 
 def _unique(values: list[Any]) -> list[Any]:
-    """Drop repeats by identity of their items (two image sets may start with the same picture)."""
-    seen: list[Any] = []
+    """Drop repeated image sets (two sets may start with the same picture, which is all image-to-video
+    takes), compared by content: what cannot be keyed by content (a NumPy array, say) is never dropped."""
+    seen: set[Any] = set()
     out = []
     for v in values:
-        key = None if v is None else tuple(id(x) if not isinstance(x, (str, bytes)) else x for x in v)
-        if key not in seen:
-            seen.append(key)
+        keys = None if v is None else tuple(_content_key(x) for x in v)
+        if keys is not None and None in keys:
+            out.append(v)
+            continue
+        if keys not in seen:
+            seen.add(keys)
             out.append(v)
     return out
 

@@ -300,6 +300,18 @@ def test_a_cross_model_grid_sends_each_model_only_what_it_takes(tmp_path: Path) 
     assert len(set(plan.keys())) == 6  # the model is part of every run key
 
 
+def test_image_sets_that_start_alike_give_image_to_video_one_run_compared_by_content() -> None:
+    first, second, third = image_bytes(), image_bytes((640, 640)), image_bytes((700, 500))
+    # two reference sets with the same first picture, as two distinct (equal) objects each time
+    plan = rf.grid(model=["i2v", "r2v"], prompt="character1 trots", seed=[1],
+                   references=[[bytes(first), second], [bytearray(first), third]], duration=3, resolution="720p")
+    counts: dict[str, int] = {}
+    for req in plan:
+        counts[req.model] = counts.get(req.model, 0) + 1
+    assert counts == {MODELS["i2v"]: 1, MODELS["r2v"]: 2}
+    assert plan.estimate().runs == 3
+
+
 def test_a_grid_prices_each_model_at_its_own_rate(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "c.mp4", 4)
     plan = rf.grid(model=["t2v", "edit"], prompt="make it night", video=clip, duration=5, resolution="1080p",
