@@ -202,9 +202,9 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
         return 0
     from .experiment import Experiment
 
-    exp = Experiment(a.experiment, store=a.store, artifacts=a.artifacts)
-    exp.run(plan, concurrency=a.concurrency, budget_usd=a.budget_usd, progress="text",
-            batch="auto" if a.batch == "auto" else False)
+    with Experiment(a.experiment, store=a.store, artifacts=a.artifacts) as exp:  # its store closed on every exit
+        exp.run(plan, concurrency=a.concurrency, budget_usd=a.budget_usd, progress="text",
+                batch="auto" if a.batch == "auto" else False)
     if exp.last_summary is not None:
         print(exp.last_summary)
         for msg in exp.last_summary.messages:
