@@ -86,7 +86,7 @@ TARGETS = [  # cheapest first
             "runflow_nb._recording.xǁRecorderǁ_fatal", "runflow_nb._recording.xǁRecorderǁ_finish",
             "runflow_nb._recording.xǁRecorderǁ_collect", "runflow_nb.sweep_status.x_charged_usd"),
            ("tests/test_sweep_money.py", "tests/test_sweep_outcomes.py", "tests/test_sweep_details.py",
-            "tests/test_sweep_caps.py", "tests/test_sweep_counts.py")),
+            "tests/test_sweep_caps.py", "tests/test_sweep_counts.py", "tests/test_sweep_paths.py")),
 ]
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
 LABELS = {0: "survived", 33: "no test", 5: "no test", 34: "skipped", 35: "suspicious", None: "not checked",

@@ -1,0 +1,403 @@
+"""What a sweep writes at each turn of a run's way, read back from the store and the server.
+
+Same zero-latency harness as ``test_sweep_money.py`` (:mod:`_fast_sweep`). These pin the row a
+researcher (or another process) reads while and after a run is sent: who sent it and when, which
+``client_ref`` a retried run goes out under, what a refusal leaves behind, and what a stop caught
+while a run is re-attached reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _fast_sweep import RUN, Service, Sweeper, plan
+from _scripted import answer, is_create, is_poll
+
+
+def by_status(sw: Sweeper) -> Counter[str]:
+    return Counter(r["status"] for r in sw.rows())
+
+
+def test_a_run_says_who_sent_it_and_when_before_its_create_leaves(service: Service, sweeper: Sweeper,
+                                                                 ref_images: list[Path]) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def look_while_sending(request: httpx.Request) -> httpx.Response | None:
+        if is_create(request):  # what another process reading the store sees while the create is in the air
+            seen.append(dict(sweeper.store.runs(sweeper.experiment)[0]))
+        return None
+
+    service.async_before.append(look_while_sending)
+    sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    (during,) = seen
+    assert during["status"] == "submitting" and during["attempts"] == 1
+    assert during["owner"] and during["owner"] == row["owner"]  # claimed: a live owner, never up for grabs
+    assert during["submitted_at"] is not None and during["submitted_at"] == row["submitted_at"]
+    assert during["client_ref"] == row["client_ref"]
+
+
+def test_a_failed_run_sent_again_drops_the_earlier_failure_once_it_succeeds(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="fail=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(1)))
+        (first,) = sw.rows()
+        assert first["status"] == "failed" and first["error_code"] and first["error_message"]
+        sw.run(plan(ref_images, range(1)))
+        (again,) = sw.rows()
+        assert again["status"] == "succeeded" and again["attempts"] == 2
+        assert again["error_code"] is None and again["error_message"] is None  # the table shows no stale failure
+    finally:
+        svc.close()
+
+
+def _end_with(status: str, service: Service, sweeper: Sweeper, ref_images: list[Path]) -> dict[str, Any]:
+    """A first sweep of one run that ends ``status`` (nothing billed), its row."""
+    if status == "skipped_budget":
+        sweeper.run(plan(ref_images, range(1)), budget_usd=0)
+    else:
+        async def refuse_or_cancel(request: httpx.Request) -> httpx.Response | None:
+            if status == "error" and is_create(request):
+                return answer(422, {"code": "VALIDATION_ERROR", "message": "prompt: refused by the server",
+                                    "errors": [{"field": "prompt", "message": "refused"}]})
+            if status == "canceled" and is_poll(request):
+                rid = request.url.path.rsplit("/", 1)[-1]
+                return answer(200, {"id": rid, "status_code": "canceled", "failure_message": "canceled by an admin"})
+            return None
+
+        service.async_before.append(refuse_or_cancel)
+        sweeper.run(plan(ref_images, range(1)))
+        service.async_before.remove(refuse_or_cancel)
+    (row,) = sweeper.rows()
+    assert row["status"] == status, row
+    return row
+
+
+@pytest.mark.parametrize("status", ["canceled", "error", "skipped_budget"])
+def test_a_run_that_ended_unbilled_is_sent_again_under_a_new_client_ref(
+        service: Service, sweeper: Sweeper, ref_images: list[Path], status: str) -> None:
+    first = _end_with(status, service, sweeper, ref_images)
+    created_before = service.created()
+    sent: list[str] = []
+
+    async def record(request: httpx.Request) -> httpx.Response | None:
+        if is_create(request):
+            import json
+
+            sent.append(json.loads(request.content)["client_ref"])
+        return None
+
+    service.async_before.append(record)
+    s = sweeper.run(plan(ref_images, range(1)))
+    (again,) = sweeper.rows()
+    assert s.submitted == 1 and again["status"] == "succeeded" and service.created() == created_before + 1
+    # the old reference names an attempt that ended (or never went out): a look-up by it must not find that
+    assert sent == [again["client_ref"]] and again["client_ref"] != first["client_ref"]
+
+
+def test_a_fatal_answer_leaves_the_refused_run_planned_with_the_servers_words(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    async def no_credit(request: httpx.Request) -> httpx.Response | None:
+        if is_create(request):
+            return answer(402, {"code": "INSUFFICIENT_CREDIT", "message": "top up: balance 0.10 USD"})
+        return None
+
+    service.async_before.append(no_credit)
+    s = sweeper.run(plan(ref_images, range(3)))
+    rows = sweeper.rows()
+    assert [r["status"] for r in rows] == ["planned"] * 3 and s.fatal is not None
+    (refused,) = [r for r in rows if r["error_code"]]
+    assert refused["error_code"] == "INSUFFICIENT_CREDIT"
+    assert "top up: balance 0.10 USD" in refused["error_message"]
+    assert refused["submitted_at"] is None and refused["remote_id"] is None  # nothing is on the server
+    assert service.created() == 0
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, "BAD_REQUEST"), (404, "MODEL_NOT_FOUND"),
+                                              (422, "VALIDATION_ERROR")])
+def test_a_create_refused_with_a_4xx_is_an_unbilled_error(service: Service, sweeper: Sweeper,
+                                                          ref_images: list[Path], status: int, code: str) -> None:
+    async def refuse(request: httpx.Request) -> httpx.Response | None:
+        return answer(status, {"code": code, "message": "refused here"}) if is_create(request) else None
+
+    service.async_before.append(refuse)
+    s = sweeper.run(plan(ref_images, range(2)), budget_usd=2 * RUN)
+    assert by_status(sweeper) == Counter({"error": 2}) and s.fatal is None
+    assert all(r["error_code"] == code and "refused here" in r["error_message"] for r in sweeper.rows())
+    assert sweeper.progress[-1].unknown_usd == 0 and sweeper.progress[-1].in_flight_usd == 0  # shares freed
+
+
+def test_a_create_answered_500_is_never_taken_for_a_refusal(service: Service, sweeper: Sweeper,
+                                                            ref_images: list[Path]) -> None:
+    async def broken(request: httpx.Request) -> httpx.Response | None:
+        return answer(500, {"code": "INTERNAL_ERROR", "message": "oops"}) if is_create(request) else None
+
+    service.async_before.append(broken)
+    sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    # a 5xx may come after the run was created: its fate is unknown and it keeps its share until looked up
+    assert row["status"] == "unknown" and sweeper.progress[-1].unknown_usd == pytest.approx(RUN)
+
+
+def test_the_budget_guard_explains_itself_once(service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    s = sweeper.run(plan(ref_images, range(5)), budget_usd=2 * RUN)
+    assert s.skipped_budget == 3 and by_status(sweeper)["skipped_budget"] == 3
+    guards = [m for m in s.messages if m.startswith("budget guard:")]
+    assert len(guards) == 1 and "would exceed $0.84" in guards[0]
+    assert all(r["error_code"] == "BUDGET" and r["error_message"].endswith("budget of $0.84")
+               for r in sweeper.rows() if r["status"] == "skipped_budget")
+
+
+def test_a_billed_run_whose_download_failed_is_never_sent_again_even_when_the_server_lost_it(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    # as a crash mid-download might leave it: billed, no file, and only the client_ref to find it by
+    sweeper.store.update_run(row["run_id"], status="download_failed", remote_id=None, video_path=None)
+    service.async_before.append(_empty_lists)
+    s = sweeper.run(plan(ref_images, range(1)))
+    assert s.submitted == 0 and service.created() == 1  # paid once: never submitted again
+    (after,) = sweeper.rows()
+    assert after["status"] == "download_failed"
+
+
+async def _empty_lists(request: httpx.Request) -> httpx.Response | None:
+    """A server whose run list no longer shows the run (the look-up by client_ref finds nothing)."""
+    if request.method == "GET" and request.url.path == "/v1/runs":
+        return answer(200, {"items": []})
+    return None
+
+
+def test_a_stop_while_a_run_is_re_attached_counts_it_as_still_on_the_server(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.freeze()
+
+    def stop_once_running(p: Any) -> None:
+        if p.counts.get("queued", 0) + p.counts.get("running", 0) >= 1:
+            sweeper.cancel.set()
+
+    sweeper.run(plan(ref_images, range(1)), on_progress=stop_once_running)  # left running on the server
+    sweeper.cancel.clear()
+
+    async def stop_on_the_first_look(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request):
+            sweeper.cancel.set()
+            await asyncio.sleep(30)
+        return None
+
+    service.async_before.append(stop_on_the_first_look)
+    s = sweeper.run(plan(ref_images, range(1)))
+    assert s.reattached == 0 and s.submitted == 0 and service.created() == 1
+    assert (s.still_running, s.may_cost_usd) == (1, pytest.approx(RUN))
+    assert any("1 run still on the server" in m for m in s.messages)
+    (row,) = sweeper.rows()
+    assert row["error_message"] == ("stopped while running on the server (it may still be billed); "
+                                    "a re-run re-attaches it")
+
+
+def test_a_re_attached_run_still_running_is_shown_in_flight_not_unknown(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.freeze()
+
+    async def flaky(request: httpx.Request) -> httpx.Response | None:
+        return answer(503, {"code": "MODEL_UNAVAILABLE", "message": "busy"}) if is_poll(request) else None
+
+    service.async_before.append(flaky)
+    sweeper.run(plan(ref_images, range(1)))  # the wait fails: unknown, still running on the server
+    assert by_status(sweeper) == Counter({"unknown": 1})
+    service.async_before.remove(flaky)
+    shares: list[tuple[float, float]] = []
+
+    async def look(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request):  # the first look re-attaches the run; the next ones are its wait
+            p = sweeper.progress[-1]
+            shares.append((p.in_flight_usd, p.unknown_usd))
+            if len(shares) == 2:
+                service.thaw()
+        return None
+
+    service.async_before.append(look)
+    s = sweeper.run(plan(ref_images, range(1)))
+    assert s.reattached == 1 and by_status(sweeper) == Counter({"succeeded": 1})
+    assert len(shares) >= 2 and shares[-1] == (pytest.approx(RUN), 0)  # waited for as in flight
+
+
+# --- the experiment cap contested by another sweep ---------------------------------------------------
+
+
+def _claim_elsewhere(sweeper: Sweeper, usd: float, status: str, owner: str) -> str:
+    from test_sweep_caps import spend_elsewhere
+
+    spend_elsewhere(sweeper, usd, status=status, owner=owner)
+    return next(r["run_id"] for r in sweeper.store.runs(sweeper.experiment) if r["prompt"] == "elsewhere")
+
+
+def _watch(sweeper: Sweeper) -> tuple[list[int], list[str]]:
+    """(the sweep's looks at the experiment's runs once its run was claimed for submitting, the statuses
+    it wrote to its run meanwhile)."""
+    looks: list[int] = []
+    written: list[str] = []
+    claimed: list[str] = []
+    real_runs, real_update, real_transition = sweeper.store.runs, sweeper.store.update_run, sweeper.store.transition
+
+    def runs(*args: Any, **kw: Any) -> Any:
+        if claimed:
+            looks.append(1)
+        return real_runs(*args, **kw)
+
+    def update_run(run_id: str, **fields: Any) -> Any:
+        if claimed and run_id == claimed[0] and "status" in fields:
+            written.append(fields["status"])
+        return real_update(run_id, **fields)
+
+    def transition(run_id: str, **fields: Any) -> Any:
+        done = real_transition(run_id, **fields)
+        if done and fields.get("status") == "submitting":
+            claimed.append(run_id)
+        return done
+
+    sweeper.store.runs = runs  # type: ignore[method-assign]
+    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    sweeper.store.transition = transition  # type: ignore[method-assign]
+    return looks, written
+
+
+def test_a_claim_contested_by_a_sweep_that_then_steps_back_is_sent_after_a_second_look(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    looks, written = _watch(sweeper)
+    watched = sweeper.store.runs
+    other: list[str] = []
+
+    def runs(*args: Any, **kw: Any) -> Any:
+        rows = watched(*args, **kw)
+        if len(looks) == 1 and other:  # the sweep's first look at the cap, once its run is claimed
+            sweeper.store.update_run(other[0], status="skipped_budget")  # the other sweep steps back meanwhile
+        return rows
+
+    def contender(p: Any) -> None:  # another sweep claims a run that, with this one, passes the cap
+        if not other:
+            other.append(_claim_elsewhere(sweeper, 2 * RUN, "submitting", "elsewhere:1"))
+
+    sweeper.store.runs = runs  # type: ignore[method-assign]
+    s = sweeper.run(plan(ref_images, range(1)), experiment_budget_usd=2 * RUN, on_progress=contender)
+    assert s.submitted == 1 and service.created() == 1 and s.skipped_budget == 0
+    assert len(looks) == 2  # a contested look, then a clear one
+    # between its looks the run stepped back to planned, so the other sweep did not count it as a contender
+    assert written[:2] == ["planned", "submitting"], written
+
+
+def test_a_claim_past_the_cap_with_no_contender_is_skipped_at_the_first_look(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    mine = sweeper.run(plan(ref_images, range(1)), budget_usd=0)  # a row of this sweep's own, never sent
+    assert mine.skipped_budget == 1
+    looks, written = _watch(sweeper)
+    spent: list[str] = []
+
+    def spent_elsewhere(p: Any) -> None:  # after the start: another sweep's run finished, not being submitted
+        if not spent:
+            spent.append(_claim_elsewhere(sweeper, 2 * RUN, "succeeded", "elsewhere:1"))
+
+    s = sweeper.run(plan(ref_images, range(1, 2)), experiment_budget_usd=2.5 * RUN, on_progress=spent_elsewhere)
+    assert s.submitted == 0 and s.skipped_budget == 1 and service.created() == 0
+    assert len(looks) == 1 and "planned" not in written  # looked once, never stepped back to wait
+
+
+def test_a_claim_that_stays_contested_gives_up_after_its_looks_and_says_why(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    looks, written = _watch(sweeper)
+    claimed: list[str] = []
+
+    def contender(p: Any) -> None:
+        if not claimed:
+            claimed.append(_claim_elsewhere(sweeper, 2 * RUN, "submitting", "elsewhere:1"))
+
+    s = sweeper.run(plan(ref_images, range(1)), experiment_budget_usd=2 * RUN, on_progress=contender)
+    assert s.submitted == 0 and s.skipped_budget == 1 and service.created() == 0
+    assert len(looks) == 5  # every look the contest allows
+    assert written.count("planned") == 4 and written[-1] == "skipped_budget"
+    (row,) = [r for r in sweeper.rows() if r["prompt"] != "elsewhere"]
+    assert row["status"] == "skipped_budget" and row["error_code"] == "BUDGET" and row["submitted_at"] is None
+    assert row["error_message"] == "skipped: other sweeps of this experiment committed its budget of $0.84 meanwhile"
+
+
+# --- downloads and the recorded run -----------------------------------------------------------------
+
+
+def test_an_expired_link_the_run_cannot_renew_is_a_charged_download_failure(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    async def always_expired(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.startswith("/files/"):
+            return answer(410, {"code": "URL_EXPIRED", "message": "the link expired"})
+        return None
+
+    service.async_before.append(always_expired)  # the run hands out the same (expired) link again
+    s = sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    assert row["status"] == "download_failed" and row["error_code"] == "ExpiredURLError"
+    assert "expired" in row["error_message"] and row["cost_usd"] == pytest.approx(RUN)
+    assert s.counts["download_failed"] == 1 and sweeper.progress[-1].counts["download_failed"] == 1
+    assert s.spent_usd == pytest.approx(RUN)
+
+
+def test_a_partial_run_whose_link_expired_is_renewed_and_stays_partial(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    from _fast_sweep import BASE
+
+    svc = Service(fast_clip, faults="partial=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        downloads: list[str] = []
+
+        async def expire_first(request: httpx.Request) -> httpx.Response | None:
+            if not (request.method == "GET" and request.url.path.startswith("/files/")):
+                return None
+            downloads.append(str(request.url))
+            if len(downloads) == 1:
+                return answer(410, {"code": "URL_EXPIRED", "message": "the link expired"})
+            return svc.emu.handle(httpx.Request("GET", str(request.url.copy_with(query=None))))
+
+        def renewed_link(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+            if not (is_poll(request) and downloads):
+                return None
+            text = response.read().decode()
+            old = downloads[0].replace(BASE, "")
+            return httpx.Response(200, content=text.replace(old, old + "?renewed=1").encode(),
+                                  headers={"content-type": "application/json"})
+
+        svc.async_before.append(expire_first)
+        svc.emu.after.append(renewed_link)
+        sw.run(plan(ref_images, range(1)))
+        (row,) = sw.rows()
+        assert len(downloads) == 2 and row["status"] == "partial_succeeded" and Path(row["video_path"]).exists()
+    finally:
+        svc.close()
+
+
+def test_a_run_keeps_the_servers_end_time_and_gets_one_when_the_server_gives_none(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    (server_run,) = service.sim.list_runs(limit=10)[0]
+    assert row["completed_at"] is not None and row["completed_at"].isoformat().startswith(
+        str(server_run["completed_at"])[:19])
+
+    def no_end_time(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if not is_poll(request):
+            return None
+        import json
+
+        body = json.loads(response.read())
+        body["completed_at"] = None
+        return httpx.Response(response.status_code, json=body)
+
+    service.emu.after.append(no_end_time)
+    sweeper.run(plan(ref_images, range(1, 2)))
+    row = next(r for r in sweeper.rows() if r["seed"] == 1)
+    assert row["status"] == "succeeded" and row["completed_at"] is not None
