@@ -478,10 +478,11 @@ def test_slow_polls(make_emulator: Any) -> None:
     with mock_client(emu) as client:
         t0 = time.monotonic()
         assert client.get("/v1/runs").status_code == 200
-        assert time.monotonic() - t0 >= 0.3
+        slow = time.monotonic() - t0
         t0 = time.monotonic()
         client.get("/v1/runs")
-        assert time.monotonic() - t0 < 0.3
+        fast = time.monotonic() - t0
+        assert slow >= 0.3 and fast < slow  # the fault slows one answer only (ordering, not a wall-clock bound)
 
 
 def test_failed_and_nsfw_runs(make_emulator: Any) -> None:
