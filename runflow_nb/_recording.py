@@ -208,7 +208,7 @@ class Recorder:
                 await self.fetch.download(row, run, final)
             except ExpiredURLError:
                 # Presigned URLs expire; the run itself may hand out a fresh one.
-                fresh = await self.client.get(run.id)
+                fresh = await self.client.get(run.id, retry_not_found=True)
                 if not (fresh.succeeded and fresh.output and run.output
                         and fresh.output.video_url != run.output.video_url):
                     raise

@@ -176,6 +176,14 @@ class Batcher:
         body = {"input": [{**inp, "client_ref": it.client_ref} for inp, it in zip(inputs, items, strict=True)],
                 "metadata": metadata, "callback_url": None}
         key = batch_key([it.client_ref for it in items])
+        # Checked again after the uploads, with no await before the refs count as sent: a stop that came
+        # while references uploaded finds these runs never sent (planned, their money freed), so the
+        # batch must not go out after it.
+        if self.cancel.is_set():
+            for it in items:
+                if not it.future.done():
+                    it.future.set_exception(NotSent("the sweep was stopped before this run was sent"))
+            return
         self._sent.update(it.client_ref for it in items)
         try:
             batch_id, runs = await self.client._run(self.client._proto.submit_batch(model, body, idempotency_key=key))

@@ -123,8 +123,10 @@ class Client(_Twins):
         return self._run(self._submit_flow(req, client_ref, metadata, idempotency_key))
 
     @public
-    def get(self, run_id: str) -> Run:
-        return self._run(self._proto.get(run_id))
+    def get(self, run_id: str, *, retry_not_found: bool = False) -> Run:
+        """The run as it is now. With ``retry_not_found`` a 404 is read again (``poll_interval`` apart,
+        up to three reads in a row) before :class:`NotFoundError`: for a run known to exist."""
+        return self._run(self._proto.look(run_id) if retry_not_found else self._proto.get(run_id))
 
     @public
     def logs(self, run_id: str) -> list[dict[str, Any]]:
@@ -241,8 +243,10 @@ class AsyncClient(_Twins):
         return await self._run(self._submit_flow(req, client_ref, metadata, idempotency_key))
 
     @public
-    async def get(self, run_id: str) -> Run:
-        return await self._run(self._proto.get(run_id))
+    async def get(self, run_id: str, *, retry_not_found: bool = False) -> Run:
+        """The run as it is now. With ``retry_not_found`` a 404 is read again (``poll_interval`` apart,
+        up to three reads in a row) before :class:`NotFoundError`: for a run known to exist."""
+        return await self._run(self._proto.look(run_id) if retry_not_found else self._proto.get(run_id))
 
     @public
     async def logs(self, run_id: str) -> list[dict[str, Any]]:

@@ -342,7 +342,8 @@ class _Sweep(Recorder):
         finally:
             await asyncio.gather(*writes, return_exceptions=True)
         if run.status in ("succeeded", "partial_succeeded") and run.output is None:
-            run = await self.client.get(run.id)  # ended in a summary (a batch's answer): read the run itself
+            # ended in a summary (a batch's answer): read the run itself, past a lagging 404
+            run = await self.client.get(run.id, retry_not_found=True)
         return run
 
     async def _within_experiment_cap(self, job: Job) -> bool:
@@ -370,7 +371,8 @@ class _Sweep(Recorder):
     async def _reattach(self, row: dict[str, Any]) -> Run | None:
         """The remote run behind a row whose outcome is unknown, by remote id or client_ref."""
         if row.get("remote_id"):
-            return await self.client.get(row["remote_id"])
+            # A run we know was created: a passing 404 is read again before "gone" frees its money.
+            return await self.client.get(row["remote_id"], retry_not_found=True)
         if row.get("client_ref"):
             # The experiment tells our run from another caller's under the same client_ref; run_id is not
             # asked for: runs created in a batch echo the batch's metadata, which cannot carry it.

@@ -9,6 +9,7 @@ while a run is re-attached reports.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -401,3 +402,64 @@ def test_a_run_keeps_the_servers_end_time_and_gets_one_when_the_server_gives_non
     sweeper.run(plan(ref_images, range(1, 2)))
     row = next(r for r in sweeper.rows() if r["seed"] == 1)
     assert row["status"] == "succeeded" and row["completed_at"] is not None
+
+
+# --- a stop during a batch's uploads; a passing 404 while re-attaching ----------------------------
+
+
+def test_a_stop_while_a_batchs_references_upload_sends_no_batch_and_a_resume_pays_once(
+        service: Service, sweeper: Sweeper, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    big = tmp_path / "big.png"  # over the inline limit: each run's reference goes through the upload
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (1100, 1500, 3), dtype=np.uint8)).save(big)
+
+    async def stop_during_upload(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/v1/asset-uploads":
+            sweeper.cancel.set()  # Stop pressed while the batch's reference uploads
+            await asyncio.sleep(0.1)  # the upload finishes a moment after the stop
+        return None
+
+    real_update = sweeper.store.update_run
+
+    def busy_store(run_id: str, **fields: Any) -> Any:  # the stop's writes take a moment (a busy store)
+        if fields.get("status") == "planned":
+            time.sleep(0.3)
+        return real_update(run_id, **fields)
+
+    sweeper.store.update_run = busy_store  # type: ignore[method-assign]
+    service.async_before.append(stop_during_upload)
+    s = sweeper.run(plan([big], range(2)), concurrency=2, batch="auto", budget_usd=2 * RUN)
+    sweeper.store.update_run = real_update  # type: ignore[method-assign]
+    assert service.created() == 0, "a batch went out after the stop"
+    assert by_status(sweeper) == Counter({"planned": 2}) and (s.still_running, s.may_cost_usd) == (0, 0.0)
+    service.async_before.clear()
+    sweeper.cancel.clear()
+    s = sweeper.run(plan([big], range(2)), concurrency=2, budget_usd=2 * RUN)
+    assert by_status(sweeper) == Counter({"succeeded": 2}) and service.created() == 2
+    assert service.billed() == pytest.approx(2 * RUN)
+
+
+def test_a_passing_404_while_re_attaching_never_makes_a_billed_run_look_unbilled(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.freeze()
+    sweeper.run(plan(ref_images, range(1)), timeout=0.05)  # the wait times out: unknown, with its remote id
+    (row,) = sweeper.rows()
+    assert row["status"] == "unknown" and row["remote_id"]
+    service.thaw()  # it succeeds, and is billed, on the server
+    looks: list[int] = []
+
+    async def one_stale_read(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request) and not looks:
+            looks.append(1)  # a lagging read answers 404 once
+            return answer(404, {"code": "RUN_NOT_FOUND", "message": "not yet"})
+        return None
+
+    service.async_before.append(one_stale_read)
+    s = sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    assert looks and row["status"] == "succeeded" and s.reattached == 1 and s.submitted == 0
+    service.async_before.clear()
+    s = sweeper.run(plan(ref_images, range(1)))
+    assert s.submitted == 0 and service.created() == 1 and service.billed() == pytest.approx(RUN)

@@ -14,7 +14,22 @@ __all__ = ["Polling"]
 
 
 class Polling(Calls):
-    """:meth:`wait`: poll a run until it ends, emitting its status changes."""
+    """:meth:`wait`: poll a run until it ends, emitting its status changes; :meth:`look`: read a run
+    known to exist, past passing 404s."""
+
+    def look(self, run_id: str, *, deadline: float | None = None) -> Generator[Action, Outcome, Run]:
+        """The run as it is now, read the way a wait reads it: a passing 404 (a lagging read of a run
+        just created, or re-attached after a restart) is read again ``poll_interval`` later; only
+        :attr:`not_found_polls` 404s in a row make the run count as gone (NotFoundError). Money
+        decisions rest on "gone", so one stale answer must not make a billed run look unbilled."""
+        for attempt in range(self.not_found_polls):
+            try:
+                return (yield from self.get(run_id, deadline=deadline))
+            except NotFoundError:
+                if attempt + 1 >= self.not_found_polls:
+                    raise
+            yield Sleep(self.poll_interval)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def wait(self, run_id: str, *, timeout: float | None = None, first: Run | None = None
              ) -> Generator[Action, Outcome, Run]:
