@@ -24,7 +24,15 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import APIError, ConfigurationError, RunflowError, library_error
+from .errors import (
+    APIError,
+    ConfigurationError,
+    Issue,
+    RunflowError,
+    RunTimeoutError,
+    ValidationError,
+    library_error,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,7 +128,8 @@ class SweepHandle:
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise TimeoutError("the sweep is still running")
+            raise RunTimeoutError(f"the sweep is still running after {timeout} s; wait() again, or cancel() to stop "
+                                  "submitting (runs already sent stay recorded)")
         if self._error is not None:
             raise self._error
         return self.experiment.table()
@@ -413,7 +422,8 @@ class Experiment:
     def rate(self, run_id: str, rating: int | None) -> None:
         """Rate a run (e.g. 1–5); None clears it."""
         if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
-            raise ValueError("rating must be an int or None")
+            raise ValidationError([Issue("rating", f"{rating!r} is not a whole number",
+                                         "give an int such as 4, or None to clear the rating")])
         self.store.set_rating(run_id, rating)
 
     def tag(self, run_id: str, *tags: str) -> None:
@@ -467,8 +477,8 @@ class Experiment:
         if run_a is None or run_b is None:
             pair = self.next_pair(by=by)
             if pair is None:
-                raise ValueError("every pair of finished runs with the same prompt has been compared; "
-                                 "pass two run ids to compare others")
+                raise ValidationError([Issue("compare", "every pair of finished runs with the same prompt has "
+                                             "been compared", "pass two run ids to compare others")])
             run_a, run_b = pair
         return compare(self, run_a, run_b)
 
@@ -482,8 +492,6 @@ def _frontend_kernel() -> bool:
 
 
 def _check_budget(name: str, value: Any) -> None:
-    from .errors import Issue, ValidationError
-
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
         raise ValidationError([Issue(name, f"is {value!r}", "use a dollar amount of zero or more, or None")])
 

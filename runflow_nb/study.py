@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errors import Issue, ValidationError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -140,7 +142,8 @@ def grid(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
     for axis in (rows, cols, *([facets] if isinstance(facets, str) else facets or [])):
         if axis not in df.columns:
             known = ", ".join(map(str, df.columns))
-            raise KeyError(f"no column {axis!r} to lay the gallery out by; columns: {known}")
+            raise ValidationError([Issue("gallery", f"no column {axis!r} to lay the gallery out by",
+                                         f"pick one of: {known}")])
     if facets is None:
         facet_cols = [c for c in varying(df) if c not in (rows, cols)]
     else:

@@ -22,10 +22,12 @@ import pytest
 from PIL import Image
 
 import runflow_nb as rf
+from runflow_nb.errors import RunflowError
 from runflow_nb.experiment import Experiment
 from runflow_nb.plan import Estimate
 from runflow_nb.request import VideoRequest
 from runflow_nb.runner import SweepProgress
+from runflow_nb.samples import sample_images
 from runflow_nb.specs import REFERENCE_TO_VIDEO
 from runflow_nb.widgets.compare import CHOICES, compare, current_choice, synced_videos_html
 from runflow_nb.widgets.form import GenerateForm
@@ -358,7 +360,7 @@ def test_gallery_filters_and_reports_unknown_axes(workdir: Path) -> None:
     exp = Experiment("gal2", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
     _stored_runs(exp, 4, prompts=["a", "b"])
     assert len(gallery(exp, rows="prompt", cols="seed", prompt="a")) == 2
-    with pytest.raises(KeyError, match="no column 'nope'"):
+    with pytest.raises(RunflowError, match="no column 'nope'"):  # a library error, naming the columns there are
         gallery(exp, rows="nope")
     assert "No runs" in gallery_html(exp.table(status="failed"), rows="prompt", cols="seed")
 
@@ -532,3 +534,35 @@ def test_progress_gallery_and_compare_show_saved_views(workdir: Path, monkeypatc
     exp.gallery(rows="prompt", cols="seed")._ipython_display_()
     (static,) = shown.outputs  # papermill, nbval, reports: the static grid alone
     assert "rf-saved" not in static["text/html"] and static["text/html"].count("<video") == 2
+
+
+def test_misuse_of_the_study_helpers_raises_library_errors(workdir: Path) -> None:
+    """The error tree's promise holds past the sweep: ratings, choices, comparisons and background
+    handles refuse with a RunflowError (still a ValueError where one was raised before)."""
+    from runflow_nb.errors import RunTimeoutError, ValidationError
+    from runflow_nb.widgets.compare import record_choice
+
+    exp = Experiment("misuse", store=str(workdir / "m.sqlite"), artifacts=workdir / "artifacts")
+    _stored_runs(exp, 2, prompts=["a"])
+    a, b = list(exp.table()["run_id"])
+    with pytest.raises(ValidationError, match="rating") as info:
+        exp.rate(a, 4.5)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ValidationError, match="choice"):
+        record_choice(exp, a, b, "left")
+    with pytest.raises(ValidationError, match="no run 'nope'"):
+        exp.compare(a, "nope")
+    exp.compare()  # the one pair there is ...
+    record_choice(exp, a, b, "tie")
+    with pytest.raises(ValidationError, match="has been compared"):  # ... and once it is compared, none is left
+        exp.compare()
+
+    gate = threading.Event()
+    handle = exp.run(rf.grid(prompt="character1 waits", images=[str(sample_images(1)[0])], seed=[1], duration=3,
+                             resolution="720p"), background=True, progress=lambda p: gate.wait(5))
+    try:
+        with pytest.raises(RunTimeoutError, match="still running"):
+            handle.wait(timeout=0.01)
+    finally:
+        gate.set()
+        handle.wait(timeout=60)

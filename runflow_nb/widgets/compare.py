@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import _html, display
+from ..errors import Issue, ValidationError
 from ..study import PREFERRED, TIE
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ def _run_id(run: str | Mapping[str, Any]) -> str:
 def record_choice(exp: Experiment, run_a: str, run_b: str, choice: str | None) -> None:
     """Store ``choice`` (one of :data:`CHOICES`, or None to clear) as tags on the two runs."""
     if choice is not None and choice not in CHOICES:
-        raise ValueError(f"choice must be one of {', '.join(map(repr, CHOICES))} or None, got {choice!r}")
+        raise ValidationError([Issue("choice", f"{choice!r} is not a choice",
+                                     f"use one of {', '.join(map(repr, CHOICES))}, or None to clear it")])
     exp.untag(run_a, PREFERRED + run_b, TIE + run_b)
     exp.untag(run_b, PREFERRED + run_a, TIE + run_a)
     if choice == "A better":
@@ -105,7 +107,8 @@ class CompareWidget:
         for run_id in (run_a, run_b):
             row = exp.store.get_run(run_id)
             if row is None:
-                raise KeyError(f"no run {run_id!r} in {exp.store!r}")
+                raise ValidationError([Issue("run", f"no run {run_id!r} in {exp.store!r}",
+                                             "pass run ids from exp.table()['run_id']")])
             rows.append(row)
         row_a, row_b = rows
         self.videos = w.Output()

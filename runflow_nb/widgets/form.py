@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _html, display
-from ..errors import Issue, RunflowError, ValidationError
+from ..errors import Issue, RunflowError, RunTimeoutError, ValidationError
 from ..request import Reference, VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
 from .fields import issues_html, make_control
@@ -503,7 +503,7 @@ class GenerateForm:
         if self._worker is not None:
             self._worker.join(timeout)
             if self._worker.is_alive():
-                raise TimeoutError("the run is still going")
+                raise RunTimeoutError(f"the run is still going after {timeout} s; wait() again, nothing is lost")
         if self.error is not None:
             raise self.error
         return self.result

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _html, display, study
+from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,7 +152,7 @@ class Gallery:
 
         exp = self.experiment
         if exp is None:
-            raise ValueError("an interactive gallery needs the experiment (use exp.gallery())")
+            raise ConfigurationError("an interactive gallery needs the experiment: use exp.gallery()")
         g = study.grid(self.frame, rows=self.rows, cols=self.cols, facets=self.facets)
         def html_box(markup: str) -> Any:  # every HTML widget outside MathJax's reach (money, prompts)
             return w.HTML(_html.block(markup))
