@@ -82,6 +82,21 @@ class Recorder:
     fatal: BaseException | None
     runs: Any  # the client, or a batcher (runflow_nb.batches) that knows which submits never left
     _db_pool: concurrent.futures.ThreadPoolExecutor
+    price_factor: float = 1.0  # the most the service charged over an estimate: later reservations scale by it
+
+    def reserve_usd(self, req: Any) -> float:
+        """What a run of ``req`` is reserved at: its estimate, scaled up once the service has charged
+        more than estimated for a run (prices change; the documents disagree), so the runs sent
+        after that are held at what they will really cost and the budget stays a ceiling."""
+        return round(req.estimate_usd() * self.price_factor, 6)
+
+    def _price_seen(self, job: Job, cost: float) -> None:
+        est = job.req.estimate_usd()
+        if est <= 0 or cost <= est * self.price_factor + 1e-9:
+            return
+        self.price_factor = cost / est
+        self._say(f"{job.run_id}: the service charged ${cost:.2f} for a run estimated at ${est:.2f}; the runs sent "
+                  f"from now on are reserved at {self.price_factor:.2f}× their estimate, so the budget still holds")
 
     def _sync_money(self) -> None:
         p, m = self.progress, self.money
@@ -184,6 +199,7 @@ class Recorder:
                              error_message=run.failure_message or f"run {run.status}", cost_usd=0.0)
             return None
         cost = run.cost_usd if run.cost_usd is not None else job.req.estimate_usd()
+        self._price_seen(job, cost)
         await self.money.settle(job.hold, spent=0.0 if job.charged else cost)
         job.charged = True
         out = run.output or Output()

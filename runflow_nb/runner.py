@@ -19,6 +19,8 @@ Guarantees (each has a test):
   holds across processes sweeping the same experiment at once: each claim is checked against what
   the store says the whole experiment has committed. A run whose fate is unknown keeps its reservation; a ``succeeded`` run without a video is charged (a server fault,
   re-fetched by the next sweep), ``partial_succeeded`` is charged and never submitted again.
+  Runs are reserved at their estimate until the service charges more than estimated for one; from
+  then on at that price (only the runs already in flight when it is first seen can pass the cap).
 * **Balanced cuts**: runs are submitted in :func:`runflow_nb.plan.balanced_order`, so a budget that
   runs out leaves every prompt and parameter represented.
 * **Stop means stop**: once ``cancel`` is set (Ctrl-C / Kernel ▸ Interrupt, a Stop button, a
@@ -259,7 +261,7 @@ class _Sweep(Recorder):
         if run is None:
             if self.submitting_closed:
                 return None
-            hold = await self.money.reserve(req.estimate_usd())
+            hold = await self.money.reserve(self.reserve_usd(req))
             if hold is None:
                 if self.submitting_closed:  # closed while waiting for room: left planned
                     return None
@@ -267,7 +269,7 @@ class _Sweep(Recorder):
                 cap = self.money.cap or 0.0
                 if self.skipped == 1:
                     self._say(f"budget guard: committed ${self.money.committed:.2f} (spent + in flight + unknown) "
-                              f"+ next run ${req.estimate_usd():.2f} would exceed ${cap:.2f}; the remaining runs are "
+                              f"+ next run ${self.reserve_usd(req):.2f} would exceed ${cap:.2f}; the remaining runs are "
                               "marked skipped_budget (run again with a larger budget to finish them)")
                 await self._move(job, "skipped_budget", error_code="BUDGET",
                                  error_message=f"skipped: the next run would take spending past the budget of "

@@ -463,3 +463,24 @@ def test_a_passing_404_while_re_attaching_never_makes_a_billed_run_look_unbilled
     service.async_before.clear()
     s = sweeper.run(plan(ref_images, range(1)))
     assert s.submitted == 0 and service.created() == 1 and service.billed() == pytest.approx(RUN)
+
+
+def test_a_service_charging_more_than_estimated_is_reserved_at_its_price_from_then_on(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    import json
+
+    def twice_the_estimate(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if not is_poll(request):
+            return None
+        body = json.loads(response.read())
+        if body.get("status_code") == "succeeded":
+            body["cost"] = "0.84"  # 3 s at 720p, charged at $0.28/s instead of the estimated $0.14/s
+        return httpx.Response(200, json=body)
+
+    service.emu.after.append(twice_the_estimate)
+    s = sweeper.run(plan(ref_images, range(4)), budget_usd=3 * RUN)
+    # the first run shows the real price; the next is reserved at it and no longer fits the $1.26
+    assert s.spent_usd == pytest.approx(2 * RUN) and s.spent_usd <= 3 * RUN and s.submitted == 1
+    assert by_status(sweeper) == Counter({"succeeded": 1, "skipped_budget": 3})
+    assert any("charged $0.84 for a run estimated at $0.42" in m and "2.00×" in m for m in s.messages)
+    assert any("next run $0.84 would exceed $1.26" in m for m in s.messages)
