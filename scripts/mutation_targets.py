@@ -84,7 +84,8 @@ TARGETS = [  # cheapest first
             "runflow_nb.runner.xǁ_Sweepǁ_within_experiment_cap", "runflow_nb._recording.xǁRecorderǁ_never_sent",
             "runflow_nb._recording.xǁRecorderǁ_fail", "runflow_nb._recording.xǁRecorderǁ_stopped",
             "runflow_nb._recording.xǁRecorderǁ_fatal", "runflow_nb._recording.xǁRecorderǁ_finish",
-            "runflow_nb._recording.xǁRecorderǁ_collect", "runflow_nb.sweep_status.x_charged_usd"),
+            "runflow_nb._recording.xǁRecorderǁ_collect", "runflow_nb._recording.xǁRecorderǁreserve_usd",
+            "runflow_nb._recording.xǁRecorderǁ_price_seen", "runflow_nb.sweep_status.x_charged_usd"),
            ("tests/test_sweep_money.py", "tests/test_sweep_outcomes.py", "tests/test_sweep_details.py",
             "tests/test_sweep_caps.py", "tests/test_sweep_counts.py", "tests/test_sweep_paths.py")),
 ]
