@@ -341,11 +341,13 @@ class _Sweep(Recorder):
         try:
             if not run.done:
                 run = await self.runs.wait(run.id, timeout=self.timeout, on_event=on_event)
+            if run.status in ("succeeded", "partial_succeeded") and run.output is None:
+                # ended in a summary (a batch's answer): read the run itself, past a lagging 404
+                run = await self.client.get(run.id, retry_not_found=True)
+                if not run.done:  # the summary ran ahead of the run: it is not over (nor billed) yet
+                    run = await self.client.wait(run.id, timeout=self.timeout, on_event=on_event)
         finally:
             await asyncio.gather(*writes, return_exceptions=True)
-        if run.status in ("succeeded", "partial_succeeded") and run.output is None:
-            # ended in a summary (a batch's answer): read the run itself, past a lagging 404
-            run = await self.client.get(run.id, retry_not_found=True)
         return run
 
     async def _within_experiment_cap(self, job: Job) -> bool:

@@ -2,7 +2,7 @@
 # Mutation testing of the money and safety code (docs/mutation.md): `make mutate`, or
 # `make mutate TARGETS="report display"` for some targets (names in scripts/mutation_targets.py).
 #
-# Cheap on a shared machine: one worker at low priority; each target builds its coverage map
+# Cheap on a shared machine: one worker at low priority (MUTATE_CHILDREN=2 for two); each target builds its coverage map
 # (which test runs which function) from its own fast tests only, and each mutant then runs only
 # the tests that execute its function, stopping at the first failure. Each target works in
 # .mutate/<target>/ (links to the package and the tests, a pyproject.toml with the target's test
@@ -28,7 +28,7 @@ for target in "${targets[@]}"; do
   "$PYTHON" scripts/mutation_targets.py config "$target" >"$work/pyproject.toml" || exit 2
   read -r -a globs <<<"$("$PYTHON" scripts/mutation_targets.py globs "$target")" || exit 2
   echo "==> $target: mutmut run (${#globs[@]} globs)"
-  (cd "$work" && nice -n 15 "$PYTHON" -m mutmut run --max-children 1 "${globs[@]}" >mutmut.log 2>&1)
+  (cd "$work" && nice -n 15 "$PYTHON" -m mutmut run --max-children "${MUTATE_CHILDREN:-1}" "${globs[@]}" >mutmut.log 2>&1)
   tr '\r' '\n' <"$work/mutmut.log" | grep -v '^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]' | grep -v '^ *$' | tail -n 3
   echo "    $target took $((SECONDS - start)) s"
 done

@@ -197,7 +197,7 @@ def test_a_stop_while_a_run_is_re_attached_counts_it_as_still_on_the_server(
     s = sweeper.run(plan(ref_images, range(1)))
     assert s.reattached == 0 and s.submitted == 0 and service.created() == 1
     assert (s.still_running, s.may_cost_usd) == (1, pytest.approx(RUN))
-    assert any("1 run still on the server" in m for m in s.messages)
+    assert any("1 run still on the server" in m and "0 left planned" in m for m in s.messages)
     (row,) = sweeper.rows()
     assert row["error_message"] == ("stopped while running on the server (it may still be billed); "
                                     "a re-run re-attaches it")
@@ -484,3 +484,49 @@ def test_a_service_charging_more_than_estimated_is_reserved_at_its_price_from_th
     assert by_status(sweeper) == Counter({"succeeded": 1, "skipped_budget": 3})
     assert any("charged $0.84 for a run estimated at $0.42" in m and "2.00×" in m for m in s.messages)
     assert any("next run $0.84 would exceed $1.26" in m for m in s.messages)
+
+
+def test_a_run_is_shown_queued_then_ended_and_never_succeeded_before_its_video_is_stored(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    import json
+
+    written: list[tuple[str, bool]] = []
+    real_update = sweeper.store.update_run
+
+    def update_run(run_id: str, **fields: Any) -> Any:
+        if "status" in fields:
+            row = real_update(run_id, **fields)
+            written.append((fields["status"], bool(row.get("video_path"))))
+            return row
+        return real_update(run_id, **fields)
+
+    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    s = sweeper.run(plan(ref_images, range(1)))
+    assert written[0][0] == "queued" and written[-1] == ("succeeded", True), written
+    assert s.spent_usd == pytest.approx(RUN) and sweeper.progress[-1].prior_usd == 0  # no cap: nothing earlier counts
+
+    def ended_at_once(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if not is_create(request):
+            return None
+        body = json.loads(response.read())
+        body["status_code"] = "succeeded"  # a server that answers the create with the finished run
+        return httpx.Response(201, json=body)
+
+    polls: list[int] = []
+
+    async def the_run_ends_later(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request):
+            polls.append(1)
+            if len(polls) == 2:  # the run itself ends only after it has been read once
+                service.thaw()
+        return None
+
+    written.clear()
+    service.freeze()
+    service.emu.after.append(ended_at_once)
+    service.async_before.append(the_run_ends_later)
+    s = sweeper.run(plan(ref_images, range(1, 2)))
+    statuses = [st for st, _ in written]
+    assert statuses[0] == "running" and statuses[-1] == "succeeded", written
+    assert "queued" not in statuses and s.spent_usd == pytest.approx(RUN)  # never recorded as ended unbilled
+    assert all(has_video for st, has_video in written if st == "succeeded"), written
