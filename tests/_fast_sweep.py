@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _scripted import Scripted
+from _scripted import Scripted, answer, is_download, is_poll
 
 import runflow_nb as rf
 from runflow_nb.runner import SweepProgress, SweepSummary, run_plan
@@ -93,6 +93,31 @@ class Service:
 
     def close(self) -> None:
         self.emu.close()
+
+    def expire_first_download(self) -> list[str]:
+        """The first video download answers 410 (its presigned link expired); the run then hands out a
+        renewed link (``?renewed=1``) that works. Returns the download URLs as they are asked for."""
+        downloads: list[str] = []
+
+        async def expire_first(request: httpx.Request) -> httpx.Response | None:
+            if not is_download(request):
+                return None
+            downloads.append(str(request.url))
+            if len(downloads) == 1:
+                return answer(410, {"code": "URL_EXPIRED", "message": "the link expired"})
+            return self.emu.handle(httpx.Request("GET", str(request.url.copy_with(query=None))))
+
+        def renewed_link(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+            if not (is_poll(request) and downloads):
+                return None
+            text = response.read().decode()
+            old = downloads[0].replace(BASE, "")
+            return httpx.Response(200, content=text.replace(old, old + "?renewed=1").encode(),
+                                  headers={"content-type": "application/json"})
+
+        self.async_before.append(expire_first)
+        self.emu.after.append(renewed_link)
+        return downloads
 
 
 class Sweeper:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _fast_sweep import BASE, RUN, Service, Sweeper, plan, sweep_together
+from _fast_sweep import RUN, Service, Sweeper, plan, sweep_together
 from _scripted import answer, is_download, is_poll
 
 
@@ -303,26 +303,7 @@ def test_a_run_left_unknown_with_its_remote_id_is_re_attached_by_that_id(service
 
 def test_an_expired_video_link_is_renewed_from_the_run_and_fetched_once_more(service: Service, sweeper: Sweeper,
                                                                              ref_images: list[Path]) -> None:
-    downloads: list[str] = []
-
-    async def expire_first(request: httpx.Request) -> httpx.Response | None:
-        if not is_download(request):
-            return None
-        downloads.append(str(request.url))
-        if len(downloads) == 1:
-            return answer(410, {"code": "URL_EXPIRED", "message": "the link expired"})
-        return service.emu.handle(httpx.Request("GET", str(request.url.copy_with(query=None))))  # the renewed link
-
-    def renewed_link(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
-        if not (is_poll(request) and downloads):
-            return None
-        text = response.read().decode()
-        old = downloads[0].replace(BASE, "")
-        return httpx.Response(200, content=text.replace(old, old + "?renewed=1").encode(),
-                              headers={"content-type": "application/json"})
-
-    service.async_before.append(expire_first)
-    service.emu.after.append(renewed_link)
+    downloads = service.expire_first_download()
     s = sweeper.run(plan(ref_images, range(1)), budget_usd=RUN)
     (row,) = sweeper.rows()
     assert row["status"] == "succeeded" and Path(row["video_path"]).exists(), row["error_message"]

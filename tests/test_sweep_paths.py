@@ -349,31 +349,10 @@ def test_an_expired_link_the_run_cannot_renew_is_a_charged_download_failure(
 
 def test_a_partial_run_whose_link_expired_is_renewed_and_stays_partial(
         fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
-    from _fast_sweep import BASE
-
     svc = Service(fast_clip, faults="partial=1x")
     try:
         sw = Sweeper(svc, tmp_path)
-        downloads: list[str] = []
-
-        async def expire_first(request: httpx.Request) -> httpx.Response | None:
-            if not (request.method == "GET" and request.url.path.startswith("/files/")):
-                return None
-            downloads.append(str(request.url))
-            if len(downloads) == 1:
-                return answer(410, {"code": "URL_EXPIRED", "message": "the link expired"})
-            return svc.emu.handle(httpx.Request("GET", str(request.url.copy_with(query=None))))
-
-        def renewed_link(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
-            if not (is_poll(request) and downloads):
-                return None
-            text = response.read().decode()
-            old = downloads[0].replace(BASE, "")
-            return httpx.Response(200, content=text.replace(old, old + "?renewed=1").encode(),
-                                  headers={"content-type": "application/json"})
-
-        svc.async_before.append(expire_first)
-        svc.emu.after.append(renewed_link)
+        downloads = svc.expire_first_download()
         sw.run(plan(ref_images, range(1)))
         (row,) = sw.rows()
         assert len(downloads) == 2 and row["status"] == "partial_succeeded" and Path(row["video_path"]).exists()
