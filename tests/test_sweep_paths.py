@@ -333,14 +333,18 @@ def test_a_claim_that_stays_contested_gives_up_after_its_looks_and_says_why(
 
 def test_an_expired_link_the_run_cannot_renew_is_a_charged_download_failure(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    tries: list[str] = []
+
     async def always_expired(request: httpx.Request) -> httpx.Response | None:
         if request.method == "GET" and request.url.path.startswith("/files/"):
+            tries.append(str(request.url))
             return answer(410, {"code": "URL_EXPIRED", "message": "the link expired"})
         return None
 
     service.async_before.append(always_expired)  # the run hands out the same (expired) link again
     s = sweeper.run(plan(ref_images, range(1)))
     (row,) = sweeper.rows()
+    assert len(tries) == 1  # the same dead link is not asked for twice
     assert row["status"] == "download_failed" and row["error_code"] == "ExpiredURLError"
     assert "expired" in row["error_message"] and row["cost_usd"] == pytest.approx(RUN)
     assert s.counts["download_failed"] == 1 and sweeper.progress[-1].counts["download_failed"] == 1
@@ -509,3 +513,114 @@ def test_a_run_is_shown_queued_then_ended_and_never_succeeded_before_its_video_i
     assert statuses[0] == "running" and statuses[-1] == "succeeded", written
     assert "queued" not in statuses and s.spent_usd == pytest.approx(RUN)  # never recorded as ended unbilled
     assert all(has_video for st, has_video in written if st == "succeeded"), written
+
+
+def test_a_passing_404_while_renewing_an_expired_link_still_gets_the_video(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    downloads = service.expire_first_download()
+    stale: list[int] = []
+
+    async def one_stale_read(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request) and downloads and not stale:  # the first read of the run after the expiry
+            stale.append(1)
+            return answer(404, {"code": "RUN_NOT_FOUND", "message": "not yet"})
+        return None
+
+    service.async_before.insert(0, one_stale_read)
+    sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    assert stale and row["status"] == "succeeded" and Path(row["video_path"]).exists(), row["error_message"]
+    assert len(downloads) == 2
+
+
+# --- prices, refusals without a code, and the budget guard's first skip ---------------------------------
+
+
+def _charge(service: Service, costs: list[str]) -> None:
+    """The server charges ``costs[i]`` for the i-th run that ends (then what it would charge anyway)."""
+    import json
+
+    charged: dict[str, str] = {}
+
+    def priced(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if not is_poll(request):
+            return None
+        body = json.loads(response.read())
+        if body.get("status_code") == "succeeded":
+            if body["id"] not in charged and len(charged) < len(costs):
+                charged[body["id"]] = costs[len(charged)]
+            if body["id"] in charged:
+                body["cost"] = charged[body["id"]]
+        return httpx.Response(200, json=body)
+
+    service.emu.after.append(priced)
+
+
+def test_a_normally_priced_sweep_says_nothing_about_prices(service: Service, sweeper: Sweeper,
+                                                         ref_images: list[Path]) -> None:
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=3 * RUN)
+    assert s.submitted == 3 and s.spent_usd == pytest.approx(3 * RUN)
+    assert not [m for m in s.messages if "charged" in m]
+
+
+def test_a_cheaper_run_after_a_dearer_one_does_not_lower_the_reservation(service: Service, sweeper: Sweeper,
+                                                                        ref_images: list[Path]) -> None:
+    _charge(service, ["0.84", "0.42"])  # the second run is charged its estimate again
+    s = sweeper.run(plan(ref_images, range(3)), budget_usd=0.84 + 0.42 + 0.5)
+    # the third is still reserved at $0.84: 1.26 spent + 0.84 would pass $1.76, so it is skipped
+    assert s.submitted == 2 and s.skipped_budget == 1 and s.spent_usd == pytest.approx(1.26)
+    assert sum("charged $0.84" in m for m in s.messages) == 1
+
+
+@pytest.mark.parametrize(("status", "kept"), [(400, "error"), (402, "planned")])
+def test_a_refusal_without_a_code_is_recorded_by_its_status(service: Service, sweeper: Sweeper,
+                                                            ref_images: list[Path], status: int, kept: str) -> None:
+    async def bare(request: httpx.Request) -> httpx.Response | None:
+        return answer(status, {"message": "refused without a code"}) if is_create(request) else None
+
+    service.async_before.append(bare)
+    sweeper.run(plan(ref_images, range(1)))
+    (row,) = sweeper.rows()
+    assert (row["status"], row["error_code"]) == (kept, str(status))
+
+
+def test_the_budget_guard_speaks_at_the_first_skip(service: Service, sweeper: Sweeper,
+                                                   ref_images: list[Path]) -> None:
+    s = sweeper.run(plan(ref_images, range(2)), budget_usd=RUN)
+    assert s.skipped_budget == 1 and sum(m.startswith("budget guard:") for m in s.messages) == 1
+
+
+def test_a_re_sent_run_shows_no_old_failure_while_its_create_is_in_the_air(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="fail=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(1)))
+        seen: list[dict[str, Any]] = []
+
+        async def look(request: httpx.Request) -> httpx.Response | None:
+            if is_create(request):
+                seen.append(dict(sw.store.runs(sw.experiment)[0]))
+            return None
+
+        svc.async_before.append(look)
+        sw.run(plan(ref_images, range(1)))
+        (during,) = seen
+        assert during["status"] == "submitting" and during["error_code"] is None and during["error_message"] is None
+    finally:
+        svc.close()
+
+
+def test_this_sweeps_own_submits_never_count_as_a_contest_for_the_cap(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    looks, _ = _watch(sweeper)
+    spent: list[str] = []
+
+    def spent_elsewhere(p: Any) -> None:  # after the start, another sweep's run finished (not being submitted)
+        if not spent:
+            spent.append(_claim_elsewhere(sweeper, 2 * RUN, "succeeded", "elsewhere:1"))
+
+    s = sweeper.run(plan(ref_images, range(2)), concurrency=2, experiment_budget_usd=2.5 * RUN,
+                    on_progress=spent_elsewhere)
+    assert s.submitted == 0 and s.skipped_budget == 2
+    assert len(looks) == 2  # one look each: the other run of this sweep is no contender to wait for
