@@ -32,6 +32,7 @@ class Target:
     what: str
     globs: tuple[str, ...]  # mutant names without the ``__mutmut_N`` suffix
     tests: tuple[str, ...]  # the fast tests the coverage map is built from (pytest arguments)
+    timeout_s: int = 120  # pytest-timeout per test: a mutant that hangs a test is killed after this
 
 
 TARGETS = [  # cheapest first
@@ -87,7 +88,10 @@ TARGETS = [  # cheapest first
             "runflow_nb._recording.xǁRecorderǁ_collect", "runflow_nb._recording.xǁRecorderǁreserve_usd",
             "runflow_nb._recording.xǁRecorderǁ_price_seen", "runflow_nb.sweep_status.x_charged_usd"),
            ("tests/test_sweep_money.py", "tests/test_sweep_outcomes.py", "tests/test_sweep_details.py",
-            "tests/test_sweep_caps.py", "tests/test_sweep_counts.py", "tests/test_sweep_paths.py")),
+            "tests/test_sweep_caps.py", "tests/test_sweep_counts.py", "tests/test_sweep_paths.py"),
+           # each of these tests takes well under a second; a mutant that breaks a stop hangs one on
+           # a 30 s hook, and at 120 s each those alone took most of an hour
+           timeout_s=15),
 ]
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
 LABELS = {0: "survived", 33: "no test", 5: "no test", 34: "skipped", 35: "suspicious", None: "not checked",
@@ -109,6 +113,9 @@ def config(target: Target) -> str:
                      selection + "\n", text)
     if n != 1:
         raise SystemExit("pyproject.toml has no single pytest_add_cli_args_test_selection under [tool.mutmut]")
+    new, n = re.subn(r"--timeout=\d+", f"--timeout={target.timeout_s}", new)
+    if n != 1:
+        raise SystemExit("pyproject.toml has no single --timeout=N in pytest_add_cli_args under [tool.mutmut]")
     modules = dict.fromkeys(re.split(r"\.x[ǁ_]|\.\*$", g)[0].replace(".", "/") + ".py" for g in target.globs)
     listed = ", ".join(json.dumps(m) for m in modules)  # only the target's own files are mutated
     new, n = re.subn(r"(?ms)^only_mutate = \[.*?^\]\n", f"only_mutate = [{listed}]\n", new)
