@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _fast_sweep import RUN, Service, Sweeper, plan
+from _fast_sweep import HOLD_S, RUN, Service, Sweeper, plan
 from _scripted import answer, is_create, is_poll
 
 
@@ -500,7 +500,9 @@ def test_a_run_is_shown_queued_then_ended_and_never_succeeded_before_its_video_i
     async def the_run_ends_later(request: httpx.Request) -> httpx.Response | None:
         if is_poll(request):
             polls.append(1)
-            if len(polls) == 2:  # the run itself ends only after it has been read once
+            if len(polls) == 1:  # the first read of the run itself lags behind the summary
+                return answer(404, {"code": "RUN_NOT_FOUND", "message": "not yet"})
+            if len(polls) == 3:  # the run itself ends only after it has been read as still going
                 service.thaw()
         return None
 
@@ -624,3 +626,36 @@ def test_this_sweeps_own_submits_never_count_as_a_contest_for_the_cap(
                     on_progress=spent_elsewhere)
     assert s.submitted == 0 and s.skipped_budget == 2
     assert len(looks) == 2  # one look each: the other run of this sweep is no contender to wait for
+
+
+def test_while_a_run_waits_its_row_follows_the_server_queued_running_then_ended(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    written: list[tuple[str, Any]] = []
+    real_update = sweeper.store.update_run
+
+    def update_run(run_id: str, **fields: Any) -> Any:
+        if "status" in fields:
+            written.append((fields["status"], fields.get("started_at")))
+        return real_update(run_id, **fields)
+
+    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    service.freeze()
+    polls: list[int] = []
+
+    async def move_the_clock(request: httpx.Request) -> httpx.Response | None:
+        if is_poll(request):
+            polls.append(1)
+            if len(polls) == 3:
+                service.clock.offset += HOLD_S / 2  # the run has started on the server
+            if len(polls) == 6:
+                service.thaw()
+        return None
+
+    service.async_before.append(move_the_clock)
+    s = sweeper.run(plan(ref_images, range(1)))
+    assert [st for st, _ in written] == ["queued", "running", "succeeded"], written
+    assert written[1][1] is not None  # the server's start time, written as the run starts
+    (row,) = sweeper.rows()
+    assert row["started_at"] is not None and s.counts == {"succeeded": 1}
+    assert dict(sweeper.progress[-1].counts) == {"succeeded": 1} or all(
+        v == 0 for k, v in sweeper.progress[-1].counts.items() if k != "succeeded")
