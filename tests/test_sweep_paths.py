@@ -149,6 +149,7 @@ def test_a_create_answered_500_is_never_taken_for_a_refusal(service: Service, sw
 
 def test_the_budget_guard_explains_itself_once(service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
     s = sweeper.run(plan(ref_images, range(5)), budget_usd=2 * RUN)
+    assert s.total == 5 and 0 < s.wall_s < 600 and (s.still_running, s.may_cost_usd) == (0, 0.0)
     assert s.skipped_budget == 3 and by_status(sweeper)["skipped_budget"] == 3
     guards = [m for m in s.messages if m.startswith("budget guard:")]
     assert len(guards) == 1 and "would exceed $0.84" in guards[0]
