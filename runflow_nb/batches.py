@@ -162,11 +162,15 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
 
+    @staticmethod
+    def _never_sent(items: list[_Item]) -> None:
+        for it in items:
+            if not it.future.done():
+                it.future.set_exception(NotSent("the sweep was stopped before this run was sent"))
+
     async def _send_batch(self, model: str, items: list[_Item]) -> None:
         if self.cancel.is_set():
-            for it in items:
-                if not it.future.done():
-                    it.future.set_exception(NotSent("the sweep was stopped before this run was sent"))
+            self._never_sent(items)
             return
         if self.supported is False:
             await self._singles(items)
@@ -180,9 +184,7 @@ class Batcher:
         # while references uploaded finds these runs never sent (planned, their money freed), so the
         # batch must not go out after it.
         if self.cancel.is_set():
-            for it in items:
-                if not it.future.done():
-                    it.future.set_exception(NotSent("the sweep was stopped before this run was sent"))
+            self._never_sent(items)
             return
         self._sent.update(it.client_ref for it in items)
         try:

@@ -22,14 +22,12 @@ class Polling(Calls):
         just created, or re-attached after a restart) is read again ``poll_interval`` later; only
         :attr:`not_found_polls` 404s in a row make the run count as gone (NotFoundError). Money
         decisions rest on "gone", so one stale answer must not make a billed run look unbilled."""
-        for attempt in range(self.not_found_polls):
+        for _ in range(self.not_found_polls - 1):
             try:
                 return (yield from self.get(run_id, deadline=deadline))
             except NotFoundError:
-                if attempt + 1 >= self.not_found_polls:
-                    raise
-            yield Sleep(self.poll_interval)
-        raise AssertionError("unreachable")  # pragma: no cover
+                yield Sleep(self.poll_interval)
+        return (yield from self.get(run_id, deadline=deadline))  # the last read: its 404 means gone
 
     def wait(self, run_id: str, *, timeout: float | None = None, first: Run | None = None
              ) -> Generator[Action, Outcome, Run]:
