@@ -470,22 +470,28 @@ def test_a_service_charging_more_than_estimated_is_reserved_at_its_price_from_th
     assert any("next run $0.84 would exceed $1.26" in m for m in s.messages)
 
 
+def _status_writes(sweeper: Sweeper) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every store write that sets a run's status, as (the fields written, the row after it)."""
+    writes: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    real_update = sweeper.store.update_run
+
+    def update_run(run_id: str, **fields: Any) -> Any:
+        row = real_update(run_id, **fields)
+        if "status" in fields:
+            writes.append((fields, row))
+        return row
+
+    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    return writes
+
+
 def test_a_run_is_shown_queued_then_ended_and_never_succeeded_before_its_video_is_stored(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
     import json
 
-    written: list[tuple[str, bool]] = []
-    real_update = sweeper.store.update_run
-
-    def update_run(run_id: str, **fields: Any) -> Any:
-        if "status" in fields:
-            row = real_update(run_id, **fields)
-            written.append((fields["status"], bool(row.get("video_path"))))
-            return row
-        return real_update(run_id, **fields)
-
-    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    writes = _status_writes(sweeper)
     s = sweeper.run(plan(ref_images, range(1)))
+    written = [(f["status"], bool(row.get("video_path"))) for f, row in writes]
     assert written[0][0] == "queued" and written[-1] == ("succeeded", True), written
     assert s.spent_usd == pytest.approx(RUN) and sweeper.progress[-1].prior_usd == 0  # no cap: nothing earlier counts
 
@@ -507,11 +513,12 @@ def test_a_run_is_shown_queued_then_ended_and_never_succeeded_before_its_video_i
                 service.thaw()
         return None
 
-    written.clear()
+    writes.clear()
     service.freeze()
     service.emu.after.append(ended_at_once)
     service.async_before.append(the_run_ends_later)
     s = sweeper.run(plan(ref_images, range(1, 2)))
+    written = [(f["status"], bool(row.get("video_path"))) for f, row in writes]
     statuses = [st for st, _ in written]
     assert statuses[0] == "running" and statuses[-1] == "succeeded", written
     assert "queued" not in statuses and s.spent_usd == pytest.approx(RUN)  # never recorded as ended unbilled
@@ -631,15 +638,7 @@ def test_this_sweeps_own_submits_never_count_as_a_contest_for_the_cap(
 
 def test_while_a_run_waits_its_row_follows_the_server_queued_running_then_ended(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
-    written: list[tuple[str, Any]] = []
-    real_update = sweeper.store.update_run
-
-    def update_run(run_id: str, **fields: Any) -> Any:
-        if "status" in fields:
-            written.append((fields["status"], fields.get("started_at")))
-        return real_update(run_id, **fields)
-
-    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    writes = _status_writes(sweeper)
     service.freeze()
     polls: list[int] = []
 
@@ -654,6 +653,7 @@ def test_while_a_run_waits_its_row_follows_the_server_queued_running_then_ended(
 
     service.async_before.append(move_the_clock)
     s = sweeper.run(plan(ref_images, range(1)))
+    written = [(f["status"], f.get("started_at")) for f, _ in writes]
     assert [st for st, _ in written] == ["queued", "running", "succeeded"], written
     assert written[1][1] is not None  # the server's start time, written as the run starts
     (row,) = sweeper.rows()
