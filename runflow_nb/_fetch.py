@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,9 +43,10 @@ class VideoFetcher:
             return
         where = Path(self.artifacts.root) / safe_name(self.experiment)
         try:
-            probe = self.artifacts.local_tmp(f"{safe_name(self.experiment)}/.write-check-{os.getpid()}")
-            probe.write_bytes(b"")
-            probe.unlink()
+            # A probe of its own per call: sweeps of one experiment may check the folder at once.
+            folder = self.artifacts.local_tmp(f"{safe_name(self.experiment)}/.write-check").parent
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+                pass
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot write videos to {where} ({exc.strerror or exc}): nothing was submitted; "

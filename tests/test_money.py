@@ -696,6 +696,38 @@ def test_an_unwritable_artifacts_folder_is_found_before_anything_is_paid(ref_ima
         assert emu.runs_created() == 0 and emu.creates == []
 
 
+def test_sweeps_of_one_experiment_checking_the_folder_at_once_do_not_trip_each_other(tmp_path: Path) -> None:
+    """Two sweeps of one experiment in one kernel check the artifacts folder at the same moment."""
+    from runflow_nb._fetch import VideoFetcher
+    from runflow_nb.artifacts import Artifacts
+
+    async def update(*_a: Any, **_k: Any) -> None:
+        return None
+
+    fetchers = [VideoFetcher(client=None, artifacts=Artifacts(tmp_path / "artifacts"),  # type: ignore[arg-type]
+                             experiment="twice", update=update, note=lambda _t: None, started_wall=0.0)
+                for _ in range(8)]
+    errors_seen: list[BaseException] = []
+    start = threading.Barrier(len(fetchers))
+
+    def check(fetcher: VideoFetcher) -> None:
+        start.wait()
+        for _ in range(200):
+            try:
+                fetcher.check_writable()
+            except BaseException as exc:  # collected and asserted below
+                errors_seen.append(exc)
+                return
+
+    threads = [threading.Thread(target=check, args=(f,)) for f in fetchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors_seen == []
+    assert [p.name for p in (tmp_path / "artifacts" / "twice").iterdir()] == []  # no probe left behind
+
+
 def test_a_repeated_request_is_planned_priced_and_run_once(ref_images: list[Path], tmp_path: Path) -> None:
     p = rf.grid(prompt=PROMPT, images=[ref_images[:1]], seed=[1, 1, 2], duration=3, resolution="720p")
     est = p.estimate()
