@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,7 @@ def check_video_file(path: Path, rules: VideoRules) -> list[Issue]:
 def _keep(folder: Path, data: bytes) -> Path:
     path = folder / f"{hashlib.sha256(data).hexdigest()}.mp4"
     if not path.exists():
-        tmp = path.with_suffix(".part")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # concurrent requests may keep one clip
         tmp.write_bytes(data)
         tmp.replace(path)
     return path

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,7 @@ def save_upload(upload: Mapping[str, Any], folder: Path) -> Path:
     path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{stem[-80:] or 'image'}"
     folder.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        tmp = path.with_name(path.name + ".part")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # two kernels may save one upload
         tmp.write_bytes(data)
         os.replace(tmp, path)
     return path
