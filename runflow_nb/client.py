@@ -139,10 +139,14 @@ class Client(_Twins):
         return self._run(self._proto.read(path, auth=auth))
 
     @public
-    def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None) -> Run | None:
+    def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False) -> Run | None:
         """The run created with ``client_ref``, if the server has one (with ``metadata``, the one
-        whose echoed metadata is what our create sent: ``client_ref`` is not unique)."""
-        return self._run(self._proto.find(client_ref, metadata=metadata))
+        whose echoed metadata is what our create sent: ``client_ref`` is not unique).
+
+        ``grace=True`` for a create sent moments ago: the list may not show a new run at once, so
+        it is read again over a few seconds before the answer is None.
+        """
+        return self._run(self._proto.look_up(client_ref, metadata=metadata, grace=grace))
 
     @public
     def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
@@ -254,8 +258,9 @@ class AsyncClient(_Twins):
         return _log_items(await self._run(self._proto.read(_logs_path(run_id))))
 
     @public
-    async def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None) -> Run | None:
-        return await self._run(self._proto.find(client_ref, metadata=metadata))
+    async def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False
+                   ) -> Run | None:
+        return await self._run(self._proto.look_up(client_ref, metadata=metadata, grace=grace))
 
     @public
     async def wait(self, run_id: str, *, timeout: float | None = None, on_event: Any = None) -> Run:

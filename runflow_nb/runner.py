@@ -40,6 +40,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SweepProgress", "SweepSummary", "charged_usd", "run_plan"]
 
+#: A create sent less than this long ago may be missing from the run list (it catches up): a look-up
+#: by client_ref then reads the list again over a few seconds before "not listed" frees the run.
+_LIST_LAG_S = 600.0
 _CAP_LOOKS = 5  # looks at an experiment cap contested by a concurrent sweep before a run is skipped
 
 
@@ -380,7 +384,9 @@ class _Sweep(Recorder):
         if row.get("client_ref"):
             # The experiment tells our run from another caller's under the same client_ref; run_id is not
             # asked for: runs created in a batch echo the batch's metadata, which cannot carry it.
-            return await self.client.find(row["client_ref"], metadata={"experiment": self.experiment})
+            sent = row.get("submitted_at")
+            recent = not isinstance(sent, datetime) or (now_utc() - sent).total_seconds() < _LIST_LAG_S
+            return await self.client.find(row["client_ref"], metadata={"experiment": self.experiment}, grace=recent)
         return None
 
     # -- the whole sweep ---------------------------------------------------------------------------

@@ -79,7 +79,9 @@ class Service:
     def client(self, **kw: Any) -> rf.AsyncClient:
         kw.setdefault("poll_interval", 0.005)
         kw.setdefault("max_retries", 0)
-        return rf.AsyncClient(api_key=KEY, base_url=BASE, transport=httpx.MockTransport(self._handle), **kw)
+        client = rf.AsyncClient(api_key=KEY, base_url=BASE, transport=httpx.MockTransport(self._handle), **kw)
+        client._proto.submit_grace_s = (0.01, 0.02, 0.04)  # look-ups over a grace period, in milliseconds
+        return client
 
     # -- what the server saw -------------------------------------------------------------------
 

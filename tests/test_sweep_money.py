@@ -188,6 +188,60 @@ def test_runs_of_a_batch_whose_answer_was_lost_are_found_on_resume_not_paid_twic
         svc.close()
 
 
+@pytest.mark.parametrize("batch", ["auto", False])
+def test_a_resume_moments_after_a_lost_answer_waits_out_a_lagging_list_and_pays_once(
+        batch: Any, fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    """The runs exist but the list does not show them yet (a search index catching up): a resume
+    right away must not take "not listed" for "never created" and send them again. The resumed
+    plan is larger, so a re-sent batch would carry another key; single runs go to a server that
+    does not replay keys. Only the look-up stands between the sweep and a second charge."""
+    svc = Service(fast_clip, faults="drop=1x")  # the create is made, its answer never arrives
+    svc.emu.idempotency = bool(batch)
+    lagging = {"left": 10**6}  # list reads that show nothing yet
+
+    async def lag(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path == "/v1/runs" and lagging["left"] > 0:
+            lagging["left"] -= 1
+            return answer(200, {"items": []})
+        return None
+
+    svc.async_before.append(lag)
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(3)), concurrency=3, batch=batch)
+        lost = sum(r["status"] == "unknown" for r in sw.rows())
+        assert svc.created() == 3 and lost == (3 if batch else 1)
+        lagging["left"] = 2 * lost  # the resume's first reads still show nothing
+        s = sw.run(plan(ref_images, range(5)), concurrency=5, batch=batch)
+        assert lagging["left"] < 2 * lost  # the resume read the list while it lagged
+        assert (s.reattached, s.submitted) == (lost, 2) and by_status(sw) == Counter({"succeeded": 5})
+        assert svc.created() == 5 and svc.billed() == pytest.approx(5 * RUN)  # each run paid once
+    finally:
+        svc.close()
+
+
+def test_an_unknown_run_sent_long_ago_is_looked_up_once_then_freed(service: Service, sweeper: Sweeper,
+                                                                   ref_images: list[Path]) -> None:
+    """The list has long caught up with a create sent an hour ago: one read decides it."""
+    from datetime import datetime, timedelta, timezone
+
+    sweeper.run(plan(ref_images, range(1)))
+    reads: list[int] = []
+    for age_s, expect_reads in ((3600, 1), (5, 4)):
+        sweeper.store.update_run(sweeper.rows()[0]["run_id"], status="unknown", remote_id=None,
+                                 client_ref=f"never-sent-{age_s}", video_path=None,
+                                 submitted_at=datetime.now(timezone.utc) - timedelta(seconds=age_s))
+
+        async def count(request: httpx.Request, age_s: int = age_s) -> httpx.Response | None:
+            if request.method == "GET" and request.url.path == "/v1/runs":
+                reads.append(age_s)
+            return None
+
+        service.async_before[:] = [count]
+        s = sweeper.run(plan(ref_images, range(1)))
+        assert (s.reattached, s.submitted) == (0, 1) and reads.count(age_s) == expect_reads
+
+
 def test_an_unknown_run_that_never_reached_the_server_frees_its_share(service: Service, sweeper: Sweeper,
                                                                       ref_images: list[Path]) -> None:
     sweeper.run(plan(ref_images, range(2)))

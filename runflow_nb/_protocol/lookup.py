@@ -81,22 +81,28 @@ class LookUp(Calls):
             path = path[len(base.path):]
         return path or "/v1/runs", {**params, **query}
 
+    def look_up(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False
+                ) -> Generator[Action, Outcome, Run | None]:
+        """:meth:`find`, read again over the grace period (``grace``) while nothing is listed: a run
+        created moments ago may not be listed yet."""
+        waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
+        for wait in waits:
+            if wait:
+                yield Sleep(wait)
+            found = yield from self.find(client_ref, metadata=metadata)
+            if found is not None:
+                return found
+        return None
+
     def _find_after_lost_answer(self, client_ref: str, why: str, *, grace: bool,
                                 metadata: dict[str, Any] | None = None) -> Generator[Action, Outcome, Run | None]:
-        waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
         try:
-            for wait in waits:
-                if wait:
-                    yield Sleep(wait)
-                found = yield from self.find(client_ref, metadata=metadata)
-                if found is not None:
-                    return found
+            return (yield from self.look_up(client_ref, metadata=metadata, grace=grace))
         except (APIError, NetworkError) as exc:
             # The run may exist (and be billed): never report this as a refusal, or the
             # caller would submit it again under a new client_ref and pay twice.
             raise NetworkError(f"{why}; looking the run up by client_ref {client_ref} then failed ({exc}): "
                                "it may have been created — look it up again before submitting anew") from exc
-        return None
 
     def _find_items(self, refs: list[str], why: str, *, grace: bool, metadata: dict[str, Any] | None = None
                     ) -> Generator[Action, Outcome, dict[str, Run | None]]:
