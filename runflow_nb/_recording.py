@@ -66,6 +66,7 @@ class Job:
     phase: str = "planned"  # planned | submitting | remote | download | done
     hold: Reservation = field(default_factory=Reservation)
     client_ref: str | None = None  # the reference of the create being sent (phase submitting)
+    sent: bool = False  # its create was handed to the client (it may have reached the server)
     charged: bool = False  # the run's cost is already booked in the store
     stopping: bool = False  # a stop caught it; it is recording where it was
 
@@ -157,7 +158,7 @@ class Recorder:
         """Record a run the stop caught half-way: resumable by the next sweep, never lost."""
         try:
             if job.phase == "submitting" and self._never_sent(job):
-                await self.money.settle(job.hold)  # still gathered for a batch: nothing reached the server
+                await self.money.settle(job.hold)  # not sent yet, or still gathered for a batch
                 job.phase = "planned"
                 await self._move(job, "planned", submitted_at=None)
             elif job.phase == "submitting":
@@ -178,8 +179,11 @@ class Recorder:
             self.progress.messages.append(f"{job.run_id}: could not record the stop ({exc})")
 
     def _never_sent(self, job: Job) -> bool:
-        """True when the submit surely never left: a batcher still gathering it says so; a single
-        create may have reached the server once it started."""
+        """True when the submit surely never left: not yet handed to the client (claimed, still
+        checking the experiment cap), or a batcher still gathering it; a single create may have
+        reached the server once it started."""
+        if not job.sent:
+            return True
         unsent = getattr(self.runs, "unsent", None)
         return job.client_ref is not None and unsent is not None and bool(unsent(job.client_ref))
 

@@ -293,7 +293,7 @@ class _Sweep(Recorder):
                 self._say(f"{run_id}: submitted by another process; left to it")
                 return None
             self._set("submitting", job.status)
-            job.status, job.phase, job.client_ref = "submitting", "submitting", client_ref
+            job.status, job.phase, job.client_ref, job.sent = "submitting", "submitting", client_ref, False
             if self.submitting_closed:  # the stop came while this run waited for its turn
                 await self.money.settle(job.hold)
                 await self._move(job, "planned", submitted_at=None)
@@ -302,11 +302,15 @@ class _Sweep(Recorder):
             if not await self._within_experiment_cap(job):  # another sweep of it took the rest meanwhile
                 await self.money.settle(job.hold)
                 job.phase = "planned"
+                if self.submitting_closed:  # a stop came while it looked: it stays planned, not skipped
+                    await self._move(job, "planned", submitted_at=None)
+                    return None
                 self.skipped += 1
                 await self._move(job, "skipped_budget", submitted_at=None, error_code="BUDGET",
                                  error_message=f"skipped: other sweeps of this experiment committed its budget of "
                                                f"${self.experiment_budget or 0:.2f} meanwhile")
                 return None
+            job.sent = True
             try:
                 run = await self.runs.submit(req, client_ref=client_ref, metadata=self._metadata(run_id))
             except NotSent:  # stopped while gathered for a batch: it never left, it stays planned

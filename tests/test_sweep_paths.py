@@ -660,3 +660,40 @@ def test_while_a_run_waits_its_row_follows_the_server_queued_running_then_ended(
     assert row["started_at"] is not None and s.counts == {"succeeded": 1}
     assert dict(sweeper.progress[-1].counts) == {"succeeded": 1} or all(
         v == 0 for k, v in sweeper.progress[-1].counts.items() if k != "succeeded")
+
+
+@pytest.mark.parametrize("when", ["at its look", "while it steps back"])
+def test_a_stop_while_a_contested_claim_steps_back_leaves_the_run_planned_and_unpaid(
+        when: str, service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    """A run backing off from a contested experiment cap has sent nothing: a stop then leaves it
+    planned with its money free, not unknown (held as if it might be billed) nor skipped."""
+    looks, _ = _watch(sweeper)
+    watched, watched_update = sweeper.store.runs, sweeper.store.update_run
+    other: list[str] = []
+
+    def runs(*args: Any, **kw: Any) -> Any:
+        rows = watched(*args, **kw)
+        if when == "at its look" and len(looks) == 1 and other:  # contested: it will back off
+            sweeper.cancel.set()  # the researcher presses Stop meanwhile
+        return rows
+
+    def update_run(run_id: str, **fields: Any) -> Any:
+        if when == "while it steps back" and looks and fields.get("status") == "planned" \
+                and not sweeper.cancel.is_set():
+            sweeper.cancel.set()  # Stop lands while the step back is being written
+            time.sleep(0.3)  # long enough for the stop to cancel the sweep's waits
+        return watched_update(run_id, **fields)
+
+    def contender(p: Any) -> None:
+        if not other:
+            other.append(_claim_elsewhere(sweeper, 2 * RUN, "submitting", "elsewhere:1"))
+
+    sweeper.store.runs = runs  # type: ignore[method-assign]
+    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    s = sweeper.run(plan(ref_images, range(1)), experiment_budget_usd=2 * RUN, on_progress=contender)
+    assert sweeper.cancel.is_set() and len(looks) >= 1
+    assert service.created() == 0 and s.submitted == 0 and s.skipped_budget == 0
+    (row,) = [r for r in sweeper.rows() if r["prompt"] != "elsewhere"]
+    assert row["status"] == "planned" and row["submitted_at"] is None, row
+    last = sweeper.progress[-1]
+    assert last.unknown_usd == 0 and last.in_flight_usd == 0
