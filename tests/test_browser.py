@@ -387,6 +387,9 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
     heights = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live video')].map(
         v => v.getBoundingClientRect().height)""")
     assert max(heights) <= 370, heights  # 9:16 clips stay a sensible height
+    fit = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live .widget-gridbox')].map(
+        g => [g.scrollWidth, g.clientWidth])""")
+    assert fit and all(sw <= cw + 1 for sw, cw in fit), fit  # the grid fits the panel: no sideways scrolling
     cell.locator(".rf-gallery.rf-live").first.scroll_into_view_if_needed()
     SHOTS = ROOT / "test-artifacts"
     cell.screenshot(path=str(SHOTS / "gallery.png"))
@@ -459,3 +462,31 @@ def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_eve
     assert states and all(s["ready"] >= 2 for s in states), states
     page.screenshot(path=str(ROOT / "test-artifacts" / "report.png"), full_page=False)
     page.close()
+
+
+def test_a_static_gallery_fits_the_page_and_scrolls_only_past_its_smallest_cells(page: Any, tmp_path: Path) -> None:
+    """The report's gallery: six seeds fit a 1000 px page; twelve keep cells of at least 140 px and scroll."""
+    import runflow_nb as rf
+    from runflow_nb.samples import sample_images
+    from runflow_nb.widgets.gallery import MIN_CELL_PX, gallery_html
+
+    exp = rf.Experiment("fit", store=str(tmp_path / "s.sqlite"), artifacts=tmp_path / "a",
+                        client=rf.Client(backend="simulator"))
+    plan = rf.grid(prompt=["character1 trots", "character1 rears up"], images=[str(p) for p in sample_images(1)],
+                   seed=range(12), duration=3, resolution="720p")
+    exp.run(plan, budget_usd=0, progress=None)  # every cell explains its skip: no clips needed for the layout
+    df = exp.table()
+    report = page.context.new_page()  # the browser the lab tests drive
+    try:
+        report.set_viewport_size({"width": 1000, "height": 800})
+        got = {}
+        for seeds in (6, 12):
+            report.set_content(f"<body style='margin:0'>{gallery_html(df[df['seed'] < seeds])}</body>")
+            got[seeds] = report.evaluate("""() => { const g = document.querySelector('.rf-gallery');
+                return {scroll: g.scrollWidth, client: g.clientWidth,
+                        cells: [...g.querySelectorAll('thead th')].slice(1).map(t => t.getBoundingClientRect().width)}; }""")
+    finally:
+        report.close()
+    assert got[6]["scroll"] <= got[6]["client"] + 1, got[6]
+    assert got[12]["scroll"] > got[12]["client"], got[12]  # too many to fit: it scrolls, cells stay usable
+    assert len(got[12]["cells"]) == 12 and min(got[12]["cells"]) >= MIN_CELL_PX - 1, got[12]

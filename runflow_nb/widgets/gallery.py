@@ -30,10 +30,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Gallery", "best_html", "gallery", "gallery_html", "table_html"]
 
-CELL_WIDTH_PX = 280
+CELL_WIDTH_PX = 280  # a cell's width where the panel has room
+MIN_CELL_PX = 140  # cells shrink to this in a narrow panel before the grid scrolls sideways
+HEAD_PX = 140  # the row headers' column
 _TH = ("text-align:left;vertical-align:top;padding:4px 8px;font-size:12px;background:#f3f4f6;"
        "border:1px solid #e5e7eb")
-_TD = f"text-align:left;vertical-align:top;padding:4px;border:1px solid #e5e7eb;width:{CELL_WIDTH_PX}px"
+_TD = "text-align:left;vertical-align:top;padding:4px;border:1px solid #e5e7eb"
+
+
+def _fit(columns: int) -> str:
+    """A grid of ``columns`` clips as wide as the panel: each cell between MIN_CELL_PX and
+    CELL_WIDTH_PX wide, scrolling sideways only when even the smallest cells do not fit."""
+    return (f"width:max(100%, {HEAD_PX + columns * MIN_CELL_PX}px);"
+            f"max-width:{HEAD_PX + columns * CELL_WIDTH_PX}px")
 
 
 def _label(key: Any) -> str:
@@ -81,6 +90,7 @@ def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
     parts = [_summary(df)]
     corner = f"{_html.text(rows)} ↓ &nbsp; {_html.text(cols)} →"
     head = "".join(f'<th style="{_TH}">{_header(c)}</th>' for c in g.col_keys)
+    fit = _fit(len(g.col_keys))
     for facet in g.facet_keys:
         if g.facets:
             parts.append(f'<div class="rf-facet" style="font-size:13px;font-weight:bold;margin:10px 0 4px">'
@@ -89,9 +99,9 @@ def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
         for rk in g.row_keys:
             tds = "".join(f'<td class="rf-cell" style="{_TD}">{_cell_html(g.runs(facet, rk, ck))}</td>'
                           for ck in g.col_keys)
-            body.append(f'<tr><th style="{_TH};max-width:220px">{_header(rk)}</th>{tds}</tr>')
-        parts.append(f'<table style="border-collapse:collapse;table-layout:fixed">'
-                     f'<thead><tr><th style="{_TH}">{corner}</th>{head}</tr></thead>'
+            body.append(f'<tr><th style="{_TH};overflow-wrap:anywhere">{_header(rk)}</th>{tds}</tr>')
+        parts.append(f'<table style="border-collapse:collapse;table-layout:fixed;{fit}">'
+                     f'<thead><tr><th style="{_TH};width:{HEAD_PX}px;box-sizing:border-box">{corner}</th>{head}</tr></thead>'
                      f'<tbody>{"".join(body)}</tbody></table>')
     return _html.block("".join(parts), classes="rf-gallery", style="overflow-x:auto")
 
@@ -158,7 +168,7 @@ class Gallery:
             return w.HTML(_html.block(markup))
 
         children: list[Any] = [html_box(_summary(self.frame))]
-        template = f"minmax(120px,220px) repeat({len(g.col_keys)}, {CELL_WIDTH_PX}px)"
+        template = f"{HEAD_PX}px repeat({len(g.col_keys)}, minmax({MIN_CELL_PX}px, {CELL_WIDTH_PX}px))"
         for facet in g.facet_keys:
             if g.facets:
                 children.append(html_box(f'<div style="font-size:13px;font-weight:bold;margin-top:8px">'
@@ -176,7 +186,8 @@ class Gallery:
                     box = w.VBox(parts, layout=w.Layout(border="1px solid #e5e7eb", padding="4px"))
                     box.add_class("rf-cell")
                     cells.append(box)
-            children.append(w.GridBox(cells, layout=w.Layout(grid_template_columns=template, grid_gap="2px")))
+            children.append(w.GridBox(cells, layout=w.Layout(grid_template_columns=template, grid_gap="2px",
+                                                             overflow="auto")))
         root = w.VBox(children)
         root.add_class("rf-gallery")
         return root
