@@ -195,3 +195,14 @@ def sweep_together(sweepers: list[Sweeper], plans: list[rf.Plan], **kw: Any) -> 
         th.join(60)
     assert all(r is not None and not isinstance(r, BaseException) for r in results), results
     return results
+
+
+def gather_batches(monkeypatch: Any, *, window_s: float, max_delay_s: float) -> None:
+    """Sweeps from now on gather their batches for this long (the runner's Batcher, made with these)."""
+    import functools
+
+    import runflow_nb.batches as batches
+
+    # the runner imports the class when a sweep starts; a second call's values override the first's
+    monkeypatch.setattr(batches, "Batcher", functools.partial(batches.Batcher, window_s=window_s,
+                                                              max_delay_s=max_delay_s))

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _fast_sweep import RUN, Service, Sweeper, plan
+from _fast_sweep import RUN, Service, Sweeper, gather_batches, plan
 from _scripted import answer, is_create, is_download, is_poll
 
 
@@ -104,10 +104,7 @@ def test_rows_a_stop_caught_on_the_server_or_downloading_say_what_a_re_run_does(
 
 def test_runs_a_stop_caught_while_gathered_for_a_batch_are_as_if_never_claimed(
         service: Service, sweeper: Sweeper, ref_images: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from runflow_nb.batches import Batcher
-
-    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "window_s", 30.0)
-    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "max_delay_s", 30.0)
+    gather_batches(monkeypatch, window_s=30.0, max_delay_s=30.0)
 
     def stop_when_all_wait(p: Any) -> None:
         if p.counts.get("submitting", 0) == 3:

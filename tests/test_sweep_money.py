@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _fast_sweep import BASE, RUN, Service, Sweeper, plan, sweep_together
+from _fast_sweep import BASE, RUN, Service, Sweeper, gather_batches, plan, sweep_together
 from _scripted import answer, is_create, is_download, is_poll
 
 import runflow_nb as rf
@@ -571,11 +571,8 @@ def test_a_stop_during_the_submit_request_leaves_the_run_unknown_and_reserved(
 
 def test_a_stop_while_runs_are_gathered_for_a_batch_leaves_them_planned(
         service: Service, sweeper: Sweeper, ref_images: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from runflow_nb.batches import Batcher
-
     # a long gathering window: the batch is surely still being gathered when the stop comes
-    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "window_s", 30.0)
-    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "max_delay_s", 30.0)
+    gather_batches(monkeypatch, window_s=30.0, max_delay_s=30.0)
 
     def stop_when_all_wait(p: SweepProgress) -> None:
         if p.counts.get("submitting", 0) == 4:  # three runs are queued for the batch; none was sent
@@ -586,8 +583,7 @@ def test_a_stop_while_runs_are_gathered_for_a_batch_leaves_them_planned(
     assert by_status(sweeper) == Counter({"planned": 4})  # nothing was sent: nothing is unknown
     assert (s.still_running, s.may_cost_usd) == (0, 0.0)
     assert sweeper.progress[-1].unknown_usd == 0 and sweeper.progress[-1].in_flight_usd == 0
-    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "window_s", 0.1)
-    monkeypatch.setitem(Batcher.__init__.__kwdefaults__, "max_delay_s", 0.5)
+    gather_batches(monkeypatch, window_s=0.1, max_delay_s=0.5)
     sweeper.cancel.clear()
     s = sweeper.run(plan(ref_images, range(4)), concurrency=4, batch="auto")
     assert by_status(sweeper) == Counter({"succeeded": 4}), [r["error_message"] for r in sweeper.rows()]
