@@ -6,6 +6,8 @@ to one of these. Messages never contain the API key.
     RunflowError
     ├── ValidationError          request refused before any network call (lists every issue)
     ├── ConfigurationError       missing or unusable settings (e.g. a bad base URL)
+    ├── UsageError               an argument the call cannot use (an unknown column, a wrong
+    │                            type, a run of another experiment); nothing was changed
     ├── APIError                 the server answered with an error envelope
     │   ├── InvalidRequestError      400 / 422
     │   ├── AuthenticationError      401 / 403
@@ -55,6 +57,7 @@ __all__ = [
     "ServerError",
     "SweepInterrupted",
     "UnexpectedError",
+    "UsageError",
     "ValidationError",
     "library_error",
 ]
@@ -95,6 +98,11 @@ class ValidationError(RunflowError, ValueError):
 
 class ConfigurationError(RunflowError):
     """A setting is missing or unusable."""
+
+
+class UsageError(RunflowError, ValueError):
+    """An argument the call cannot use: an unknown column, a value of the wrong type, a run that is
+    not the experiment's. Nothing was changed and nothing was sent; the message names the argument."""
 
 
 class APIError(RunflowError):
