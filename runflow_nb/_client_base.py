@@ -6,7 +6,9 @@ generate) built on the protocol. :mod:`runflow_nb.client` adds the sync and asyn
 from __future__ import annotations
 
 import logging
+import math
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -82,6 +84,19 @@ class _Base:
                              "download_timeout": download_timeout}
         if backend not in ("auto", "runflow", "simulator"):
             raise ConfigurationError("backend must be 'auto', 'runflow' or 'simulator'")
+        # Every setting is checked here, before anything is sent: a bad one found after a submit would
+        # leave a paid run behind an error.
+        for name, value, may_be_none in (("timeout", timeout, True), ("wait_timeout", wait_timeout, False),
+                                         ("poll_interval", poll_interval, True), ("poll_max", poll_max, False),
+                                         ("download_timeout", download_timeout, False)):
+            if not (may_be_none and value is None) and not (name == "timeout" and isinstance(value, httpx.Timeout)):
+                seconds(name, value)
+        if simulator_latency is not None:
+            seconds("simulator_latency", simulator_latency, zero=True)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 20:
+            raise ConfigurationError(f"max_retries is {max_retries!r}: use a whole number from 0 to 20")
+        if artifacts_dir is not None and not isinstance(artifacts_dir, (str, os.PathLike)):
+            raise ConfigurationError(f"artifacts_dir is {type(artifacts_dir).__name__}: use a folder path")
         self._download_timeout = float(download_timeout)
         self._request_timeout = _overall_timeout(timeout)
         self._base_url_arg = base_url
@@ -216,6 +231,10 @@ class _Base:
 
     def _generate_flow(self, req: VideoRequest, *, client_ref: str | None, out_dir: Path | None,
                        timeout: float | None, download: bool) -> Any:
+        if timeout is not None:
+            seconds("timeout", timeout)
+        if download:  # a folder the video cannot be written to is found before the run is paid for
+            writable_folder(Path(out_dir) if out_dir is not None else self.artifacts_dir, "out_dir")
         submitted = datetime.now(timezone.utc)
         t0 = time.monotonic()
         run = yield from self._submit_flow(req, client_ref, None)
@@ -295,3 +314,22 @@ def safe_name(text: str) -> str:
     return cleaned or "run"
 
 
+def seconds(name: str, value: Any, *, zero: bool = False) -> float:
+    """``value`` as a positive (``zero``: or zero) finite number of seconds, or ConfigurationError."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+        value >= 0 if zero else value > 0)
+    if not ok:
+        raise ConfigurationError(f"{name} is {value!r}: use a number of seconds "
+                                 f"{'of zero or more' if zero else 'above zero'}")
+    return float(value)
+
+
+def writable_folder(folder: Path, name: str) -> None:
+    """Create ``folder`` if needed and prove a file can be written in it, or ConfigurationError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(f"{name}: cannot write videos to {folder} ({exc.strerror or exc}); nothing was "
+                                 "submitted — choose a writable folder") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from .artifacts import Artifacts
 from .client import AsyncClient, safe_name
-from .errors import ConfigurationError, DownloadError, ExpiredURLError, NetworkError
+from .errors import DownloadError, ExpiredURLError, NetworkError
 from .runs import Output, Run
 
 __all__ = ["VideoFetcher"]
@@ -39,18 +38,7 @@ class VideoFetcher:
 
     def check_writable(self) -> None:
         """A folder the videos cannot be written to is found now, not after the runs were paid."""
-        if not self.artifacts.is_local:
-            return
-        where = Path(self.artifacts.root) / safe_name(self.experiment)
-        try:
-            # A probe of its own per call: sweeps of one experiment may check the folder at once.
-            folder = self.artifacts.local_tmp(f"{safe_name(self.experiment)}/.write-check").parent
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-                pass
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot write videos to {where} ({exc.strerror or exc}): nothing was submitted; "
-                "choose a writable artifacts folder") from None
+        self.artifacts.check_writable(safe_name(self.experiment))
 
     async def download(self, row: dict[str, Any], run: Run, final: str = "succeeded") -> None:
         """Fetch ``run``'s video, probe it, make its poster and record both in the run's row."""

@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import threading
+import uuid
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -109,6 +110,35 @@ class Artifacts:
             return self._fs
 
     # -- writing -----------------------------------------------------------------------------------
+
+    def check_writable(self, folder: str) -> None:
+        """Prove a file can be written under ``folder`` (a relative path), or ConfigurationError: a
+        target that cannot take the videos is found before any run is paid for."""
+        rel = _relpath(folder)
+        if isinstance(self.root, Path):
+            where: Path | str = self.root / rel
+            try:
+                # A probe of its own per call: sweeps of one experiment may check the folder at once.
+                parent = self.local_tmp(f"{rel.as_posix()}/.write-check").parent
+                with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-check-"):
+                    pass
+                return
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+        else:
+            where = f"{self.root}/{rel.as_posix()}"
+            fs = self.fs  # ConfigurationError when fsspec or the protocol's driver is missing
+            probe = f"{where}/.write-check-{uuid.uuid4().hex}"
+            try:
+                fs.pipe_file(probe, b"")
+            except Exception as exc:  # drivers raise their own kinds (botocore, gcsfs...)
+                why = f"{type(exc).__name__}: {str(exc)[:200]}"
+            else:
+                with contextlib.suppress(Exception):  # a policy may allow writes but not deletes
+                    fs.rm_file(probe)
+                return
+        raise ConfigurationError(f"cannot write videos to {where} ({why}): nothing was submitted; "
+                                 "choose a writable artifacts folder")
 
     def local_tmp(self, name: str) -> Path:
         """A local path to write ``name`` (a relative path such as ``exp/run.mp4``) to before :meth:`commit`.

@@ -33,6 +33,7 @@ from ._client_base import simulator_emulator as simulator_emulator
 from ._http import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from ._http import refuse_non_http, refuse_non_http_async, send_async, send_sync
 from ._protocol import Action, Emit, Outcome, Send, Sleep
+from .errors import UsageError
 from .request import VideoRequest
 from .result import Result, probe_result
 from .runs import Run, RunEvent
@@ -171,6 +172,7 @@ class Client(_Twins):
         ``on_event`` receives each status change (queued → running → succeeded) for a progress display.
         """
         req = self._as_request(request, inputs)
+        _check_generate(out_dir, on_event)
         it = self._iter(self._generate_flow(req, client_ref=client_ref, out_dir=Path(out_dir) if out_dir else None,
                                             timeout=timeout, download=download))
         while True:
@@ -291,6 +293,7 @@ class AsyncClient(_Twins):
                        timeout: float | None = None, client_ref: str | None = None, download: bool = True,
                        on_event: Callable[[RunEvent], None] | None = None, **inputs: Any) -> Result:
         req = self._as_request(request, inputs)
+        _check_generate(out_dir, on_event)
         result = await self._run(self._generate_flow(req, client_ref=client_ref,
                                                      out_dir=Path(out_dir) if out_dir else None,
                                                      timeout=timeout, download=download), on_event)
@@ -315,3 +318,11 @@ def _log_items(body: Any) -> list[dict[str, Any]]:
     """``{"items": [...]}`` as documented; anything else is no items (never an error for a note)."""
     items = body.get("items") if isinstance(body, dict) else None
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _check_generate(out_dir: Any, on_event: Any) -> None:
+    """The arguments of ``generate`` that are not the request, checked before anything is sent."""
+    if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+        raise UsageError(f"out_dir is {type(out_dir).__name__}: use a folder path")
+    if on_event is not None and not callable(on_event):
+        raise UsageError(f"on_event is {type(on_event).__name__}: use a function that takes one RunEvent")

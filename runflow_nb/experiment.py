@@ -246,6 +246,10 @@ class Experiment:
         from .plan import Plan
 
         _check_budget("budget_usd", budget_usd)
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < float("inf")):
+            raise ValidationError([Issue("timeout", f"is {timeout!r}",
+                                         "use the seconds to wait for each run (above zero), or None")])
         if not isinstance(plan, Plan):
             plan = Plan(plan)
         cancel = threading.Event()
