@@ -7,9 +7,11 @@ input, 1 for anything else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +20,56 @@ from ._report_params import BUNDLED_NOTEBOOKS
 __all__ = ["main"]
 
 
+MAX_CLI_RUNS = 10_000
+"""The most runs one `runflow-nb sweep` plans (its seeds times every other list); a bigger sweep is
+a mistake far more often than a plan, and is refused before anything is built."""
+SEED_MAX = 2_147_483_647
+
+
 def _parse_seeds(text: str) -> list[int]:
-    """``0-7``, ``1,2,5`` or ``0-3,10``."""
-    seeds: list[int] = []
+    """``0-7``, ``1,2,5`` or ``0-3,10``: checked (count and 0-2147483647 bounds) before any list is built."""
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            a, b = int(lo), int(hi)
-            if b < a:
-                raise argparse.ArgumentTypeError(f"seed range {part!r} runs backwards")
-            seeds.extend(range(a, b + 1))
-        else:
-            seeds.append(int(part))
-    if not seeds:
-        raise argparse.ArgumentTypeError("no seeds given")
-    return seeds
+        lo, sep, hi = part.partition("-")
+        try:
+            a, b = (int(lo), int(hi)) if sep else (int(part), int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not a seed or a range of seeds: use whole numbers like 0-7, 1,5,9 or 0-3,10"
+            ) from None
+        if b < a:
+            raise argparse.ArgumentTypeError(f"seed range {part!r} runs backwards")
+        if a < 0 or b > SEED_MAX:
+            raise argparse.ArgumentTypeError(f"seed {b if b > SEED_MAX else a} in {part!r} is out of range: "
+                                             f"seeds are 0-{SEED_MAX}")
+        ranges.append((a, b))
+    if not ranges:
+        raise argparse.ArgumentTypeError("no seeds given: use e.g. 0-7 or 1,5,9")
+    count = sum(b - a + 1 for a, b in ranges)
+    if count > MAX_CLI_RUNS:
+        raise argparse.ArgumentTypeError(f"{count:,} seeds is more than the {MAX_CLI_RUNS:,} runs one sweep "
+                                         "may plan: sweep fewer seeds (or split the sweep)")
+    return [seed for a, b in ranges for seed in range(a, b + 1)]
 
 
 def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers: use e.g. 5 or 3,5,8") from None
+    if not values:
+        raise argparse.ArgumentTypeError("no values given: use e.g. 5 or 3,5,8")
+    return values
 
 
 def _strs(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("no values given: list one or more, comma-separated")
+    return values
 
 
 def _add_request_args(p: argparse.ArgumentParser, *, sweep: bool) -> None:
@@ -192,6 +218,14 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 def _cmd_sweep(a: argparse.Namespace) -> int:
     from .plan import grid
 
+    runs = 1
+    for values in (a.model, a.prompt, a.seeds, a.duration, a.resolution, a.aspect_ratio):
+        runs *= len(values) if values else 1
+    if runs > MAX_CLI_RUNS:
+        print(f"runflow-nb sweep: the grid is up to {runs:,} runs (prompts x models x seeds x durations x resolutions x "
+              f"aspect ratios), more than the {MAX_CLI_RUNS:,} one sweep may plan: sweep fewer values",
+              file=sys.stderr)
+        return 2
     plan = grid(model=a.model, prompt=a.prompt, images=[a.images] if a.images else None, video=a.video,
                 seed=a.seeds, duration=a.duration, resolution=a.resolution, aspect_ratio=a.aspect_ratio,
                 enable_safety_checker=False if a.no_safety_checker else None)
@@ -233,14 +267,12 @@ def _cmd_table(a: argparse.Namespace) -> int:
         if not a.out:
             print("runflow-nb: --out FILE is required for parquet", file=sys.stderr)
             return 2
-        df.to_parquet(a.out, index=False)
-        print(a.out)
+        problem = _write_out(a.out, "parquet", lambda path: df.to_parquet(path, index=False))
     elif a.format == "csv":
-        if a.out:
-            df.to_csv(a.out, index=False)
-            print(a.out)
-        else:
+        if not a.out:
             df.to_csv(sys.stdout, index=False)
+            return 0
+        problem = _write_out(a.out, "csv", lambda path: df.to_csv(path, index=False))
     else:
         # The model when the experiment spans several, and the clip an edit came from when there are edits.
         extra = [c for c in ("model", "parent_run_id") if c in df.columns
@@ -248,12 +280,36 @@ def _cmd_table(a: argparse.Namespace) -> int:
         cols = [c for c in ("run_id", "status", *extra, "prompt", "seed", "duration", "resolution", "aspect_ratio",
                             "cost_usd", "wall_s", "video_path") if c in df.columns]
         text = _markdown(df[cols])
-        if a.out:
-            Path(a.out).write_text(text)
-            print(a.out)
-        else:
+        if not a.out:
             print(text)
+            return 0
+        problem = _write_out(a.out, "md", lambda path: path.write_text(text, encoding="utf-8"))
+    if problem:
+        print(f"runflow-nb table: {problem}", file=sys.stderr)
+        return 2
+    print(a.out)
     return 0
+
+
+def _write_out(out: str, ext: str, write: Callable[[Path], Any]) -> str | None:
+    """Write ``--out`` whole or not at all (a temporary file beside it, renamed into place); what is
+    wrong with it, or None when it was written."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        return f"--out {out!r} is a folder: give a file path, e.g. {os.path.join(out, 'table.' + ext)}"
+    if not path.parent.is_dir():
+        return (f"--out {out!r}: there is no folder {str(path.parent)!r} to write it in; "
+                "create the folder first or give another path")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return f"--out {out!r} cannot be written ({reason}): give a file path you can write to"
+    return None
 
 
 def _markdown(df: Any) -> str:
@@ -266,8 +322,12 @@ def _markdown(df: Any) -> str:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from .report import parse_parameters, run_report
+    from .report import out_folder_problem, parse_parameters, run_report
 
+    problem = out_folder_problem(a.out) if a.out is not None else None
+    if problem:
+        print(f"runflow-nb report: --out {a.out!r} {problem}", file=sys.stderr)
+        return 2
     params = parse_parameters(a.parameter, a.parameters_file)
     out = run_report(a.notebook, parameters=params, out_dir=a.out, kernel_name=a.kernel)
     print(out.html)
@@ -279,8 +339,12 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from .report import run_demo
+    from .report import out_folder_problem, run_demo
 
+    problem = out_folder_problem(a.out)
+    if problem:
+        print(f"runflow-nb demo: --out {a.out!r} {problem}", file=sys.stderr)
+        return 2
     out = run_demo(out_dir=a.out, seeds=a.seeds, notebook=a.notebook)
     print(f"report: {out.html}")
     return 0 if out.complete else 1

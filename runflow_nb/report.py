@@ -25,6 +25,7 @@ and for base64 video before they are written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -117,12 +118,9 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
     notebook's printed output streams to stderr and a closing line says what was reused.
     Raises :class:`ReportError` naming the failing cell when a cell raises.
     """
-    import nbformat
-
     t0 = time.monotonic()
     source = find_notebook(notebook).resolve()
-    nb = nbformat.read(source, as_version=4)
-    has_cell, defaults = notebook_defaults(nb)
+    has_cell, defaults = _read_notebook(source)
     params = dict(parameters or {})
     check_no_secrets(params)
     if params and not has_cell:
@@ -250,10 +248,33 @@ def _finish_files(out_nb: Path, out_html: Path, folder: Path, warnings: list[str
     return executed, media
 
 
+def _read_notebook(source: Path) -> tuple[bool, dict[str, Any]]:
+    """The parameters of the notebook at ``source``; a file that is not a notebook is a ConfigurationError."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(source, as_version=4)
+        has_cell, defaults = notebook_defaults(nb)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the notebook {source}: {exc.strerror or exc}") from None
+    except Exception as exc:  # not JSON, not UTF-8, not nbformat's shape: nbformat raises any of a dozen types
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ConfigurationError(f"{source.name} is not a Jupyter notebook (.ipynb JSON) that nbformat can "
+                                 f"read: {detail}; give the path of a notebook") from None
+    return has_cell, defaults
+
+
 def _report_folder(out_dir: str | os.PathLike[str] | None, stem: str) -> Path:
     if out_dir is not None:
         folder = Path(out_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
+        problem = out_folder_problem(folder)
+        if problem:
+            raise ConfigurationError(f"out_dir {os.fspath(out_dir)!r} {problem}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # pragma: no cover - out_folder_problem tried the same
+            raise ConfigurationError(f"out_dir {os.fspath(out_dir)!r}: cannot create the folder "
+                                     f"({exc.strerror or exc}); give a folder you can write to") from None
         return folder
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = Path("runflow_reports") / f"{stem}-{stamp}"
@@ -265,6 +286,35 @@ def _report_folder(out_dir: str | os.PathLike[str] | None, stem: str) -> Path:
         except FileExistsError:
             continue
     raise ConfigurationError(f"cannot create a report folder next to {base}")  # pragma: no cover
+
+
+def out_folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """What stops ``folder`` from holding a report (it is a file, a file is in its way, it cannot be
+    created), as the end of a sentence that starts with its name; None when it can. Leaves nothing behind."""
+    path = Path(folder).expanduser()
+    if path.is_dir():
+        return None
+    if path.exists():
+        return "is a file, not a folder: give a folder for the report (it is created if missing)"
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        missing.append(probe)
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"cannot be created: {str(probe)!r} is a file; give a folder for the report"
+    created: list[Path] = []
+    try:  # try making it, then take back what was made: the report makes it again when it runs
+        for p in reversed(missing):
+            p.mkdir()
+            created.append(p)
+    except OSError as exc:
+        return f"cannot be created ({exc.strerror or exc}): give a folder you can write to"
+    finally:
+        for p in reversed(created):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+    return None
 
 
 def _summary(nb: Any) -> dict[str, Any] | None:
