@@ -18,6 +18,7 @@ import base64
 import functools
 import html
 import io
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -273,10 +274,22 @@ def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
         "dur": f"{row.get('duration')} s" if _present(row.get("duration")) else None,
         "res": row.get("resolution") if _present(row.get("resolution")) else None,
         "ar": row.get("aspect_ratio") if _present(row.get("aspect_ratio")) else None,
-        ("est. cost" if simulated else "cost"): f"${float(cost):.2f}" if _present(cost) else None,
+        ("est. cost" if simulated else "cost"): money(cost),
         "rating": row.get("rating") if _present(row.get("rating")) else None,
     }
     return fields
+
+
+def money(value: Any) -> str | None:
+    """A stored cost as ``"$0.42"``: None when there is none, ``"unknown"`` when it is not a number
+    (a row edited by hand or read from another tool must not stop its clip from showing)."""
+    if not _present(value):
+        return None
+    try:
+        usd = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return "unknown"
+    return f"${usd:.2f}" if math.isfinite(usd) else "unknown"
 
 
 def has_video(row: Mapping[str, Any]) -> bool:
@@ -320,9 +333,18 @@ def _present(value: Any) -> bool:
     return value is not None and str(value) not in ("<NA>", "nan", "NaN", "")
 
 
+_SHOW_TAKES = ("show() takes a Result (from generate), a stored run (a mapping, e.g. a row of exp.table() "
+               "as a dict) or a video path or URL")
+
+
 def show(obj: Any) -> Any:
-    """Display a result, a stored run (mapping), or a video path/URL inline, by reference."""
+    """Display a result, a stored run (mapping), or a video path/URL inline, by reference.
+
+    Anything else raises :class:`~runflow_nb.errors.UsageError` saying what it takes.
+    """
     from IPython.display import HTML, display
+
+    from .errors import UsageError
 
     if hasattr(obj, "run") and hasattr(obj, "video_path"):
         markup = result_html(obj)
@@ -333,8 +355,28 @@ def show(obj: Any) -> Any:
             warn(obj.run.id, notices)
     elif isinstance(obj, Mapping):
         markup = row_html(obj, width=640)
+    elif isinstance(obj, (str, os.PathLike)):
+        text = os.fspath(obj)
+        if not isinstance(text, str) or not text.strip() or "\x00" in text:
+            raise UsageError(f"{_SHOW_TAKES}; got {_short_repr(obj)}, which is not a usable path or URL")
+        markup = video_html(media_src(text), width=640)
     else:
-        markup = video_html(media_src(obj), width=640)
+        hint = ""
+        if type(obj).__name__ == "DataFrame":
+            hint = ("; for a table's clips use exp.gallery(), or show one run: "
+                    "rf.show(df.iloc[0].to_dict())")
+        elif type(obj).__name__ == "Series":
+            hint = "; for a table row pass row.to_dict()"
+        raise UsageError(f"{_SHOW_TAKES}; got a {type(obj).__name__} ({_short_repr(obj)}){hint}")
     handle = HTML(markup)
     display(handle)
     return None
+
+
+def _short_repr(obj: Any) -> str:
+    try:
+        text = repr(obj)
+    except Exception:
+        text = f"<{type(obj).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."

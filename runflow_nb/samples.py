@@ -43,23 +43,46 @@ def sample_images(n: int = 3, *, folder: str | os.PathLike[str] | None = None) -
     The images are 1280×720 PNGs well under 1 MB, so requests send them inline.
     ``folder`` defaults to :func:`default_samples_dir` (a temporary folder if that is not writable).
     """
+    from .errors import ConfigurationError, UsageError
+
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(SAMPLE_NAMES):
-        raise ValueError(f"n must be between 1 and {len(SAMPLE_NAMES)}, got {n!r}")
+        raise UsageError(f"n must be a whole number from 1 to {len(SAMPLE_NAMES)} (there are "
+                         f"{len(SAMPLE_NAMES)} sample images), got {n!r}")
+    if folder is not None and (not isinstance(folder, (str, os.PathLike))
+                               or not isinstance(os.fspath(folder), str) or not os.fspath(folder)):
+        raise UsageError(f"folder must be a folder path (str or pathlib.Path), got {folder!r}")
     target = Path(folder) if folder is not None else default_samples_dir()
     try:
         target.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except OSError as exc:
         if folder is not None:
-            raise
+            raise ConfigurationError(_unusable(target, exc)) from None
         target = Path(tempfile.gettempdir()) / "runflow_nb_samples" / f"v{_VERSION}"
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc2:
+            raise ConfigurationError(_unusable(target, exc2) + " (the cache folder could not be used either; "
+                                     "set RUNFLOW_CACHE_DIR)") from None
     paths = []
     for index, name in enumerate(SAMPLE_NAMES[:n]):
         path = target / f"{name}.png"
         if not path.is_file() or path.stat().st_size == 0:
-            _write_atomically(path, _DRAWERS[index])
+            try:
+                _write_atomically(path, _DRAWERS[index])
+            except OSError as exc:
+                raise ConfigurationError(_unusable(target, exc)) from None
         paths.append(path)
     return paths
+
+
+def _unusable(folder: Path, exc: OSError) -> str:
+    """Why the sample images cannot be written into ``folder``, and what to do."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        why = "it is a file" if blocker == folder else f"{str(blocker)!r} is a file"
+    else:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+    return f"cannot write the sample images into folder {str(folder)!r}: {why}; give another folder"
 
 
 def _write_atomically(path: Path, draw: Callable[[ImageDraw.ImageDraw], None]) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _html, display
-from ..errors import Issue, RunflowError, RunTimeoutError, ValidationError
+from ..errors import Issue, RunflowError, RunTimeoutError, UsageError, ValidationError
 from ..request import Reference, VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
 from .fields import issues_html, make_control
@@ -45,6 +45,31 @@ _NOT_LOADED = object()  # stands in for a reference whose problems are already k
 def _html_output(markup: str, text: str) -> dict[str, Any]:
     """An Output widget entry; rendered by JupyterLab's rendermime, which resolves relative URLs."""
     return {"output_type": "display_data", "data": {"text/html": markup, "text/plain": text}, "metadata": {}}
+
+
+def _spec(model: Any) -> ModelSpec:
+    """The spec of ``model``; an unknown one is a ValidationError worded like :func:`runflow_nb.grid`'s."""
+    try:
+        return get_spec(model)
+    except KeyError as exc:
+        raise ValidationError([Issue("model", str(exc.args[0]), "pick one of the known models")]) from None
+
+
+def _is_client(client: Any) -> bool:
+    """A Client, or an object that does what the form asks of one."""
+    from ..client import Client
+
+    return isinstance(client, Client) or all(callable(getattr(type(client), name, None))
+                                             for name in ("submit", "events", "download"))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 class GenerateForm:
@@ -68,7 +93,12 @@ class GenerateForm:
 
         from ..client import Client
 
-        self.spec = get_spec(model) if model is not None else spec
+        self.spec = _spec(model) if model is not None else spec
+        if client is not None and not _is_client(client):
+            raise UsageError(f"client must be a runflow_nb.Client (e.g. rf.Client()), got {_short(client)}")
+        if experiment is not None and not all(hasattr(experiment, a) for a in ("run", "store", "artifacts", "name")):
+            raise UsageError(f"experiment must be a runflow_nb.Experiment (e.g. rf.Experiment('demo')), "
+                             f"got {_short(experiment)}")
         self.client = client if client is not None else Client()
         self.experiment = experiment
         self.images: list[ImageItem] = []
@@ -142,8 +172,9 @@ class GenerateForm:
 
     def set_model(self, model: str | ModelSpec) -> None:
         """Switch to another model of the family: its fields replace the old ones (values of the
-        fields both share are kept; images are checked again against the new model's rules)."""
-        spec = get_spec(model)
+        fields both share are kept; images are checked again against the new model's rules).
+        An unknown model raises :class:`ValidationError` and leaves the form as it was."""
+        spec = _spec(model)
         if spec is self.spec:
             return
         keep = {name: ctl.value for name, ctl in self.controls.items()}
@@ -251,17 +282,35 @@ class GenerateForm:
 
     def add_image(self, source: str | os.PathLike[str], *, label: str | None = None) -> ImageItem:
         """Add a reference (path or http(s) URL); it is decoded and checked now, once."""
-        item = ImageItem.load(os.fspath(source).strip(), spec=self.spec, label=label)
+        text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        if not isinstance(text, str):
+            raise UsageError(f"add_image takes a path or http(s) URL of an image (str or pathlib.Path), "
+                             f"got {_short(source)}")
+        if label is not None and not isinstance(label, str):
+            raise UsageError(f"label must be text, got {_short(label)}")
+        item = ImageItem.load(text.strip(), spec=self.spec, label=label)
         self.images.append(item)
         self._images_changed()
         return item
 
     def remove_image(self, index: int) -> None:
+        """Remove image ``index`` (0-based; -1 is the last)."""
+        n = len(self.images)
+        if not _is_int(index) or not -n <= index < n:
+            raise UsageError(f"no image {index!r} to remove: the form holds {n} image{'s' if n != 1 else ''}"
+                             + (f" (indexes 0-{n - 1})" if n else ""))
         del self.images[index]
         self._images_changed()
 
     def move_image(self, index: int, offset: int) -> None:
-        """Move image ``index`` left (-1) or right (+1); its characterN number changes with it."""
+        """Move image ``index`` (0-based) left (-1) or right (+1); its characterN number changes with it.
+        A move past either end leaves the order as it is."""
+        n = len(self.images)
+        if not _is_int(index) or not 0 <= index < n:
+            raise UsageError(f"no image {index!r} to move: the form holds {n} image{'s' if n != 1 else ''}"
+                             + (f" (indexes 0-{n - 1})" if n else ""))
+        if not _is_int(offset):
+            raise UsageError(f"offset must be a whole number (-1 moves left, +1 right), got {_short(offset)}")
         j = index + offset
         if 0 <= index < len(self.images) and 0 <= j < len(self.images):
             self.images[index], self.images[j] = self.images[j], self.images[index]

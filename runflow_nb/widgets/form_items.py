@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import uuid
 from collections.abc import Mapping
@@ -85,15 +86,24 @@ def row_result_html(row: Mapping[str, Any]) -> str:
     src = display.media_src(str(row["video_path"]))
     poster = display.poster_uri(row.get("poster_path"))  # a still JupyterLab shows (data URI)
     simulated = row.get("backend") == "simulator"
-    cost = row.get("cost_usd")
     fields = {
         "seed": row.get("seed_returned") if row.get("seed_returned") is not None else row.get("seed"),
-        "queue": f"{row['queue_s']:.1f} s" if row.get("queue_s") is not None else None,
-        "wall": f"{row['wall_s']:.1f} s" if row.get("wall_s") is not None else None,
-        ("est. cost" if simulated else "cost"): f"${cost:.2f}" if cost is not None else None,
+        "queue": _seconds(row.get("queue_s")),
+        "wall": _seconds(row.get("wall_s")),
+        ("est. cost" if simulated else "cost"): display.money(row.get("cost_usd")),
         "run_id": row.get("run_id"),
     }
     cap = display.caption_html(fields, prompt=str(row.get("prompt") or ""), simulated=simulated, link=src)
     cap += display.notice_html(row.get("note"))
     return display.video_html(src, poster=poster, caption=cap, width="640px", aspect=display.aspect_of(row),
                               max_height=480)
+
+
+def _seconds(value: Any) -> str | None:
+    """A stored duration as ``"1.5 s"``; None when missing, ``"unknown"`` when it is not a number."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        return f"{float(value):.1f} s"
+    except (TypeError, ValueError, OverflowError):
+        return "unknown"
