@@ -129,6 +129,8 @@ def _require_existing(url: str | os.PathLike[str]) -> None:
 
 
 def _make_engine(url: str | os.PathLike[str], *, echo: bool = False) -> Engine:
+    if "\x00" in os.fspath(url):
+        raise ConfigurationError(f"the store location {os.fspath(url)!r} holds a NUL character: use a plain path")
     parsed = _normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
         return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)

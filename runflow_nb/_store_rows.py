@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from runflow_nb._store_schema import _LIBRARY_VERSION, _RUN_SPECS, _SPEC, RUN_COLUMNS, _dumps, _now, _utc
+from runflow_nb.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Validate and normalize one run field for storage; raise ValueError naming the field."""
+    """Validate and normalize one run field for storage; raise UsageError naming the field."""
     if value is None:
         return None
     kind = _SPEC[name].kind
@@ -29,49 +30,51 @@ def _coerce(name: str, value: Any) -> Any:
         if kind in ("str", "text"):
             value = os.fspath(value) if isinstance(value, os.PathLike) else value
             if not isinstance(value, str):
-                raise ValueError(f"expected a string, got {type(value).__name__}")
+                raise UsageError(f"expected a string, got {type(value).__name__}")
             return value
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"expected an integer, got {value!r}")
+                raise UsageError(f"expected an integer, got {value!r}")
+            if not -(2**63) <= int(value) < 2**63:  # what both databases can hold
+                raise UsageError(f"{value!r} is too large")
             return int(value)
         if kind == "float":
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ValueError(f"expected a number, got {value!r}")
+                raise UsageError(f"expected a number, got {value!r}")
             return None if math.isnan(value) else float(value)  # NaN means missing, on both backends
         if kind == "bool":
             if not (isinstance(value, bool) or type(value).__name__ == "bool_"):
-                raise ValueError(f"expected a bool, got {value!r}")
+                raise UsageError(f"expected a bool, got {value!r}")
             return bool(value)
         if kind == "time":
             return _utc(value)
         if kind == "list":
             return _coerce_list(name, value)
         if not isinstance(value, Mapping):
-            raise ValueError(f"expected a mapping, got {type(value).__name__}")
+            raise UsageError(f"expected a mapping, got {type(value).__name__}")
         return json.loads(_dumps(dict(value)))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"run field {name!r}: {exc}") from None
+        raise UsageError(f"run field {name!r}: {exc}") from None
 
 
 def _coerce_list(name: str, value: Any) -> list[str]:
     if isinstance(value, (str, bytes, os.PathLike)) or not isinstance(value, Iterable):
-        raise ValueError(f"expected a list of strings, got {type(value).__name__}")
+        raise UsageError(f"expected a list of strings, got {type(value).__name__}")
     items = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
     for item in items:
         if isinstance(item, (bytes, bytearray, memoryview)):
-            raise ValueError("image data cannot be stored; store a reference (path, URL or display name)")
+            raise UsageError("image data cannot be stored; store a reference (path, URL or display name)")
         if not isinstance(item, str):
-            raise ValueError(f"expected strings, got {type(item).__name__}")
+            raise UsageError(f"expected strings, got {type(item).__name__}")
         if name == "images" and item.startswith("data:"):
-            raise ValueError("data: URIs cannot be stored; store a reference (path, URL or display name)")
+            raise UsageError("data: URIs cannot be stored; store a reference (path, URL or display name)")
     return items
 
 
 def _check_names(fields: Iterable[str]) -> None:
     unknown = sorted(set(fields) - set(RUN_COLUMNS))
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"unknown run column(s) {', '.join(map(repr, unknown))}; see runflow_nb.store.RUN_COLUMNS"
         )
 
@@ -81,7 +84,7 @@ def _new_row(record: Mapping[str, Any]) -> dict[str, Any]:
     row = {name: _coerce(name, value) for name, value in record.items()}
     for name in ("experiment", "run_key"):
         if not row.get(name):
-            raise ValueError(f"a run needs a non-empty {name!r}")
+            raise UsageError(f"a run needs a non-empty {name!r}")
     now = _now()
     defaults = {
         "run_id": uuid.uuid4().hex,
@@ -105,11 +108,11 @@ def _update_values(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Validated column values for an UPDATE, with ``updated_at`` (now, unless given)."""
     _check_names(fields)
     if "run_id" in fields:
-        raise ValueError("run_id cannot be changed")
+        raise UsageError("run_id cannot be changed")
     values = {name: _coerce(name, value) for name, value in fields.items()}
     for name in ("experiment", "run_key", "status", "created_at", "attempts"):
         if name in values and values[name] is None:
-            raise ValueError(f"{name!r} cannot be None")
+            raise UsageError(f"{name!r} cannot be None")
     values.setdefault("updated_at", _now())
     return values
 

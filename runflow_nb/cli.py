@@ -21,8 +21,9 @@ __all__ = ["main"]
 
 
 MAX_CLI_RUNS = 10_000
-"""The most runs one `runflow-nb sweep` plans (its seeds times every other list); a bigger sweep is
-a mistake far more often than a plan, and is refused before anything is built."""
+"""The most runs one `runflow-nb sweep` plans (its seeds times every other list): the library's own
+limit, :data:`runflow_nb.plan.MAX_PLAN_RUNS` (kept here as a number so the CLI starts without
+loading the planner), checked before anything is built."""
 SEED_MAX = 2_147_483_647
 
 

@@ -30,6 +30,7 @@ from .errors import (
     Issue,
     RunflowError,
     RunTimeoutError,
+    UsageError,
     ValidationError,
     library_error,
 )
@@ -126,6 +127,9 @@ class SweepHandle:
     stop = cancel
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout >= 0):
+            raise UsageError(f"timeout is {timeout!r}: use seconds (zero or more), or None to wait until it ends")
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise RunTimeoutError(f"the sweep is still running after {timeout} s; wait() again, or cancel() to stop "
@@ -169,12 +173,21 @@ class Experiment:
                  artifacts: str | os.PathLike[str] | Artifacts | None = None,
                  storage_options: Mapping[str, Any] | None = None, client: Client | AsyncClient | None = None,
                  budget_usd: float | None = None) -> None:
-        if not name or not str(name).strip():
-            raise ConfigurationError("an experiment needs a name")
-        _check_budget("budget_usd", budget_usd)
         from . import settings
+        from .artifacts import Artifacts
         from .store import Store
 
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"an experiment needs a name (a non-empty string), got {name!r}")
+        if store is not None and not isinstance(store, (str, os.PathLike, Store)):
+            raise ConfigurationError(f"store is {type(store).__name__}: use a SQLite path, a postgresql:// URL, "
+                                     "or None for the default")
+        if artifacts is not None and not isinstance(artifacts, (str, os.PathLike, Artifacts)):
+            raise ConfigurationError(f"artifacts is {type(artifacts).__name__}: use a folder or an fsspec URL such "
+                                     "as s3://bucket/prefix")
+        if storage_options is not None and not isinstance(storage_options, Mapping):
+            raise ConfigurationError(f"storage_options is {type(storage_options).__name__}: use a dict")
+        _check_budget("budget_usd", budget_usd)
         self.name = str(name)
         self.budget_usd = budget_usd
         self._owns_store = not isinstance(store, Store)
@@ -182,8 +195,6 @@ class Experiment:
             self.store = store
         else:
             self.store = Store(settings.store_url(store))
-        from .artifacts import Artifacts
-
         target = artifacts if artifacts is not None else settings.artifacts_location(store=self.store.url)
         self.artifact_store = (target if isinstance(target, Artifacts)
                                else Artifacts(target, storage_options=storage_options))
@@ -402,7 +413,7 @@ class Experiment:
         """
         from .study import column_order
 
-        df = self.store.table(self.name, status=status, tags=list(tags) if tags else None, where=where)
+        df = self.store.table(self.name, status=status, tags=tags, where=where)
         return df[column_order(df)]
 
     def view(self, *, columns: Iterable[str] | None = None, status: str | Iterable[str] | None = None,
@@ -424,25 +435,38 @@ class Experiment:
         return self.store.runs(self.name, **filters)
 
     def rate(self, run_id: str, rating: int | None) -> None:
-        """Rate a run (e.g. 1–5); None clears it."""
-        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
-            raise ValidationError([Issue("rating", f"{rating!r} is not a whole number",
-                                         "give an int such as 4, or None to clear the rating")])
-        self.store.set_rating(run_id, rating)
+        """Rate one of this experiment's runs from 1 to 5 (what the gallery and compare offer); None clears it."""
+        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
+            raise ValidationError([Issue("rating", f"{rating!r} is not a rating from 1 to 5",
+                                         "give a whole number from 1 to 5, or None to clear the rating")])
+        self.store.set_rating(self._own_run(run_id), rating)
 
     def tag(self, run_id: str, *tags: str) -> None:
-        self.store.add_tags(run_id, *tags)
+        """Add tags to one of this experiment's runs (``exp.tag(run_id, "good", "night")``)."""
+        self.store.add_tags(self._own_run(run_id), *tags)
 
     def untag(self, run_id: str, *tags: str) -> None:
-        self.store.remove_tags(run_id, *tags)
+        self.store.remove_tags(self._own_run(run_id), *tags)
+
+    def _own_run(self, run_id: Any) -> str:
+        """``run_id`` when it names a run of this experiment, else UsageError (another experiment's run in
+        the same store is not changed by mistake)."""
+        if not isinstance(run_id, str) or not run_id:
+            raise UsageError(f"run_id is {run_id!r}: use a run id from exp.table().run_id")
+        row = self.store.get_run(run_id)
+        if row is None or row.get("experiment") != self.name:
+            where = "no run" if row is None else f"run of experiment {row.get('experiment')!r}"
+            raise UsageError(f"{run_id!r} is {where}, not a run of {self.name!r}: use a run id from "
+                             "exp.table().run_id")
+        return run_id
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
-        self.table().to_parquet(path, index=False)
-        return Path(path)
+        """Write the table to a Parquet file (replaced whole: a failed write leaves no partial file)."""
+        return _export(self.table(), path, lambda df, tmp: df.to_parquet(tmp, index=False))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        self.table().to_csv(path, index=False)
-        return Path(path)
+        """Write the table to a CSV file (replaced whole: a failed write leaves no partial file)."""
+        return _export(self.table(), path, lambda df, tmp: df.to_csv(tmp, index=False))
 
     # -- display -----------------------------------------------------------------------------------
 
@@ -454,7 +478,10 @@ class Experiment:
         column values)."""
         from .widgets.gallery import gallery  # widgets depend on the library; imported only when drawn
 
-        axes = facets if facets is None or isinstance(facets, str) else list(facets)
+        for name, value in (("rows", rows), ("cols", cols)):
+            if not isinstance(value, str):
+                raise UsageError(f"{name} is {value!r}: name one column, e.g. {name}='seed' (more go in facets=)")
+        axes = facets if facets is None or isinstance(facets, str) else _names("facets", facets)
         return gallery(self, rows=rows, cols=cols, facets=axes, **filters)
 
     def best(self, *, by: str | Iterable[str] = "prompt", **filters: Any) -> Any:
@@ -464,13 +491,14 @@ class Experiment:
         from .widgets.gallery import best_html
 
         df = self.table(where=filters or None)
-        return HTML(best_html(df, by=by if isinstance(by, str) else list(by)))
+        return HTML(best_html(df, by=_by(df, by)))
 
     def next_pair(self, *, by: str | Iterable[str] = "prompt") -> tuple[str, str] | None:
         """Two finished runs of the same prompt (or ``by`` values) not compared yet, or None."""
         from .study import next_pair
 
-        return next_pair(self.table(), by=by if isinstance(by, str) else list(by))
+        df = self.table()
+        return next_pair(df, by=_by(df, by))
 
     def compare(self, run_a: str | Mapping[str, Any] | None = None, run_b: str | Mapping[str, Any] | None = None,
                 *, by: str | Iterable[str] = "prompt") -> Any:
@@ -493,6 +521,48 @@ def _frontend_kernel() -> bool:
     from ._frontend import interactive_frontend
 
     return interactive_frontend()
+
+
+def _names(what: str, value: Any) -> list[str]:
+    """``value`` as a list of column names (strings), or UsageError."""
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, Iterable) else None
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise UsageError(f"{what} is {value!r}: name a column, or a list of columns")
+    return names
+
+
+def _by(df: pd.DataFrame, by: Any) -> str | list[str]:
+    """``by`` checked against the table's columns: one name, or a list of them."""
+    names = _names("by", by)
+    unknown = [n for n in names if n not in df.columns]
+    if unknown:
+        raise UsageError(f"by names no column of the table: {', '.join(map(repr, unknown))}; use columns such as "
+                         "'prompt', 'seed', 'model', 'duration' (see exp.table().columns)")
+    return by if isinstance(by, str) else names
+
+
+def _export(df: pd.DataFrame, path: Any, write: Callable[[pd.DataFrame, Path], None]) -> Path:
+    """Write ``df`` with ``write`` to a temporary file beside ``path``, then move it into place."""
+    import tempfile
+
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise UsageError(f"path is {path!r}: use a file path such as 'runs.csv'")
+    dest = Path(path).expanduser()
+    if dest.is_dir():
+        raise ConfigurationError(f"{dest} is a folder: give a file name inside it, e.g. {dest / 'runs.csv'}")
+    tmp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        tmp = Path(name)
+        write(df, tmp)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {dest} ({exc.strerror or exc}): choose a writable file path") from None
+    finally:
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+    return dest
 
 
 def _check_budget(name: str, value: Any) -> None:

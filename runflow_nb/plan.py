@@ -20,7 +20,9 @@ shape), ``duration`` to all three, ``video``/``audio_setting`` to video-edit:
 from __future__ import annotations
 
 import itertools
+import math
 import random
+import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,11 +62,25 @@ class Estimate:
         return _html.block(f"<b>Plan estimate:</b> {_html.text(self)}", tag="p")
 
 
+#: The most runs one plan may hold (a mistyped range such as ``seed=range(10**9)`` is refused, not built).
+MAX_PLAN_RUNS = 10_000
+
+
 class Plan(Sequence[VideoRequest]):
     """An ordered list of validated requests, every one with a concrete seed."""
 
     def __init__(self, requests: Iterable[VideoRequest | Mapping[str, Any]], *,
                  spec: ModelSpec = REFERENCE_TO_VIDEO, seed_rng: random.Random | None = None) -> None:
+        if isinstance(requests, (str, bytes, Mapping)) or not isinstance(requests, Iterable):
+            one = " (for one request, wrap it in a list: [{...}])" if isinstance(requests, Mapping) else ""
+            raise ValidationError([Issue("plan", f"is {reprlib.repr(requests)}, not a list of requests{one}",
+                                         "use rf.grid(...), or a list of dicts such as "
+                                         "[{'prompt': ..., 'images': [...]}]")])
+        if not isinstance(spec, ModelSpec):
+            raise ValidationError([Issue("spec", f"is {spec!r}, not a model spec",
+                                         "name the model in each request with model=")])
+        if seed_rng is not None and not isinstance(seed_rng, random.Random):
+            raise ValidationError([Issue("seed_rng", f"is {type(seed_rng).__name__}", "use random.Random(n), or None")])
         rng = seed_rng or random.SystemRandom()
         built: list[VideoRequest] = []
         issues: list[Issue] = []
@@ -72,6 +88,13 @@ class Plan(Sequence[VideoRequest]):
         seen: set[str] = set()
         self.duplicates = 0  # requests given more than once (same inputs and seed): run and priced once
         for i, item in enumerate(requests):
+            if i >= MAX_PLAN_RUNS:
+                raise ValidationError([Issue("plan", f"holds more than {MAX_PLAN_RUNS:,} requests",
+                                             "split the study into several plans")])
+            if not isinstance(item, (VideoRequest, Mapping)):
+                issues.append(Issue(f"plan[{i}]", f"is {reprlib.repr(item)}, not a request",
+                                    "give each request as a dict of inputs, or a VideoRequest"))
+                continue
             try:
                 req = item if isinstance(item, VideoRequest) else _build(item, spec, ref_cache)
             except ValidationError as exc:
@@ -248,6 +271,8 @@ def grid(*, prompt: str | Sequence[str] | None = None, images: Any = None, seed:
             raise ValidationError([Issue("references", "pass either images= or references=, not both",
                                          "keep one of them")])
         images = references
+    if not isinstance(spec, ModelSpec):
+        raise ValidationError([Issue("spec", f"is {spec!r}, not a model spec", "name the model with model=")])
     specs = _models(model, spec)
     given: dict[str, Any] = {"prompt": prompt, "seed": seed, "duration": duration, "resolution": resolution,
                              "aspect_ratio": aspect_ratio, "enable_safety_checker": enable_safety_checker,
@@ -264,12 +289,16 @@ def grid(*, prompt: str | Sequence[str] | None = None, images: Any = None, seed:
         axes: dict[str, list[Any]] = {"model": [s.model]}
         for name, value in given.items():
             if s.takes(name) or name == "seed":
-                axes[name] = _axis(value)
+                axes[name] = _axis(value, name)
         if s.has_images:
             axes["images"] = _unique([_for_model(s, refs) for refs in image_sets])
         if s.video is not None:
             axes["video"] = [video]
         names = list(axes)
+        size = len(combos) + math.prod(len(v) for v in axes.values())
+        if size > MAX_PLAN_RUNS:
+            raise ValidationError([Issue("plan", f"would hold {size:,} runs, more than {MAX_PLAN_RUNS:,}",
+                                         "sweep fewer values, or split the study into several plans")])
         combos += [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
     return Plan(combos, spec=spec)
 
@@ -277,6 +306,9 @@ def grid(*, prompt: str | Sequence[str] | None = None, images: Any = None, seed:
 def _models(model: Any, default: ModelSpec) -> list[ModelSpec]:
     if model is None:
         return [default]
+    if not isinstance(model, (str, ModelSpec, Iterable)) or isinstance(model, (bytes, Mapping)):
+        raise ValidationError([Issue("model", f"is {model!r}", "name a model or a list of models, "
+                                     "e.g. model=['text-to-video', 'reference-to-video']")])
     items = [model] if isinstance(model, (str, ModelSpec)) else list(model)
     specs: list[ModelSpec] = []
     issues = []
@@ -318,12 +350,15 @@ def _unique(values: list[Any]) -> list[Any]:
     return out
 
 
-def _axis(value: Any) -> list[Any]:
+def _axis(value: Any, name: str = "value") -> list[Any]:
     if value is None:
         return [None]
-    if isinstance(value, (str, bytes, bool, int)) or not isinstance(value, Iterable):
-        return [value]
-    values = list(value)
+    if isinstance(value, (str, bytes, bool, int, Mapping)) or not isinstance(value, Iterable):
+        return [value]  # a dict is one (invalid) value, refused by validation, not a list of its keys
+    values = list(itertools.islice(value, MAX_PLAN_RUNS + 1))  # a range(10**9) is never built whole
+    if len(values) > MAX_PLAN_RUNS:
+        raise ValidationError([Issue(name, f"has more than {MAX_PLAN_RUNS:,} values",
+                                     "sweep fewer values, or split the study into several plans")])
     return values
 
 

@@ -298,14 +298,23 @@ class VideoRequest:
         spec: ModelSpec | None = None,
         parent_run_id: str | None = None,
         video_duration_s: float | None = None,
+        **unknown: Any,
     ) -> VideoRequest:
         """Check everything, load every reference, and raise one error listing every problem.
 
         ``model`` picks the family member (id, variant or alias: ``"t2v"``, ``"i2v"``,
         ``"edit"``); ``images`` are the references (image-to-video also takes ``image=``);
         ``video`` is video-edit's clip (a path or an http(s) URL; ``video_duration_s`` prices a
-        URL whose length is known). An input the model does not take is refused by name.
+        URL whose length is known). An input the model does not take is refused by name, and so is
+        a name no model takes (with the nearest one: ``durations`` → ``duration``).
         """
+        if unknown:
+            raise ValidationError([_unknown_input(name) for name in unknown])
+        if spec is not None and not isinstance(spec, ModelSpec):
+            raise ValidationError([Issue("spec", f"is {spec!r}, not a model spec", "name the model with model=, "
+                                         "e.g. model='text-to-video'")])
+        if model is not None and not isinstance(model, (str, ModelSpec)):
+            raise ValidationError([Issue("model", f"is {model!r}", "name a model, e.g. model='text-to-video'")])
         if spec is None:
             try:
                 spec = get_spec(model) if model is not None else REFERENCE_TO_VIDEO
@@ -531,3 +540,14 @@ def _tag_issues(spec: ModelSpec, prompt: Any, images: Any) -> list[Issue]:
 def _is_sequence(obj: Any) -> bool:
     return isinstance(obj, Iterable) and not isinstance(obj, (str, bytes, bytearray, memoryview, os.PathLike)) \
         and not _is_pil(obj)
+
+
+def _unknown_input(name: str) -> Issue:
+    """An input name :meth:`VideoRequest.build` does not know, with the nearest one it does."""
+    import difflib
+    import inspect
+
+    known = [p for p in inspect.signature(VideoRequest.build).parameters if p not in ("cls", "unknown")]
+    near = difflib.get_close_matches(name, known, n=1)
+    fix = f"did you mean {near[0]!r}?" if near else f"the inputs are {', '.join(known)}"
+    return Issue(name, "is not an input of any model", fix)

@@ -88,6 +88,8 @@ class ImageRules:
 
     def aspect_problem(self, width: int, height: int) -> str | None:
         """Why a ``width``×``height`` image breaks the aspect bounds (None when it does not)."""
+        if width <= 0 or height <= 0:
+            return f"is {width}×{height}: an image with no pixels"
         ratio = width / height
         lo, hi = self.min_aspect, self.max_aspect
         if (lo is not None and ratio < lo - 1e-9) or (hi is not None and ratio > hi + 1e-9):

@@ -64,6 +64,7 @@ from runflow_nb._store_schema import (
     _now,
     _read_version,
 )
+from runflow_nb.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -379,7 +380,7 @@ class Store:
         self, run_id: str, edit: Callable[[list[str]], list[str]], tags: Sequence[str]
     ) -> list[str]:
         if not all(isinstance(t, str) and t for t in tags):
-            raise ValueError(f"tags must be non-empty strings, got {tags!r}")
+            raise UsageError(f"tags must be non-empty strings, got {tags!r}: pass each tag as its own argument")
         with _mapped_errors(self._engine), _writing(self._engine) as conn:
             query = sa.select(_RUNS.c.tags).where(_RUNS.c.run_id == run_id).with_for_update()
             row = conn.execute(query).first()
@@ -441,7 +442,10 @@ class Store:
         ``datetime64[us, UTC]``; ``images``/``image_sha256``/``tags`` hold Python lists and
         ``params`` the JSON text of every parameter as sent (so parquet and CSV export work).
         """
-        wanted = [tags] if isinstance(tags, str) else list(tags or [])
+        wanted = [tags] if isinstance(tags, str) else list(tags) if isinstance(tags, Iterable) else [] \
+            if tags is None else None
+        if wanted is None or not all(isinstance(t, str) for t in wanted):
+            raise UsageError(f"tags is {tags!r}: use a tag, or a list of tags")
         cols = [sa.type_coerce(_RUNS.c[name], sa.types.NullType()).label(name) for name in RUN_COLUMNS]
         query = sa.select(*cols).where(*_filters(experiment, status, wanted, where))
         with _gc_paused(), _mapped_errors(self._engine), self._engine.connect() as conn:
@@ -493,12 +497,15 @@ def _filters(
     if experiment is not None:
         conditions["experiment"] = experiment
     if status is not None:
-        conditions["status"] = status if isinstance(status, str) else list(status)
+        wanted = status if isinstance(status, str) else list(status) if isinstance(status, Iterable) else None
+        if wanted is None or not all(isinstance(s, str) for s in ([wanted] if isinstance(wanted, str) else wanted)):
+            raise UsageError(f"status is {status!r}: use a status such as 'succeeded', or a list of them")
+        conditions["status"] = wanted
     out: list[sa.ColumnElement[bool]] = []
     for name, value in conditions.items():
         column = _RUNS.c[name]
         if _SPEC[name].kind in ("list", "dict"):
-            raise ValueError(f"cannot filter on {name!r} with where=; use tags= for tags")
+            raise UsageError(f"cannot filter on {name!r} with where=; use tags= for tags")
         if value is None:
             out.append(column.is_(None))
         elif isinstance(value, (list, tuple, set, frozenset)):

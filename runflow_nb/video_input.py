@@ -139,6 +139,8 @@ def _load(obj: Any, where: str, rules: VideoRules, duration_s: float | None) -> 
 
 def _duration_issues(duration_s: float, where: str, rules: VideoRules) -> list[Issue]:
     lo, hi = rules.min_duration_s, rules.max_duration_s
+    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s):
+        return [Issue("video_duration_s", f"is {duration_s!r}", f"give the clip's length in seconds ({lo:g}–{hi:g})")]
     if duration_s < lo - _SECONDS_SLACK or duration_s > hi + _SECONDS_SLACK:
         return [Issue(where, f"is {duration_s:.1f} s long; the clip must be {lo:g}–{hi:g} s",
                       "trim it (or loop a short one) to fit")]

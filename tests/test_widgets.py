@@ -539,7 +539,7 @@ def test_progress_gallery_and_compare_show_saved_views(workdir: Path, monkeypatc
 def test_misuse_of_the_study_helpers_raises_library_errors(workdir: Path) -> None:
     """The error tree's promise holds past the sweep: ratings, choices, comparisons and background
     handles refuse with a RunflowError (still a ValueError where one was raised before)."""
-    from runflow_nb.errors import RunTimeoutError, ValidationError
+    from runflow_nb.errors import RunTimeoutError, UsageError, ValidationError
     from runflow_nb.widgets.compare import record_choice
 
     exp = Experiment("misuse", store=str(workdir / "m.sqlite"), artifacts=workdir / "artifacts")
@@ -550,8 +550,9 @@ def test_misuse_of_the_study_helpers_raises_library_errors(workdir: Path) -> Non
     assert isinstance(info.value, ValueError)
     with pytest.raises(ValidationError, match="choice"):
         record_choice(exp, a, b, "left")
-    with pytest.raises(ValidationError, match="no run 'nope'"):
+    with pytest.raises(UsageError, match="'nope' is no run") as bad:
         exp.compare(a, "nope")
+    assert isinstance(bad.value, ValueError)
     exp.compare()  # the one pair there is ...
     record_choice(exp, a, b, "tie")
     with pytest.raises(ValidationError, match="has been compared"):  # ... and once it is compared, none is left

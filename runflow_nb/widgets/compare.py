@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import _html, display
-from ..errors import Issue, ValidationError
+from ..errors import Issue, UsageError, ValidationError
 from ..study import PREFERRED, TIE
 
 if TYPE_CHECKING:
@@ -35,7 +35,11 @@ CHOICES = ("A better", "B better", "tie")
 
 
 def _run_id(run: str | Mapping[str, Any]) -> str:
-    return str(run["run_id"]) if isinstance(run, Mapping) else str(run)
+    """A run id, or a table row's (a mapping with ``run_id``; a pandas row works too)."""
+    value = run.get("run_id") if isinstance(run, Mapping) or hasattr(run, "get") else run
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"cannot compare {run!r}: pass a run id or a row of exp.table()")
+    return value
 
 
 def record_choice(exp: Experiment, run_a: str, run_b: str, choice: str | None) -> None:
@@ -167,4 +171,7 @@ class CompareWidget:
 
 def compare(exp: Experiment, run_a: str | Mapping[str, Any], run_b: str | Mapping[str, Any]) -> CompareWidget:
     """Two runs of ``exp`` side by side (run ids or table rows)."""
-    return CompareWidget(exp, _run_id(run_a), _run_id(run_b))
+    a, b = (exp._own_run(_run_id(r)) for r in (run_a, run_b))
+    if a == b:
+        raise UsageError(f"cannot compare run {a!r} with itself: pass two different runs")
+    return CompareWidget(exp, a, b)
