@@ -222,6 +222,12 @@ class _Base:
     def _download_flow(self, run: Run, dest: Path) -> Any:
         from .media import HashingWriter
 
+        if not run.done:
+            raise DownloadError(f"run {run.id} is still {run.status}: wait for it first (client.wait({run.id!r})), "
+                                "then download the run that wait returns")
+        if run.status not in ("succeeded", "partial_succeeded"):
+            raise DownloadError(f"run {run.id} ended {run.status}: it has no video to download (failed runs are "
+                                "not billed)")
         if not run.output or not run.output.video_url:
             raise DownloadError(f"run {run.id} {run.status} without a video URL (a server fault: it may be billed); "
                                 "fetch the run again later")

@@ -23,7 +23,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from . import settings
-from .errors import APIError, AuthenticationError, ConfigurationError, Issue, NetworkError, ValidationError
+from .errors import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    Issue,
+    NetworkError,
+    UsageError,
+    ValidationError,
+)
 from .specs import FieldSpec, ModelSpec, get_spec
 
 __all__ = ["Check", "DoctorReport", "compare_inputs", "doctor"]
@@ -116,6 +124,9 @@ def doctor(*, model: str = "alibaba/happy-horse/reference-to-video", client: Any
         spec = get_spec(model)
     except KeyError as exc:
         raise ValidationError([Issue("model", str(exc.args[0]), "pass a model id or alias the toolkit knows")]) from None
+    if client is not None and not isinstance(client, Client):
+        raise UsageError(f"client is {type(client).__name__}: pass a runflow_nb.Client, or None to make one "
+                         "from the RUNFLOW_* settings")
     own = client is None
     if client is None:
         client = Client(api_key=api_key, base_url=base_url, max_retries=1)

@@ -257,6 +257,9 @@ class Experiment:
         from .plan import Plan
 
         _check_budget("budget_usd", budget_usd)
+        if batch not in (False, True, "auto") or not isinstance(batch, (bool, str)):
+            raise ValidationError([Issue("batch", f"is {batch!r}", "use False (single runs), 'auto' (batches where "
+                                         "the model takes them) or True")])
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not 0 < timeout < float("inf")):
             raise ValidationError([Issue("timeout", f"is {timeout!r}",
@@ -431,8 +434,9 @@ class Experiment:
 
         return ranking(self.table())
 
-    def runs(self, **filters: Any) -> list[dict[str, Any]]:
-        return self.store.runs(self.name, **filters)
+    def runs(self, *, status: str | Iterable[str] | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """This experiment's runs as dicts, oldest first (``status`` and column ``filters`` as in :meth:`table`)."""
+        return self.store.runs(self.name, status=status, where=filters or None)
 
     def rate(self, run_id: str, rating: int | None) -> None:
         """Rate one of this experiment's runs from 1 to 5 (what the gallery and compare offer); None clears it."""

@@ -154,3 +154,45 @@ def test_the_cli_and_the_library_refuse_plans_past_one_limit() -> None:
     from runflow_nb import cli, plan
 
     assert cli.MAX_CLI_RUNS == plan.MAX_PLAN_RUNS == 10_000
+
+
+def test_more_arguments_that_once_escaped_are_named(exp: Any, ref_images: list[Path], tmp_path: Path) -> None:
+    assert [r["seed"] for r in exp.runs(seed=1)] == [1]  # column filters, as table() takes them
+    assert len(exp.runs(status="succeeded")) == 2
+    with pytest.raises(errors.UsageError, match="nocol"):
+        exp.runs(nocol=1)
+    with pytest.raises(errors.UsageError, match="client"):
+        rf.doctor(client=5)
+    plan = rf.grid(prompt=PROMPT, images=[str(ref_images[0])], seed=[7], duration=3, resolution="720p")
+    with pytest.raises(errors.ValidationError, match="batch"):
+        exp.run(plan, batch="yes", progress=None)
+    assert len(exp.table()) == 2
+
+
+def test_downloading_a_run_that_has_not_finished_says_to_wait(emulator_server: Any, ref_images: list[Path],
+                                                               tmp_path: Path) -> None:
+    client = rf.Client(api_key="rf_test_usage", base_url=emulator_server.url, poll_interval=0.05)
+    run = client.submit(prompt=PROMPT, images=[str(ref_images[0])], duration=3, resolution="720p")
+    assert not run.done
+    with pytest.raises(errors.DownloadError, match="wait for it first"):
+        client.download(run, tmp_path / "early.mp4")
+    assert not (tmp_path / "early.mp4").exists()
+    done = client.wait(run.id, timeout=60)
+    client.download(done, tmp_path / "clip.mp4")
+    assert (tmp_path / "clip.mp4").stat().st_size > 0
+
+
+def test_the_cli_refuses_an_unwritable_out_before_submitting(emulator_server: Any, ref_images: list[Path],
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from runflow_nb.cli import main
+
+    blocker = tmp_path / "t.txt"
+    blocker.write_text("a file")
+    monkeypatch.setenv("RUNFLOW_API_KEY", "rf_test_usage")
+    monkeypatch.setenv("RUNFLOW_BASE_URL", emulator_server.url)
+    code = main(["generate", "--prompt", PROMPT, "--image", str(ref_images[0]), "--duration", "3",
+                 "--out", str(blocker)])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err and "nothing was submitted" in err, err
+    assert int(emulator_server.emulator.simulator.counts()["runs"]) == 0
