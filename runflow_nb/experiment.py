@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._boundary import public
 from .errors import (
     APIError,
     ConfigurationError,
@@ -232,6 +233,7 @@ class Experiment:
 
     # -- running -----------------------------------------------------------------------------
 
+    @public
     def run(self, plan: Plan | Iterable[VideoRequest | Mapping[str, Any]], *, concurrency: int = 4,
             budget_usd: float | None = None, background: bool = False, progress: str | Any = "auto",
             timeout: float | None = None, batch: bool | str = False) -> Any:
@@ -365,6 +367,7 @@ class Experiment:
                 found.append((str(row["run_id"]), str(note)))
         return found
 
+    @public
     def generate(self, request: VideoRequest | None = None, /, **inputs: Any) -> dict[str, Any]:
         """One run, logged like a sweep of one; returns its stored row."""
         from .plan import Plan
@@ -377,6 +380,7 @@ class Experiment:
         assert row is not None
         return row
 
+    @public
     def edit(self, run: Any, /, *, prompt: str, references: Any = None, audio_setting: str | None = None,
              resolution: str | None = None, seed: int | None = None, budget_usd: float | None = None,
              progress: str | Any = None) -> dict[str, Any]:
@@ -405,6 +409,7 @@ class Experiment:
 
     # -- the table ---------------------------------------------------------------------------------
 
+    @public
     def table(self, *, status: str | Iterable[str] | None = None, tags: Iterable[str] | None = None,
               where: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Every run of this experiment as a tidy DataFrame (one row a run, one column a field).
@@ -419,6 +424,7 @@ class Experiment:
         df = self.store.table(self.name, status=status, tags=tags, where=where)
         return df[column_order(df)]
 
+    @public
     def view(self, *, columns: Iterable[str] | None = None, status: str | Iterable[str] | None = None,
              tags: Iterable[str] | None = None, **filters: Any) -> Any:
         """The table to read: a thumbnail per run, the parameters that varied, status, rating, cost
@@ -428,16 +434,19 @@ class Experiment:
         df = self.table(status=status, tags=tags, where=filters or None)
         return TableView(df, columns=list(columns) if columns is not None else None)
 
+    @public
     def ranking(self) -> pd.DataFrame:
         """Succeeded runs best first: favourites, then rating, then A/B choices from :meth:`compare`."""
         from .study import ranking
 
         return ranking(self.table())
 
+    @public
     def runs(self, *, status: str | Iterable[str] | None = None, **filters: Any) -> list[dict[str, Any]]:
         """This experiment's runs as dicts, oldest first (``status`` and column ``filters`` as in :meth:`table`)."""
         return self.store.runs(self.name, status=status, where=filters or None)
 
+    @public
     def rate(self, run_id: str, rating: int | None) -> None:
         """Rate one of this experiment's runs from 1 to 5 (what the gallery and compare offer); None clears it."""
         if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
@@ -445,10 +454,12 @@ class Experiment:
                                          "give a whole number from 1 to 5, or None to clear the rating")])
         self.store.set_rating(self._own_run(run_id), rating)
 
+    @public
     def tag(self, run_id: str, *tags: str) -> None:
         """Add tags to one of this experiment's runs (``exp.tag(run_id, "good", "night")``)."""
         self.store.add_tags(self._own_run(run_id), *tags)
 
+    @public
     def untag(self, run_id: str, *tags: str) -> None:
         self.store.remove_tags(self._own_run(run_id), *tags)
 
@@ -464,16 +475,19 @@ class Experiment:
                              "exp.table().run_id")
         return run_id
 
+    @public
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Write the table to a Parquet file (replaced whole: a failed write leaves no partial file)."""
         return _export(self.table(), path, lambda df, tmp: df.to_parquet(tmp, index=False))
 
+    @public
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the table to a CSV file (replaced whole: a failed write leaves no partial file)."""
         return _export(self.table(), path, lambda df, tmp: df.to_csv(tmp, index=False))
 
     # -- display -----------------------------------------------------------------------------------
 
+    @public
     def gallery(self, *, rows: str = "prompt", cols: str = "seed", facets: str | Iterable[str] | None = None,
                 **filters: Any) -> Any:
         """Clips as ``rows`` × ``cols`` (any columns), other varied parameters as aligned facets;
@@ -488,6 +502,7 @@ class Experiment:
         axes = facets if facets is None or isinstance(facets, str) else _names("facets", facets)
         return gallery(self, rows=rows, cols=cols, facets=axes, **filters)
 
+    @public
     def best(self, *, by: str | Iterable[str] = "prompt", **filters: Any) -> Any:
         """The best clip of each prompt (or each ``by`` value) by :meth:`ranking`, one compact row each."""
         from IPython.display import HTML
@@ -497,6 +512,7 @@ class Experiment:
         df = self.table(where=filters or None)
         return HTML(best_html(df, by=_by(df, by)))
 
+    @public
     def next_pair(self, *, by: str | Iterable[str] = "prompt") -> tuple[str, str] | None:
         """Two finished runs of the same prompt (or ``by`` values) not compared yet, or None."""
         from .study import next_pair
@@ -504,6 +520,7 @@ class Experiment:
         df = self.table()
         return next_pair(df, by=_by(df, by))
 
+    @public
     def compare(self, run_a: str | Mapping[str, Any] | None = None, run_b: str | Mapping[str, Any] | None = None,
                 *, by: str | Iterable[str] = "prompt") -> Any:
         """Two runs side by side, playing in step; the A/B choice and ratings are stored and feed

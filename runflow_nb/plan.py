@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._boundary import public
 from .errors import Issue, ValidationError
 from .request import Reference, VideoRequest, _is_sequence, load_reference
 from .specs import REFERENCE_TO_VIDEO, ModelSpec, get_spec
@@ -69,6 +70,7 @@ MAX_PLAN_RUNS = 10_000
 class Plan(Sequence[VideoRequest]):
     """An ordered list of validated requests, every one with a concrete seed."""
 
+    @public
     def __init__(self, requests: Iterable[VideoRequest | Mapping[str, Any]], *,
                  spec: ModelSpec = REFERENCE_TO_VIDEO, seed_rng: random.Random | None = None) -> None:
         if isinstance(requests, (str, bytes, Mapping)) or not isinstance(requests, Iterable):
@@ -250,6 +252,7 @@ def json_key(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+@public
 def grid(*, prompt: str | Sequence[str] | None = None, images: Any = None, seed: int | Iterable[int] | None = None,
          duration: int | Iterable[int] | None = None, resolution: str | Iterable[str] | None = None,
          aspect_ratio: str | Iterable[str] | None = None,
