@@ -379,6 +379,9 @@ def test_compare_writes_choice_and_rating_to_the_store(workdir: Path) -> None:
     markup = view.videos.outputs[0]["data"]["text/html"]
     assert markup.count("<video ") == 2 and "onplay=" in markup and "onpause=" in markup
     assert XSS not in markup and "data:video" not in markup
+    for run_id in (a, b):  # the header names each run as its caption does; the full id is its tooltip
+        assert f">run {run_id[:8]}<" in markup and f'title="run_id {run_id}"' in markup
+        assert f">run_id {run_id}<" not in markup
 
     view.ratings["A"].value = 4
     view.choice.value = "A better"

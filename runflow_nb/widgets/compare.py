@@ -94,8 +94,9 @@ def synced_videos_html(row_a: Mapping[str, Any], row_b: Mapping[str, Any], *, to
         if "<video " in markup:
             markup = markup.replace("<video ", f'<video id="{own}" {_sync_attrs(other)} ', 1)
         cells.append(f'<div style="flex:1 1 0;min-width:0"><div style="font-weight:bold" class="{_html.NO_MATH}">'
-                     f'{label} · seed {_html.text(row.get("seed"))} · <span style="font-weight:normal;color:#6b7280">'
-                     f'run_id {_html.text(row["run_id"])}</span></div>{markup}</div>')
+                     f'{label} · seed {_html.text(row.get("seed"))} · <span style="font-weight:normal;color:#6b7280" '
+                     f'title="run_id {_html.attr(row["run_id"])}">run {_html.text(str(row["run_id"])[:8])}</span>'
+                     f'</div>{markup}</div>')
     return f'<div class="rf-compare-pair" style="display:flex;gap:12px;align-items:flex-start">{"".join(cells)}</div>'
 
 
