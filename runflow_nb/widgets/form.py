@@ -30,7 +30,7 @@ from ..request import Reference, VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
 from .fields import issues_html, make_control
 from .form_items import THUMB_PX, ImageItem, row_result_html, save_upload
-from .form_run import Canceled, run_in_experiment, run_with_client
+from .form_run import work
 from .saved import SavedView
 
 if TYPE_CHECKING:
@@ -40,11 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["GenerateForm", "ImageItem", "row_result_html"]
 
 _NOT_LOADED = object()  # stands in for a reference whose problems are already known (no re-decoding)
-
-
-def _html_output(markup: str, text: str) -> dict[str, Any]:
-    """An Output widget entry; rendered by JupyterLab's rendermime, which resolves relative URLs."""
-    return {"output_type": "display_data", "data": {"text/html": markup, "text/plain": text}, "metadata": {}}
 
 
 def _spec(model: Any) -> ModelSpec:
@@ -573,45 +568,4 @@ class GenerateForm:
                 self._render_status()
 
     def _work(self, req: VideoRequest) -> None:
-        stop = threading.Event()
-        ticker = threading.Thread(target=self._tick, args=(stop,), name="runflow_nb-form-timer", daemon=True)
-        ticker.start()
-        try:
-            if self.experiment is not None:
-                row = run_in_experiment(self, req)
-                self.result = row
-                markup = row_result_html(row)
-                src = str(row.get("video_path") or "")
-            else:
-                result = run_with_client(self, req)
-                self.result = result
-                markup = display.result_html(result)
-                src = str(result.video_path or "")
-            self.output.outputs = (_html_output(markup, f"video {src}"),)
-            self.saved.update(self._saved_body())
-            if self.reused and isinstance(self.result, dict):
-                final = (f"reused the stored clip (run_id {self.result.get('run_id')}): the inputs are identical "
-                         "to a finished run, so nothing was sent or paid")
-            else:
-                final = f"succeeded in {time.monotonic() - self._t0:.1f} s"
-            notice = (self.result.get("note") if isinstance(self.result, dict)
-                      else " · ".join(self.result.run.notices))
-            if notice:  # e.g. a reference the server could not fetch, replaced by a placeholder
-                final += f" — ⚠ {notice}"
-            style = "color:#b45309" if notice else "color:#15803d"
-        except Canceled as exc:
-            self.error = None
-            final = str(exc)
-            style = "color:#b45309"
-        except Exception as exc:  # shown beside the button; the kernel stays usable
-            self.error = exc
-            final = f"failed: {exc}"
-            style = "color:#b91c1c"
-        finally:
-            stop.set()
-        with self._status_lock:
-            self._phase = final
-            self.status.value = f'<span style="{style}">{html.escape(final).replace("$", "&#36;")}</span>'
-        self._busy = False
-        self.cancel_button.layout.display = "none"
-        self.generate_button.disabled = self.request is None
+        work(self, req)

@@ -4,6 +4,8 @@ Both report their phase to the form's status line and honour its Cancel button."
 
 from __future__ import annotations
 
+import html
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from .. import display
 from ..errors import RunflowError
+from .form_items import row_result_html
 
 if TYPE_CHECKING:
     from ..client import Result
     from ..request import VideoRequest
     from .form import GenerateForm
 
-__all__ = ["Canceled", "run_in_experiment", "run_with_client"]
+__all__ = ["Canceled", "run_in_experiment", "run_with_client", "work"]
 
 
 class Canceled(Exception):
@@ -99,3 +102,54 @@ def run_in_experiment(self: GenerateForm, req: VideoRequest) -> dict[str, Any]:
         reason = row.get("error_message") or row.get("error_code") or row.get("status")
         raise RunFailedError(f"run {row['run_id']} {row.get('status')}: {reason}")
     return row
+
+
+def _html_output(markup: str, text: str) -> dict[str, Any]:
+    """An Output widget entry; rendered by JupyterLab's rendermime, which resolves relative URLs."""
+    return {"output_type": "display_data", "data": {"text/html": markup, "text/plain": text}, "metadata": {}}
+
+
+def work(self: GenerateForm, req: VideoRequest) -> None:
+    """Run ``req`` for the form (on its worker thread) and show the outcome: the clip, or why not."""
+    stop = threading.Event()
+    ticker = threading.Thread(target=self._tick, args=(stop,), name="runflow_nb-form-timer", daemon=True)
+    ticker.start()
+    try:
+        if self.experiment is not None:
+            row = run_in_experiment(self, req)
+            self.result = row
+            markup = row_result_html(row)
+            src = str(row.get("video_path") or "")
+        else:
+            result = run_with_client(self, req)
+            self.result = result
+            markup = display.result_html(result)
+            src = str(result.video_path or "")
+        self.output.outputs = (_html_output(markup, f"video {src}"),)
+        self.saved.update(self._saved_body())
+        if self.reused and isinstance(self.result, dict):
+            final = (f"reused the stored clip (run_id {self.result.get('run_id')}): the inputs are identical "
+                     "to a finished run, so nothing was sent or paid")
+        else:
+            final = f"succeeded in {time.monotonic() - self._t0:.1f} s"
+        notice = (self.result.get("note") if isinstance(self.result, dict)
+                  else " · ".join(self.result.run.notices))
+        if notice:  # e.g. a reference the server could not fetch, replaced by a placeholder
+            final += f" — ⚠ {notice}"
+        style = "color:#b45309" if notice else "color:#15803d"
+    except Canceled as exc:
+        self.error = None
+        final = str(exc)
+        style = "color:#b45309"
+    except Exception as exc:  # shown beside the button; the kernel stays usable
+        self.error = exc
+        final = f"failed: {exc}"
+        style = "color:#b91c1c"
+    finally:
+        stop.set()
+    with self._status_lock:
+        self._phase = final
+        self.status.value = f'<span style="{style}">{html.escape(final).replace("$", "&#36;")}</span>'
+    self._busy = False
+    self.cancel_button.layout.display = "none"
+    self.generate_button.disabled = self.request is None
