@@ -82,6 +82,7 @@ class Recorder:
     on_progress: Callable[[SweepProgress], None] | None
     fatal: BaseException | None
     runs: Any  # the client, or a batcher (runflow_nb.batches) that knows which submits never left
+    experiment: str
     _db_pool: concurrent.futures.ThreadPoolExecutor
     price_factor: float = 1.0  # the most the service charged over an estimate: later reservations scale by it
 
@@ -90,6 +91,18 @@ class Recorder:
         more than estimated for a run (prices change; the documents disagree), so the runs sent
         after that are held at what they will really cost and the budget stays a ceiling."""
         return round(req.estimate_usd() * self.price_factor, 6)
+
+    def _price_from(self, rows: list[dict[str, Any]]) -> None:
+        """Start from the highest price this experiment's earlier runs were charged over their
+        estimate: a price the service asked once holds for every later call, not only this one."""
+        ratios = [float(r["cost_usd"]) / float(r["cost_estimate_usd"]) for r in rows
+                  if isinstance(r.get("cost_usd"), (int, float)) and isinstance(r.get("cost_estimate_usd"), (int, float))
+                  and r["cost_estimate_usd"] > 0 and r["cost_usd"] > 0]
+        factor = max(ratios, default=1.0)
+        if factor > self.price_factor + 1e-9:
+            self.price_factor = factor
+            self._say(f"earlier runs of {self.experiment} were charged up to {factor:.2f}× their estimate; runs are "
+                      "reserved at that price, so the budget still holds")
 
     def _price_seen(self, job: Job, cost: float) -> None:
         est = job.req.estimate_usd()
@@ -138,6 +151,15 @@ class Recorder:
             await self._fatal(exc)
         if job.phase == "download":  # billed; only the file is missing: a re-run fetches it again
             await self._move(job, "download_failed", error_code=type(exc).__name__, error_message=error_text(exc))
+            return
+        if isinstance(exc, NotFoundError) and job.phase == "remote" and job.charged:
+            # A run this experiment was charged for (its video never stored) that the server no longer
+            # serves: it stays charged and is never sent again; only its video is out of reach.
+            await self.money.settle(job.hold)
+            await self._move(job, "download_failed", error_code=exc.code or "RUN_NOT_FOUND",
+                             error_message=f"the server no longer serves this run ({exc}); it was charged "
+                                           f"${float(job.row.get('cost_usd') or 0):.2f} and is not sent again, but "
+                                           "its video can no longer be fetched")
             return
         if isinstance(exc, NotFoundError) and job.phase == "remote":
             # The server says the run does not exist (after repeated 404s): nothing to bill, resolved.
@@ -197,10 +219,21 @@ class Recorder:
 
     async def _finish(self, job: Job, run: Run) -> Run | None:
         """Record how the remote run ended; a run with a video is returned for :meth:`_collect`."""
-        if run.status not in ("succeeded", "partial_succeeded"):  # failed / canceled: not billed
+        if run.status not in ("succeeded", "partial_succeeded") and job.charged:
+            # Charged earlier (it succeeded; its video was not stored), now reported otherwise: what was
+            # paid stays paid, and the run is never sent again.
             await self.money.settle(job.hold)
+            await self._move(job, "download_failed", error_code=run.failure_code or run.status.upper(),
+                             error_message=f"the server now reports this run {run.status}; it was charged "
+                                           f"${float(job.row.get('cost_usd') or 0):.2f} and is not sent again, but "
+                                           "its video can no longer be fetched")
+            return None
+        if run.status not in ("succeeded", "partial_succeeded"):  # failed / canceled: not billed...
+            cost = run.cost_usd or 0.0  # ... unless the server says it charged for it after all
+            await self.money.settle(job.hold, spent=cost)
+            job.charged = cost > 0
             await self._move(job, run.status, completed_at=run.completed_at, error_code=run.failure_code,
-                             error_message=run.failure_message or f"run {run.status}", cost_usd=0.0)
+                             error_message=run.failure_message or f"run {run.status}", cost_usd=cost)
             return None
         cost = run.cost_usd if run.cost_usd is not None else job.req.estimate_usd()
         self._price_seen(job, cost)

@@ -20,7 +20,8 @@ Guarantees (each has a test):
   the store says the whole experiment has committed. A run whose fate is unknown keeps its reservation; a ``succeeded`` run without a video is charged (a server fault,
   re-fetched by the next sweep), ``partial_succeeded`` is charged and never submitted again.
   Runs are reserved at their estimate until the service charges more than estimated for one; from
-  then on at that price (only the runs already in flight when it is first seen can pass the cap).
+  then on at that price, in later calls too (only the runs already in flight when it is first seen
+  can pass the cap). A charged run stays charged whatever the server says of it later.
 * **Balanced cuts**: runs are submitted in :func:`runflow_nb.plan.balanced_order`, so a budget that
   runs out leaves every prompt and parameter represented.
 * **Stop means stop**: once ``cancel`` is set (Ctrl-C / Kernel ▸ Interrupt, a Stop button, a
@@ -157,11 +158,12 @@ class _Sweep(Recorder):
                      for r, row in zip(requests, rows, strict=True)]
         self.jobs = [self.jobs[i] for i in balanced_order(requests)]
         prior = 0.0
+        stored = await self._db(self.store.runs, self.experiment)
         if self.experiment_budget is not None:
             mine = {j.run_id for j in self.jobs}
-            others = await self._db(self.store.runs, self.experiment)
-            prior = sum(charged_usd(r) for r in others if r["run_id"] not in mine)
+            prior = sum(charged_usd(r) for r in stored if r["run_id"] not in mine)
             prior += sum(charged_usd(j.row) for j in self.jobs if j.status in CHARGED)
+        self._price_from(stored)
         caps = [c for c in (self.call_budget,
                             None if self.experiment_budget is None else max(0.0, self.experiment_budget - prior))
                 if c is not None]
@@ -174,7 +176,7 @@ class _Sweep(Recorder):
         for job in self.jobs:
             job.charged = job.status in CHARGED
             if job.status in (*ACTIVE, "unknown"):  # may be billed already: counts before any new submit
-                job.hold = await self.money.hold(job.req.estimate_usd(), "unknown")
+                job.hold = await self.money.hold(self.reserve_usd(job.req), "unknown")
             self.progress.counts[job.status] += 1
         self._notify()
 

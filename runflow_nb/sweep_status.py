@@ -118,6 +118,8 @@ def charged_usd(row: dict[str, Any]) -> float:
         return float(cost) if isinstance(cost, (int, float)) and cost == cost else float(est or 0.0)
     if status in (*ACTIVE, "unknown"):
         return float(est or 0.0)
+    if isinstance(cost, (int, float)) and cost == cost and cost > 0:  # e.g. a failed run the server charged
+        return float(cost)
     return 0.0
 
 

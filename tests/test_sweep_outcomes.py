@@ -276,7 +276,7 @@ def test_a_run_that_ended_without_a_reason_says_how_it_ended(service: Service, s
         if not is_poll(request):
             return None
         body = json.loads(response.read())
-        body.update(status_code="canceled", failure_code=None, failure_message=None, error=None)
+        body.update(status_code="canceled", failure_code=None, failure_message=None, error=None, cost=None)
         return httpx.Response(200, json=body)
 
     service.emu.after.append(no_reason)
