@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -97,7 +96,6 @@ class Batcher:
         self.window_s, self.max_delay_s = window_s, max_delay_s
         self.cancel = cancel or threading.Event()
         self.supported: bool | None = None
-        self.stats: Counter[str] = Counter()
         self.messages: list[str] = []
         self._queues: dict[str, list[_Item]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -116,7 +114,6 @@ class Batcher:
     async def submit(self, req: VideoRequest, *, client_ref: str, metadata: dict[str, Any] | None = None) -> Run:
         """Queue one run for the next batch of its model; returns its queued run once the batch is created."""
         if self.supported is False:
-            self.stats["single_runs"] += 1
             self._sent.add(client_ref)
             return await self.client.submit(req, client_ref=client_ref, metadata=metadata)
         loop = asyncio.get_running_loop()
@@ -193,12 +190,9 @@ class Batcher:
             if exc.unsupported:
                 self.supported = False
                 self.messages.append(f"{model} takes no batches ({exc.message}); sending single runs")
-            self.stats["batches_refused"] += 1
             await self._singles(items)
             return
         self.supported = True
-        self.stats["batches"] += 1
-        self.stats["batch_items"] += len(items)
         batch = self._batches.setdefault(batch_id, _Batch(batch_id)) if batch_id else None
         for it in items:
             run = runs.get(it.client_ref)
@@ -219,7 +213,6 @@ class Batcher:
             except Exception as exc:
                 it.future.set_exception(exc)
             else:
-                self.stats["single_runs"] += 1
                 it.future.set_result(run)
 
         await asyncio.gather(*(one(it) for it in items))
@@ -256,7 +249,6 @@ class Batcher:
                     for w in list(batch.waiters.values()):
                         self._spawn(self._wait_single(batch, w))
                     return
-                self.stats["batch_polls"] += 1
                 by_id = {r.id: r for r in runs}
                 now = time.monotonic()
                 for run_id, w in list(batch.waiters.items()):

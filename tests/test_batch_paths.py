@@ -1,0 +1,99 @@
+"""Sweeps through batches, at zero latency: the key, the fall-back to single runs, polling a batch.
+
+Same harness as ``test_sweep_paths.py`` (:mod:`_fast_sweep`); these are the batch paths mutation
+testing found unguarded: a key that must stay the same across releases, single runs that must
+carry the client_ref their rows keep, and waits that must go through the batch (one request per
+poll), honour the sweep's per-run timeout and report each run's status as it changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _fast_sweep import RUN, Service, Sweeper, plan
+
+from runflow_nb.batches import batch_key
+
+
+def test_a_batch_key_names_its_items_in_any_order_and_never_changes_across_releases() -> None:
+    # A resume after an upgrade re-sends a lost batch under this key: if its spelling changed, the
+    # server would take the re-send for a new batch and bill it again. The value is pinned.
+    assert batch_key(["rfnb-a", "rfnb-b"]) == batch_key(["rfnb-b", "rfnb-a"])
+    assert batch_key(["rfnb-a", "rfnb-b"]) != batch_key(["rfnb-a", "rfnb-c"]) != batch_key(["rfnb-a"])
+    assert batch_key(["rfnb-a", "rfnb-b"]) == "rfnb-batch-54a79b584f77f5a819f773af4fb3429b833a5ef0"
+
+
+def test_a_model_that_takes_no_batches_gets_single_runs_each_under_its_rows_client_ref(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.emu.batches = False  # the batch route answers 422, as for a model that is not template-backed
+    s = sweeper.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+    assert s.submitted == 3 and Counter(r["status"] for r in sweeper.rows()) == Counter({"succeeded": 3})
+    stored = {r["client_ref"] for r in sweeper.rows()}
+    on_server = {run["client_ref"] for run in service.sim.list_runs(limit=500)[0]}
+    assert stored == on_server and None not in stored and len(stored) == 3  # a resume finds each by it
+    assert service.created() == 3 and service.billed() == pytest.approx(3 * RUN)
+    assert any("takes no batches" in m for m in s.messages)
+    s = sweeper.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+    assert s.reused == 3 and service.created() == 3
+
+
+def test_the_runs_of_a_batch_are_waited_for_through_the_batch(service: Service, sweeper: Sweeper,
+                                                              ref_images: list[Path]) -> None:
+    seen: list[str] = []
+
+    async def note(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET":
+            seen.append(request.url.path)
+        return None
+
+    service.async_before.append(note)
+    service.freeze()  # the runs stay queued a while: the sweep has to poll
+    writes: list[str] = []
+    polls = {"n": 0}
+
+    def thaw_after_some_polls(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method == "GET" and (request.url.path.endswith("/items") or request.url.path.startswith("/v1/runs/")):
+            polls["n"] += 1
+            if polls["n"] == 3:
+                service.thaw()
+            if polls["n"] <= 2 and request.url.path.endswith("/items"):
+                body = json.loads(response.read())
+                if polls["n"] == 1:  # the first poll finds them running
+                    for item in body.get("items", []):
+                        if isinstance(item.get("run"), dict):
+                            item["run"]["status_code"] = item["status_code"] = "running"
+                else:  # the second one lists only some of them (a page, a lagging read): the rest wait on
+                    body["items"] = body.get("items", [])[:2]
+                return httpx.Response(200, json=body)
+        return None
+
+    service.emu.after.append(thaw_after_some_polls)
+    real_update = sweeper.store.update_run
+
+    def update_run(run_id: str, **fields: Any) -> Any:
+        if "status" in fields:
+            writes.append(fields["status"])
+        return real_update(run_id, **fields)
+
+    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    s = sweeper.run(plan(ref_images, range(4)), concurrency=4, batch="auto")
+    assert s.submitted == 4 and Counter(r["status"] for r in sweeper.rows()) == Counter({"succeeded": 4})
+    items = [p for p in seen if p.startswith("/v1/batches/") and p.endswith("/items")]
+    singles = [p for p in seen if p.startswith("/v1/runs/") and p.count("/") == 3]
+    assert len(items) >= 3 and len(singles) <= 4  # one request a poll for all four (each run read once at its end)
+    assert writes.count("running") == 4  # each run's status followed as it changed, from the batch's poll
+
+
+def test_the_sweeps_per_run_timeout_holds_for_runs_of_a_batch(service: Service, sweeper: Sweeper,
+                                                              ref_images: list[Path]) -> None:
+    service.freeze()  # the runs outlast the sweep's wait
+    s = sweeper.run(plan(ref_images, range(3)), concurrency=3, batch="auto", timeout=0.05, budget_usd=3 * RUN)
+    rows = sweeper.rows()
+    assert Counter(r["status"] for r in rows) == Counter({"unknown": 3})
+    assert all(r["error_code"] == "RunTimeoutError" and r["remote_id"] for r in rows)
+    assert s.submitted == 3 and sweeper.progress[-1].unknown_usd == pytest.approx(3 * RUN)
