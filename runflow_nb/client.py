@@ -18,6 +18,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,14 +141,16 @@ class Client(_Twins):
         return self._run(self._proto.read(path, auth=auth))
 
     @public
-    def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False) -> Run | None:
+    def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False,
+             since: datetime | None = None) -> Run | None:
         """The run created with ``client_ref``, if the server has one (with ``metadata``, the one
         whose echoed metadata is what our create sent: ``client_ref`` is not unique).
 
         ``grace=True`` for a create sent moments ago: the list may not show a new run at once, so
-        it is read again over a few seconds before the answer is None.
+        it is read again over a few seconds before the answer is None. ``since`` (when the create
+        was sent) reads the list back to that moment, however many runs were made after it.
         """
-        return self._run(self._proto.look_up(client_ref, metadata=metadata, grace=grace))
+        return self._run(self._proto.look_up(client_ref, metadata=metadata, grace=grace, since=since))
 
     @public
     def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
@@ -260,9 +263,9 @@ class AsyncClient(_Twins):
         return _log_items(await self._run(self._proto.read(_logs_path(run_id))))
 
     @public
-    async def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False
-                   ) -> Run | None:
-        return await self._run(self._proto.look_up(client_ref, metadata=metadata, grace=grace))
+    async def find(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False,
+                   since: datetime | None = None) -> Run | None:
+        return await self._run(self._proto.look_up(client_ref, metadata=metadata, grace=grace, since=since))
 
     @public
     async def wait(self, run_id: str, *, timeout: float | None = None, on_event: Any = None) -> Run:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from ._budget import Budget
 from ._fetch import VideoFetcher
+from ._protocol.lookup import SKEW
 from ._recording import FATAL, Job, Recorder, error_text, now_utc
 from .artifacts import Artifacts
 from .batches import NotSent
@@ -392,7 +393,9 @@ class _Sweep(Recorder):
             # asked for: runs created in a batch echo the batch's metadata, which cannot carry it.
             sent = row.get("submitted_at")
             recent = not isinstance(sent, datetime) or (now_utc() - sent).total_seconds() < _LIST_LAG_S
-            return await self.client.find(row["client_ref"], metadata={"experiment": self.experiment}, grace=recent)
+            since = sent - SKEW if isinstance(sent, datetime) else None  # read the list back to the create
+            return await self.client.find(row["client_ref"], metadata={"experiment": self.experiment}, grace=recent,
+                                          since=since)
         return None
 
     # -- the whole sweep ---------------------------------------------------------------------------

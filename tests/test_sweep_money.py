@@ -714,3 +714,82 @@ def test_bad_sweep_options_are_refused_before_anything_runs(service: Service, sw
     assert issue.fix == ("use a whole number of at least 1" if field == "concurrency"
                          else "use a dollar amount of zero or more, or None")
     assert sweeper.rows() == [] and service.created() == 0
+
+
+def test_a_lost_batch_is_found_on_resume_past_hundreds_of_newer_runs_when_the_server_ignores_the_filter(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    """A server that ignores ``q=client_ref:`` (the filter is INFERRED in the contract) lists every
+    run of the account, newest first; a busy account has made 500 runs since the lost batch. The
+    look-up reads back to the time the batch was sent instead of stopping after five pages."""
+    from PIL import Image
+
+    svc = Service(fast_clip, faults="drop=1x")  # the batch is created, its answer never arrives
+    svc.emu.list_ignores_filters = True
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+        assert svc.created() == 3 and by_status(sw) == Counter({"unknown": 3})
+        img = Image.new("RGB", (800, 600), (1, 2, 3))
+        for i in range(500):  # other runs of the account, made after the batch
+            svc.sim.submit({"prompt": "character1 other", "image_urls": [img], "duration": 3,
+                            "resolution": "720p", "seed": i}, images=[img], client_ref=f"other-{i}")
+        lists: list[int] = []
+
+        async def count(request: httpx.Request) -> httpx.Response | None:
+            if request.method == "GET" and request.url.path == "/v1/runs":
+                lists.append(1)
+            return None
+
+        svc.async_before.append(count)
+        s = sw.run(plan(ref_images, range(3)), concurrency=3)
+        assert (s.reattached, s.submitted) == (3, 0) and by_status(sw) == Counter({"succeeded": 3})
+        assert svc.created() - 500 == 3  # each run of the lost batch paid once
+        assert len(lists) <= 3 * 7  # each look-up stopped at its run (six pages of 100), not at a page cap
+    finally:
+        svc.close()
+
+
+def test_a_look_up_with_a_send_time_reads_back_to_it_and_no_further(fast_clip: Path, no_fsync: None) -> None:
+    import asyncio
+    from datetime import datetime, timezone
+
+    from PIL import Image
+
+    svc = Service(fast_clip)
+    svc.emu.list_ignores_filters = True
+    img = Image.new("RGB", (800, 600), (1, 2, 3))
+
+    def make(n: int, tag: str) -> None:
+        for i in range(n):
+            svc.sim.submit({"prompt": "character1 other", "image_urls": [img], "duration": 3, "resolution": "720p",
+                            "seed": i}, images=[img], client_ref=f"{tag}-{i}")
+
+    try:
+        make(300, "before")
+        svc.clock.offset += 60  # a minute later: the create whose answer was lost is sent now
+        sent = datetime.fromtimestamp(svc.clock(), timezone.utc)
+        svc.clock.offset += 1
+        make(150, "after")
+        lists: list[int] = []
+
+        async def count(request: httpx.Request) -> httpx.Response | None:
+            if request.method == "GET" and request.url.path == "/v1/runs":
+                lists.append(1)
+            return None
+
+        svc.async_before.append(count)
+
+        async def find(ref: str, since: Any) -> Any:
+            async with svc.client() as client:
+                return await client.find(ref, since=since)
+
+        assert asyncio.run(find("never-made", sent)) is None
+        assert len(lists) == 3  # 150 newer runs (two pages), then a page that reaches back past the send
+        lists.clear()
+        assert asyncio.run(find("never-made", None)) is None and len(lists) == 5  # without it: five pages
+        lists.clear()
+        assert asyncio.run(find("before-3", sent)) is None  # made before the send: not ours to find
+        found = asyncio.run(find("after-7", sent))
+        assert found is not None and found.client_ref == "after-7"
+    finally:
+        svc.close()

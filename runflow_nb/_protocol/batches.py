@@ -4,6 +4,7 @@ under one ``Idempotency-Key``, resolved like single runs when the answer is lost
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ from ..errors import APIError
 from ..runs import Run
 from .actions import Action, Outcome, Send, Sleep
 from .answers import BadAnswer, _create_failure, _error, _json
+from .lookup import SKEW
 from .submit import Submits
 
 __all__ = ["BatchRefused", "Batches"]
@@ -44,6 +46,7 @@ class Batches(Submits):
         ``None`` value: the item may exist but is not listed yet). A 409 for the key is looked up.
         """
         refs = [str(item["client_ref"]) for item in body["input"]]
+        since = datetime.now(timezone.utc) - SKEW
         path = f"/v1/models/{model}/batches"
         last: Exception | None = None
         for attempt in range(self.retry.max_retries + 1):
@@ -56,7 +59,8 @@ class Batches(Submits):
             elif isinstance(out, httpx.Response) and out.status_code == 422:
                 raise BatchRefused(_error(out))
             elif isinstance(out, httpx.Response) and out.status_code == 409:
-                found = yield from self._find_items(refs, str(_error(out)), grace=True, metadata=body.get("metadata"))
+                found = yield from self._find_items(refs, str(_error(out)), grace=True, metadata=body.get("metadata"),
+                                                    since=since)
                 return None, found
             elif isinstance(out, httpx.Response) and out.status_code >= 400:
                 raise _error(out)
@@ -70,7 +74,8 @@ class Batches(Submits):
                 lost = isinstance(out, Exception)
                 honoured = (yield from self.keys_honoured()) if lost else False
                 if not honoured:
-                    found = yield from self._find_items(refs, str(last), grace=lost, metadata=body.get("metadata"))
+                    found = yield from self._find_items(refs, str(last), grace=lost, metadata=body.get("metadata"),
+                                                        since=since)
                     if any(run is not None for run in found.values()):
                         return None, found  # the batch was created: the rest are not listed yet
             if attempt < self.retry.max_retries:

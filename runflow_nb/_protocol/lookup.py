@@ -5,7 +5,9 @@ the newest listed run wins."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,14 +17,19 @@ from .actions import Action, Outcome, Sleep
 from .answers import BadAnswer, _json
 from .calls import Calls
 
-__all__ = ["LookUp"]
+__all__ = ["DEEP_PAGES", "SKEW", "LookUp"]
+
+#: Pages a look-up with a known send time may read back (of 100 runs each) before it gives up.
+DEEP_PAGES = 50
+#: How far the server's clock may be behind ours: a look-up reads back to this long before the send.
+SKEW = timedelta(minutes=10)
 
 
 class LookUp(Calls):
     """Look-ups by ``client_ref`` (:meth:`find`), alone or over a grace period after a lost answer."""
 
-    def find(self, client_ref: str, *, max_pages: int = 5, metadata: dict[str, Any] | None = None
-             ) -> Generator[Action, Outcome, Run | None]:
+    def find(self, client_ref: str, *, max_pages: int = 5, metadata: dict[str, Any] | None = None,
+             since: datetime | None = None) -> Generator[Action, Outcome, Run | None]:
         """The newest run with this ``client_ref``, or None: ``GET /v1/runs?q=client_ref:<v>``, and the
         items filtered here as well (a server may ignore the filter), the newest match of a page
         chosen by its ``created_at`` (a server may ignore ``sort_by``), paging through recent runs by
@@ -31,13 +38,18 @@ class LookUp(Calls):
         ``client_ref`` is not documented as unique: with ``metadata`` (what our create sent), a run
         whose echoed metadata lacks or contradicts it is another caller's and is skipped; a run
         whose metadata is not shown at all is taken (nothing tells it apart).
+
+        With ``since`` (a moment before the create was sent), pages are read back until they reach
+        runs created before it (up to :data:`DEEP_PAGES`), not only ``max_pages``: a server that
+        ignores the filter lists every run of the account, and a busy account pushes ours down.
         """
+        pages = max_pages if since is None else max(max_pages, DEEP_PAGES)
         value = client_ref if client_ref and not any(c.isspace() or c in '"|' for c in client_ref) else \
             '"' + client_ref.replace("\\", "\\\\").replace('"', '\\"') + '"'
         path, params = "/v1/runs", {"q": f"client_ref:{value}", "limit": 100, "sort_by": "created_at:desc"}
         seen: set[str] = set()
         unverified: Run | None = None
-        for _ in range(max_pages):
+        for _ in range(pages):
             resp = yield from self.call("GET", path, params=params, what="looking up the run by client_ref")
             data = _json(resp)
             if not isinstance(data, (dict, list)):  # an HTML page is no proof the run does not exist
@@ -54,6 +66,8 @@ class LookUp(Calls):
             maybe = [item for item in matches if _ours(item, metadata) is None]
             if maybe and unverified is None:
                 unverified = Run.parse(_newest(maybe))
+            if since is not None and _reached(items, since):
+                return unverified  # the list has gone back past the create: it is not there
             cursor = next((data.get(k) for k in ("next_pq", "next", "next_cursor") if isinstance(data, dict)
                            and isinstance(data.get(k), str) and data.get(k)), None)
             if not cursor or not items or cursor in seen:
@@ -81,31 +95,32 @@ class LookUp(Calls):
             path = path[len(base.path):]
         return path or "/v1/runs", {**params, **query}
 
-    def look_up(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False
-                ) -> Generator[Action, Outcome, Run | None]:
+    def look_up(self, client_ref: str, *, metadata: dict[str, Any] | None = None, grace: bool = False,
+                since: datetime | None = None) -> Generator[Action, Outcome, Run | None]:
         """:meth:`find`, read again over the grace period (``grace``) while nothing is listed: a run
         created moments ago may not be listed yet."""
         waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
         for wait in waits:
             if wait:
                 yield Sleep(wait)
-            found = yield from self.find(client_ref, metadata=metadata)
+            found = yield from self.find(client_ref, metadata=metadata, since=since)
             if found is not None:
                 return found
         return None
 
     def _find_after_lost_answer(self, client_ref: str, why: str, *, grace: bool,
-                                metadata: dict[str, Any] | None = None) -> Generator[Action, Outcome, Run | None]:
+                                metadata: dict[str, Any] | None = None, since: datetime | None = None
+                                ) -> Generator[Action, Outcome, Run | None]:
         try:
-            return (yield from self.look_up(client_ref, metadata=metadata, grace=grace))
+            return (yield from self.look_up(client_ref, metadata=metadata, grace=grace, since=since))
         except (APIError, NetworkError) as exc:
             # The run may exist (and be billed): never report this as a refusal, or the
             # caller would submit it again under a new client_ref and pay twice.
             raise NetworkError(f"{why}; looking the run up by client_ref {client_ref} then failed ({exc}): "
                                "it may have been created — look it up again before submitting anew") from exc
 
-    def _find_items(self, refs: list[str], why: str, *, grace: bool, metadata: dict[str, Any] | None = None
-                    ) -> Generator[Action, Outcome, dict[str, Run | None]]:
+    def _find_items(self, refs: list[str], why: str, *, grace: bool, metadata: dict[str, Any] | None = None,
+                    since: datetime | None = None) -> Generator[Action, Outcome, dict[str, Run | None]]:
         found: dict[str, Run | None] = dict.fromkeys(refs)
         waits = (0.0, *self.submit_grace_s) if grace else (0.0,)
         try:
@@ -113,13 +128,25 @@ class LookUp(Calls):
                 if wait:
                     yield Sleep(wait)
                 for ref in [r for r, run in found.items() if run is None]:
-                    found[ref] = yield from self.find(ref, metadata=metadata)
+                    found[ref] = yield from self.find(ref, metadata=metadata, since=since)
                 if all(run is not None for run in found.values()):
                     break
         except (APIError, NetworkError) as exc:
             raise NetworkError(f"{why}; looking the batch's runs up by client_ref then failed ({exc}): they may "
                                "have been created — look them up again before submitting anew") from exc
         return found
+
+
+def _reached(items: list[Any], since: datetime) -> bool:
+    """Whether the pages have gone back past ``since``: this page lists runs newest first and its
+    newest was created before it. A page in any other order (a server ignoring ``sort_by``) tells
+    nothing, and paging goes on."""
+    stamps = [parse_time(item.get("created_at")) for item in items if isinstance(item, dict)]
+    known = [t for t in stamps if t is not None]
+    if not known or len(known) != len(stamps):
+        return False
+    newest_first = all(a >= b for a, b in itertools.pairwise(known))
+    return newest_first and known[0] < since
 
 
 def _newest(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Generator
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -24,7 +25,7 @@ from ..errors import APIError, NetworkError, RateLimitError, ServerError
 from ..runs import Run
 from .actions import Action, Outcome, Send, Sleep
 from .answers import BadAnswer, _create_failure, _error, _json, _run_from
-from .lookup import LookUp
+from .lookup import SKEW, LookUp
 
 __all__ = ["Submits", "idempotency_key_for"]
 
@@ -52,6 +53,7 @@ class Submits(LookUp):
         """
         client_ref = body["client_ref"]
         key = idempotency_key or idempotency_key_for(client_ref)
+        since = datetime.now(timezone.utc) - SKEW  # a look-up reads back to this, not only a few pages
         path = f"/v1/models/{model}/runs"
         last: Exception | None = None
         looked_up = False  # whether any look-up by client_ref actually ran
@@ -67,7 +69,7 @@ class Submits(LookUp):
                 # The key was seen with another body (an earlier copy of this run, e.g. before a
                 # reference was re-uploaded under a new URL) or is still being served: the run exists.
                 found = yield from self._find_after_lost_answer(client_ref, f"{_error(out)}", grace=True,
-                                                                metadata=body.get("metadata"))
+                                                                metadata=body.get("metadata"), since=since)
                 if found is not None:
                     return found
                 raise NetworkError(f"the server holds an earlier submit of this run (409 for its Idempotency-Key) "
@@ -94,7 +96,7 @@ class Submits(LookUp):
                 else:
                     looked_up = True
                     found = yield from self._find_after_lost_answer(client_ref, str(last), grace=lost,
-                                                                    metadata=body.get("metadata"))
+                                                                    metadata=body.get("metadata"), since=since)
                     if found is not None:
                         return found
             if attempt < self.retry.max_retries:
