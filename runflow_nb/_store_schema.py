@@ -150,6 +150,7 @@ _RUN_SPECS: tuple[_Col, ...] = (
     _Col("lease_expires_at", "time", since=4),  # until when the owner's claim holds unless renewed
     _Col("remote_id", "str"),
     _Col("client_ref", "str"),
+    _Col("batch_key", "str", since=5),  # the Idempotency-Key of the batch its create went out in
     _Col("run_key", "str", required=True),
     _Col("output_url", "text"),
     _Col("video_sha256", "str"),
@@ -239,6 +240,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "add runs.owner", _add_columns),
     Migration(4, "add runs.parent_run_id, audio_setting, source_video, source_video_sha256, lease_expires_at",
               _add_columns),
+    Migration(5, "add runs.batch_key", _add_columns),
 )
 
 

@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +104,9 @@ class Batcher:
         self._run_batch: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sent: set[str] = set()  # client_refs whose create request may have left
+        #: Called with (batch key, client_refs) just before a batch is sent: the sweep records the key
+        #: with its runs, so a batch whose answer is lost can be re-sent whole, under the same key.
+        self.on_send: Callable[[str, list[str]], Awaitable[None]] | None = None
 
     def unsent(self, client_ref: str) -> bool:
         """True while no create for ``client_ref`` has been sent (it waits in a batch being gathered)."""
@@ -172,11 +175,11 @@ class Batcher:
         if self.supported is False:
             await self._singles(items)
             return
-        inputs = [await self.client._run(self.client._input_flow(it.req)) for it in items]
-        metadata = {"library": "runflow_nb", **{k: v for k, v in (items[0].metadata or {}).items() if k != "run_id"}}
-        body = {"input": [{**inp, "client_ref": it.client_ref} for inp, it in zip(inputs, items, strict=True)],
-                "metadata": metadata, "callback_url": None}
+        items = sorted(items, key=lambda it: it.client_ref)  # the same runs make the same body, in any order
+        body = await self._body(items)
         key = batch_key([it.client_ref for it in items])
+        if self.on_send is not None:
+            await self.on_send(key, [it.client_ref for it in items])
         # Checked again after the uploads, with no await before the refs count as sent: a stop that came
         # while references uploaded finds these runs never sent (planned, their money freed), so the
         # batch must not go out after it.
@@ -204,6 +207,31 @@ class Batcher:
             if batch is not None:
                 self._run_batch[run.id] = batch.id
             it.future.set_result(run)
+
+    async def _body(self, items: list[_Item]) -> dict[str, Any]:
+        inputs = [await self.client._run(self.client._input_flow(it.req)) for it in items]
+        metadata = {"library": "runflow_nb", **{k: v for k, v in (items[0].metadata or {}).items() if k != "run_id"}}
+        return {"input": [{**inp, "client_ref": it.client_ref} for inp, it in zip(inputs, items, strict=True)],
+                "metadata": metadata, "callback_url": None}
+
+    async def resend(self, model: str, runs: list[tuple[VideoRequest, str, dict[str, Any] | None]]
+                     ) -> dict[str, Run | None]:
+        """Send a batch whose answer was lost again, whole: the same runs make the same body under the
+        same key, so a server that created it replays it (nothing is paid twice) and one that did
+        not creates it now. Returns client_ref → run (None: not listed). Never falls back to single
+        runs (they would carry other keys): a refusal is raised."""
+        loop = asyncio.get_running_loop()
+        items = sorted((_Item(req=req, client_ref=ref, metadata=meta, future=loop.create_future())
+                        for req, ref, meta in runs), key=lambda it: it.client_ref)
+        body = await self._body(items)
+        key = batch_key([it.client_ref for it in items])
+        self._sent.update(it.client_ref for it in items)
+        batch_id, found = await self.client._run(self.client._proto.submit_batch(model, body, idempotency_key=key))
+        batch = self._batches.setdefault(batch_id, _Batch(batch_id)) if batch_id else None
+        for run in found.values():
+            if run is not None and batch is not None:
+                self._run_batch[run.id] = batch.id
+        return found
 
     async def _singles(self, items: list[_Item]) -> None:
         async def one(it: _Item) -> None:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from ._budget import Budget
 from ._fetch import VideoFetcher
+from ._lost_batches import resend_lost_batches, went_out_in_a_lost_batch
 from ._protocol.lookup import SKEW
 from ._recording import FATAL, Job, Recorder, error_text, now_utc
 from .artifacts import Artifacts
@@ -129,6 +130,12 @@ class _Sweep(Recorder):
             from .batches import Batcher
 
             self.runs = Batcher(client, mode=batch, cancel=cancel)
+            self.runs.on_send = self._record_batch_key
+
+    async def _record_batch_key(self, key: str, client_refs: list[str]) -> None:
+        """Keep a batch's key with its runs before it is sent (see :mod:`runflow_nb._lost_batches`)."""
+        ids = [j.run_id for j in self.jobs if j.client_ref in set(client_refs)]
+        await self._db(lambda: [self.store.update_run(run_id, batch_key=key) for run_id in ids])
 
     def _record(self, req: VideoRequest) -> dict[str, Any]:
         return {
@@ -165,6 +172,7 @@ class _Sweep(Recorder):
             prior = sum(charged_usd(r) for r in stored if r["run_id"] not in mine)
             prior += sum(charged_usd(j.row) for j in self.jobs if j.status in CHARGED)
         self._price_from(stored)
+        self._stored = stored  # for resend_lost_batches, once the money is set up
         caps = [c for c in (self.call_budget,
                             None if self.experiment_budget is None else max(0.0, self.experiment_budget - prior))
                 if c is not None]
@@ -262,6 +270,11 @@ class _Sweep(Recorder):
                     await self.money.move(job.hold, "in_flight")
             elif job.status == "download_failed":
                 return None  # billed: never submitted again
+            elif went_out_in_a_lost_batch(row):  # other keys would pay again: see runflow_nb._lost_batches
+                await self._update(run_id, error_code="LOST_BATCH",
+                                   error_message="its batch's answer was lost and the run is not listed: it may "
+                                                 "exist, so it is never sent again; a re-run looks it up again")
+                return None
             else:
                 await self.money.settle(job.hold)  # nothing under that client_ref: it never got there
                 job.phase = "planned"
@@ -289,7 +302,7 @@ class _Sweep(Recorder):
             # Compare-and-set: of several processes sweeping the same plan, exactly one submits.
             if not await self._db(self.store.transition, run_id, from_statuses=[job.status],
                                   expect={"attempts": row.get("attempts") or 0, "owner": self.leases.owner},
-                                  status="submitting",
+                                  status="submitting", batch_key=None,
                                   client_ref=client_ref, submitted_at=now_utc(), owner=self.leases.owner,
                                   attempts=(row.get("attempts") or 0) + 1, error_code=None, error_message=None):
                 await self.money.settle(job.hold)
@@ -426,6 +439,7 @@ class _Sweep(Recorder):
         try:
             await self._db(self.store.ensure_experiment, self.experiment)
             await self._claim_all()
+            await resend_lost_batches(self, self._stored)
             tasks = [asyncio.ensure_future(self.job(j)) for j in self.jobs]
             watcher = asyncio.ensure_future(self._watch_cancel(tasks))
             try:

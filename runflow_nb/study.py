@@ -33,7 +33,7 @@ OUTCOME = ("status", "rating", "tags", "note", "video_path", "poster_path", "err
 TIMING = ("wall_s", "queue_s", "inference_ms", "created_at", "submitted_at", "started_at", "completed_at",
           "updated_at", "attempts")
 COST = ("cost_usd", "cost_estimate_usd", "cost_simulated", "backend")
-IDS = ("run_id", "remote_id", "client_ref", "run_key", "experiment", "owner", "output_url", "video_sha256",
+IDS = ("run_id", "remote_id", "client_ref", "batch_key", "run_key", "experiment", "owner", "output_url", "video_sha256",
        "image_sha256", "params", "library_version")
 FAVOURITE = "favourite"
 """The tag a favourite clip carries (set by the gallery's ☆ button or ``exp.tag(run_id, "favourite")``)."""

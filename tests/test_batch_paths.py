@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from _fast_sweep import RUN, Service, Sweeper, plan
+from _scripted import answer
 
 from runflow_nb.batches import batch_key
 
@@ -97,3 +98,63 @@ def test_the_sweeps_per_run_timeout_holds_for_runs_of_a_batch(service: Service, 
     assert Counter(r["status"] for r in rows) == Counter({"unknown": 3})
     assert all(r["error_code"] == "RunTimeoutError" and r["remote_id"] for r in rows)
     assert s.submitted == 3 and sweeper.progress[-1].unknown_usd == pytest.approx(3 * RUN)
+
+
+async def _list_shows_nothing(request: httpx.Request) -> httpx.Response | None:
+    """A run list that never shows the runs (a look-up that cannot find them, however long it looks)."""
+    if request.method == "GET" and request.url.path == "/v1/runs":
+        return answer(200, {"items": []})
+    return None
+
+
+@pytest.mark.parametrize("resume", ["single runs, same plan", "batches, a larger plan"])
+def test_a_lost_batch_the_list_never_shows_is_sent_again_whole_under_its_key_and_paid_once(
+        resume: str, fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="drop=1x")  # the batch is made, its answer never arrives
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+        rows = sw.rows()
+        assert svc.created() == 3 and {r["status"] for r in rows} == {"unknown"}
+        assert len({r["batch_key"] for r in rows}) == 1 and rows[0]["batch_key"].startswith("rfnb-batch-")
+        svc.async_before.append(_list_shows_nothing)
+        seeds, batch = (range(3), False) if resume.startswith("single") else (range(5), "auto")
+        s = sw.run(plan(ref_images, seeds), concurrency=len(seeds), batch=batch)
+        assert Counter(r["status"] for r in sw.rows()) == Counter({"succeeded": len(seeds)})
+        assert (s.reattached, s.submitted) == (3, len(seeds) - 3)
+        assert svc.created() == len(seeds) and svc.billed() == pytest.approx(len(seeds) * RUN)
+        assert any("whole and under its own key" in m for m in s.messages)
+    finally:
+        svc.close()
+
+
+def test_runs_of_a_lost_batch_that_cannot_be_sent_again_together_are_never_sent_again(
+        fast_clip: Path, no_fsync: None, tmp_path: Path, ref_images: list[Path]) -> None:
+    svc = Service(fast_clip, faults="drop=1x")
+    try:
+        sw = Sweeper(svc, tmp_path)
+        sw.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+        svc.async_before.append(_list_shows_nothing)
+        s = sw.run(plan(ref_images, range(2)), concurrency=2)  # only two of the batch's three runs
+        assert s.submitted == 0 and svc.created() == 3  # the batch was made: nothing is made again
+        rows = {r["seed"]: r for r in sw.rows()}
+        assert [rows[i]["status"] for i in range(3)] == ["unknown"] * 3
+        assert rows[0]["error_code"] == "LOST_BATCH" and "never sent again" in rows[0]["error_message"]
+        assert sw.progress[-1].unknown_usd == pytest.approx(2 * RUN)  # still reserved: they may be billed
+        svc.async_before.remove(_list_shows_nothing)
+        s = sw.run(plan(ref_images, range(3)), concurrency=3)  # the list shows them again: all collected
+        assert s.reattached == 3 and s.submitted == 0 and svc.created() == 3
+        assert Counter(r["status"] for r in sw.rows()) == Counter({"succeeded": 3})
+    finally:
+        svc.close()
+
+
+def test_a_run_sent_alone_after_its_batch_failed_keeps_no_batch_key(service: Service, sweeper: Sweeper,
+                                                                    ref_images: list[Path]) -> None:
+    sweeper.run(plan(ref_images, range(2)), concurrency=2, batch="auto")
+    assert all(r["batch_key"] for r in sweeper.rows())
+    run_id = sweeper.rows()[0]["run_id"]
+    sweeper.store.update_run(run_id, status="failed")
+    sweeper.run(plan(ref_images, range(2)), concurrency=2)  # sent again, alone, under a new client_ref
+    row = sweeper.store.get_run(run_id)
+    assert row["status"] == "succeeded" and row["batch_key"] is None  # its own key protects it now
