@@ -96,6 +96,27 @@ class Service:
     def close(self) -> None:
         self.emu.close()
 
+    def other_runs(self, n: int, tag: str) -> None:
+        """``n`` runs made by someone else on this account (client_refs ``<tag>-<i>``), at the clock's now."""
+        from PIL import Image
+
+        img = Image.new("RGB", (800, 600), (1, 2, 3))
+        for i in range(n):
+            self.sim.submit({"prompt": "character1 other", "image_urls": [img], "duration": 3, "resolution": "720p",
+                             "seed": i}, images=[img], client_ref=f"{tag}-{i}")
+
+    def list_reads(self) -> list[str]:
+        """The query strings of every run-list read from now on (``GET /v1/runs``)."""
+        reads: list[str] = []
+
+        async def count(request: httpx.Request) -> httpx.Response | None:
+            if request.method == "GET" and request.url.path == "/v1/runs":
+                reads.append(str(request.url.query))
+            return None
+
+        self.async_before.append(count)
+        return reads
+
     def expire_first_download(self) -> list[str]:
         """The first video download answers 410 (its presigned link expired); the run then hands out a
         renewed link (``?renewed=1``) that works. Returns the download URLs as they are asked for."""

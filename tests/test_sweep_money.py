@@ -721,26 +721,14 @@ def test_a_lost_batch_is_found_on_resume_past_hundreds_of_newer_runs_when_the_se
     """A server that ignores ``q=client_ref:`` (the filter is INFERRED in the contract) lists every
     run of the account, newest first; a busy account has made 500 runs since the lost batch. The
     look-up reads back to the time the batch was sent instead of stopping after five pages."""
-    from PIL import Image
-
     svc = Service(fast_clip, faults="drop=1x")  # the batch is created, its answer never arrives
     svc.emu.list_ignores_filters = True
     try:
         sw = Sweeper(svc, tmp_path)
         sw.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
         assert svc.created() == 3 and by_status(sw) == Counter({"unknown": 3})
-        img = Image.new("RGB", (800, 600), (1, 2, 3))
-        for i in range(500):  # other runs of the account, made after the batch
-            svc.sim.submit({"prompt": "character1 other", "image_urls": [img], "duration": 3,
-                            "resolution": "720p", "seed": i}, images=[img], client_ref=f"other-{i}")
-        lists: list[int] = []
-
-        async def count(request: httpx.Request) -> httpx.Response | None:
-            if request.method == "GET" and request.url.path == "/v1/runs":
-                lists.append(1)
-            return None
-
-        svc.async_before.append(count)
+        svc.other_runs(500, "other")  # other runs of the account, made after the batch
+        lists = svc.list_reads()
         s = sw.run(plan(ref_images, range(3)), concurrency=3)
         assert (s.reattached, s.submitted) == (3, 0) and by_status(sw) == Counter({"succeeded": 3})
         assert svc.created() - 500 == 3  # each run of the lost batch paid once
@@ -753,31 +741,15 @@ def test_a_look_up_with_a_send_time_reads_back_to_it_and_no_further(fast_clip: P
     import asyncio
     from datetime import datetime, timezone
 
-    from PIL import Image
-
     svc = Service(fast_clip)
     svc.emu.list_ignores_filters = True
-    img = Image.new("RGB", (800, 600), (1, 2, 3))
-
-    def make(n: int, tag: str) -> None:
-        for i in range(n):
-            svc.sim.submit({"prompt": "character1 other", "image_urls": [img], "duration": 3, "resolution": "720p",
-                            "seed": i}, images=[img], client_ref=f"{tag}-{i}")
-
     try:
-        make(300, "before")
+        svc.other_runs(300, "before")
         svc.clock.offset += 60  # a minute later: the create whose answer was lost is sent now
         sent = datetime.fromtimestamp(svc.clock(), timezone.utc)
         svc.clock.offset += 1
-        make(150, "after")
-        lists: list[int] = []
-
-        async def count(request: httpx.Request) -> httpx.Response | None:
-            if request.method == "GET" and request.url.path == "/v1/runs":
-                lists.append(1)
-            return None
-
-        svc.async_before.append(count)
+        svc.other_runs(150, "after")
+        lists = svc.list_reads()
 
         async def find(ref: str, since: Any) -> Any:
             async with svc.client() as client:
