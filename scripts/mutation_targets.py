@@ -78,11 +78,11 @@ TARGETS = [  # cheapest first
            ("tests/test_client_flows.py", "tests/test_protocol_flows.py")),
     Target("budget", "the money ledger of a sweep: reserve, hold, move, settle, close (spent + in flight + unknown)",
            ("runflow_nb._budget.*",), ("tests/test_budget.py", "tests/test_sweep_money.py")),
-    Target("batches", "sweeps through batches: gathering, the stop checks before a batch leaves, the batch key, "
-           "a lost or refused batch, polling a batch's runs",
-           ("runflow_nb.batches.x_batch_key", "runflow_nb.batches.xǁBatcherǁ*"),
-           ("tests/test_sweep_paths.py", "tests/test_sweep_details.py", "tests/test_sweep_money.py",
-            "tests/contract/test_batches.py"),
+    Target("batches", "sweeps through batches: gathering, the stop checks before a batch leaves, the batch key "
+           "kept with its runs, a lost batch sent again whole, a refused batch, polling a batch's runs",
+           ("runflow_nb.batches.x_batch_key", "runflow_nb.batches.xǁBatcherǁ*", "runflow_nb._lost_batches.*"),
+           ("tests/test_batch_paths.py", "tests/test_sweep_paths.py", "tests/test_sweep_details.py",
+            "tests/test_sweep_money.py", "tests/contract/test_batches.py"),
            timeout_s=15),
     Target("runner", "the sweep's money paths: claims and caps, re-attach, drive, outcomes, failures, stops, fatal answers",
            ("runflow_nb.runner.xǁ_Sweepǁ_claim_all", "runflow_nb.runner.xǁ_Sweepǁjob", "runflow_nb.runner.xǁ_Sweepǁ_job",
