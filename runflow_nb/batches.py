@@ -105,8 +105,9 @@ class Batcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sent: set[str] = set()  # client_refs whose create request may have left
         #: Called with (batch key, client_refs) just before a batch is sent: the sweep records the key
-        #: with its runs, so a batch whose answer is lost can be re-sent whole, under the same key.
-        self.on_send: Callable[[str, list[str]], Awaitable[None]] | None = None
+        #: with its runs, so a batch whose answer is lost can be re-sent whole, under the same key; and
+        #: with (None, client_refs) when a refused batch's runs go out alone, each under its own key.
+        self.on_send: Callable[[str | None, list[str]], Awaitable[None]] | None = None
 
     def unsent(self, client_ref: str) -> bool:
         """True while no create for ``client_ref`` has been sent (it waits in a batch being gathered)."""
@@ -193,6 +194,8 @@ class Batcher:
             if exc.unsupported:
                 self.supported = False
                 self.messages.append(f"{model} takes no batches ({exc.message}); sending single runs")
+            if self.on_send is not None:  # refused whole (nothing made): each run now goes under its own key
+                await self.on_send(None, [it.client_ref for it in items])
             await self._singles(items)
             return
         self.supported = True

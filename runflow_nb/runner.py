@@ -132,8 +132,9 @@ class _Sweep(Recorder):
             self.runs = Batcher(client, mode=batch, cancel=cancel)
             self.runs.on_send = self._record_batch_key
 
-    async def _record_batch_key(self, key: str, client_refs: list[str]) -> None:
-        """Keep a batch's key with its runs before it is sent (see :mod:`runflow_nb._lost_batches`)."""
+    async def _record_batch_key(self, key: str | None, client_refs: list[str]) -> None:
+        """Keep a batch's key with its runs before it is sent (see :mod:`runflow_nb._lost_batches`);
+        None: the batch was refused and its runs go out alone."""
         ids = [j.run_id for j in self.jobs if j.client_ref in set(client_refs)]
         await self._db(lambda: [self.store.update_run(run_id, batch_key=key) for run_id in ids])
 

@@ -37,6 +37,7 @@ def test_a_model_that_takes_no_batches_gets_single_runs_each_under_its_rows_clie
     stored = {r["client_ref"] for r in sweeper.rows()}
     on_server = {run["client_ref"] for run in service.sim.list_runs(limit=500)[0]}
     assert stored == on_server and None not in stored and len(stored) == 3  # a resume finds each by it
+    assert [r["batch_key"] for r in sweeper.rows()] == [None] * 3  # each went out under its own key
     assert service.created() == 3 and service.billed() == pytest.approx(3 * RUN)
     assert any("takes no batches" in m for m in s.messages)
     s = sweeper.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
