@@ -38,6 +38,8 @@ def test_a_model_that_takes_no_batches_gets_single_runs_each_under_its_rows_clie
     on_server = {run["client_ref"] for run in service.sim.list_runs(limit=500)[0]}
     assert stored == on_server and None not in stored and len(stored) == 3  # a resume finds each by it
     assert [r["batch_key"] for r in sweeper.rows()] == [None] * 3  # each went out under its own key
+    made = service.sim.list_runs(limit=500)[0]
+    assert all((run.get("metadata") or {}).get("experiment") == "fast" for run in made)  # told apart from others'
     assert service.created() == 3 and service.billed() == pytest.approx(3 * RUN)
     assert any("takes no batches" in m for m in s.messages)
     s = sweeper.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
@@ -98,7 +100,14 @@ def test_the_sweeps_per_run_timeout_holds_for_runs_of_a_batch(service: Service, 
     rows = sweeper.rows()
     assert Counter(r["status"] for r in rows) == Counter({"unknown": 3})
     assert all(r["error_code"] == "RunTimeoutError" and r["remote_id"] for r in rows)
+    assert all("is still queued" in r["error_message"] or "is still running" in r["error_message"] for r in rows)
     assert s.submitted == 3 and sweeper.progress[-1].unknown_usd == pytest.approx(3 * RUN)
+    service.thaw()
+    reads = service.list_reads()
+    s = sweeper.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+    assert (s.reattached, s.submitted) == (3, 0) and Counter(r["status"] for r in sweeper.rows()) == Counter(
+        {"succeeded": 3})
+    assert reads == []  # known by id: re-attached without a look-up, not taken for a lost batch
 
 
 async def _list_shows_nothing(request: httpx.Request) -> httpx.Response | None:
@@ -159,3 +168,23 @@ def test_a_run_sent_alone_after_its_batch_failed_keeps_no_batch_key(service: Ser
     sweeper.run(plan(ref_images, range(2)), concurrency=2)  # sent again, alone, under a new client_ref
     row = sweeper.store.get_run(run_id)
     assert row["status"] == "succeeded" and row["batch_key"] is None  # its own key protects it now
+
+
+def test_a_stop_while_a_refused_batchs_single_creates_are_in_the_air_leaves_them_unknown(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    """Sent alone after the batch was refused, a create may have reached the server when the stop
+    comes: the run is held as unknown (looked up on resume), not taken for never sent."""
+    import asyncio
+
+    service.emu.batches = False
+
+    async def hold_single_creates(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path.endswith("/runs"):
+            sweeper.cancel.set()  # the researcher presses Stop while the creates are in flight
+            await asyncio.sleep(30)
+        return None
+
+    service.async_before.append(hold_single_creates)
+    s = sweeper.run(plan(ref_images, range(2)), concurrency=2, batch="auto", budget_usd=2 * RUN)
+    assert Counter(r["status"] for r in sweeper.rows()) == Counter({"unknown": 2})
+    assert (s.still_running, s.may_cost_usd) == (2, pytest.approx(2 * RUN))
