@@ -188,3 +188,45 @@ def test_a_stop_while_a_refused_batchs_single_creates_are_in_the_air_leaves_them
     s = sweeper.run(plan(ref_images, range(2)), concurrency=2, batch="auto", budget_usd=2 * RUN)
     assert Counter(r["status"] for r in sweeper.rows()) == Counter({"unknown": 2})
     assert (s.still_running, s.may_cost_usd) == (2, pytest.approx(2 * RUN))
+
+
+def test_when_polling_a_batch_fails_its_runs_are_waited_for_one_by_one(service: Service, sweeper: Sweeper,
+                                                                       ref_images: list[Path]) -> None:
+    async def items_fail(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.endswith("/items"):
+            return answer(500, {"code": "INTERNAL", "message": "the batch cannot be read"})
+        return None
+
+    service.async_before.append(items_fail)
+    s = sweeper.run(plan(ref_images, range(3)), concurrency=3, batch="auto")
+    assert Counter(r["status"] for r in sweeper.rows()) == Counter({"succeeded": 3}) and service.created() == 3
+    assert any("polling it failed" in m and "waiting run by run" in m for m in s.messages)
+
+
+def test_runs_sent_alone_in_a_batch_sweep_keep_the_sweeps_timeout_and_report_their_status(
+        service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
+    service.emu.batches = False  # every run goes alone, waited for by the batcher's single-run path
+    writes: list[str] = []
+    real_update = sweeper.store.update_run
+
+    def update_run(run_id: str, **fields: Any) -> Any:
+        if "status" in fields:
+            writes.append(fields["status"])
+        return real_update(run_id, **fields)
+
+    def running_first(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.startswith("/v1/runs/") and request.url.path.count("/") == 3:
+            body = json.loads(response.read())
+            if body.get("status_code") == "queued":
+                body["status_code"] = "running"
+                return httpx.Response(200, json=body)
+        return None
+
+    sweeper.store.update_run = update_run  # type: ignore[method-assign]
+    service.emu.after.append(running_first)
+    service.freeze()
+    s = sweeper.run(plan(ref_images, range(2)), concurrency=2, batch="auto", timeout=0.2)
+    rows = sweeper.rows()
+    assert Counter(r["status"] for r in rows) == Counter({"unknown": 2}) and s.submitted == 2
+    assert all(r["error_code"] == "RunTimeoutError" for r in rows)
+    assert writes.count("running") == 2  # each run's change to running was reported and written
