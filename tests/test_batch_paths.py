@@ -95,6 +95,9 @@ def test_the_runs_of_a_batch_are_waited_for_through_the_batch(service: Service, 
     items = [p for p in seen if p.startswith("/v1/batches/") and p.endswith("/items")]
     singles = [p for p in seen if p.startswith("/v1/runs/") and p.count("/") == 3]
     assert len(items) >= 2 and len(singles) <= 4  # one request a poll for all four (each run read once at its end)
+    made = service.sim.list_runs(limit=500)[0]
+    assert len(made) == 4 and all((run.get("metadata") or {}).get("experiment") == "fast" for run in made), [
+        run.get("metadata") for run in made]  # a look-up can tell these runs from another caller's
     assert writes.count("running") == 4 and polls["n"] <= 400  # each run's change followed, from the batch's poll
 
 
