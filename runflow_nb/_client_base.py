@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 
 from . import __version__, settings
+from ._files import prove_writable
 from ._http import DEFAULT_TIMEOUT
 from ._protocol import Protocol, RetryPolicy, Send
 from .errors import ConfigurationError, DownloadError, Issue, NoOutputError, RunFailedError, ValidationError
@@ -333,9 +333,7 @@ def seconds(name: str, value: Any, *, zero: bool = False) -> float:
 def writable_folder(folder: Path, name: str) -> None:
     """Create ``folder`` if needed and prove a file can be written in it, or ConfigurationError."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-            pass
+        prove_writable(folder)
     except OSError as exc:
         raise ConfigurationError(f"{name}: cannot write videos to {folder} ({exc.strerror or exc}); nothing was "
                                  "submitted — choose a writable folder") from None

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from ._files import prove_writable
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_URL_EXPIRES", "Artifacts", "is_remote_uri", "resolve", "url_for"]
@@ -116,12 +117,10 @@ class Artifacts:
         target that cannot take the videos is found before any run is paid for."""
         rel = _relpath(folder)
         if isinstance(self.root, Path):
-            where: Path | str = self.root / rel
+            local = self.root / rel
+            where: Path | str = local
             try:
-                # A probe of its own per call: sweeps of one experiment may check the folder at once.
-                parent = self.local_tmp(f"{rel.as_posix()}/.write-check").parent
-                with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-check-"):
-                    pass
+                prove_writable(local)  # a probe of its own: sweeps of one experiment may check at once
                 return
             except OSError as exc:
                 why = exc.strerror or str(exc)

@@ -7,7 +7,6 @@ input, 1 for anything else.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -301,13 +300,11 @@ def _write_out(out: str, ext: str, write: Callable[[Path], Any]) -> str | None:
     if not path.parent.is_dir():
         return (f"--out {out!r}: there is no folder {str(path.parent)!r} to write it in; "
                 "create the folder first or give another path")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    from ._files import write_whole
+
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        write_whole(path, write)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         return f"--out {out!r} cannot be written ({reason}): give a file path you can write to"
     return None

@@ -463,25 +463,17 @@ def _by(df: pd.DataFrame, by: Any) -> str | list[str]:
 
 def _export(df: pd.DataFrame, path: Any, write: Callable[[pd.DataFrame, Path], None]) -> Path:
     """Write ``df`` with ``write`` to a temporary file beside ``path``, then move it into place."""
-    import tempfile
+    from ._files import write_whole
 
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise UsageError(f"path is {path!r}: use a file path such as 'runs.csv'")
     dest = Path(path).expanduser()
     if dest.is_dir():
         raise ConfigurationError(f"{dest} is a folder: give a file name inside it, e.g. {dest / 'runs.csv'}")
-    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(name)
-        write(df, tmp)
-        os.replace(tmp, dest)
+        write_whole(dest, lambda tmp: write(df, tmp))
     except OSError as exc:
         raise ConfigurationError(f"cannot write {dest} ({exc.strerror or exc}): choose a writable file path") from None
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
     return dest
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._files import write_whole
+
 if TYPE_CHECKING:
     from PIL import ImageDraw, ImageFont
 
@@ -95,14 +97,7 @@ def _write_atomically(path: Path, draw: Callable[[ImageDraw.ImageDraw], None]) -
     _label(canvas, f"character{number}", path.stem.split("-", 1)[1])
     # Another process may draw the same file at the same moment: each writes its own temporary
     # file and renames it into place, so readers never see a partial PNG.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG", optimize=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_whole(path, lambda tmp: img.save(tmp, format="PNG", optimize=True))
 
 
 # -- drawing ------------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .._files import write_whole
 from ..errors import APIError, DownloadError, Issue
 from ..specs import ModelSpec, VideoRules
 from .images import EXAMPLE_HOST
@@ -102,10 +102,8 @@ def check_video_file(path: Path, rules: VideoRules) -> list[Issue]:
 
 def _keep(folder: Path, data: bytes) -> Path:
     path = folder / f"{hashlib.sha256(data).hexdigest()}.mp4"
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # concurrent requests may keep one clip
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    if not path.exists():  # concurrent requests may keep one clip: each writes its own temporary file
+        write_whole(path, lambda tmp: tmp.write_bytes(data))
     return path
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import display
+from .._files import write_whole
 from ..errors import Issue
 from ..request import Reference, load_reference
 from ..specs import REFERENCE_TO_VIDEO, ModelSpec
@@ -72,10 +71,8 @@ def save_upload(upload: Mapping[str, Any], folder: Path) -> Path:
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(upload.get("name") or "image")).name)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{stem[-80:] or 'image'}"
     folder.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # two kernels may save one upload
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    if not path.exists():  # two kernels may save one upload: each writes its own temporary file
+        write_whole(path, lambda tmp: tmp.write_bytes(data))
     return path
 
 
