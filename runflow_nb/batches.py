@@ -199,7 +199,7 @@ class Batcher:
             await self._singles(items)
             return
         self.supported = True
-        batch = self._batches.setdefault(batch_id, _Batch(batch_id)) if batch_id else None
+        self._track(batch_id, runs)
         for it in items:
             run = runs.get(it.client_ref)
             if run is None:
@@ -207,9 +207,16 @@ class Batcher:
                     f"the batch answer was lost and run {it.client_ref} is not listed yet: it may have been "
                     "created — look it up again before submitting anew"))
                 continue
-            if batch is not None:
-                self._run_batch[run.id] = batch.id
             it.future.set_result(run)
+
+    def _track(self, batch_id: str | None, runs: dict[str, Run | None]) -> None:
+        """Wait for a created batch's runs through the batch (one poll for all of them)."""
+        if not batch_id:
+            return
+        batch = self._batches.setdefault(batch_id, _Batch(batch_id))
+        for run in runs.values():
+            if run is not None:
+                self._run_batch[run.id] = batch.id
 
     async def _body(self, items: list[_Item]) -> dict[str, Any]:
         inputs = [await self.client._run(self.client._input_flow(it.req)) for it in items]
@@ -230,10 +237,7 @@ class Batcher:
         key = batch_key([it.client_ref for it in items])
         self._sent.update(it.client_ref for it in items)
         batch_id, found = await self.client._run(self.client._proto.submit_batch(model, body, idempotency_key=key))
-        batch = self._batches.setdefault(batch_id, _Batch(batch_id)) if batch_id else None
-        for run in found.values():
-            if run is not None and batch is not None:
-                self._run_batch[run.id] = batch.id
+        self._track(batch_id, found)
         return found
 
     async def _singles(self, items: list[_Item]) -> None:

@@ -135,7 +135,8 @@ class _Sweep(Recorder):
     async def _record_batch_key(self, key: str | None, client_refs: list[str]) -> None:
         """Keep a batch's key with its runs before it is sent (see :mod:`runflow_nb._lost_batches`);
         None: the batch was refused and its runs go out alone."""
-        ids = [j.run_id for j in self.jobs if j.client_ref in set(client_refs)]
+        refs = set(client_refs)
+        ids = [j.run_id for j in self.jobs if j.client_ref in refs]
         await self._db(lambda: [self.store.update_run(run_id, batch_key=key) for run_id in ids])
 
     def _record(self, req: VideoRequest) -> dict[str, Any]:
@@ -157,7 +158,8 @@ class _Sweep(Recorder):
 
     # -- before anything is paid ---------------------------------------------------------------
 
-    async def _claim_all(self) -> None:
+    async def _claim_all(self) -> list[dict[str, Any]]:
+        """Claim every run of the plan and set up the money; returns the experiment's stored runs."""
         from .plan import balanced_order
 
         self.fetch.check_writable()
@@ -173,7 +175,6 @@ class _Sweep(Recorder):
             prior = sum(charged_usd(r) for r in stored if r["run_id"] not in mine)
             prior += sum(charged_usd(j.row) for j in self.jobs if j.status in CHARGED)
         self._price_from(stored)
-        self._stored = stored  # for resend_lost_batches, once the money is set up
         caps = [c for c in (self.call_budget,
                             None if self.experiment_budget is None else max(0.0, self.experiment_budget - prior))
                 if c is not None]
@@ -189,6 +190,7 @@ class _Sweep(Recorder):
                 job.hold = await self.money.hold(self.reserve_usd(job.req), "unknown")
             self.progress.counts[job.status] += 1
         self._notify()
+        return stored
 
     # -- one planned run -------------------------------------------------------------------------
 
@@ -439,8 +441,8 @@ class _Sweep(Recorder):
         self.leases.start()
         try:
             await self._db(self.store.ensure_experiment, self.experiment)
-            await self._claim_all()
-            await resend_lost_batches(self, self._stored)
+            stored = await self._claim_all()
+            await resend_lost_batches(self, stored)  # once the money is set up
             tasks = [asyncio.ensure_future(self.job(j)) for j in self.jobs]
             watcher = asyncio.ensure_future(self._watch_cancel(tasks))
             try:
