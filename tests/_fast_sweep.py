@@ -12,6 +12,7 @@ mutation testing run these tests for every planted bug. The fixtures (``fast_cli
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
 import time
@@ -117,6 +118,18 @@ class Service:
         self.async_before.append(count)
         return reads
 
+    def charge_on_success(self, cost: str) -> None:
+        """Every run read back as succeeded shows ``cost`` (a price other than the estimate)."""
+        def charged(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+            if not is_poll(request):
+                return None
+            body = json.loads(response.read())
+            if body.get("status_code") == "succeeded":
+                body["cost"] = cost
+            return httpx.Response(200, json=body)
+
+        self.emu.after.append(charged)
+
     def expire_first_download(self) -> list[str]:
         """The first video download answers 410 (its presigned link expired); the run then hands out a
         renewed link (``?renewed=1``) that works. Returns the download URLs as they are asked for."""
@@ -175,6 +188,20 @@ class Sweeper:
 
     def rows(self) -> list[dict[str, Any]]:
         return list(self.store.runs(self.experiment))
+
+    def status_writes(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Every store write from now on that sets a run's status, as (the fields written, the row after it)."""
+        writes: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        real_update = self.store.update_run
+
+        def update_run(run_id: str, **fields: Any) -> Any:
+            row = real_update(run_id, **fields)
+            if "status" in fields:
+                writes.append((fields, row))
+            return row
+
+        self.store.update_run = update_run  # type: ignore[method-assign]
+        return writes
 
     def statuses(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -221,13 +221,7 @@ def test_when_polling_a_batch_fails_its_runs_are_waited_for_one_by_one(service: 
 def test_runs_sent_alone_in_a_batch_sweep_keep_the_sweeps_timeout_and_report_their_status(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
     service.emu.batches = False  # every run goes alone, waited for by the batcher's single-run path
-    writes: list[str] = []
-    real_update = sweeper.store.update_run
-
-    def update_run(run_id: str, **fields: Any) -> Any:
-        if "status" in fields:
-            writes.append(fields["status"])
-        return real_update(run_id, **fields)
+    writes = sweeper.status_writes()
 
     def running_first(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
         if request.method == "GET" and request.url.path.startswith("/v1/runs/") and request.url.path.count("/") == 3:
@@ -237,11 +231,10 @@ def test_runs_sent_alone_in_a_batch_sweep_keep_the_sweeps_timeout_and_report_the
                 return httpx.Response(200, json=body)
         return None
 
-    sweeper.store.update_run = update_run  # type: ignore[method-assign]
     service.emu.after.append(running_first)
     service.freeze()
     s = sweeper.run(plan(ref_images, range(2)), concurrency=2, batch="auto", timeout=1.0)
     rows = sweeper.rows()
     assert Counter(r["status"] for r in rows) == Counter({"unknown": 2}) and s.submitted == 2
     assert all(r["error_code"] == "RunTimeoutError" for r in rows)
-    assert writes.count("running") == 2  # each run's change to running was reported and written
+    assert [f["status"] for f, _ in writes].count("running") == 2  # each change to running reported, written

@@ -84,15 +84,7 @@ def test_a_billed_run_later_reported_failed_stays_charged_and_is_never_sent_agai
 
 def test_a_later_call_reserves_at_the_price_an_earlier_call_was_charged(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
-    def twice_the_estimate(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
-        if not is_poll(request):
-            return None
-        body = json.loads(response.read())
-        if body.get("status_code") == "succeeded":
-            body["cost"] = "0.84"  # charged $0.28/s for a clip estimated at $0.14/s
-        return httpx.Response(200, json=body)
-
-    service.emu.after.append(twice_the_estimate)
+    service.charge_on_success("0.84")  # charged $0.28/s for a clip estimated at $0.14/s
     cap = 4 * RUN  # Experiment(..., budget_usd=1.68)
     sweeper.run(plan(ref_images, range(1)), experiment_budget_usd=cap)  # learns (and stores) the 2x price
     (row,) = sweeper.rows()

@@ -451,17 +451,7 @@ def test_a_passing_404_while_re_attaching_never_makes_a_billed_run_look_unbilled
 
 def test_a_service_charging_more_than_estimated_is_reserved_at_its_price_from_then_on(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
-    import json
-
-    def twice_the_estimate(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
-        if not is_poll(request):
-            return None
-        body = json.loads(response.read())
-        if body.get("status_code") == "succeeded":
-            body["cost"] = "0.84"  # 3 s at 720p, charged at $0.28/s instead of the estimated $0.14/s
-        return httpx.Response(200, json=body)
-
-    service.emu.after.append(twice_the_estimate)
+    service.charge_on_success("0.84")  # 3 s at 720p, charged at $0.28/s instead of the estimated $0.14/s
     s = sweeper.run(plan(ref_images, range(4)), budget_usd=3 * RUN)
     # the first run shows the real price; the next is reserved at it and no longer fits the $1.26
     assert s.spent_usd == pytest.approx(2 * RUN) and s.spent_usd <= 3 * RUN and s.submitted == 1
@@ -470,26 +460,11 @@ def test_a_service_charging_more_than_estimated_is_reserved_at_its_price_from_th
     assert any("next run $0.84 would exceed $1.26" in m for m in s.messages)
 
 
-def _status_writes(sweeper: Sweeper) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Every store write that sets a run's status, as (the fields written, the row after it)."""
-    writes: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    real_update = sweeper.store.update_run
-
-    def update_run(run_id: str, **fields: Any) -> Any:
-        row = real_update(run_id, **fields)
-        if "status" in fields:
-            writes.append((fields, row))
-        return row
-
-    sweeper.store.update_run = update_run  # type: ignore[method-assign]
-    return writes
-
-
 def test_a_run_is_shown_queued_then_ended_and_never_succeeded_before_its_video_is_stored(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
     import json
 
-    writes = _status_writes(sweeper)
+    writes = sweeper.status_writes()
     s = sweeper.run(plan(ref_images, range(1)))
     written = [(f["status"], bool(row.get("video_path"))) for f, row in writes]
     assert written[0][0] == "queued" and written[-1] == ("succeeded", True), written
@@ -638,7 +613,7 @@ def test_this_sweeps_own_submits_never_count_as_a_contest_for_the_cap(
 
 def test_while_a_run_waits_its_row_follows_the_server_queued_running_then_ended(
         service: Service, sweeper: Sweeper, ref_images: list[Path]) -> None:
-    writes = _status_writes(sweeper)
+    writes = sweeper.status_writes()
     service.freeze()
     polls: list[int] = []
 
