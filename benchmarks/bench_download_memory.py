@@ -47,7 +47,7 @@ def _child(mode: str, url: str, size: int, sha: str, dest: str) -> dict[str, Any
     client = rf.Client(api_key="rf_bench_key", base_url=url)
     client._client()  # the connection pool and every module exist before the baseline is taken
     assert client.backend == "runflow"
-    import runflow_nb.media  # noqa: F401
+    import runflow_nb.media.probe  # noqa: F401
 
     peak = [0]
     stop = threading.Event()

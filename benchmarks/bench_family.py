@@ -38,7 +38,7 @@ def _render_once(sim: Any, model: str, inp: dict[str, Any], **kw: Any) -> float:
 def measure(*, repeat: int = 3) -> dict[str, Any]:
     from PIL import Image
 
-    from runflow_nb.simulator import Simulator
+    from runflow_nb.simulator.engine import Simulator
 
     img = Image.new("RGB", (900, 600), (200, 90, 40))
     base = {"duration": 3, "resolution": "720p"}
@@ -65,7 +65,7 @@ def measure(*, repeat: int = 3) -> dict[str, Any]:
 
 def notebook() -> dict[str, Any]:
     """Wall time of the compare_models report (defaults) and of a seed_sweep report of six clips."""
-    from runflow_nb.report import run_report
+    from runflow_nb.report.build import run_report
 
     env = {"RUNFLOW_API_KEY": None, "RUNFLOW_BASE_URL": None, "RUNFLOW_BACKEND": "simulator"}
     out: dict[str, Any] = {}

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*, clips: tuple[int, int] = (4, 8)) -> dict[str, Any]:
-    from runflow_nb.report import run_report
+    from runflow_nb.report.build import run_report
 
     sizes = {}
     copies: dict[int, tuple[int, int]] = {}

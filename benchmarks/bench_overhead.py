@@ -35,7 +35,7 @@ POLL_S = 0.02
 def generate_and_store(url: str, image: Path, seeds: list[int], work: Path) -> float:
     import runflow_nb as rf
     from runflow_nb.request import VideoRequest
-    from runflow_nb.store import Store
+    from runflow_nb.store.runstore import Store
 
     client = rf.Client(api_key=KEY, base_url=url, poll_interval=POLL_S)
     store = Store(work / "overhead.sqlite")
@@ -72,9 +72,9 @@ def sweep_c1(url: str, image: Path, seeds: list[int], work: Path) -> float:
 
 def components(image: Path, video: Path, work: Path, runs: int) -> dict[str, float]:
     """Milliseconds per run of the parts that are not network: validation, store writes, probe+poster."""
-    from runflow_nb.media import poster_frame, probe
+    from runflow_nb.media.probe import poster_frame, probe
     from runflow_nb.request import VideoRequest
-    from runflow_nb.store import Store
+    from runflow_nb.store.runstore import Store
 
     def per_run(fn: Any) -> float:
         t0 = time.perf_counter()

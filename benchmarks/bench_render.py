@@ -23,7 +23,7 @@ def _encode_still(path: Path, *, size: tuple[int, int], frames: int, fps: int) -
     import av
     import numpy as np
 
-    from runflow_nb import render
+    from runflow_nb.simulator.engine import render
 
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=fps)
@@ -42,8 +42,8 @@ def _encode_still(path: Path, *, size: tuple[int, int], frames: int, fps: int) -
 def run(*, clips: int = 4, duration: int = 3, resolution: str = "720p", references: int = 1) -> dict[str, Any]:
     from PIL import Image
 
-    from runflow_nb.render import render_clip
     from runflow_nb.samples import sample_images
+    from runflow_nb.simulator.render import render_clip
     from runflow_nb.specs import REFERENCE_TO_VIDEO
 
     images = [Image.open(p) for p in sample_images(references)]

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from runflow_nb.experiment import Experiment
-from runflow_nb.store import Store
+from runflow_nb.store.runstore import Store
 
 EXPERIMENT = "bench"
 

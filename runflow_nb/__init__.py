@@ -39,7 +39,7 @@ _LAZY = {
     "Plan": "runflow_nb.plan",
     "grid": "runflow_nb.plan",
     "GenerateForm": "runflow_nb.widgets.form",
-    "show": "runflow_nb.display",
+    "show": "runflow_nb.views.display",
     "errors": "runflow_nb.errors",
     "doctor": "runflow_nb.diagnose",
     "sample_images": "runflow_nb.samples",
@@ -49,11 +49,11 @@ if TYPE_CHECKING:
     from . import errors
     from .client import AsyncClient, Client, Result
     from .diagnose import doctor
-    from .display import show
     from .experiment import Experiment
     from .plan import Plan, grid
     from .request import VideoRequest
     from .samples import sample_images
+    from .views.display import show
     from .widgets.form import GenerateForm
 
 

@@ -56,7 +56,7 @@ def simulator_emulator(latency: float | None = None) -> Any:
     """The process-wide in-process emulator that backs simulator clients (created on first use)."""
     global _shared_emulator
     from .emulator import Emulator
-    from .simulator import Simulator
+    from .simulator.engine import Simulator
 
     with _announce_lock:
         if _shared_emulator is None:
@@ -220,7 +220,7 @@ class _Base:
         return (yield from self._proto.submit(req.model, body, idempotency_key=idempotency_key))
 
     def _download_flow(self, run: Run, dest: Path) -> Any:
-        from .media import HashingWriter
+        from .media.probe import HashingWriter
 
         if not run.done:
             raise DownloadError(f"run {run.id} is still {run.status}: wait for it first (client.wait({run.id!r})), "

@@ -1,6 +1,6 @@
 """Where an input file comes from: a local path or an http(s) URL, resolved and checked one way.
 
-Reference images (:mod:`runflow_nb.request`) and input videos (:mod:`runflow_nb.video_input`)
+Reference images (:mod:`runflow_nb.request`) and input videos (:mod:`runflow_nb.media.video_input`)
 both accept a path (``str``, ``os.PathLike``, ``file://``, ``~``) or an http(s) URL; this module
 turns either into something to read, or into :class:`~runflow_nb.errors.Issue` objects that say
 what is wrong with it, so both inputs answer the same mistake with the same message.

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._report_params import BUNDLED_NOTEBOOKS
+from .report.params import BUNDLED_NOTEBOOKS
 
 __all__ = ["main"]
 
@@ -249,7 +249,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
 
 def _cmd_table(a: argparse.Namespace) -> int:
-    from .store import MissingStoreError, Store
+    from .store.runstore import MissingStoreError, Store
 
     try:
         store = Store(a.store, create=False)  # reading never creates a store (a mistyped --store is an error)
@@ -320,7 +320,7 @@ def _markdown(df: Any) -> str:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from .report import out_folder_problem, parse_parameters, run_report
+    from .report.build import out_folder_problem, parse_parameters, run_report
 
     problem = out_folder_problem(a.out) if a.out is not None else None
     if problem:
@@ -337,7 +337,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from .report import out_folder_problem, run_demo
+    from .report.build import out_folder_problem, run_demo
 
     problem = out_folder_problem(a.out)
     if problem:
@@ -367,7 +367,7 @@ def _cmd_config(a: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(a: argparse.Namespace) -> int:
-    from .store import MissingStoreError, migrate
+    from .store.runstore import MissingStoreError, migrate
 
     try:
         before, after = migrate(a.store_url, create=False)

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._background import SweepHandle, run_blocking
 from ._boundary import public
 from .errors import (
     APIError,
@@ -34,16 +33,17 @@ from .errors import (
     ValidationError,
     library_error,
 )
+from .sweep.background import SweepHandle, run_blocking
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .artifacts import Artifacts
     from .client import AsyncClient, Client
+    from .media.artifacts import Artifacts
     from .plan import Plan
     from .request import VideoRequest
-    from .runner import SweepProgress, SweepSummary
-    from .store import Store
+    from .store.runstore import Store
+    from .sweep.runner import SweepProgress, SweepSummary
 
 __all__ = ["Experiment", "SweepHandle", "run_blocking"]
 
@@ -74,8 +74,8 @@ class Experiment:
                  storage_options: Mapping[str, Any] | None = None, client: Client | AsyncClient | None = None,
                  budget_usd: float | None = None) -> None:
         from . import settings
-        from .artifacts import Artifacts
-        from .store import Store
+        from .media.artifacts import Artifacts
+        from .store.runstore import Store
 
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"an experiment needs a name (a non-empty string), got {name!r}")
@@ -222,7 +222,7 @@ class Experiment:
     async def _sweep(self, plan: Plan, *, concurrency: int, budget_usd: float | None,
                      on_progress: Any, cancel: threading.Event, timeout: float | None,
                      batch: bool | str = False) -> SweepSummary:
-        from .runner import run_plan
+        from .sweep.runner import run_plan
 
         self._notices = []
         client = self._async_client()
@@ -327,8 +327,8 @@ class Experiment:
     def view(self, *, columns: Iterable[str] | None = None, status: str | Iterable[str] | None = None,
              tags: Iterable[str] | None = None, **filters: Any) -> Any:
         """The table to read: a thumbnail per run, the parameters that varied, status, rating, cost
-        and wall time; sortable and searchable (a :class:`~runflow_nb.tableview.TableView`)."""
-        from .tableview import TableView
+        and wall time; sortable and searchable (a :class:`~runflow_nb.views.tableview.TableView`)."""
+        from .views.tableview import TableView
 
         df = self.table(status=status, tags=tags, where=filters or None)
         return TableView(df, columns=list(columns) if columns is not None else None)
@@ -438,7 +438,7 @@ class Experiment:
 # -- progress reporting ------------------------------------------------------------------------------
 
 def _frontend_kernel() -> bool:
-    from ._frontend import interactive_frontend
+    from .views.frontend import interactive_frontend
 
     return interactive_frontend()
 

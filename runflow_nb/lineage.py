@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Issue, ValidationError
+from .media.video_input import VideoSource, load_video
 from .specs import VIDEO_EDIT
-from .video_input import VideoSource, load_video
 
 if TYPE_CHECKING:
     from .request import VideoRequest
-    from .store import Store
+    from .store.runstore import Store
 
 __all__ = ["edit_request", "parent_row"]
 

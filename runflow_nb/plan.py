@@ -58,7 +58,7 @@ class Estimate:
                 + (f" ({parts})" if parts else "") + dup)
 
     def _repr_html_(self) -> str:
-        from . import _html
+        from .views import html as _html
 
         return _html.block(f"<b>Plan estimate:</b> {_html.text(self)}", tag="p")
 

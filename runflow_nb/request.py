@@ -30,8 +30,8 @@ from ._prompt_rules import prompt_issues, tag_issues
 from ._scalars import _as_int, _input_model
 from ._sources import a_or_an, is_http_url, local_file, unsupported_scheme, url_issues
 from .errors import Issue, ValidationError
+from .media.video_input import VideoSource, billed_seconds, load_video
 from .specs import REFERENCE_TO_VIDEO, FieldSpec, ImageRules, ModelSpec, get_spec
-from .video_input import VideoSource, billed_seconds, load_video
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -56,7 +56,7 @@ class Result:
                 f"video={str(self.video_path)!r}>")
 
     def _repr_html_(self) -> str:
-        from .display import result_html
+        from .views.display import result_html
 
         return result_html(self)
 
@@ -64,7 +64,7 @@ class Result:
 def probe_result(result: Result) -> Result:
     """Probe the downloaded video (a bad file raises DownloadError) and write its poster frame."""
     if result.video_path is not None:
-        from .media import describe
+        from .media.probe import describe
 
         result.probe, result.poster_path = describe(result.video_path)
     return result

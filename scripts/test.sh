@@ -226,10 +226,10 @@ run_pytest() {
 }
 run_notebooks() {
   shopt -s nullglob
-  local notebooks=(runflow_nb/notebooks/*.ipynb)
+  local notebooks=(notebooks/*.ipynb)
   shopt -u nullglob
   if [ ${#notebooks[@]} -eq 0 ]; then
-    echo "no runflow_nb/notebooks/*.ipynb: nothing to run"
+    echo "no notebooks/*.ipynb: nothing to run"
     return 0
   fi
   "$PYTHON" -m pytest -q -p no:cacheprovider --nbval-lax "${notebooks[@]}"
@@ -253,7 +253,7 @@ step "venv: lowest declared versions, oldest Python" prepare_versions lowest-dir
 step "venv: newest releases, newest Python" prepare_versions highest newest
 start_version_jobs
 step "pytest tests/" run_pytest
-step "nbval runflow_nb/notebooks/" run_notebooks
+step "nbval notebooks/" run_notebooks
 step "wheel: fresh venv, newest Python, demo from an empty folder" check_wheel
 finish_version_job "lowest declared versions, oldest Python: core suite" lowest-direct
 finish_version_job "newest releases, newest Python: core suite" highest

@@ -24,9 +24,9 @@ import httpx
 from _scripted import Scripted, answer, is_download, is_poll
 
 import runflow_nb as rf
-from runflow_nb.runner import SweepProgress, SweepSummary, run_plan
-from runflow_nb.simulator import Simulator
-from runflow_nb.store import Store
+from runflow_nb.simulator.engine import Simulator
+from runflow_nb.store.runstore import Store
+from runflow_nb.sweep.runner import SweepProgress, SweepSummary, run_plan
 
 KEY = "rf_test_fast_sweep"
 BASE = "https://api.runflow.test"
@@ -249,7 +249,7 @@ def gather_batches(monkeypatch: Any, *, window_s: float, max_delay_s: float) -> 
     """Sweeps from now on gather their batches for this long (the runner's Batcher, made with these)."""
     import functools
 
-    import runflow_nb.batches as batches
+    import runflow_nb.sweep.batches as batches
 
     # the runner imports the class when a sweep starts; a second call's values override the first's
     monkeypatch.setattr(batches, "Batcher", functools.partial(batches.Batcher, window_s=window_s,

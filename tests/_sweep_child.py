@@ -127,7 +127,7 @@ def _die() -> None:
 def _install_kill_point(spec: str, store: Any) -> None:
     """Arrange for this process to SIGKILL itself at the ``spec`` point (see the module docstring)."""
     from runflow_nb.client import AsyncClient
-    from runflow_nb.media import HashingWriter
+    from runflow_nb.media.probe import HashingWriter
 
     name, _, nth = spec.partition(":")
     if name not in KILL_POINTS:
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     import runflow_nb as rf
-    from runflow_nb.store import Store
+    from runflow_nb.store.runstore import Store
 
     store = Store(a.store)
     if a.kill_at:

@@ -74,7 +74,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def fast_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real 3 s 720p MP4 with audio, rendered once; every fast-sweep run's video is a copy."""
-    from runflow_nb.render import render_clip
+    from runflow_nb.simulator.render import render_clip
 
     folder = tmp_path_factory.mktemp("fast-clip")
     return Path(render_clip([Image.new("RGB", (800, 600), (200, 90, 40))], duration=3, aspect_ratio="16:9",

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 import runflow_nb as rf
-from runflow_nb import display
-from runflow_nb.artifacts import Artifacts, is_remote_uri
+from runflow_nb.media.artifacts import Artifacts, is_remote_uri
+from runflow_nb.views import display
 
 BUCKET = "runflow-test"
 KEY = "rf_test_x"
@@ -176,7 +176,7 @@ def test_a_sweep_commits_artifacts_to_s3_and_the_gallery_plays_them_by_presigned
 def test_uploads_stream_in_parts_and_a_failed_upload_leaves_no_object(
     s3: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runflow_nb.artifacts as artifacts_mod
+    import runflow_nb.media.artifacts as artifacts_mod
 
     arts = Artifacts(f"s3://{BUCKET}/big", storage_options=s3["options"])
     data = hashlib.sha256(b"seed").digest() * (20 * 2**20 // 32)  # 20 MiB: three 8 MiB parts

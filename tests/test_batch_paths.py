@@ -18,7 +18,7 @@ import pytest
 from _fast_sweep import RUN, Service, Sweeper, plan
 from _scripted import answer
 
-from runflow_nb.batches import batch_key
+from runflow_nb.sweep.batches import batch_key
 
 
 def test_a_batch_key_names_its_items_in_any_order_and_never_changes_across_releases() -> None:

@@ -1,6 +1,6 @@
 """The form in a real browser: JupyterLab on loopback, Playwright driving Debian's chromium.
 
-Opens ``runflow_nb/notebooks/quickstart.ipynb`` (a minimal form notebook if it has no GenerateForm cell yet),
+Opens ``notebooks/quickstart.ipynb`` (a minimal form notebook if it has no GenerateForm cell yet),
 runs it, fills the form, generates against the in-kernel simulator and checks that the ``<video>``
 plays with the requested duration; then shows that an invalid image is explained beside the field
 and sends nothing, and that the compare view keeps its two videos in step. Screenshots go to
@@ -90,8 +90,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from PIL import Image
 
     root = tmp_path_factory.mktemp("lab")
-    if (ROOT / "runflow_nb" / "notebooks").is_dir():
-        shutil.copytree(ROOT / "runflow_nb" / "notebooks", root, dirs_exist_ok=True,
+    if (ROOT / "notebooks").is_dir():
+        shutil.copytree(ROOT / "notebooks", root, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runflow_data", "artifacts"))
     Image.new("RGB", (800, 600), (40, 120, 200)).save(root / "browser-ref.png")
     Image.new("RGB", (200, 200), (200, 40, 40)).save(root / "small.png")

@@ -1,6 +1,6 @@
 """The sweep's money ledger on its own: spent + in flight + unknown never exceeds the cap.
 
-No network, no store: each test drives :class:`runflow_nb._budget.Budget` on a fresh event loop
+No network, no store: each test drives :class:`runflow_nb.sweep.budget.Budget` on a fresh event loop
 and reads its three sums, so every rule (when a reservation fits, who may wait for room, what a
 stop does, how an ending is booked) is checked in microseconds.
 """
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from runflow_nb._budget import Budget, Reservation
+from runflow_nb.sweep.budget import Budget, Reservation
 
 T = TypeVar("T")
 RUN = 0.42  # one 3 s clip at 720p

@@ -109,7 +109,7 @@ def test_an_artifacts_target_without_its_storage_driver_is_refused_before_anythi
 
 
 def test_a_remote_target_that_takes_writes_passes_the_check(tmp_path: Path) -> None:
-    from runflow_nb.artifacts import Artifacts
+    from runflow_nb.media.artifacts import Artifacts
 
     target = Artifacts("memory://runflow-check/videos")
     target.check_writable("exp")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from _family_doc import MODELS
 
-from runflow_nb.store import Store
+from runflow_nb.store.runstore import Store
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

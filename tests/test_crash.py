@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from _sweep_child import PROMPT, EmulatorProcess, emulator_process, parse_seeds, record
 
-from runflow_nb.media import probe, sha256_file
-from runflow_nb.store import Store
+from runflow_nb.media.probe import probe, sha256_file
+from runflow_nb.store.runstore import Store
 
 CHILD = Path(__file__).resolve().parent / "_sweep_child.py"
 KEY = "rf_test_crash_harness"

@@ -16,10 +16,10 @@ from urllib.parse import unquote
 import pytest
 from test_escaping import Markup, assert_inert
 
-from runflow_nb import display
 from runflow_nb.client import Result
 from runflow_nb.request import VideoRequest
 from runflow_nb.runs import Output, Run
+from runflow_nb.views import display
 
 
 def _video(markup: str) -> dict[str, str | None]:

@@ -27,7 +27,7 @@ from PIL import Image
 
 from runflow_nb.emulator import FAULT_KINDS, Emulator, EmulatorServer, FaultPlan, emulator_main, serve
 from runflow_nb.errors import ValidationError
-from runflow_nb.simulator import Simulator
+from runflow_nb.simulator.engine import Simulator
 
 AUTH = {"Authorization": "Bearer rf_test_key"}
 SUBMIT = "/v1/models/alibaba/happy-horse/reference-to-video/runs"

@@ -60,7 +60,7 @@ def test_store_and_artifacts_come_from_the_environment(clean_env: Path, tmp_path
     video = Path(row["video_path"])
     video = video if video.is_absolute() else (store.parent / video)
     assert video.is_file() and artifacts.resolve() in video.resolve().parents
-    from runflow_nb.store import Store
+    from runflow_nb.store.runstore import Store
 
     with Store(store) as st:
         assert [r["run_id"] for r in st.runs("from-env")] == [row["run_id"]]
@@ -131,7 +131,7 @@ class Spy(type(os.environ)):
         return super().__getitem__(key)
 os.environ.__class__ = Spy
 import runflow_nb as rf
-import runflow_nb.client, runflow_nb.experiment, runflow_nb.runner, runflow_nb.report, runflow_nb.cli  # noqa
+import runflow_nb.client, runflow_nb.experiment, runflow_nb.sweep.runner, runflow_nb.report.build, runflow_nb.cli  # noqa
 at_import = sorted(set(reads))
 client = rf.Client(poll_interval=0.05)          # built before the key is set, as in a notebook
 at_construction = sorted(set(reads))

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from runflow_nb import display
+from runflow_nb.views import display
 
 PAYLOADS = [
     '" onmouseover="alert(1)',

@@ -39,7 +39,7 @@ from test_family import write_video
 from runflow_nb.emulator import Emulator
 from runflow_nb.errors import ValidationError
 from runflow_nb.request import VideoRequest
-from runflow_nb.simulator import Simulator
+from runflow_nb.simulator.engine import Simulator
 
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp", "GIF": "image/gif"}
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 import runflow_nb as rf
 from runflow_nb.client import simulator_emulator
-from runflow_nb.media import probe
+from runflow_nb.media.probe import probe
 
 
 def frame_at(path: str | Path, index: int = 36) -> np.ndarray:
@@ -184,7 +184,7 @@ def test_compare_plays_two_models_side_by_side_and_names_them(study: dict[str, A
     assert "&lt;NA&gt;" not in markup and "<NA>" not in markup  # i2v has no aspect ratio of its own
     edits = exp.table(where={"model": MODELS["edit"]})
     if not edits.empty:  # an edited clip's caption names its parent
-        from runflow_nb.display import row_html
+        from runflow_nb.views.display import row_html
 
         row = edits.iloc[0].to_dict()
         assert str(row["parent_run_id"])[:12] in row_html(row)
@@ -198,7 +198,7 @@ def test_a_cross_model_sweep_sends_each_model_only_its_documented_inputs(tmp_pat
     from _family_doc import EDIT_INPUTS, I2V_INPUTS, T2V_INPUTS
 
     from runflow_nb.emulator import Emulator
-    from runflow_nb.simulator import Simulator
+    from runflow_nb.simulator.engine import Simulator
 
     documented = {MODELS["t2v"]: set(T2V_INPUTS), MODELS["i2v"]: set(I2V_INPUTS),
                   MODELS["r2v"]: {"prompt", "image_urls", "aspect_ratio", "duration", "resolution", "seed",

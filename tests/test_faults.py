@@ -27,8 +27,8 @@ from _sweep_child import PROMPT, EmulatorProcess, emulator_process, record
 
 import runflow_nb as rf
 from runflow_nb.emulator import Emulator, serve
-from runflow_nb.media import probe, sha256_file
-from runflow_nb.store import Store
+from runflow_nb.media.probe import probe, sha256_file
+from runflow_nb.store.runstore import Store
 
 KEY = "rf_test_fault_suite"
 RUNS = 24

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 import runflow_nb as rf
-from runflow_nb.leases import LeaseKeeper, held_elsewhere, process_owner
-from runflow_nb.store import Store, UnknownRunError
+from runflow_nb.store.runstore import Store, UnknownRunError
+from runflow_nb.sweep.leases import LeaseKeeper, held_elsewhere, process_owner
 
 KEY = "rf_test_lease_key"
 OTHER = "elsewhere.example:4242:0badc0de"  # a process on another host: nothing local could probe it

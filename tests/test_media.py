@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from runflow_nb.errors import DownloadError
-from runflow_nb.media import HashingWriter, VideoProbe, poster_frame, probe, sha256_file
-from runflow_nb.render import render_clip
+from runflow_nb.media.probe import HashingWriter, VideoProbe, poster_frame, probe, sha256_file
+from runflow_nb.simulator.render import render_clip
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -210,7 +210,7 @@ def test_hashing_writer_context_aborts(tmp_path):
 def test_import_is_lazy():
     code = (
         "import sys, types; pkg = types.ModuleType('runflow_nb'); pkg.__path__ = [sys.argv[1]]; "
-        "sys.modules['runflow_nb'] = pkg; import runflow_nb.media; "
+        "sys.modules['runflow_nb'] = pkg; import runflow_nb.media.probe; "
         "print(sorted(m for m in ('av', 'PIL', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "runflow_nb")], capture_output=True,
@@ -246,7 +246,7 @@ def test_undecodable_metadata_does_not_make_a_video_unreadable(clip, tmp_path):
 
 
 def test_open_input_detects_whether_av_open_takes_metadata_errors(clip, monkeypatch):
-    import runflow_nb.media as media
+    import runflow_nb.media.probe as media
 
     major = int(av.__version__.split(".")[0])
     monkeypatch.setattr(media, "_TAKES_METADATA_ERRORS", None)

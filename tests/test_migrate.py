@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from runflow_nb.cli import main
-from runflow_nb.store import LATEST_VERSION, Store, migrate
+from runflow_nb.store.runstore import LATEST_VERSION, Store, migrate
 
 
 def _engine(url: str) -> sa.Engine:

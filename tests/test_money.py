@@ -30,7 +30,7 @@ from _sweep_child import record
 import runflow_nb as rf
 from runflow_nb import errors
 from runflow_nb.emulator import serve
-from runflow_nb.simulator import Simulator
+from runflow_nb.simulator.engine import Simulator
 
 KEY = "rf_test_money_suite"
 PROMPT = "character1 gallops along the shore"
@@ -535,7 +535,7 @@ def test_a_declared_size_beyond_the_limit_is_refused_before_a_byte(ref_images: l
 def test_a_declared_size_beyond_the_free_disk_space_is_refused(tmp_path: Path) -> None:
     import shutil
 
-    from runflow_nb.media import HashingWriter
+    from runflow_nb.media.probe import HashingWriter
 
     free = shutil.disk_usage(tmp_path).free
     w = HashingWriter(tmp_path / "v.mp4", max_bytes=free * 10)
@@ -553,7 +553,7 @@ HOSTILE_URLS = ["javascript:alert(document.domain)", "JaVaScRiPt:alert(1)", " ja
 
 @pytest.mark.parametrize("bad", HOSTILE_URLS)
 def test_a_hostile_output_url_never_reaches_the_html(bad: str, ref_images: list[Path]) -> None:
-    from runflow_nb.display import caption_html, row_html, video_html
+    from runflow_nb.views.display import caption_html, row_html, video_html
 
     def rewrite(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
         if is_poll(request) and response.status_code == 200:
@@ -698,8 +698,8 @@ def test_an_unwritable_artifacts_folder_is_found_before_anything_is_paid(ref_ima
 
 def test_sweeps_of_one_experiment_checking_the_folder_at_once_do_not_trip_each_other(tmp_path: Path) -> None:
     """Two sweeps of one experiment in one kernel check the artifacts folder at the same moment."""
-    from runflow_nb._fetch import VideoFetcher
-    from runflow_nb.artifacts import Artifacts
+    from runflow_nb.media.artifacts import Artifacts
+    from runflow_nb.media.fetch import VideoFetcher
 
     async def update(*_a: Any, **_k: Any) -> None:
         return None

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "runflow_nb" / "notebooks"
+NOTEBOOKS = REPO / "notebooks"
 NAMES = ["quickstart.ipynb", "seed_sweep.ipynb", "compare.ipynb", "compare_models.ipynb"]
 SWEEP_PARAMETERS = ["experiment", "prompt", "images", "seeds", "durations", "resolutions", "aspect_ratios",
                     "concurrency", "budget_usd", "store", "artifacts_dir"]
@@ -68,11 +68,11 @@ def test_compare_models_parameters_are_the_documented_contract() -> None:
 
 def test_ci_runs_every_notebook_with_nbval() -> None:
     script = (REPO / "scripts" / "test.sh").read_text()
-    assert "--nbval-lax" in script and "runflow_nb/notebooks/*.ipynb" in script
+    assert "--nbval-lax" in script and "notebooks/*.ipynb" in script
 
 
 def test_every_shipped_notebook_is_bundled_by_name_and_takes_its_store_from_the_settings() -> None:
-    from runflow_nb.report import BUNDLED_NOTEBOOKS, bundled_notebook
+    from runflow_nb.report.build import BUNDLED_NOTEBOOKS, bundled_notebook
 
     shipped = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
     assert sorted(BUNDLED_NOTEBOOKS) == shipped

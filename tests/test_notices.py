@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 import runflow_nb as rf
-from runflow_nb import display
 from runflow_nb.experiment import Experiment
 from runflow_nb.notices import RunNotice
 from runflow_nb.runs import Run
-from runflow_nb.tableview import view_columns
+from runflow_nb.views import display
+from runflow_nb.views.tableview import view_columns
 
 URL = "https://example.invalid/horse.png"
 
@@ -129,7 +129,7 @@ def test_a_server_that_only_says_it_has_logs_is_asked_for_them(workdir: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The real service may answer ``has_logs: true`` without the items: the sweep reads
     ``GET /v1/runs/{id}/logs`` and still warns; a run without logs costs no extra request."""
-    from runflow_nb.simulator import Simulator
+    from runflow_nb.simulator.engine import Simulator
 
     shown = Simulator._view
 

@@ -26,13 +26,7 @@ from runflow_nb._protocol import (
 from runflow_nb._protocol.answers import _create_failure, _definitely_unsent
 from runflow_nb._protocol.calls import Calls
 from runflow_nb._protocol.transfers import check_output_url
-from runflow_nb.errors import (
-    APIError,
-    DownloadError,
-    NetworkError,
-    RateLimitError,
-    ServerError,
-)
+from runflow_nb.errors import APIError, DownloadError, NetworkError, RateLimitError, ServerError
 
 LIST = "GET /v1/runs"
 CREATE = f"POST {RUNS}"

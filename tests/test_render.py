@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from runflow_nb import render
-from runflow_nb.render import render_clip
+from runflow_nb.simulator import render
+from runflow_nb.simulator.render import render_clip
 from runflow_nb.specs import REFERENCE_TO_VIDEO
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_seeds_are_stamped_top_right(tmp_path):
 
 
 def test_looks_are_deterministic_and_spread():
-    from runflow_nb.look import GRADES, look_for
+    from runflow_nb.simulator.look import GRADES, look_for
 
     assert look_for(42) == look_for(42)
     looks = [look_for(seed) for seed in range(64)]
@@ -274,7 +274,7 @@ def test_needs_an_image(tmp_path):
 def test_import_is_lazy():
     code = (
         "import sys, types; pkg = types.ModuleType('runflow_nb'); pkg.__path__ = [sys.argv[1]]; "
-        "sys.modules['runflow_nb'] = pkg; import runflow_nb.render; "
+        "sys.modules['runflow_nb'] = pkg; import runflow_nb.simulator.render; "
         "print(sorted(m for m in ('av', 'PIL', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "runflow_nb")], capture_output=True,

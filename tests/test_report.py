@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from runflow_nb.errors import ConfigurationError
-from runflow_nb.report import (
+from runflow_nb.report.build import (
     ReportError,
     bundled_notebook,
     find_notebook,
@@ -29,10 +29,10 @@ from runflow_nb.report import (
     run_report,
 )
 from runflow_nb.samples import sample_images
-from runflow_nb.store import Store
+from runflow_nb.store.runstore import Store
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_SWEEP = REPO / "runflow_nb" / "notebooks" / "seed_sweep.ipynb"
+SEED_SWEEP = REPO / "notebooks" / "seed_sweep.ipynb"
 SEEDS = [1, 2, 3]
 pytestmark = pytest.mark.timeout(180)
 
@@ -309,7 +309,7 @@ def test_a_parameter_holding_the_key_is_refused_before_any_kernel_starts(
 
 
 def test_redaction_replaces_the_exact_key_and_prefixed_keys_only() -> None:
-    from runflow_nb._report_scrub import redact as _redact
+    from runflow_nb.report.scrub import redact as _redact
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
@@ -325,7 +325,7 @@ def test_redaction_replaces_the_exact_key_and_prefixed_keys_only() -> None:
 
 def test_scrubbing_a_written_report_removes_the_key_and_inline_video_only(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from runflow_nb._report_scrub import redact_file as _redact_file
+    from runflow_nb.report.scrub import redact_file as _redact_file
 
     monkeypatch.setenv("RUNFLOW_API_KEY", PLAIN_KEY)
     page = tmp_path / "r.html"
@@ -343,7 +343,7 @@ def test_scrubbing_a_written_report_removes_the_key_and_inline_video_only(tmp_pa
 
 
 def test_inline_video_outputs_are_replaced_by_a_note_and_html_keeps_other_media() -> None:
-    from runflow_nb._report_scrub import strip_video_data as _strip_video_data
+    from runflow_nb.report.scrub import strip_video_data as _strip_video_data
 
     nb = nbformat.v4.new_notebook()
     code = nbformat.v4.new_code_cell("x")
@@ -367,7 +367,7 @@ def test_inline_video_outputs_are_replaced_by_a_note_and_html_keeps_other_media(
 
 
 def test_html_given_as_one_string_loses_its_inline_video_too() -> None:
-    from runflow_nb._report_scrub import strip_video_data as _strip_video_data
+    from runflow_nb.report.scrub import strip_video_data as _strip_video_data
 
     nb = nbformat.v4.new_notebook()
     code = nbformat.v4.new_code_cell("x")
@@ -380,7 +380,7 @@ def test_html_given_as_one_string_loses_its_inline_video_too() -> None:
 
 def test_the_credential_check_covers_exact_length_keys_paths_and_urls_with_passwords(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from runflow_nb._report_scrub import check_no_secrets as _check_no_secrets
+    from runflow_nb.report.scrub import check_no_secrets as _check_no_secrets
 
     monkeypatch.setenv("RUNFLOW_API_KEY", "8charKEY")  # the shortest key that is looked for
     with pytest.raises(ConfigurationError, match="looks like a credential"):
@@ -490,7 +490,7 @@ def test_credentials_are_never_passed_as_parameters(params: dict[str, Any], tmp_
 def test_bundled_notebooks_are_found_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert find_notebook("seed_sweep") == SEED_SWEEP
-    assert find_notebook("compare.ipynb") == REPO / "runflow_nb" / "notebooks" / "compare.ipynb"
+    assert find_notebook("compare.ipynb") == REPO / "notebooks" / "compare.ipynb"
     assert bundled_notebook("seed_sweep.ipynb") == SEED_SWEEP
     with pytest.raises(ConfigurationError, match="no notebook"):
         find_notebook("nope")

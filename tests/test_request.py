@@ -13,7 +13,7 @@ from PIL import Image
 
 from runflow_nb.errors import ValidationError
 from runflow_nb.request import INLINE_LIMIT_BYTES, VideoRequest, load_reference
-from runflow_nb.simulator import validate_input
+from runflow_nb.simulator.engine import validate_input
 
 
 def png(size: tuple[int, int] = (800, 600), fmt: str = "PNG", mode: str = "RGB") -> bytes:

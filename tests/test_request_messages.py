@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from runflow_nb.errors import Issue, ValidationError
+from runflow_nb.media.video_input import load_video
 from runflow_nb.request import VideoRequest, load_reference
 from runflow_nb.server_checks import validate_input
 from runflow_nb.specs import VIDEO_EDIT
-from runflow_nb.video_input import load_video
 
 
 def encoded(size: tuple[int, int] = (800, 600), fmt: str = "PNG", mode: str = "RGB") -> bytes:

@@ -142,7 +142,7 @@ def test_the_key_appears_in_no_output_of_any_kind(sentinel: tuple[str, EmulatorS
                              out_dir=artifacts / "generate")
 
     # 3. a papermill report; its kernel inherits RUNFLOW_API_KEY / RUNFLOW_BASE_URL
-    from runflow_nb.report import run_report
+    from runflow_nb.report.build import run_report
 
     report = run_report(ROOT / "runflow_nb" / "notebooks" / "seed_sweep.ipynb", out_dir=tmp_path / "report", parameters={
         "experiment": "report", "prompt": "character1 trots", "seeds": [3, 4], "durations": [3], "images": [image], "store": str(store),
@@ -212,7 +212,7 @@ def test_the_key_appears_in_no_output_of_any_kind(sentinel: tuple[str, EmulatorS
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     from PIL import Image
 
-    from runflow_nb.render import render_clip
+    from runflow_nb.simulator.render import render_clip
 
     folder = tmp_path_factory.mktemp("clip")
     path = render_clip([Image.new("RGB", (1280, 720), (90, 140, 60))], duration=3, aspect_ratio="16:9",

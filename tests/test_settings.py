@@ -16,7 +16,7 @@ import runflow_nb as rf
 from runflow_nb import settings
 from runflow_nb.cli import main
 from runflow_nb.errors import ConfigurationError
-from runflow_nb.store import MissingStoreError, Store
+from runflow_nb.store.runstore import MissingStoreError, Store
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-NOPREFIX-7f3a9c1e5b"  # no rf_ prefix: only the value itself can give it away
@@ -116,8 +116,8 @@ def test_the_key_is_not_read_at_import_and_counts_when_set_later(tmp_path: Path)
         os.environ = Spy(e._data, e.encodekey, e.decodekey, e.encodevalue, e.decodevalue)
         os.environ["RUNFLOW_API_KEY"] = "{SECRET}"
         import runflow_nb as rf
-        import runflow_nb.cli, runflow_nb.client, runflow_nb.experiment, runflow_nb.report, runflow_nb.settings
-        import runflow_nb.store, runflow_nb.runner
+        import runflow_nb.cli, runflow_nb.client, runflow_nb.experiment, runflow_nb.report.build, runflow_nb.settings
+        import runflow_nb.store.runstore, runflow_nb.sweep.runner
         client = rf.Client()
         assert "RUNFLOW_API_KEY" not in reads, reads
         del os.environ["RUNFLOW_API_KEY"]  # unset after import and construction: the simulator
@@ -201,7 +201,7 @@ def test_cli_library_and_notebook_share_the_default_store(tmp_path: Path, monkey
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """`runflow-nb sweep`, `Experiment(...)` and the bundled seed_sweep notebook run by `report`, all
     from one folder and with no store named, find each other's runs: nothing is submitted twice."""
-    from runflow_nb.report import run_report
+    from runflow_nb.report.build import run_report
     from runflow_nb.samples import sample_images
 
     monkeypatch.chdir(tmp_path)
@@ -307,7 +307,7 @@ def test_opening_for_reading_creates_no_schema(store_url: str) -> None:
     """SQLite and PostgreSQL alike: ``create=False`` on an empty database writes nothing."""
     import sqlalchemy as sa
 
-    from runflow_nb.store import _make_engine
+    from runflow_nb.store.runstore import _make_engine
 
     with pytest.raises(MissingStoreError, match=r"nothing was created|holds no runflow store"):
         Store(store_url, create=False)

@@ -23,7 +23,7 @@ from runflow_nb.errors import (
     RunTimeoutError,
     ValidationError,
 )
-from runflow_nb.simulator import Simulator, validate_input
+from runflow_nb.simulator.engine import Simulator, validate_input
 from runflow_nb.specs import REFERENCE_TO_VIDEO
 
 IMG = Image.new("RGB", (800, 600), (30, 120, 200))

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from _pg import pg_schema_url
 
 from runflow_nb.errors import ConfigurationError, RunflowError
-from runflow_nb.store import (
+from runflow_nb.store.runstore import (
     LATEST_VERSION,
     RUN_COLUMNS,
     DuplicateRunKey,

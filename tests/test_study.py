@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from runflow_nb import Experiment, study
-from runflow_nb.store import Store
-from runflow_nb.tableview import TableView
+from runflow_nb.store.runstore import Store
+from runflow_nb.views.tableview import TableView
 from runflow_nb.widgets.compare import record_choice
 from runflow_nb.widgets.gallery import best_html, gallery_html
 
@@ -70,7 +70,7 @@ def test_gallery_aligns_facets_and_says_why_cells_are_empty(exp: Experiment, tmp
     assert markup.count('class="rf-facet"') == 2
     assert "skipped: over the budget" in markup and "the model could not generate this clip" in markup
     assert markup.count("<i>not run</i>") == 1
-    from runflow_nb.display import reason_html
+    from runflow_nb.views.display import reason_html
     skipped = reason_html({"status": "skipped_budget",
                            "error_message": "skipped: the next run would take spending past the budget of $4.00"})
     assert skipped.count("skipped:") == 1 and "the next run would take spending past the budget of &#36;4.00" in skipped
@@ -192,7 +192,7 @@ def test_widgets_depend_on_the_library_and_not_the_other_way_round() -> None:
 
 def test_the_tables_library_rides_with_one_output_and_again_when_that_cell_reruns(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from runflow_nb import tableview
+    from runflow_nb.views import tableview
 
     monkeypatch.setattr(tableview, "_itables_ready", False)
     monkeypatch.setattr(tableview, "_bundle_cell", None)

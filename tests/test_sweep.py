@@ -181,7 +181,7 @@ def test_rate_limits_back_off_without_stalling_the_pool(ref_images: list[Path], 
     import shutil
 
     from runflow_nb.emulator import Emulator
-    from runflow_nb.simulator import Simulator
+    from runflow_nb.simulator.engine import Simulator
 
     def copy_clip(images: Any, *, dest: Any, **kw: Any) -> Path:
         shutil.copyfile(fast_clip, dest)

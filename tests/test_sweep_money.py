@@ -23,8 +23,8 @@ from _scripted import answer, is_create, is_download, is_poll
 
 import runflow_nb as rf
 from runflow_nb import errors
-from runflow_nb.runner import SweepProgress
-from runflow_nb.sweep_status import charged_usd
+from runflow_nb.sweep.runner import SweepProgress
+from runflow_nb.sweep.status import charged_usd
 
 
 def by_status(sw: Sweeper) -> Counter[str]:

@@ -250,7 +250,7 @@ def test_the_servers_cost_is_what_is_booked_and_the_estimate_stands_in_when_it_s
 
 
 def test_a_billed_run_without_a_price_anywhere_costs_nothing_rather_than_a_guess() -> None:
-    from runflow_nb.sweep_status import charged_usd
+    from runflow_nb.sweep.status import charged_usd
 
     assert charged_usd({"status": "succeeded", "cost_usd": None, "cost_estimate_usd": None}) == 0.0
     assert charged_usd({"status": "unknown", "cost_estimate_usd": None}) == 0.0

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from _pg import pg_schema_url
 
-from runflow_nb.store import Store
+from runflow_nb.store.runstore import Store
 
 PG_URL = os.environ.get("RUNFLOW_TEST_PG_URL")
 NO_PG = ("set RUNFLOW_TEST_PG_URL=postgresql://... to run the team tests against PostgreSQL "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runflow_nb.cli import main
-from runflow_nb.store import Store
+from runflow_nb.store.runstore import Store
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +132,7 @@ def test_report_out_where_no_folder_can_be_made_is_refused(command: list[str],
 
 def test_run_report_out_dir_a_file_is_a_library_error(tmp_path: Path) -> None:
     from runflow_nb.errors import ConfigurationError
-    from runflow_nb.report import run_report
+    from runflow_nb.report.build import run_report
 
     existing = tmp_path / "existing_file"
     existing.write_text("keep me")
@@ -143,7 +143,7 @@ def test_run_report_out_dir_a_file_is_a_library_error(tmp_path: Path) -> None:
 
 def test_run_report_of_a_text_file_is_a_library_error(tmp_path: Path) -> None:
     from runflow_nb.errors import ConfigurationError
-    from runflow_nb.report import run_report
+    from runflow_nb.report.build import run_report
 
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")

@@ -37,7 +37,7 @@ def test_show_of_a_dataframe_points_at_its_rows() -> None:
 
 @pytest.mark.parametrize("cost", ["x", "", object(), float("inf"), [1]])
 def test_show_of_a_row_with_a_bad_cost_shows_it_as_unknown(cost: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from runflow_nb.display import row_fields, row_html
+    from runflow_nb.views.display import row_fields, row_html
 
     row = {"run_id": "r1", "status": "failed", "cost_usd": cost, "backend": "runflow", "prompt": "a horse"}
     rf.show(row)  # no exception

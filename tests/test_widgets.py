@@ -26,9 +26,9 @@ from runflow_nb.errors import RunflowError
 from runflow_nb.experiment import Experiment
 from runflow_nb.plan import Estimate
 from runflow_nb.request import VideoRequest
-from runflow_nb.runner import SweepProgress
 from runflow_nb.samples import sample_images
 from runflow_nb.specs import REFERENCE_TO_VIDEO
+from runflow_nb.sweep.runner import SweepProgress
 from runflow_nb.widgets.compare import CHOICES, compare, current_choice, synced_videos_html
 from runflow_nb.widgets.form import GenerateForm
 from runflow_nb.widgets.gallery import gallery, gallery_html, table_html
@@ -518,7 +518,7 @@ def test_progress_gallery_and_compare_show_saved_views(workdir: Path, monkeypatc
     exp = Experiment("saved", store=str(workdir / "s.sqlite"), artifacts=workdir / "a",
                      client=rf.Client(backend="simulator"))
     exp.run(rf.grid(prompt=f"character1 {XSS}", images=["horse.png"], seed=[1, 2], duration=3), progress=None)
-    monkeypatch.setattr("runflow_nb._frontend.interactive_frontend", lambda: True)
+    monkeypatch.setattr("runflow_nb.views.frontend.interactive_frontend", lambda: True)
     shown.outputs.clear()
     exp.gallery(rows="prompt", cols="seed")._ipython_display_()
     saved, live = shown.outputs
@@ -532,7 +532,7 @@ def test_progress_gallery_and_compare_show_saved_views(workdir: Path, monkeypatc
     live_ids = set(re.findall(r'<video id="([^"]+)"', view.videos.outputs[0]["data"]["text/html"]))
     saved_ids = set(re.findall(r'<video id="([^"]+)"', saved["text/html"]))
     assert len(live_ids) == len(saved_ids) == 2 and not live_ids & saved_ids  # each pair mirrors only itself
-    monkeypatch.setattr("runflow_nb._frontend.interactive_frontend", lambda: False)
+    monkeypatch.setattr("runflow_nb.views.frontend.interactive_frontend", lambda: False)
     shown.outputs.clear()
     exp.gallery(rows="prompt", cols="seed")._ipython_display_()
     (static,) = shown.outputs  # papermill, nbval, reports: the static grid alone

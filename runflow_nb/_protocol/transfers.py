@@ -79,7 +79,7 @@ class Transfers(Calls):
                  ) -> Generator[Action, Outcome, tuple[str, int]]:
         """Stream ``url`` into a fresh sink per attempt; a truncated or corrupted body is retried.
 
-        ``make_sink(expected_size)`` returns a :class:`runflow_nb.media.HashingWriter`-like object.
+        ``make_sink(expected_size)`` returns a :class:`runflow_nb.media.probe.HashingWriter`-like object.
         Never sends the API key: output URLs are presigned.
         """
         check_output_url(url)

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from ..simulator import ORG_ID, iso_utc
+from ..simulator.engine import ORG_ID, iso_utc
 from .base import EmulatorBase
 from .catalog import model_detail
 from .wire import json_response, spec_for

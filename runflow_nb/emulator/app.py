@@ -10,7 +10,6 @@ import logging
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -23,9 +22,6 @@ from .faults import ERROR_FAULTS, ConnectionDropped, break_answer, nonneg
 from .idempotency import with_idempotency
 from .runs import RunRoutes
 from .wire import HTTPError, invalid, json_body, json_response
-
-if TYPE_CHECKING:
-    from .server import EmulatorServer
 
 __all__ = ["ROUTES", "Emulator"]
 
@@ -62,7 +58,7 @@ PUBLIC = ("/v1/health",)
 
 
 class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes):
-    """Runflow's API as a pure function over a :class:`~runflow_nb.simulator.Simulator`.
+    """Runflow's API as a pure function over a :class:`~runflow_nb.simulator.engine.Simulator`.
 
     ``latency`` applies to a simulator created here (default 0.3 s) or, when given, overrides the
     one passed in; both ``latency`` and ``faults`` can be changed later (attributes, or
@@ -78,12 +74,6 @@ class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
-        """Serve this emulator on a real socket (see :func:`~runflow_nb.emulator.serve`)."""
-        from .server import EmulatorServer
-
-        return EmulatorServer(self, host=host, port=port, owns_emulator=False)
 
     # -- the handler -----------------------------------------------------------------------------
 

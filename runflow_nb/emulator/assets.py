@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from ..errors import ExpiredURLError, Issue
-from ..simulator import ORG_ID, iso_utc
+from ..simulator.engine import ORG_ID, iso_utc
 from .base import EmulatorBase
 from .faults import TruncatedStream
 from .wire import HTTPError, invalid, json_body, json_response, parse_range

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ..simulator import Simulator
+from ..simulator.engine import Simulator
 from ..specs import ModelSpec
 from .faults import BROKEN_ANSWER, CREATE_FAULTS, FAULT_KINDS, CreateFault, FaultPlan, Injector
 from .images import FETCH_TIMEOUT_S

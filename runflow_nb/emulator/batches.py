@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ..errors import Issue, ValidationError
-from ..simulator import iso_utc, uuid7
+from ..simulator.engine import iso_utc, uuid7
 from .base import EmulatorBase
 from .validation import check_envelope, check_input
 from .wire import HTTPError, invalid, json_body, json_response, spec_for

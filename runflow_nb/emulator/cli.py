@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..simulator import Simulator
+from ..simulator.engine import Simulator
 from .app import Emulator
 from .faults import FAULT_HELP, FaultPlan
 from .server import EmulatorServer

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from ..errors import Issue, RunTimeoutError, ValidationError
-from ..simulator import MAX_PAGE_SIZE, STATUSES, TERMINAL
+from ..simulator.engine import MAX_PAGE_SIZE, STATUSES, TERMINAL
 from ..specs import ModelSpec
 from .base import DROP_ANSWER, EmulatorBase
 from .faults import CreateFault, break_answer, hollow_view

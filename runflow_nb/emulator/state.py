@@ -2,7 +2,7 @@
 cache, batches and a journal of every create request (how each one was answered).
 
 The runs themselves (statuses, outputs, the billing ledger) live in the
-:class:`~runflow_nb.simulator.Simulator`; this is the server's own bookkeeping, thread-safe.
+:class:`~runflow_nb.simulator.engine.Simulator`; this is the server's own bookkeeping, thread-safe.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def resolve_video(emu: EmulatorBase, value: Any, request: httpx.Request, spec: M
 
 def check_video_file(path: Path, rules: VideoRules) -> list[Issue]:
     """The spec's rules for a clip on disk: size, MP4/MOV container, a playable video, 3–60 s."""
-    from ..media import probe
+    from ..media.probe import probe
 
     where = rules.field
     size = path.stat().st_size

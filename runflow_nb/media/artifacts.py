@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from ._files import prove_writable
-from .errors import ConfigurationError
+from .._files import prove_writable
+from ..errors import ConfigurationError
 
 __all__ = ["DEFAULT_URL_EXPIRES", "Artifacts", "is_remote_uri", "resolve", "url_for"]
 

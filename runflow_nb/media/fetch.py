@@ -1,6 +1,6 @@
 """The video of a billed run: fetched, checked, described and committed to the artifacts store.
 
-Used by the sweep (:mod:`runflow_nb.runner`): :meth:`VideoFetcher.check_writable` runs before
+Used by the sweep (:mod:`runflow_nb.sweep.runner`): :meth:`VideoFetcher.check_writable` runs before
 anything is paid, :meth:`VideoFetcher.download` stores the video of a run that succeeded, and
 :meth:`VideoFetcher.ensure` fetches again a reused run's video whose file went missing.
 Partial downloads left by a killed process are removed before a new download of the same file.
@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..client import AsyncClient, safe_name
+from ..errors import DownloadError, ExpiredURLError, NetworkError
+from ..runs import Output, Run
 from .artifacts import Artifacts
-from .client import AsyncClient, safe_name
-from .errors import DownloadError, ExpiredURLError, NetworkError
-from .runs import Output, Run
 
 __all__ = ["VideoFetcher"]
 
@@ -88,7 +88,7 @@ def _remove_stale_parts(dest: Path, *, older_than: float) -> None:
 
 
 def _probe_and_poster(path: Path) -> dict[str, Any]:
-    from .media import describe
+    from .probe import describe
 
     info, poster = describe(path)
     return {"width": info.width, "height": info.height, "video_duration": info.duration,

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ._sources import a_or_an, is_http_url, local_file, unsupported_scheme, url_issues
-from .errors import Issue
-from .specs import VideoRules
+from .._sources import a_or_an, is_http_url, local_file, unsupported_scheme, url_issues
+from ..errors import Issue
+from ..specs import VideoRules
 
 __all__ = ["VideoSource", "billed_seconds", "load_video"]
 
@@ -122,8 +122,8 @@ def _load(obj: Any, where: str, rules: VideoRules, duration_s: float | None) -> 
     if fmt is None or fmt not in rules.formats:
         return [Issue(where, f"{str(path)!r} is not an MP4 or MOV file",
                       "convert it, e.g. ffmpeg -i in.webm -c:v libx264 -c:a aac out.mp4")]
-    from .errors import DownloadError
-    from .media import probe, sha256_file
+    from ..errors import DownloadError
+    from .probe import probe, sha256_file
 
     try:
         info = probe(path)

@@ -1,6 +1,6 @@
 """Reproducible reports: run a parameterized notebook with papermill and keep an HTML report of it.
 
->>> from runflow_nb.report import run_report
+>>> from runflow_nb.report.build import run_report
 >>> out = run_report("seed_sweep", parameters={"seeds": [1, 2, 3]})   # doctest: +SKIP
 >>> out.html, out.summary["reused"], out.summary["submitted"]                         # doctest: +SKIP
 
@@ -35,10 +35,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import settings
-from ._report_html import connect_tables, export_html, localize_media
-from ._report_kernel import ReportError, execute
-from ._report_params import (
+from .. import settings
+from ..errors import ConfigurationError
+from .html import connect_tables, export_html, localize_media
+from .kernel import ReportError, execute
+from .params import (
     BUNDLED_NOTEBOOKS,
     PACKAGE_DIR,
     PATH_PARAMETERS,
@@ -49,8 +50,7 @@ from ._report_params import (
     parameter_list,
     parse_parameters,
 )
-from ._report_scrub import check_no_secrets, redact_file, strip_video_data
-from .errors import ConfigurationError
+from .scrub import check_no_secrets, redact_file, strip_video_data
 
 __all__ = [
     "BUNDLED_NOTEBOOKS",
@@ -183,7 +183,7 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
     store = params.get("store")
     recorded = False
     if isinstance(experiment, str) and experiment and isinstance(store, str) and store != ":memory:":
-        from .store import Store
+        from ..store.runstore import Store
 
         with Store(store) as st:
             st.add_report(experiment=experiment, path=out_html.resolve(),

@@ -106,7 +106,7 @@ def connect_tables(nb: Any) -> int:
     """Swap the embedded DataTables bundle (~0.9 MB, in the first table's output) for a loader from
     itables' CDN: for the executed notebook beside a report, whose HTML keeps the offline copy.
     Returns how many bundles were swapped."""
-    from .tableview import BUNDLE_END, BUNDLE_START, connected_loader
+    from ..views.tableview import BUNDLE_END, BUNDLE_START, connected_loader
 
     pattern = re.compile(re.escape(BUNDLE_START) + ".*?" + re.escape(BUNDLE_END), re.S)
     swapped = 0

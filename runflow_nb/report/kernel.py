@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._report_scrub import redact
-from .errors import RunflowError
+from ..errors import RunflowError
+from .scrub import redact
 
 __all__ = ["ReportError", "execute"]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = ["BUNDLED_NOTEBOOKS", "PATH_PARAMETERS", "absolute", "bundled_notebook", "find_notebook",
            "notebook_defaults", "parameter_list", "parse_parameters"]

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import settings
-from .errors import ConfigurationError
+from .. import settings
+from ..errors import ConfigurationError
 
 __all__ = ["DATA_VIDEO", "check_no_secrets", "redact", "redact_file", "strip_video_data"]
 

@@ -30,7 +30,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._sim_runs import (
+from ..errors import (
+    AuthenticationError,
+    ExpiredURLError,
+    InsufficientCreditError,
+    Issue,
+    NotFoundError,
+    RunTimeoutError,
+    ValidationError,
+)
+from ..server_checks import media_issues, validate_input
+from ..specs import REFERENCE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO_EDIT, get_spec
+from .runs import (
     ORG_ID,
     _as_list,
     _clip_shape,
@@ -41,17 +52,6 @@ from ._sim_runs import (
     iso_utc,
     uuid7,
 )
-from .errors import (
-    AuthenticationError,
-    ExpiredURLError,
-    InsufficientCreditError,
-    Issue,
-    NotFoundError,
-    RunTimeoutError,
-    ValidationError,
-)
-from .server_checks import media_issues, validate_input
-from .specs import REFERENCE_TO_VIDEO, TEXT_TO_VIDEO, VIDEO_EDIT, get_spec
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -75,7 +75,7 @@ class Simulator:
 
     ``latency`` (seconds, settable) is the floor of each run's duration; ``url_ttl_s`` is how long
     an output URL works after completion; ``clock`` gives epoch seconds (inject a fake one to test
-    expiry). ``renderer`` defaults to :func:`runflow_nb.render.render_clip`.
+    expiry). ``renderer`` defaults to :func:`runflow_nb.simulator.render.render_clip`.
 
     >>> with Simulator(latency=0.05) as sim:                                   # doctest: +SKIP
     ...     run = sim.submit({"prompt": "a horse", "image_urls": [img]})

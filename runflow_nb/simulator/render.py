@@ -2,7 +2,7 @@
 
 The picture is a slow pan over each reference image (cover-cropped to the output shape) with
 crossfades between them and a visible label, so nobody mistakes it for model output. The seed
-films it: its :class:`~runflow_nb.look.SeedLook` picks the framing, the camera path of each shot
+films it: its :class:`~runflow_nb.simulator.look.SeedLook` picks the framing, the camera path of each shot
 and a colour grade, and a ``seed N`` stamp sits in the top-right corner, so a seed sweep shows
 different pictures (and poster frames) side by side. The seed also picks the notes of the sound
 track and is written to the container's ``comment``. The encoded video-only stream is cached per
@@ -28,7 +28,15 @@ from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from runflow_nb.look import SeedLook, badge_planes, even, look_for, paste, plane_arrays, rgb_to_yuv_planes
+from runflow_nb.simulator.look import (
+    SeedLook,
+    badge_planes,
+    even,
+    look_for,
+    paste,
+    plane_arrays,
+    rgb_to_yuv_planes,
+)
 from runflow_nb.specs import REFERENCE_TO_VIDEO
 
 if TYPE_CHECKING:
@@ -363,7 +371,7 @@ def _mux(path: str, video_path: pathlib.Path, samples: np.ndarray, *, seed: int,
     """Write the final MP4: the cached video packets, the freshly encoded audio, interleaved."""
     import av
 
-    from runflow_nb.media import open_input
+    from runflow_nb.media.probe import open_input
 
     try:
         src = open_input(video_path)

@@ -19,6 +19,7 @@ import pathlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..specs import VIDEO_EDIT
 from .look import plane_arrays, rgb_to_yuv_planes
 from .render import (
     SAMPLE_RATE,
@@ -29,7 +30,6 @@ from .render import (
     add_aac_stream,
     add_h264_stream,
 )
-from .specs import VIDEO_EDIT
 
 if TYPE_CHECKING:
     import numpy as np

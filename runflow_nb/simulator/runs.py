@@ -1,6 +1,6 @@
 """A simulated run's record: its id and times, the clip's shape, and the fields its view echoes.
 
-Used by :mod:`runflow_nb.simulator` (the job engine) and :mod:`runflow_nb.emulator` (over HTTP).
+Used by :mod:`runflow_nb.simulator.engine` (the job engine) and :mod:`runflow_nb.emulator` (over HTTP).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .specs import ModelSpec
+from ..specs import ModelSpec
 
 
 def uuid7(now: float | None = None) -> str:
@@ -49,8 +49,8 @@ class _Clip:
 def _clip_shape(spec: ModelSpec, clean: Mapping[str, Any], images: Sequence[Any], video: Any) -> _Clip:
     """r2v/t2v: as asked; i2v: the image's ratio; video-edit: the input clip's length and ratio."""
     if spec.video is not None:
-        from .media import probe
-        from .video_input import billed_seconds
+        from ..media.probe import probe
+        from ..media.video_input import billed_seconds
 
         info = probe(video)
         return _Clip(info.duration, billed_seconds(info.duration), f"{info.width}:{info.height}")

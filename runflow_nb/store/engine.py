@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from runflow_nb._store_schema import (
+from runflow_nb.errors import ConfigurationError
+from runflow_nb.store.schema import (
     _LIBRARY_VERSION,
     _PG_MIGRATION_LOCK,
     _SCHEMA_VERSION,
@@ -30,7 +31,6 @@ from runflow_nb._store_schema import (
     _now,
     _read_version,
 )
-from runflow_nb.errors import ConfigurationError
 
 
 def _migrate_engine(engine: Engine, *, target: int | None = None) -> tuple[int, int]:

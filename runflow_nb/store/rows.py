@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from runflow_nb._store_schema import _LIBRARY_VERSION, _RUN_SPECS, _SPEC, RUN_COLUMNS, _dumps, _now, _utc
 from runflow_nb.errors import UsageError
+from runflow_nb.store.schema import _LIBRARY_VERSION, _RUN_SPECS, _SPEC, RUN_COLUMNS, _dumps, _now, _utc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +75,7 @@ def _check_names(fields: Iterable[str]) -> None:
     unknown = sorted(set(fields) - set(RUN_COLUMNS))
     if unknown:
         raise UsageError(
-            f"unknown run column(s) {', '.join(map(repr, unknown))}; see runflow_nb.store.RUN_COLUMNS"
+            f"unknown run column(s) {', '.join(map(repr, unknown))}; see runflow_nb.store.runstore.RUN_COLUMNS"
         )
 
 

@@ -6,8 +6,8 @@ other processes wait for (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on Pos
 
 Adding a column later is a two-line change: a :class:`_Col` with ``since=N`` in ``_RUN_SPECS``
 (nullable, no unique constraint) and ``Migration(N, "add runs.x", _add_columns)``, both in
-:mod:`runflow_nb._store_schema`. Opening databases lives in :mod:`runflow_nb._store_engine`, row
-values and the DataFrame in :mod:`runflow_nb._store_rows`; this module is the :class:`Store` itself.
+:mod:`runflow_nb.store.schema`. Opening databases lives in :mod:`runflow_nb.store.engine`, row
+values and the DataFrame in :mod:`runflow_nb.store.rows`; this module is the :class:`Store` itself.
 
 Run ``status`` is a free string so that a newer library can add states; the values used today
 are :data:`STATUSES`: ``planned`` (written before submit), ``submitting``, ``queued``,
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from runflow_nb._paths import PATH_COLUMNS, row_from_stored, values_to_stored
-from runflow_nb._store_engine import (
+from runflow_nb.errors import UsageError
+from runflow_nb.store.engine import (
     _make_engine,
     _mapped_errors,
     _migrate_engine,
@@ -37,7 +37,8 @@ from runflow_nb._store_engine import (
     _writing,
     migrate,
 )
-from runflow_nb._store_rows import (
+from runflow_nb.store.paths import PATH_COLUMNS, row_from_stored, values_to_stored
+from runflow_nb.store.rows import (
     _as_dict,
     _check_names,
     _coerce,
@@ -46,7 +47,7 @@ from runflow_nb._store_rows import (
     _new_row,
     _update_values,
 )
-from runflow_nb._store_schema import (
+from runflow_nb.store.schema import (
     _RUNS,
     _SPEC,
     _TABLES,
@@ -64,7 +65,6 @@ from runflow_nb._store_schema import (
     _now,
     _read_version,
 )
-from runflow_nb.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +102,7 @@ class Store:
     """
 
     def __init__(self, url: str | os.PathLike[str] | None = None, *, echo: bool = False, create: bool = True) -> None:
-        from . import settings
+        from .. import settings
 
         url = settings.store_url(url)
         if not create:
@@ -321,7 +321,7 @@ class Store:
                 current = self.get_run(run_id) or {}
                 raise self._conflict({**current, **values}, exc, own_run_id=run_id) from exc
 
-    # -- leases (runflow_nb.leases) --
+    # -- leases (runflow_nb.sweep.leases) --
 
     def take_lease(self, run_id: str, /, *, owner: str, lease_s: float) -> bool:
         """Make ``owner`` the run's driver for ``lease_s`` seconds, if no one else holds it.

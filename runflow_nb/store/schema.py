@@ -1,6 +1,6 @@
 """The store's schema: run statuses, errors, column types, tables and the ordered migrations.
 
-See :mod:`runflow_nb.store` for how a column is added.
+See :mod:`runflow_nb.store.runstore` for how a column is added.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ _RUN_SPECS: tuple[_Col, ...] = (
     _Col("error_message", "text"),
     _Col("attempts", "int", required=True),
     _Col("backend", "str"),
-    _Col("owner", "str", since=3),  # "host:pid:token" of the process driving the run (runflow_nb.leases)
+    _Col("owner", "str", since=3),  # "host:pid:token" of the process driving the run (runflow_nb.sweep.leases)
     _Col("lease_expires_at", "time", since=4),  # until when the owner's claim holds unless renewed
     _Col("remote_id", "str"),
     _Col("client_ref", "str"),

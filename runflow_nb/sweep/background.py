@@ -9,12 +9,12 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import RunTimeoutError, UsageError
+from ..errors import RunTimeoutError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .experiment import Experiment
+    from ..experiment import Experiment
     from .runner import SweepProgress, SweepSummary
 
 __all__ = ["SweepHandle", "run_blocking"]

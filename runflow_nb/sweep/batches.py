@@ -28,13 +28,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._protocol import BatchRefused
-from .errors import APIError, NetworkError, RunflowError, RunTimeoutError
-from .runs import Run, RunEvent
+from .._protocol import BatchRefused
+from ..errors import APIError, NetworkError, RunflowError, RunTimeoutError
+from ..runs import Run, RunEvent
 
 if TYPE_CHECKING:
-    from .client import AsyncClient
-    from .request import VideoRequest
+    from ..client import AsyncClient
+    from ..request import VideoRequest
 
 __all__ = ["MAX_BATCH_ITEMS", "Batcher", "NotSent", "batch_key"]
 

@@ -13,7 +13,7 @@ A run that ends unbilled (failed, canceled, refused, not found) hands its reserv
 waiting submit may use it. ``budget_usd`` is what *this call* may commit; an experiment-level cap
 is turned into that number before the sweep starts (see :class:`runflow_nb.Experiment`), and the
 sweep checks it again against the store at every claim, so concurrent processes share it
-(:mod:`runflow_nb.runner`).
+(:mod:`runflow_nb.sweep.runner`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store.runstore import Store
 
 __all__ = ["LeaseKeeper", "held_elsewhere", "process_owner"]
 
@@ -64,7 +64,7 @@ class LeaseKeeper:
     def __init__(self, store: Store, *, lease_s: float | None = None, owner: str | None = None,
                  call: Callable[..., Awaitable[Any]] | None = None,
                  on_lost: Callable[[str, str | None], None] | None = None) -> None:
-        from . import settings
+        from .. import settings
 
         self.store = store
         self.lease_s = settings.lease_seconds(lease_s)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import RunflowError
+from ..errors import RunflowError
 
 if TYPE_CHECKING:
-    from ._recording import Job
+    from .recording import Job
 
 __all__ = ["resend_lost_batches", "went_out_in_a_lost_batch"]
 

@@ -1,8 +1,8 @@
 """How a sweep records its runs: counts for the progress display, store writes, and how each run ends.
 
-:class:`Recorder` is the bookkeeping half of the sweep (:mod:`runflow_nb.runner` drives the runs):
+:class:`Recorder` is the bookkeeping half of the sweep (:mod:`runflow_nb.sweep.runner` drives the runs):
 every change of a run's status goes to the store and to the live counts, and every ending books
-the run's money (:mod:`runflow_nb._budget`):
+the run's money (:mod:`runflow_nb.sweep.budget`):
 
 * ended unbilled (failed, canceled, refused, gone from the server): the reservation is handed back;
 * ended billed: the real cost (or the estimate when none is reported) is spent; a ``succeeded``
@@ -24,22 +24,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._budget import Budget, Reservation
-from ._fetch import VideoFetcher
-from .client import AsyncClient
-from .errors import (
+from ..client import AsyncClient
+from ..errors import (
     AuthenticationError,
     DownloadError,
     ExpiredURLError,
     InsufficientCreditError,
     NotFoundError,
 )
-from .request import VideoRequest
-from .runs import Output, Run
-from .sweep_status import ACTIVE, SweepProgress
+from ..media.fetch import VideoFetcher
+from ..request import VideoRequest
+from ..runs import Output, Run
+from .budget import Budget, Reservation
+from .status import ACTIVE, SweepProgress
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store.runstore import Store
 
 __all__ = ["FATAL", "Job", "Recorder", "error_text", "now_utc"]
 
@@ -81,7 +81,7 @@ class Recorder:
     progress: SweepProgress
     on_progress: Callable[[SweepProgress], None] | None
     fatal: BaseException | None
-    runs: Any  # the client, or a batcher (runflow_nb.batches) that knows which submits never left
+    runs: Any  # the client, or a batcher (runflow_nb.sweep.batches) that knows which submits never left
     experiment: str
     _db_pool: concurrent.futures.ThreadPoolExecutor
     price_factor: float = 1.0  # the most the service charged over an estimate: later reservations scale by it

@@ -8,14 +8,14 @@ A run is written to the store *before* it is submitted (status ``submitting`` wi
   answer was lost, and
 * submits only what never reached the server.
 
-A run being driven holds a lease in the store (:mod:`runflow_nb.leases`), renewed while this
+A run being driven holds a lease in the store (:mod:`runflow_nb.sweep.leases`), renewed while this
 process works on it: a run another live process holds is waited for (and its result reused),
 and a run whose holder died is taken over once its lease lapses. How each run's end is recorded
-and booked is :mod:`runflow_nb._recording`; fetching videos is :mod:`runflow_nb._fetch`.
+and booked is :mod:`runflow_nb.sweep.recording`; fetching videos is :mod:`runflow_nb.media.fetch`.
 
 Guarantees (each has a test):
 
-* **Budget** = spent + in flight + unknown (see :mod:`runflow_nb._budget`). An experiment cap also
+* **Budget** = spent + in flight + unknown (see :mod:`runflow_nb.sweep.budget`). An experiment cap also
   holds across processes sweeping the same experiment at once: each claim is checked against what
   the store says the whole experiment has committed. A run whose fate is unknown keeps its reservation; a ``succeeded`` run without a video is charged (a server fault,
   re-fetched by the next sweep), ``partial_succeeded`` is charged and never submitted again.
@@ -45,28 +45,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from ._budget import Budget
-from ._fetch import VideoFetcher
-from ._lost_batches import resend_lost_batches, went_out_in_a_lost_batch
-from ._protocol.lookup import SKEW
-from ._recording import FATAL, Job, Recorder, error_text, now_utc
-from .artifacts import Artifacts
+from .. import __version__
+from .._protocol.lookup import SKEW
+from ..client import AsyncClient, new_client_ref
+from ..errors import APIError, Issue, ValidationError
+from ..media.artifacts import Artifacts
+from ..media.fetch import VideoFetcher
+from ..request import VideoRequest
+from ..runs import Run
 from .batches import NotSent
-from .client import AsyncClient, new_client_ref
-from .errors import (
-    APIError,
-    Issue,
-    ValidationError,
-)
+from .budget import Budget
 from .leases import LeaseKeeper, held_elsewhere
-from .request import VideoRequest
-from .runs import Run
-from .sweep_status import ACTIVE, CHARGED, SweepProgress, SweepSummary, charged_usd
+from .lost_batches import resend_lost_batches, went_out_in_a_lost_batch
+from .recording import FATAL, Job, Recorder, error_text, now_utc
+from .status import ACTIVE, CHARGED, SweepProgress, SweepSummary, charged_usd
 
 if TYPE_CHECKING:
-    from .plan import Plan
-    from .store import Store
+    from ..plan import Plan
+    from ..store.runstore import Store
 
 __all__ = ["SweepProgress", "SweepSummary", "charged_usd", "run_plan"]
 
@@ -120,11 +116,11 @@ class _Sweep(Recorder):
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="runflow_nb-store")
         self.fatal: BaseException | None = None
         self.jobs: list[Job] = []
-        # Leases say which process drives a run, renewed while it does (runflow_nb.leases).
+        # Leases say which process drives a run, renewed while it does (runflow_nb.sweep.leases).
         self.leases = LeaseKeeper(store, call=self._db, on_lost=lambda run_id, holder: self.progress.messages.append(
             f"{run_id}: this process stalled past its lease and {holder} took the run over"))
         self.reused = self.reattached = self.submitted = self.skipped = 0
-        # Submits and waits go through ``runs``: the client itself, or a Batcher (runflow_nb.batches).
+        # Submits and waits go through ``runs``: the client itself, or a Batcher (runflow_nb.sweep.batches).
         self.runs: Any = client
         if batch:
             from .batches import Batcher
@@ -133,7 +129,7 @@ class _Sweep(Recorder):
             self.runs.on_send = self._record_batch_key
 
     async def _record_batch_key(self, key: str | None, client_refs: list[str]) -> None:
-        """Keep a batch's key with its runs before it is sent (see :mod:`runflow_nb._lost_batches`);
+        """Keep a batch's key with its runs before it is sent (see :mod:`runflow_nb.sweep.lost_batches`);
         None: the batch was refused and its runs go out alone."""
         refs = set(client_refs)
         ids = [j.run_id for j in self.jobs if j.client_ref in refs]
@@ -160,7 +156,7 @@ class _Sweep(Recorder):
 
     async def _claim_all(self) -> list[dict[str, Any]]:
         """Claim every run of the plan and set up the money; returns the experiment's stored runs."""
-        from .plan import balanced_order
+        from ..plan import balanced_order
 
         self.fetch.check_writable()
         requests = list(self.plan)
@@ -273,7 +269,7 @@ class _Sweep(Recorder):
                     await self.money.move(job.hold, "in_flight")
             elif job.status == "download_failed":
                 return None  # billed: never submitted again
-            elif went_out_in_a_lost_batch(row):  # other keys would pay again: see runflow_nb._lost_batches
+            elif went_out_in_a_lost_batch(row):  # other keys would pay again: see runflow_nb.sweep.lost_batches
                 await self._update(run_id, error_code="LOST_BATCH",
                                    error_message="its batch's answer was lost and the run is not listed: it may "
                                                  "exist, so it is never sent again; a re-run looks it up again")
@@ -479,7 +475,7 @@ async def run_plan(*, store: Store, experiment: str, plan: Plan, client: AsyncCl
                    batch: bool | str = False) -> SweepSummary:
     """Run ``plan`` into ``store`` (see the module docstring for the guarantees).
 
-    ``batch`` (``"auto"`` or True) sends runs in batches (:mod:`runflow_nb.batches`), falling back to
+    ``batch`` (``"auto"`` or True) sends runs in batches (:mod:`runflow_nb.sweep.batches`), falling back to
     single runs when the model takes none; the guarantees are the same.
 
     ``budget_usd`` caps what this call commits; ``experiment_budget_usd`` caps everything the

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import _html
-from .artifacts import is_remote_uri, url_for
+from ..media.artifacts import is_remote_uri, url_for
+from . import html as _html
 
 __all__ = ["caption_html", "media_src", "notice_html", "poster_uri", "result_html", "row_html", "safe_url", "show", "video_html"]
 
@@ -75,7 +75,7 @@ def safe_url(url: str | None, *, data: bool = True) -> str:
 
 def media_src(path_or_url: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None) -> str:
     """A URL for a ``src`` attribute: http(s) URLs as they are, files relative to ``base`` (cwd),
-    shared storage (``s3://...``, see :mod:`runflow_nb.artifacts`) as a presigned URL. Any other
+    shared storage (``s3://...``, see :mod:`runflow_nb.media.artifacts`) as a presigned URL. Any other
     scheme (``javascript:`` ...) gives ``""``: a server-supplied URL never becomes script."""
     text = os.fspath(path_or_url)
     if text.startswith(("http://", "https://", "/files/", "data:")) or _SCHEME.match(_URL_NOISE.sub("", text)):
@@ -344,13 +344,13 @@ def show(obj: Any) -> Any:
     """
     from IPython.display import HTML, display
 
-    from .errors import UsageError
+    from ..errors import UsageError
 
     if hasattr(obj, "run") and hasattr(obj, "video_path"):
         markup = result_html(obj)
         notices = getattr(obj.run, "notices", ())
         if notices:
-            from .notices import warn
+            from ..notices import warn
 
             warn(obj.run.id, notices)
     elif isinstance(obj, Mapping):

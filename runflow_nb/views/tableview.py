@@ -18,7 +18,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _html, display, study
+from .. import study
+from . import display
+from . import html as _html
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -22,9 +22,10 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import _html, display
 from ..errors import Issue, UsageError, ValidationError
 from ..study import PREFERRED, TIE
+from ..views import display
+from ..views import html as _html
 
 if TYPE_CHECKING:
     from ..experiment import Experiment

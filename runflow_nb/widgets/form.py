@@ -24,10 +24,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _html, display
 from ..errors import Issue, RunflowError, RunTimeoutError, UsageError, ValidationError
 from ..request import Reference, VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
+from ..views import display
+from ..views import html as _html
 from .fields import issues_html, make_control
 from .form_items import THUMB_PX, ImageItem, row_result_html, save_upload
 from .form_run import work

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import display
 from .._files import write_whole
 from ..errors import Issue
 from ..request import Reference, load_reference
 from ..specs import REFERENCE_TO_VIDEO, ModelSpec
+from ..views import display
 
 __all__ = ["THUMB_PX", "ImageItem", "row_result_html", "save_upload"]
 

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import display
 from ..errors import RunflowError
+from ..views import display
 from .form_items import row_result_html
 
 if TYPE_CHECKING:
@@ -29,9 +29,9 @@ class Canceled(Exception):
 
 def run_with_client(self: GenerateForm, req: VideoRequest) -> Result:
     """submit → events (status changes) → download: the generate flow, observable."""
-    from .. import media
     from ..client import Result, safe_name
     from ..errors import RunFailedError
+    from ..media import probe as media
 
     client = self.client
     submitted = datetime.now(timezone.utc)

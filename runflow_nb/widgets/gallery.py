@@ -20,8 +20,10 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import _html, display, study
+from .. import study
 from ..errors import ConfigurationError
+from ..views import display
+from ..views import html as _html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,7 +130,7 @@ class Gallery:
         :mod:`.saved`); elsewhere (papermill, nbval, reports) the static grid alone."""
         from IPython.display import display as show
 
-        from .._frontend import interactive_frontend
+        from ..views.frontend import interactive_frontend
 
         if self.experiment is not None and interactive_frontend():
             try:
@@ -143,7 +145,7 @@ class Gallery:
         show({"text/html": self.markup, "text/plain": repr(self)}, raw=True)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        from .._frontend import interactive_frontend
+        from ..views.frontend import interactive_frontend
 
         if self.experiment is None or not interactive_frontend():
             return {"text/html": self.markup, "text/plain": repr(self)}

@@ -23,7 +23,7 @@ _FAILED = ("failed", "error", "download_failed", "unknown")
 
 
 def progress_html(progress: Any, *, estimate: Any = None) -> str:
-    """The status line for a :class:`~runflow_nb.runner.SweepProgress` (counts, money, ETA), escaped."""
+    """The status line for a :class:`~runflow_nb.sweep.runner.SweepProgress` (counts, money, ETA), escaped."""
     chips = []
     for status, n in sorted(progress.counts.items()):
         if n > 0 and status != "planned":

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _html
+from ..views import html as _html
 
 __all__ = ["LIVE", "SAVED", "SavedView", "saved_html"]
 

@@ -20,7 +20,7 @@ import runflow_nb as rf
 from runflow_nb.client import Client
 from runflow_nb.diagnose import compare_inputs
 from runflow_nb.emulator import EmulatorServer, serve
-from runflow_nb.simulator import Simulator
+from runflow_nb.simulator.engine import Simulator
 from runflow_nb.specs import get_spec
 
 

@@ -1,0 +1,10 @@
+"""Sweeps: running a plan's runs with bounded concurrency, a budget, leases and resume.
+
+Owns the runner (:mod:`.runner`), how runs end and are recorded (:mod:`.recording`), batches
+(:mod:`.batches`) and lost batches (:mod:`.lost_batches`), run leases (:mod:`.leases`), the budget
+guard (:mod:`.budget`), progress and summaries (:mod:`.status`) and sweeps off the caller's thread
+(:mod:`.background`).
+
+May import: the client, ``_protocol``, ``store``, ``media``, the request and plan, specs, settings
+and errors. Never ``experiment``, ``views``, ``widgets``, ``report`` or ``cli`` (they sit above).
+"""
