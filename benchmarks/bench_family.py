@@ -73,7 +73,7 @@ def notebook() -> dict[str, Any]:
         for name, params in (("seed_sweep", {"seeds": list(range(1, 7)), "durations": [3]}), ("compare_models", {})):
             work = Path(tmp) / name
             t0 = time.perf_counter()
-            rep = run_report(ROOT / "runflow_nb" / "notebooks" / f"{name}.ipynb", out_dir=work / "report", quiet=True,
+            rep = run_report(ROOT / "notebooks" / f"{name}.ipynb", out_dir=work / "report", quiet=True,
                              parameters={**params, "store": str(work / "runflow.sqlite"),
                                          "artifacts_dir": str(work / "art")}, env=env)
             out[name] = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""Executed-notebook size per clip: papermill runs of ``runflow_nb/notebooks/seed_sweep.ipynb`` with two seed
+"""Executed-notebook size per clip: papermill runs of ``notebooks/seed_sweep.ipynb`` with two seed
 counts on the offline simulator; the slope of the ``.ipynb`` (and HTML report) size per extra clip.
 
 Videos are shown by reference with a poster frame, so a clip should cost a few KB, not megabytes.
@@ -29,7 +29,7 @@ def run(*, clips: tuple[int, int] = (4, 8)) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for n in clips:
             work = Path(tmp) / f"n{n}"
-            out = run_report(ROOT / "runflow_nb" / "notebooks" / "seed_sweep.ipynb", out_dir=work / "report", quiet=True,
+            out = run_report(ROOT / "notebooks" / "seed_sweep.ipynb", out_dir=work / "report", quiet=True,
                              parameters={"experiment": f"size-{n}", "seeds": list(range(1, n + 1)), "durations": [3],
                                          "store": str(work / "runflow.sqlite"), "artifacts_dir": str(work / "art")},
                              env={"RUNFLOW_API_KEY": None, "RUNFLOW_BASE_URL": None, "RUNFLOW_BACKEND": "simulator",

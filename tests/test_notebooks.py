@@ -1,6 +1,6 @@
 """The shipped notebooks as files: stripped, runnable offline, with the documented parameters.
 
-Executing them is nbval's job: ``scripts/test.sh`` runs ``pytest --nbval-lax runflow_nb/notebooks/`` as its own
+Executing them is nbval's job: ``scripts/test.sh`` runs ``pytest --nbval-lax notebooks/`` as its own
 step (the simulator, small defaults), and tests/test_report.py runs seed_sweep.ipynb through papermill
 with non-default parameters.
 """
@@ -77,7 +77,7 @@ def test_every_shipped_notebook_is_bundled_by_name_and_takes_its_store_from_the_
     shipped = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
     assert sorted(BUNDLED_NOTEBOOKS) == shipped
     for name in shipped:
-        assert bundled_notebook(name) == NOTEBOOKS / f"{name}.ipynb"
+        assert bundled_notebook(name).resolve() == NOTEBOOKS / f"{name}.ipynb"  # one copy, linked into the package
         nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
         params = _parameters(nb) if any("parameters" in c.metadata.get("tags", []) for c in nb.cells) else {}
         if "store" in params:  # None: RUNFLOW_STORE / RUNFLOW_ARTIFACTS, else the one default the CLI uses too

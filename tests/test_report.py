@@ -489,9 +489,10 @@ def test_credentials_are_never_passed_as_parameters(params: dict[str, Any], tmp_
 
 def test_bundled_notebooks_are_found_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert find_notebook("seed_sweep") == SEED_SWEEP
-    assert find_notebook("compare.ipynb") == REPO / "notebooks" / "compare.ipynb"
-    assert bundled_notebook("seed_sweep.ipynb") == SEED_SWEEP
+    # the package's notebooks/ is the checkout's top-level notebooks/ (one copy, linked into the package)
+    assert find_notebook("seed_sweep").resolve() == SEED_SWEEP
+    assert find_notebook("compare.ipynb").resolve() == REPO / "notebooks" / "compare.ipynb"
+    assert bundled_notebook("seed_sweep.ipynb").resolve() == SEED_SWEEP
     with pytest.raises(ConfigurationError, match="no notebook"):
         find_notebook("nope")
     with pytest.raises(ConfigurationError, match="no notebook"):
@@ -500,7 +501,7 @@ def test_bundled_notebooks_are_found_by_name(tmp_path: Path, monkeypatch: pytest
         bundled_notebook("../seed_sweep")
     (tmp_path / "seed_sweep.ipynb").write_text("{}")
     assert find_notebook("seed_sweep.ipynb") == Path("seed_sweep.ipynb")  # the user's file, named by path
-    assert find_notebook("seed_sweep") == SEED_SWEEP
+    assert find_notebook("seed_sweep").resolve() == SEED_SWEEP
 
 
 def test_sample_images_are_deterministic_labelled_and_inline_sized(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 A sentinel key (``SENTINEL`` + a random suffix, with and without the ``rf_live_`` prefix) is set as ``RUNFLOW_API_KEY`` with
 ``RUNFLOW_BASE_URL`` pointing at a loopback emulator that accepts exactly that key, so every
 component takes the real-backend path: the CLI (generate, sweep, an auth failure), a sweep through
-``Experiment``, a papermill report of ``runflow_nb/notebooks/seed_sweep.ipynb`` (its kernel inherits the
+``Experiment``, a papermill report of ``notebooks/seed_sweep.ipynb`` (its kernel inherits the
 environment), error paths (401, 422, a failed run, a network error) and DEBUG logging. Then every
 output is scanned for the sentinel: the store (each value of each table, and the raw SQLite/WAL
 bytes), the artifacts, the executed notebook and its HTML, the logs, stdout/stderr, reprs and
@@ -144,7 +144,7 @@ def test_the_key_appears_in_no_output_of_any_kind(sentinel: tuple[str, EmulatorS
     # 3. a papermill report; its kernel inherits RUNFLOW_API_KEY / RUNFLOW_BASE_URL
     from runflow_nb.report.build import run_report
 
-    report = run_report(ROOT / "runflow_nb" / "notebooks" / "seed_sweep.ipynb", out_dir=tmp_path / "report", parameters={
+    report = run_report(ROOT / "notebooks" / "seed_sweep.ipynb", out_dir=tmp_path / "report", parameters={
         "experiment": "report", "prompt": "character1 trots", "seeds": [3, 4], "durations": [3], "images": [image], "store": str(store),
         "artifacts_dir": str(artifacts), "concurrency": 2})
     assert report.summary and report.summary["backend"] == "runflow", report.summary

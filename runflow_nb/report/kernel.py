@@ -16,7 +16,7 @@ from .scrub import redact
 
 __all__ = ["ReportError", "execute"]
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # runflow_nb/
 _ENV_LOCK = threading.Lock()
 
 

@@ -17,7 +17,7 @@ __all__ = ["BUNDLED_NOTEBOOKS", "PATH_PARAMETERS", "absolute", "bundled_notebook
 PATH_PARAMETERS = ("store", "artifacts_dir", "images")
 """Notebook parameters holding file locations (or lists of them); made absolute before the run."""
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # runflow_nb/
 
 
 def parameter_list(value: Any) -> list[Any] | None:
