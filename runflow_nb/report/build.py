@@ -131,8 +131,10 @@ def run_report(notebook: str | os.PathLike[str], *, parameters: Mapping[str, Any
         raise ConfigurationError(f"{source.name} has no parameter {', '.join(map(repr, unknown))}; "
                                  f"its parameters are: {known}")
     # A default means what it means in Jupyter (beside the notebook); a packaged notebook's defaults
-    # would point into site-packages, so those are taken relative to the caller instead.
-    default_base = Path.cwd() if PACKAGE_DIR in source.parents else source.parent
+    # would point into site-packages (or, from a checkout, into its notebooks/ that the package links
+    # to), so those are taken relative to the caller instead.
+    bundled = source.parent == (PACKAGE_DIR / "notebooks").resolve()
+    default_base = Path.cwd() if bundled else source.parent
     for name in PATH_PARAMETERS:
         if name in params:
             params[name] = absolute(params[name], Path.cwd())
