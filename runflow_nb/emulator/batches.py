@@ -53,7 +53,7 @@ class BatchRoutes(EmulatorBase):
                 issues.append(Issue(f"input[{i}].client_ref", "must be a string of at most 255 characters",
                                     "use a shorter reference"))
             inp = {k: v for k, v in item.items() if k != "client_ref"}  # stripped before model validation
-            images, more, notes, video = check_input(self, spec, inp, request)
+            images, more, notes, video = check_input(self, spec.model, inp, request)
             issues += [Issue(f"input[{i}].{p.field}", p.message, p.fix) for p in more]
             checked.append((inp, images, notes, video, ref))
         if issues:

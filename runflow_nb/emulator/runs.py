@@ -63,7 +63,7 @@ class RunRoutes(EmulatorBase):
 
     def _create_run(self, spec: ModelSpec, inp: dict[str, Any], request: httpx.Request, request_id: str,
                     issues: list[Issue], **extra: Any) -> dict[str, Any]:
-        images, more, notes, video = check_input(self, spec, inp, request)
+        images, more, notes, video = check_input(self, spec.model, inp, request)
         issues = [*issues, *more]
         if issues:
             raise ValidationError(issues)
