@@ -70,8 +70,13 @@ class HookRoutes(EmulatorBase):
             raise HTTPError(422, "VALIDATION_ERROR", str(exc)) from None
         return json_response(200, self.settings())
 
-    def configure(self, body: dict[str, Any]) -> None:
-        """Apply the settings in ``body`` (all checked before any is applied; ValueError names the bad one)."""
+    def configure(self, body: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
+        """Apply the settings in ``body`` and/or keyword arguments, as ``POST /_emulator/config`` does
+        (all checked before any is applied; ValueError names the bad one); returns the settings in force.
+
+        >>> emulator.configure(list_lag_s=20, key_replay="creates")          # doctest: +SKIP
+        """
+        body = {**(body or {}), **settings}
         known = set(self.settings())
         unknown = sorted(set(body) - known)
         if unknown:
@@ -120,3 +125,4 @@ class HookRoutes(EmulatorBase):
             changes["model_pages"] = dict(pages)
         for name, value in changes.items():
             setattr(self, name, value)
+        return self.settings()
