@@ -282,3 +282,22 @@ def test_the_ledger_ties_each_billed_run_to_its_client_ref_and_cost(staged: Any,
         run_id: (f"led-{i}", "0.42") for i, run_id in enumerate(ids)}
     assert book["by_client_ref"]["led-1"] == {"made": 1, "billed": 1, "billed_usd": 0.42, "run_ids": [ids[1]]}
     assert book["total_usd"] == 1.26 and book["count"] == 3 and book["made_twice"] == []
+
+
+@pytest.mark.parametrize("kwargs, names", [({"list_lag_s": -1}, "list_lag_s"), ({"get_lag_s": float("nan")}, "get_lag_s"),
+                                           ({"key_replay": "bogus"}, "key_replay"),
+                                           ({"idempotency": False, "key_replay": "all"}, "key_replay")])
+def test_bad_staging_keywords_are_refused_at_start(kwargs: dict[str, Any], names: str) -> None:
+    from runflow_nb.emulator import Emulator
+
+    with pytest.raises(ValueError, match=names):
+        Emulator(latency=0.05, **kwargs)
+
+
+def test_the_staging_keywords_are_read_at_start() -> None:
+    from runflow_nb.emulator import Emulator
+
+    with Emulator(latency=0.05, list_lag_s=3, get_lag_s=2.5, key_replay="creates") as emu:
+        assert (emu.list_lag_s, emu.get_lag_s, emu.key_replay, emu.idempotency) == (3.0, 2.5, "creates", True)
+    with Emulator(latency=0.05, idempotency=False) as emu:
+        assert emu.key_replay == "none"

@@ -77,6 +77,12 @@ class EmulatorBase:
             raise ValueError("cancel_spelling must be 'canceled' or 'cancelled'")
         if list_cursor_style not in ("next_pq", "next"):
             raise ValueError("list_cursor_style must be 'next_pq' or 'next'")
+        if key_replay is not None and idempotency is not None and replay_mode(idempotency) != "all" \
+                and replay_mode(key_replay) != "none":
+            raise ValueError("idempotency=False and key_replay disagree: pass key_replay only")
+        replay = replay_mode(key_replay if key_replay is not None else (True if idempotency is None else idempotency))
+        list_lag, get_lag = lag_seconds(list_lag_s, "list_lag_s"), lag_seconds(get_lag_s, "get_lag_s")
+        plan = FaultPlan.parse(faults)  # every setting is checked before a simulator is made
         self._owns_simulator = simulator is None
         self.simulator = simulator if simulator is not None else Simulator(
             latency=0.3 if latency is None else latency)
@@ -87,20 +93,16 @@ class EmulatorBase:
         self.offline_images = offline_images
         self.fetch_timeout_s = fetch_timeout_s
         self.blocking_timeout_s = blocking_timeout_s
-        self._injector = Injector(FaultPlan.parse(faults))
+        self._injector = Injector(plan)
         self.state = EmulatorState()
-        if key_replay is not None and idempotency is not None and replay_mode(idempotency) != "all" \
-                and replay_mode(key_replay) != "none":
-            raise ValueError("idempotency=False and key_replay disagree: pass key_replay only")
         #: Which POST routes honour ``Idempotency-Key`` (replay / 409): ``all`` (every POST under /v1,
         #: as documented), ``creates`` (the run and batch creates only), ``all_but_single_create``
         #: (every POST but ``POST /v1/models/{model}/runs``) or ``none`` (no middleware).
-        self.key_replay = replay_mode(key_replay if key_replay is not None else
-                                      (True if idempotency is None else idempotency))
+        self.key_replay = replay
         #: A new run shows in ``GET /v1/runs`` only this many seconds after it was created.
-        self.list_lag_s = lag_seconds(list_lag_s, "list_lag_s")
+        self.list_lag_s = list_lag
         #: ``GET /v1/runs/{id}`` (and a new batch's GETs) answer 404 for this many seconds after creation.
-        self.get_lag_s = lag_seconds(get_lag_s, "get_lag_s")
+        self.get_lag_s = get_lag
         self.idempotency_ttl_s = idempotency_ttl_s
         #: Accept ``POST /v1/models/{model}/batches``; False answers 422 as a non-template model does.
         self.batches = batches
@@ -112,7 +114,7 @@ class EmulatorBase:
         self.list_ignores_filters = list_ignores_filters
         #: Answer at most this many runs per list page whatever ``limit`` asks (None: ``limit`` rules).
         self.list_page_cap: int | None = None
-        #: Model pages served instead of the one generated from the spec (model id → detail object).
+        #: Model pages served (and validated by) instead of this server's own (model id → detail object).
         self.model_pages: dict[str, dict[str, Any]] = {}
 
     # -- settings --------------------------------------------------------------------------------
