@@ -280,7 +280,8 @@ def test_the_ledger_ties_each_billed_run_to_its_client_ref_and_cost(staged: Any,
     book = ledger(client)
     assert {e["run_id"]: (e["client_ref"], e["cost"]) for e in book["billed"]} == {
         run_id: (f"led-{i}", "0.42") for i, run_id in enumerate(ids)}
-    assert book["by_client_ref"]["led-1"] == {"made": 1, "billed": 1, "billed_usd": 0.42, "run_ids": [ids[1]]}
+    assert book["by_client_ref"]["led-1"] == {"made": 1, "billed": 1, "billed_usd": 0.42, "run_ids": [ids[1]],
+                                              "other_callers": 0}
     assert book["total_usd"] == 1.26 and book["count"] == 3 and book["made_twice"] == []
 
 
@@ -301,3 +302,15 @@ def test_the_staging_keywords_are_read_at_start() -> None:
         assert (emu.list_lag_s, emu.get_lag_s, emu.key_replay, emu.idempotency) == (3.0, 2.5, "creates", True)
     with Emulator(latency=0.05, idempotency=False) as emu:
         assert emu.key_replay == "none"
+
+
+def test_another_callers_run_under_the_same_client_ref_is_counted_apart(staged: Any) -> None:
+    _, client = staged
+    config(client, faults="dupref=1x")
+    mine = client.post(f"/v1/models/{T2V}/runs", json=body("shared")).json()["id"]
+    book = ledger(client)
+    assert book["by_client_ref"]["shared"]["made"] == 1 and book["by_client_ref"]["shared"]["run_ids"] == [mine]
+    assert book["by_client_ref"]["shared"]["other_callers"] == 1 and len(book["other_callers"]) == 1
+    assert book["made_twice"] == [] and book["runs_made"] == 1
+    listed_refs = [r["client_ref"] for r in client.get("/v1/runs", params={"q": "client_ref:shared"}).json()["items"]]
+    assert listed_refs == ["shared", "shared"]  # the list shows both, as a real server would

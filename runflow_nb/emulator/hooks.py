@@ -4,8 +4,11 @@
 billed == stored" checks: ``billed`` (one entry per billed run: ``run_id``, ``client_ref``,
 ``cost``, ``cost_usd``, ...), ``count``, ``total_usd``, ``creates`` (the journal: one entry per
 create request, with ``via`` created/replayed/conflict and ``answer`` 201/409/drop/create500/
-create500kept), ``runs_made``, ``by_client_ref`` (``{ref: {made, billed, billed_usd, run_ids}}``)
-and ``made_twice`` (the client_refs with more than one run).
+create500kept), ``runs_made``, ``by_client_ref`` (``{ref: {made, billed, billed_usd, run_ids,
+other_callers}}``) and ``made_twice`` (the client_refs with more than one run). Runs the ``dupref``
+fault makes for "another caller" are counted apart (``other_callers`` per ref, and their ids in
+``other_callers``), never in ``made``, ``billed`` per ref or ``runs_made``; ``billed``, ``count``
+and ``total_usd`` are everything the server billed, theirs included.
 
 ``POST /_emulator/config`` changes any of: ``latency``, ``faults``, ``idempotency`` (true: key
 replay on every route, false: none), ``key_replay``, ``list_lag_s``, ``get_lag_s``, ``batches``,
@@ -32,21 +35,28 @@ class HookRoutes(EmulatorBase):
     def ledger_view(self) -> dict[str, Any]:
         """What ``GET /_emulator/ledger`` answers (see the module's doc)."""
         billed = self.simulator.ledger()
-        made = self.state.made_runs()
+        made, others = self.state.made_runs()
         by_ref: dict[str, dict[str, Any]] = {}
+
+        def entry(ref: str) -> dict[str, Any]:
+            return by_ref.setdefault(ref, {"made": 0, "billed": 0, "billed_usd": 0.0, "run_ids": [],
+                                           "other_callers": 0})
+
         for run_id, ref in made.items():
             if ref is not None:
-                entry = by_ref.setdefault(ref, {"made": 0, "billed": 0, "billed_usd": 0.0, "run_ids": []})
-                entry["made"] += 1
-                entry["run_ids"].append(run_id)
+                if run_id in others:
+                    entry(ref)["other_callers"] += 1
+                else:
+                    entry(ref)["made"] += 1
+                    entry(ref)["run_ids"].append(run_id)
         for e in billed:
-            if e.get("client_ref") is not None:
-                entry = by_ref.setdefault(e["client_ref"], {"made": 0, "billed": 0, "billed_usd": 0.0, "run_ids": []})
-                entry["billed"] += 1
-                entry["billed_usd"] = round(entry["billed_usd"] + e["cost_usd"], 2)
+            if e.get("client_ref") is not None and e["run_id"] not in others:
+                entry(e["client_ref"])["billed"] += 1
+                entry(e["client_ref"])["billed_usd"] = round(entry(e["client_ref"])["billed_usd"] + e["cost_usd"], 2)
         return {"billed": billed, "count": len(billed), "total_usd": round(sum(e["cost_usd"] for e in billed), 2),
-                "creates": self.state.creates(), "runs_made": len(made), "by_client_ref": by_ref,
-                "made_twice": sorted(ref for ref, e in by_ref.items() if e["made"] > 1)}
+                "creates": self.state.creates(), "runs_made": len(made) - len(others), "by_client_ref": by_ref,
+                "made_twice": sorted(ref for ref, e in by_ref.items() if e["made"] > 1),
+                "other_callers": sorted(others)}
 
     def settings(self) -> dict[str, Any]:
         """The settings ``POST /_emulator/config`` can change, as they stand."""

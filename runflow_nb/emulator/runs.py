@@ -105,7 +105,7 @@ class RunRoutes(EmulatorBase):
         other = {**inp, "seed": (seed + 1 if isinstance(seed, int) and seed < 2**31 - 1 else 0)}
         run = self.simulator.submit(other, images=images, model=spec.model, client_ref=client_ref, video=video,
                                     metadata={"caller": "another process"})
-        self.state.note_run(run["id"], client_ref, self.simulator.now())
+        self.state.note_run(run["id"], client_ref, self.simulator.now(), other_caller=True)
 
     def run_view(self, run: dict[str, Any]) -> dict[str, Any]:
         """A simulator run view as this server shows it (faults, spelling)."""

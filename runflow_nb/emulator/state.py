@@ -47,6 +47,7 @@ class EmulatorState:
         self.journal: list[dict[str, Any]] = []
         self.born: dict[str, float] = {}  # run or batch id -> when it was created (simulator clock)
         self.made: dict[str, str | None] = {}  # every run this server made, in order -> its client_ref
+        self.others: set[str] = set()  # runs another caller made (the dupref fault), not the client under test
         self.secret = secrets.token_bytes(16)
 
     def count(self, key: str, n: int = 1) -> None:
@@ -57,11 +58,14 @@ class EmulatorState:
         with self.lock:
             return dict(self._counts)
 
-    def note_run(self, run_id: str, client_ref: str | None, born: float) -> None:
-        """Remember a run this server made (for the ledger's per-client_ref counts and the lags)."""
+    def note_run(self, run_id: str, client_ref: str | None, born: float, *, other_caller: bool = False) -> None:
+        """Remember a run this server made (for the ledger's per-client_ref counts and the lags);
+        ``other_caller``: made for another caller, not by a request of the client under test."""
         with self.lock:
             self.made[run_id] = client_ref
             self.born[run_id] = born
+            if other_caller:
+                self.others.add(run_id)
 
     def note_born(self, ident: str, born: float) -> None:
         with self.lock:
@@ -71,9 +75,10 @@ class EmulatorState:
         with self.lock:
             return self.born.get(ident)
 
-    def made_runs(self) -> dict[str, str | None]:
+    def made_runs(self) -> tuple[dict[str, str | None], set[str]]:
+        """Every run made → its client_ref, and the ids of those made for another caller."""
         with self.lock:
-            return dict(self.made)
+            return dict(self.made), set(self.others)
 
     def note_create(self, *, route: str, via: str, ids: list[str], idempotency_key: str | None,
                     client_refs: list[str | None], answer: str = "201") -> None:
