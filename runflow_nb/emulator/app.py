@@ -74,7 +74,7 @@ class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes, HookRoutes):
     which POST routes honour Idempotency-Key; ``idempotency=True/False`` is ``all``/``none``).
 
     >>> emulator = Emulator(latency=0.05, faults="429=0.2,seed=3")              # doctest: +SKIP
-    >>> client = httpx.Client(transport=httpx.MockTransport(emulator.handle), base_url="http://emu")
+    >>> client = httpx.Client(transport=httpx.MockTransport(emulator.handle), base_url="http://emu")  # doctest: +SKIP
     """
 
     def __enter__(self) -> Emulator:
