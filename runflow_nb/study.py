@@ -22,7 +22,7 @@ from .errors import Issue, ValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FAVOURITE", "PARAMETERS", "Grid", "best_per", "column_order", "grid", "next_pair", "ranking",
+__all__ = ["FAVOURITE", "PARAMETERS", "Grid", "best_per", "column_order", "follows", "grid", "next_pair", "ranking",
            "varying"]
 
 PARAMETERS = ("model", "prompt", "images", "seed", "duration", "resolution", "aspect_ratio",
@@ -112,7 +112,13 @@ def _ordered(keys: Iterable[Any]) -> list[Any]:
 @dataclass
 class Grid:
     """Runs laid out as facets of ``rows`` × ``cols``: the same row and column keys in every facet,
-    so clips line up across them; ``cells[(facet, row, col)]`` holds the runs there (often one)."""
+    so clips line up across them; ``cells[(facet, row, col)]`` holds the runs there (often one).
+
+    ``explained`` names the parameters that varied but follow from an axis (``images`` and
+    ``aspect_ratio`` from ``model``: each model takes its own), each with that axis; they are not
+    axes of their own, and :meth:`notes` gives their value beside the axis key. An edited clip
+    (``parent_run_id``) sits in its parent's cell, right after it (``parents`` maps it to the parent).
+    """
 
     rows: str
     cols: str
@@ -121,9 +127,23 @@ class Grid:
     col_keys: list[Any]
     facet_keys: list[tuple[Any, ...]]
     cells: dict[tuple[tuple[Any, ...], Any, Any], list[dict[str, Any]]] = field(default_factory=dict)
+    explained: dict[str, str] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)
+    _notes: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def runs(self, facet: tuple[Any, ...], row: Any, col: Any) -> list[dict[str, Any]]:
         return self.cells.get((facet, row, col), [])
+
+    def notes(self, axis: str, key: Any) -> dict[str, Any]:
+        """The explained parameters' values where ``axis`` is ``key`` (e.g. the images a model took)."""
+        return self._notes.get((axis, key), {})
+
+    def shown(self, facet: tuple[Any, ...], row: Any, col: Any) -> dict[str, Any]:
+        """What the headers already say for a cell: its axes' values and what follows from them."""
+        out: dict[str, Any] = {self.rows: row, self.cols: col, **dict(zip(self.facets, facet, strict=True))}
+        for axis, key in list(out.items()):
+            out.update(self.notes(axis, key))
+        return out
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -135,31 +155,86 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def follows(recs: Sequence[Mapping[str, Any]], param: str, axis: str) -> bool:
+    """True when ``param`` takes one value for each value of ``axis`` (it follows from the axis).
+
+    >>> follows([{"model": "t2v", "images": None}, {"model": "i2v", "images": ["a.png"]},
+    ...          {"model": "i2v", "images": ["a.png"]}], "images", "model")
+    True
+    """
+    seen: dict[Any, Any] = {}
+    for r in recs:
+        key, value = _hashable(r.get(axis)), _hashable(r.get(param))
+        if seen.setdefault(key, value) != value:
+            return False
+    return len(seen) > 1  # one axis value explains nothing that varies
+
+
+def _lineage(recs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each edit (``parent_run_id`` among ``recs``) → the first run of its line (edits of edits too)."""
+    ids = {r.get("run_id") for r in recs}
+    parent = {str(r["run_id"]): str(r["parent_run_id"]) for r in recs
+              if r.get("parent_run_id") and r.get("parent_run_id") in ids}
+    out: dict[str, str] = {}
+    for child in parent:
+        root, hops = parent[child], 0
+        while root in parent and hops < len(parent):  # a loop in hand-edited rows ends the walk
+            root, hops = parent[root], hops + 1
+        if root not in parent:  # (a loop has no first run: its rows stay where their parameters put them)
+            out[child] = root
+    return out
+
+
 def grid(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
          facets: str | Sequence[str] | None = None) -> Grid:
     """Lay ``df`` out by ``rows`` × ``cols``; ``facets`` (default: every other parameter that
-    varied) split it into aligned sub-grids. Within a cell runs are ordered by creation."""
+    varied and does not follow from an axis) split it into aligned sub-grids. Within a cell runs
+    are ordered by creation, each edit right after the clip it was made from."""
     for axis in (rows, cols, *([facets] if isinstance(facets, str) else facets or [])):
         if axis not in df.columns:
             known = ", ".join(map(str, df.columns))
             raise ValidationError([Issue("gallery", f"no column {axis!r} to lay the gallery out by",
                                          f"pick one of: {known}")])
+    recs = records(df)
+    roots = _lineage(recs) if "parent_run_id" in df.columns else {}
+    placed = [r for r in recs if r.get("run_id") not in roots]  # edits follow their parent, not the axes
+    explained: dict[str, str] = {}
     if facets is None:
-        facet_cols = [c for c in varying(df) if c not in (rows, cols)]
+        axes, facet_cols = [rows, cols], []
+        laid = df[~df["run_id"].isin(list(roots))] if roots else df
+        for c in varying(laid):
+            if c in (rows, cols):
+                continue
+            by = next((a for a in axes if follows(placed, c, a)), None)
+            if by is None:
+                facet_cols.append(c)
+                axes.append(c)
+            else:
+                explained[c] = by
     else:
         facet_cols = [facets] if isinstance(facets, str) else list(facets)
-    recs = records(df)
-    row_keys = _ordered(_hashable(r[rows]) for r in recs)
-    col_keys = _ordered(_hashable(r[cols]) for r in recs)
-    facet_values = [_ordered(_hashable(r[f]) for r in recs) for f in facet_cols]
-    seen = {tuple(_hashable(r[f]) for f in facet_cols) for r in recs}
+    row_keys = _ordered(_hashable(r[rows]) for r in placed)
+    col_keys = _ordered(_hashable(r[cols]) for r in placed)
+    facet_values = [_ordered(_hashable(r[f]) for r in placed) for f in facet_cols]
+    seen = {tuple(_hashable(r[f]) for f in facet_cols) for r in placed}
     import itertools
 
     facet_keys = [k for k in itertools.product(*facet_values) if k in seen] if facet_cols else [()]
-    g = Grid(rows=rows, cols=cols, facets=facet_cols, row_keys=row_keys, col_keys=col_keys, facet_keys=facet_keys)
-    for r in recs:
+    g = Grid(rows=rows, cols=cols, facets=facet_cols, row_keys=row_keys, col_keys=col_keys, facet_keys=facet_keys,
+             explained=explained, parents={str(r["run_id"]): str(r["parent_run_id"]) for r in recs
+                                           if r.get("run_id") in roots})
+    for param, axis in explained.items():
+        for r in placed:
+            g._notes.setdefault((axis, _hashable(r[axis])), {})[param] = r.get(param)
+    where: dict[str, tuple[tuple[Any, ...], Any, Any]] = {}
+    for r in placed:
         key = (tuple(_hashable(r[f]) for f in facet_cols), _hashable(r[rows]), _hashable(r[cols]))
         g.cells.setdefault(key, []).append(r)
+        where[str(r.get("run_id"))] = key
+    for r in recs:  # edits in creation order, after everything in their parent's cell
+        root = roots.get(str(r.get("run_id")))
+        if root is not None and root in where:
+            g.cells[where[root]].append(r)
     return g
 
 

@@ -24,26 +24,41 @@ full run object, UUIDv7 id), ``GET /v1/runs/{id}``, ``GET /v1/runs?q=&limit=&pq=
 expiring; Range supported), and the model page's blocking ``POST /v1/run/{model}`` with the flat
 input, answering ``{"video": {...}, "seed", "timing", "nsfw_detected", "id", "cost"}`` (a failed run
 answers 500 with the failure code). Every ``POST`` under ``/v1`` goes through the
-``Idempotency-Key`` middleware (:mod:`.idempotency`). Test hooks (no auth): ``GET /_emulator/ledger``
-(billed runs and the create journal), ``GET /_emulator/stats``, ``POST /_emulator/config``
-(``latency``, ``faults``, ``idempotency``, ``batches``, ``list_ignores_filters``, ``cancel_spelling``,
+``Idempotency-Key`` middleware (:mod:`.idempotency`; which routes honour the key is the
+``key_replay`` setting). Test hooks (no auth): ``GET /_emulator/ledger`` (billed runs, the create
+journal, runs made and billed per client_ref), ``GET /_emulator/stats``, ``POST /_emulator/config``
+(``latency``, ``faults``, ``idempotency``, ``key_replay``, ``list_lag_s``, ``get_lag_s``,
+``batches``, ``list_ignores_filters``, ``list_page_cap``, ``cancel_spelling``,
 ``list_cursor_style``, ``model_pages``). Errors use ``{code, message, errors, request_id}``
 (``errors`` is null but for a 422, which lists every problem as ``{field, message, fix}``: input
 fields by bare name, e.g. ``duration``, ``image_urls[1]``; body fields ``input``, ``client_ref``,
 ``metadata``, ``callback_url``).
 
-Input is checked as :mod:`runflow_nb.request` checks it (rules from :mod:`runflow_nb.specs`):
-integers must be JSON integers (``5.0`` is refused), ``null`` means the default. Images may be
-``data:`` URIs, this emulator's confirmed asset URLs, or http(s) URLs fetched with a 3 s timeout.
-An unreachable URL (or an RFC 2606 example host such as example.com, never fetched) becomes a
-generated 1280×720 placeholder with a warning in the run's logs when ``offline_images="placeholder"``
-(the default, so the model page's example runs offline); with ``"reject"`` it is a 422.
+Input is checked against the model page this server serves (``inputs[]``, written from the API
+page's tables in :mod:`.catalog`; :mod:`.rules`), never with the client's rules, so a client rule
+error shows as a 422: integers must be JSON integers (``5.0`` is refused), ``null`` means the
+default. Images may be ``data:`` URIs, this emulator's confirmed asset URLs, or http(s) URLs fetched
+with a 3 s timeout. An unreachable URL (or an RFC 2606 example host such as example.com, never
+fetched) becomes a generated 1280×720 placeholder with a warning in the run's logs when
+``offline_images="placeholder"`` (the default, so the model page's example runs offline); with
+``"reject"`` it is a 422.
 
-Layout: :mod:`.app` (the :class:`Emulator`, its route table and test hooks), routes by topic in
-:mod:`.runs`, :mod:`.batches`, :mod:`.assets`, :mod:`.account` (with :mod:`.catalog`); server-side input checks in :mod:`.validation` and
-:mod:`.images` (rules read from :mod:`runflow_nb.specs`); :mod:`.faults` (what can be injected, and
-how to add a kind); :mod:`.state` (the server's bookkeeping beside the simulator's runs);
-:mod:`.server` (the loopback socket server) and :mod:`.cli` (``runflow-nb emulator``, :func:`spawn`).
+Staging what the docs leave open (kwargs, ``POST /_emulator/config`` keys and CLI flags alike):
+``list_lag_s`` (a new run shows in ``GET /v1/runs`` that many seconds after its create),
+``get_lag_s`` (``GET /v1/runs/{id}`` answers 404 ``RUN_NOT_FOUND`` that long after the create; a new
+batch's GETs likewise), ``key_replay`` (``all`` / ``creates`` / ``all_but_single_create`` / ``none``:
+which POST routes honour Idempotency-Key) and the create faults ``create500`` (made, answered 500,
+nothing kept) and ``create500kept`` (made, answered 500, the 201 kept for a replay). The run list's
+``q`` reads ``=``, ``:``, ``>``, ``<``, ``>=``, ``<=``, ``AND``, ``OR``, ``NOT`` (:mod:`.query`).
+Request bodies over :data:`MAX_BODY_BYTES` (60 MiB) answer 413 before the excess is read.
+
+Layout: :mod:`.app` (the :class:`Emulator` and its route table), routes by topic in :mod:`.runs`,
+:mod:`.batches`, :mod:`.assets`, :mod:`.account` (with :mod:`.catalog`) and :mod:`.hooks` (the
+``/_emulator/`` test hooks); input checks in :mod:`.validation` (:mod:`.rules`, :mod:`.images`,
+:mod:`.videos`); the list filter in :mod:`.query`; :mod:`.faults` (what can be injected, and how to
+add a kind); :mod:`.idempotency` (the key middleware, per route); :mod:`.state` (the server's
+bookkeeping beside the simulator's runs); :mod:`.server` (the loopback socket server) and
+:mod:`.cli` (``runflow-nb emulator``, :func:`spawn`).
 
 The fault spec syntax follows (also in ``FAULT_HELP`` and ``runflow-nb emulator --help``).
 """

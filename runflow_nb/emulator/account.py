@@ -24,12 +24,15 @@ class AccountRoutes(EmulatorBase):
     def _ep_model_detail(self, request: httpx.Request, request_id: str, *, model: str) -> httpx.Response:
         spec = spec_for(model)
         page = self.model_pages.get(spec.model)
-        return json_response(200, page if page is not None else model_detail(spec))
+        return json_response(200, page if page is not None else model_detail(spec.model))
 
     def _ep_me(self, request: httpx.Request, request_id: str) -> httpx.Response:
-        org = request.headers.get("x-organization-id") or "org_emulator"
+        """200 confirms the key (the only documented part). The identity names the same org as the
+        runs and the balance (``org_id``), or the one ``X-Organization-Id`` asks for; never the key."""
+        org = request.headers.get("x-organization-id") or ORG_ID
         return json_response(200, {"id": "usr_emulator", "email": "emulator@runflow-nb.invalid",
-                                   "name": "runflow_nb emulator", "organization_id": org})
+                                   "name": "runflow_nb emulator", "org_id": org, "organization_id": org,
+                                   "authenticated": True})
 
     def _ep_health(self, request: httpx.Request, request_id: str) -> httpx.Response:
         return json_response(200, {"status": "ok", "emulator": True, "time": iso_utc(time.time())})

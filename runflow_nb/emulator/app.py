@@ -1,7 +1,7 @@
 """The :class:`Emulator`: the route table, one pure handler, the error envelope and the test hooks.
 
-The routes themselves live by topic in :mod:`.runs`, :mod:`.assets` and :mod:`.account`; each is a
-method ``_ep_<name>(request, request_id, **path_params)`` named in :data:`ROUTES`.
+The routes themselves live by topic in :mod:`.runs`, :mod:`.batches`, :mod:`.assets`,
+:mod:`.account` and :mod:`.hooks` (the ``/_emulator/`` test hooks); each is a method ``_ep_<name>(request, request_id, **path_params)`` named in :data:`ROUTES`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from .account import AccountRoutes
 from .assets import AssetRoutes
 from .base import DROP_ANSWER
 from .batches import BatchRoutes
-from .faults import ERROR_FAULTS, ConnectionDropped, break_answer, nonneg
+from .faults import ERROR_FAULTS, ConnectionDropped, break_answer
+from .hooks import HookRoutes
 from .idempotency import with_idempotency
 from .runs import RunRoutes
-from .wire import HTTPError, invalid, json_body, json_response
+from .wire import HTTPError, invalid, json_response
 
 __all__ = ["ROUTES", "Emulator"]
 
@@ -57,16 +58,23 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 PUBLIC = ("/v1/health",)
 
 
-class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes):
+class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes, HookRoutes):
     """Runflow's API as a pure function over a :class:`~runflow_nb.simulator.engine.Simulator`.
 
     ``latency`` applies to a simulator created here (default 0.3 s) or, when given, overrides the
-    one passed in; both ``latency`` and ``faults`` can be changed later (attributes, or
-    ``POST /_emulator/config``). ``base_url`` prefixes the URLs the emulator hands out (output
-    files, uploads, assets); :func:`~runflow_nb.emulator.serve` sets it to the server's address.
+    one passed in; ``latency``, ``faults`` and the staging knobs (``list_lag_s``, ``get_lag_s``,
+    ``key_replay``) can be changed later (attributes, or ``POST /_emulator/config``). ``base_url``
+    prefixes the URLs the emulator hands out (output files, uploads, assets);
+    :func:`~runflow_nb.emulator.serve` sets it to the server's address.
+
+    Staging what the docs leave open (see :mod:`.idempotency` and :mod:`.hooks`): ``list_lag_s``
+    (a new run shows in ``GET /v1/runs`` that many seconds after it was created), ``get_lag_s``
+    (``GET /v1/runs/{id}`` and a new batch's GETs answer 404 ``RUN_NOT_FOUND`` / ``BATCH_NOT_FOUND``
+    for that long), ``key_replay`` (``all`` / ``creates`` / ``all_but_single_create`` / ``none``:
+    which POST routes honour Idempotency-Key; ``idempotency=True/False`` is ``all``/``none``).
 
     >>> emulator = Emulator(latency=0.05, faults="429=0.2,seed=3")              # doctest: +SKIP
-    >>> client = httpx.Client(transport=httpx.MockTransport(emulator.handle), base_url="http://emu")
+    >>> client = httpx.Client(transport=httpx.MockTransport(emulator.handle), base_url="http://emu")  # doctest: +SKIP
     """
 
     def __enter__(self) -> Emulator:
@@ -142,54 +150,3 @@ class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes):
         if path.startswith("/v1/"):
             return with_idempotency(self, request, name, lambda: handler(request, request_id, **params))
         return handler(request, request_id, **params)
-
-    # -- test hooks ------------------------------------------------------------------------------
-
-    def _ep_ledger(self, request: httpx.Request, request_id: str) -> httpx.Response:
-        ledger = self.simulator.ledger()
-        return json_response(200, {"billed": ledger, "count": len(ledger),
-                                   "total_usd": round(sum(e["cost_usd"] for e in ledger), 2),
-                                   "creates": self.state.creates()})
-
-    def _ep_stats_endpoint(self, request: httpx.Request, request_id: str) -> httpx.Response:
-        return json_response(200, self.stats())
-
-    def _ep_config(self, request: httpx.Request, request_id: str) -> httpx.Response:
-        body = json_body(request)
-        try:
-            if "latency" in body:
-                self.latency = nonneg(float(body["latency"]))
-            if "faults" in body:
-                self.faults = body["faults"]
-            for flag in ("idempotency", "batches", "list_ignores_filters"):
-                if flag in body:
-                    if not isinstance(body[flag], bool):
-                        raise ValueError(f"{flag} must be true or false")
-                    setattr(self, flag, body[flag])
-            if "list_page_cap" in body:
-                cap = body["list_page_cap"]
-                if cap is not None and (type(cap) is not int or cap < 1):
-                    raise ValueError("list_page_cap must be a positive integer or null")
-                self.list_page_cap = cap
-            if "cancel_spelling" in body:
-                if body["cancel_spelling"] not in ("canceled", "cancelled"):
-                    raise ValueError("cancel_spelling must be 'canceled' or 'cancelled'")
-                self.cancel_spelling = body["cancel_spelling"]
-            if "list_cursor_style" in body:
-                if body["list_cursor_style"] not in ("next_pq", "next"):
-                    raise ValueError("list_cursor_style must be 'next_pq' or 'next'")
-                self.list_cursor_style = body["list_cursor_style"]
-            if "model_pages" in body:
-                pages = body["model_pages"]
-                if not isinstance(pages, dict) or not all(isinstance(v, dict) for v in pages.values()):
-                    raise ValueError("model_pages must map model ids to model detail objects")
-                self.model_pages = dict(pages)
-        except (TypeError, ValueError) as exc:
-            raise HTTPError(422, "VALIDATION_ERROR", str(exc)) from None
-        return json_response(200, {"latency": self.latency, "faults": str(self.faults),
-                                   "idempotency": self.idempotency, "batches": self.batches,
-                                   "list_ignores_filters": self.list_ignores_filters,
-                                   "list_page_cap": self.list_page_cap,
-                                   "cancel_spelling": self.cancel_spelling,
-                                   "list_cursor_style": self.list_cursor_style,
-                                   "model_pages": sorted(self.model_pages)})

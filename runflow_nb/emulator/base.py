@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,39 @@ import httpx
 from ..simulator.engine import Simulator
 from ..specs import ModelSpec
 from .faults import BROKEN_ANSWER, CREATE_FAULTS, FAULT_KINDS, CreateFault, FaultPlan, Injector
+from .idempotency import KEY_REPLAY_MODES
 from .images import FETCH_TIMEOUT_S
 from .state import EmulatorState
 from .wire import HTTPError
 
-__all__ = ["DROP_ANSWER", "EmulatorBase"]
+__all__ = ["DROP_ANSWER", "EmulatorBase", "lag_seconds", "replay_mode"]
 
 #: ``request.extensions`` key a route sets to break its answer after the Idempotency-Key middleware
 #: saw it (see :class:`.faults.CreateFault`).
 DROP_ANSWER = BROKEN_ANSWER
+
+
+def lag_seconds(value: object, name: str) -> float:
+    """A lag setting: a finite number of seconds, 0 or more (ValueError naming ``name`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be a number of seconds (0 or more)")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds (0 or more), not {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{name} must be a finite number of seconds, 0 or more, not {value!r}")
+    return seconds
+
+
+def replay_mode(value: object) -> str:
+    """A ``key_replay`` setting (one of :data:`~.idempotency.KEY_REPLAY_MODES`; True/False read as
+    ``all``/``none``, as the ``idempotency`` switch always did)."""
+    if value is True or value is False:
+        return "all" if value else "none"
+    if value not in KEY_REPLAY_MODES:
+        raise ValueError(f"key_replay must be one of {', '.join(KEY_REPLAY_MODES)}, not {value!r}")
+    return str(value)
 
 
 class EmulatorBase:
@@ -36,7 +61,10 @@ class EmulatorBase:
         offline_images: str = "placeholder",
         fetch_timeout_s: float = FETCH_TIMEOUT_S,
         blocking_timeout_s: float = 3600.0,
-        idempotency: bool = True,
+        idempotency: bool | None = None,
+        key_replay: str | None = None,
+        list_lag_s: float = 0.0,
+        get_lag_s: float = 0.0,
         idempotency_ttl_s: float = 24 * 3600.0,
         batches: bool = True,
         cancel_spelling: str = "canceled",
@@ -49,6 +77,12 @@ class EmulatorBase:
             raise ValueError("cancel_spelling must be 'canceled' or 'cancelled'")
         if list_cursor_style not in ("next_pq", "next"):
             raise ValueError("list_cursor_style must be 'next_pq' or 'next'")
+        if key_replay is not None and idempotency is not None and replay_mode(idempotency) != "all" \
+                and replay_mode(key_replay) != "none":
+            raise ValueError("idempotency=False and key_replay disagree: pass key_replay only")
+        replay = replay_mode(key_replay if key_replay is not None else (True if idempotency is None else idempotency))
+        list_lag, get_lag = lag_seconds(list_lag_s, "list_lag_s"), lag_seconds(get_lag_s, "get_lag_s")
+        plan = FaultPlan.parse(faults)  # every setting is checked before a simulator is made
         self._owns_simulator = simulator is None
         self.simulator = simulator if simulator is not None else Simulator(
             latency=0.3 if latency is None else latency)
@@ -59,10 +93,16 @@ class EmulatorBase:
         self.offline_images = offline_images
         self.fetch_timeout_s = fetch_timeout_s
         self.blocking_timeout_s = blocking_timeout_s
-        self._injector = Injector(FaultPlan.parse(faults))
+        self._injector = Injector(plan)
         self.state = EmulatorState()
-        #: Honour ``Idempotency-Key`` (replay / 409); False serves as a server without the middleware.
-        self.idempotency = idempotency
+        #: Which POST routes honour ``Idempotency-Key`` (replay / 409): ``all`` (every POST under /v1,
+        #: as documented), ``creates`` (the run and batch creates only), ``all_but_single_create``
+        #: (every POST but ``POST /v1/models/{model}/runs``) or ``none`` (no middleware).
+        self.key_replay = replay
+        #: A new run shows in ``GET /v1/runs`` only this many seconds after it was created.
+        self.list_lag_s = list_lag
+        #: ``GET /v1/runs/{id}`` (and a new batch's GETs) answer 404 for this many seconds after creation.
+        self.get_lag_s = get_lag
         self.idempotency_ttl_s = idempotency_ttl_s
         #: Accept ``POST /v1/models/{model}/batches``; False answers 422 as a non-template model does.
         self.batches = batches
@@ -74,7 +114,7 @@ class EmulatorBase:
         self.list_ignores_filters = list_ignores_filters
         #: Answer at most this many runs per list page whatever ``limit`` asks (None: ``limit`` rules).
         self.list_page_cap: int | None = None
-        #: Model pages served instead of the one generated from the spec (model id → detail object).
+        #: Model pages served (and validated by) instead of this server's own (model id → detail object).
         self.model_pages: dict[str, dict[str, Any]] = {}
 
     # -- settings --------------------------------------------------------------------------------
@@ -86,6 +126,26 @@ class EmulatorBase:
     @latency.setter
     def latency(self, value: float) -> None:
         self.simulator.latency = float(value)
+
+    @property
+    def idempotency(self) -> bool:
+        """True when some route honours ``Idempotency-Key`` (set True/False: ``key_replay`` all/none)."""
+        return self.key_replay != "none"
+
+    @idempotency.setter
+    def idempotency(self, value: bool) -> None:
+        self.key_replay = replay_mode(bool(value))
+
+    def lagging(self, born: float | None, lag_s: float) -> bool:
+        """True while something created at ``born`` (simulator clock) is still hidden by ``lag_s``."""
+        return born is not None and lag_s > 0 and self.simulator.now() < born + lag_s
+
+    def hide_new(self, ident: str, what: str) -> None:
+        """Answer 404 for a run or batch created less than ``get_lag_s`` ago (read-after-create lag)."""
+        if self.get_lag_s > 0 and self.lagging(self.state.born_at(ident), self.get_lag_s):
+            self.state.count("lag:get_404")
+            code = "RUN_NOT_FOUND" if what == "run" else "BATCH_NOT_FOUND"
+            raise HTTPError(404, code, "does not exist or belongs to another org")
 
     @property
     def faults(self) -> FaultPlan:
@@ -116,7 +176,8 @@ class EmulatorBase:
         return False
 
     def create_fault(self) -> CreateFault:
-        """Draw the faults that break a create's answer (drop, create500); apply after creating."""
+        """Draw the faults that break a create's answer (drop, create500, create500kept); apply after
+        creating."""
         return CreateFault(next((kind for kind in CREATE_FAULTS if self.fault(kind)), None))
 
     def draw_error(self, eligible: tuple[str, ...]) -> str | None:
@@ -139,7 +200,9 @@ class EmulatorBase:
             "fault_plan": str(self.faults), "latency": self.latency,
             "creates": {v: counts.get(f"creates:{v}", 0) for v in ("created", "replayed", "conflict")},
             "client_ref_lookups": counts.get("lookups:client_ref", 0),
-            "idempotency": self.idempotency, "batches": self.batches,
+            "idempotency": self.idempotency, "key_replay": self.key_replay, "batches": self.batches,
+            "list_lag_s": self.list_lag_s, "get_lag_s": self.get_lag_s,
+            "lag_404s": counts.get("lag:get_404", 0),
         }
 
     def asset_from_url(self, path: str, params: httpx.QueryParams) -> dict[str, Any] | str:

@@ -1,5 +1,7 @@
 """Routes for batches: ``POST /v1/models/{model}/batches`` (1–100 items, a ``client_ref`` each),
 ``GET /v1/batches/{id}`` and ``GET /v1/batches/{id}/items`` (each item with its full run).
+A create fault (drop, create500, create500kept) is drawn once per batch create, after all its runs
+were made; ``get_lag_s`` hides a new batch's GETs (404) as it hides a new run's.
 
 Items are checked all together first (a 422 names ``input[i].<field>``); then one run per item is
 created with the batch's id. With ``Emulator(batches=False)`` the create answers 422 as a model
@@ -51,7 +53,7 @@ class BatchRoutes(EmulatorBase):
                 issues.append(Issue(f"input[{i}].client_ref", "must be a string of at most 255 characters",
                                     "use a shorter reference"))
             inp = {k: v for k, v in item.items() if k != "client_ref"}  # stripped before model validation
-            images, more, notes, video = check_input(self, spec, inp, request)
+            images, more, notes, video = check_input(self, spec.model, inp, request)
             issues += [Issue(f"input[{i}].{p.field}", p.message, p.fix) for p in more]
             checked.append((inp, images, notes, video, ref))
         if issues:
@@ -68,13 +70,15 @@ class BatchRoutes(EmulatorBase):
                            for i, (run, (*_, ref)) in enumerate(zip(runs, checked, strict=True))]}
         with self.state.lock:
             self.state.batches[batch_id] = batch
+        self.state.note_born(batch_id, self.simulator.now())
+        broken.apply(request)  # the batch and its runs exist (and are billed); only the answer is lost
         self.state.note_create(route="batches", via="created", ids=[r["id"] for r in runs],
                                idempotency_key=request.headers.get("idempotency-key"),
-                               client_refs=[c[-1] for c in checked])
-        broken.apply(request)  # the batch and its runs exist (and are billed); only the answer is lost
+                               client_refs=[c[-1] for c in checked], answer=broken.kind or "201")
         return json_response(201, self._batch_view(batch), {"Location": f"/v1/batches/{batch_id}"})
 
     def _batch(self, batch_id: str) -> dict[str, Any]:
+        self.hide_new(batch_id, "batch")
         with self.state.lock:
             batch = self.state.batches.get(batch_id)
         if batch is None:

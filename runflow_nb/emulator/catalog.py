@@ -1,65 +1,107 @@
-"""The model page ``GET /v1/models/{owner}/{slug}``, generated from the model's spec.
+"""The model pages ``GET /v1/models/{owner}/{slug}``, written from the API page's tables.
 
-``inputs[]`` lists every input as the documented fields (``name``, ``variable_type_code``,
-``is_required``, ``default_value``, ``validator_code``, ``validator_attrs``, ...). The shapes of
-``validator_code``/``validator_attrs`` are not documented; this server uses ``range``
-(``{min, max}``), ``enum`` (``{options}``), ``max_length`` (``{max}``) and ``list``
-(``{min_items, max_items, formats, min_short_side, max_bytes}``).
+These pages are this server's own statement of each model's inputs; :mod:`.rules` validates every
+create from them (never from the client's :mod:`runflow_nb.specs`), so a wrong limit on the client's
+side shows as a 422 here. A test checks that the two agree.
+
+``inputs[]`` uses the documented fields (``name``, ``variable_type_code``, ``is_required``,
+``default_value``, ``validator_code``, ``validator_attrs``, ...). The shapes of ``validator_code`` /
+``validator_attrs`` are not documented; this server uses ``range`` (``{min, max}``), ``enum``
+(``{options}``), ``max_length`` (``{max}``, with ``image_tags: {prefix, first, last}`` on a prompt
+that names images), ``list`` (images: ``{min_items, max_items, formats, min_short_side, max_bytes,
+min_aspect, max_aspect}``) and ``video`` (``{formats, min_duration, max_duration, max_bytes}``).
+
+Readings of the table, where it is terse: "Max 10 MB each" is 10,000,000 bytes; image-to-video
+states no byte limit, so the upload limit (52,428,800 bytes) applies; video-edit's "≤ 100 MB" is
+100,000,000 bytes; video-edit's reference images are not restated, so reference-to-video's formats
+apply with no minimum size and the 10 MB limit.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from ..specs import ModelSpec
+__all__ = ["PAGES", "model_detail"]
 
-__all__ = ["model_detail"]
-
-_TYPES = {str: "string", int: "integer", bool: "boolean", float: "number"}
+_UPLOAD_MAX = 52_428_800  # the asset-upload flow's documented size_bytes maximum
 
 
-def _field_entry(f: Any, order: int) -> dict[str, Any]:
-    validator: str | None = None
-    attrs: dict[str, Any] = {}
-    if f.choices:
-        validator, attrs = "enum", {"options": list(f.choices)}
-    elif f.minimum is not None or f.maximum is not None:
-        validator, attrs = "range", {"min": f.minimum, "max": f.maximum}
-    elif f.max_length is not None:
-        validator, attrs = "max_length", {"max": f.max_length}
-    return {"name": f.name, "display_name": f.name.replace("_", " ").capitalize(),
-            "variable_type_code": "enum" if f.choices else _TYPES.get(f.type, "string"),
-            "is_required": bool(f.required), "default_value": f.default, "validator_code": validator,
-            "validator_attrs": attrs, "description": f.help, "sort_order": order}
+def _entry(name: str, type_code: str, *, required: bool = False, default: Any = None, validator: str | None = None,
+           attrs: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
+    return {"name": name, "display_name": name.replace("_", " ").capitalize(), "variable_type_code": type_code,
+            "is_required": required, "default_value": default, "validator_code": validator,
+            "validator_attrs": attrs or {}, "description": description}
 
 
-def model_detail(spec: ModelSpec) -> dict[str, Any]:
-    """The model page of ``spec`` as the catalogue serves it."""
-    owner, _, slug = spec.model.partition("/")
-    inputs = [_field_entry(f, i) for i, f in enumerate(spec.fields)]
-    rules = spec.images
-    media: list[dict[str, Any]] = []
-    if spec.has_images:
-        media.append({
-            "name": rules.field, "display_name": rules.label.capitalize(),
-            "variable_type_code": "image" if rules.single else "image_list",
-            "is_required": rules.min_count > 0, "default_value": None, "validator_code": "list",
-            "validator_attrs": {"min_items": rules.min_count, "max_items": rules.max_count,
-                                "formats": list(rules.formats), "min_short_side": rules.min_short_side,
-                                "max_bytes": rules.max_bytes},
-            "description": f"{rules.label}s", "sort_order": 0})
-    if spec.video is not None:
-        v = spec.video
-        media.append({
-            "name": v.field, "display_name": "Video", "variable_type_code": "video", "is_required": True,
-            "default_value": None, "validator_code": "video",
-            "validator_attrs": {"formats": list(v.formats), "min_duration": v.min_duration_s,
-                                "max_duration": v.max_duration_s, "max_bytes": v.max_bytes},
-            "description": "the clip to edit", "sort_order": 0})
-    inputs[1:1] = media
+def _prompt(*, required: bool, tags: tuple[str, int, int] | None, description: str) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"max": 2500}
+    if tags is not None:
+        attrs["image_tags"] = {"prefix": tags[0], "first": tags[1], "last": tags[2]}
+    return _entry("prompt", "string", required=required, validator="max_length", attrs=attrs, description=description)
+
+
+_ASPECT = _entry("aspect_ratio", "enum", default="16:9", validator="enum",
+                 attrs={"options": ["16:9", "9:16", "1:1", "4:3", "3:4"]}, description="Frame shape of the output.")
+_DURATION = _entry("duration", "integer", default=5, validator="range", attrs={"min": 3, "max": 15},
+                   description="Length of the clip in whole seconds.")
+_RESOLUTION = _entry("resolution", "enum", default="1080p", validator="enum", attrs={"options": ["720p", "1080p"]},
+                     description="Short side of the output.")
+_SEED = _entry("seed", "integer", validator="range", attrs={"min": 0, "max": 2147483647},
+               description="Random seed; the same seed and inputs reproduce a clip.")
+_REF_FORMATS = ["JPEG", "PNG", "WEBP"]  # "JPEG/JPG/PNG/WEBP"
+
+
+def _page(model: str, price: tuple[float, float], inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    owner, _, slug = model.partition("/")
+    inputs = copy.deepcopy(inputs)  # the shared entries get a sort order per page
     for i, entry in enumerate(inputs):
         entry["sort_order"] = i
-    prices = ", ".join(f"${p:.2f}/s at {r}" for r, p in spec.price_per_second.items())
-    return {"id": spec.model, "owner": owner, "slug": slug, "name": slug.replace("/", " ").replace("-", " "),
-            "status_code": "active", "pricing_note": f"{prices}; billed per second of output",
+    return {"id": model, "owner": owner, "slug": slug, "name": slug.replace("/", " ").replace("-", " "),
+            "status_code": "active",
+            "pricing_note": f"${price[0]:.2f}/s at 720p, ${price[1]:.2f}/s at 1080p; billed per second of output",
             "inputs": inputs}
+
+
+PAGES: dict[str, dict[str, Any]] = {page["id"]: page for page in (
+    _page("alibaba/happy-horse/reference-to-video", (0.14, 0.28), [
+        _prompt(required=True, tags=("character", 1, 9),
+                description="What happens in the clip; character1…character9 name the images in order."),
+        _entry("image_urls", "image_list", required=True, validator="list",
+               attrs={"min_items": 1, "max_items": 9, "formats": _REF_FORMATS, "min_short_side": 400,
+                      "max_bytes": 10_000_000}, description="Reference images"),
+        _ASPECT, _DURATION, _RESOLUTION, _SEED,
+        _entry("enable_safety_checker", "boolean", default=True, description="Let the provider flag unsafe output."),
+    ]),
+    _page("alibaba/happy-horse/text-to-video", (0.14, 0.28), [
+        _prompt(required=True, tags=None, description="What happens in the clip."),
+        _ASPECT, _DURATION, _RESOLUTION, _SEED,
+    ]),
+    _page("alibaba/happy-horse/image-to-video", (0.14, 0.28), [
+        _prompt(required=False, tags=None, description="Optional: how the image should move."),
+        _entry("image_url", "image", required=True, validator="list",
+               attrs={"min_items": 1, "max_items": 1, "formats": ["JPEG", "PNG", "BMP", "WEBP"], "min_short_side": 300,
+                      "max_bytes": _UPLOAD_MAX, "min_aspect": 0.4, "max_aspect": 2.5}, description="The image"),
+        _DURATION, _RESOLUTION, _SEED,
+    ]),
+    _page("alibaba/happy-horse/video-edit", (0.28, 0.56), [
+        _prompt(required=True, tags=("@Image", 1, 5),
+                description="The edit to make; @Image1…@Image5 name the reference images."),
+        _entry("video_url", "video", required=True, validator="video",
+               attrs={"formats": ["MP4", "MOV"], "min_duration": 3, "max_duration": 60, "max_bytes": 100_000_000},
+               description="The clip to edit"),
+        _entry("reference_image_urls", "image_list", validator="list",
+               attrs={"min_items": 0, "max_items": 5, "formats": _REF_FORMATS, "min_short_side": 1,
+                      "max_bytes": 10_000_000}, description="Reference images"),
+        _entry("audio_setting", "enum", default="auto", validator="enum", attrs={"options": ["auto", "origin"]},
+               description="auto: new sound for the edited clip; origin: keep the input video's audio."),
+        _RESOLUTION, _SEED,
+    ]),
+)}
+
+
+def model_detail(model: Any) -> dict[str, Any]:
+    """The model page of ``model`` (a model id, or anything with a ``.model`` id) as the catalogue
+    serves it: a copy, so callers may change it."""
+    key = model if isinstance(model, str) else model.model
+    return copy.deepcopy(PAGES[key])

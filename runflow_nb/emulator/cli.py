@@ -14,7 +14,9 @@ from typing import Any
 
 from ..simulator.engine import Simulator
 from .app import Emulator
+from .base import lag_seconds
 from .faults import FAULT_HELP, FaultPlan
+from .idempotency import KEY_REPLAY_MODES
 from .server import EmulatorServer
 
 __all__ = ["emulator_main", "spawn"]
@@ -22,7 +24,8 @@ __all__ = ["emulator_main", "spawn"]
 
 @contextlib.contextmanager
 def spawn(*, latency: float = 0.3, faults: str | None = None, workdir: str | Path | None = None,
-          api_key: str | None = None) -> Iterator[tuple[str, Any]]:
+          api_key: str | None = None, list_lag_s: float = 0.0, get_lag_s: float = 0.0,
+          key_replay: str = "all") -> Iterator[tuple[str, Any]]:
     """``runflow-nb emulator --port 0`` in a child process, so its encoding never shares the caller's
     GIL; yields ``(url, process)`` once it serves and stops it on exit.
 
@@ -40,6 +43,7 @@ def spawn(*, latency: float = 0.3, faults: str | None = None, workdir: str | Pat
         cmd += ["--workdir", os.fspath(workdir)]
     if api_key is not None:
         cmd += ["--api-key", api_key]
+    cmd += ["--list-lag-s", str(list_lag_s), "--get-lag-s", str(get_lag_s), "--key-replay", key_replay]
     env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**env, "PYTHONUNBUFFERED": "1"})
@@ -77,7 +81,17 @@ def emulator_main(argv: list[str] | None = None) -> int:
                         help="seconds an output URL stays valid (default 3 days)")
     parser.add_argument("--balance", type=float, default=10_000.0, metavar="USD", help="starting credit")
     parser.add_argument("--no-idempotency", action="store_true",
-                        help="serve without the Idempotency-Key middleware (a retried create makes a new run)")
+                        help="serve without the Idempotency-Key middleware (a retried create makes a new run); "
+                             "the same as --key-replay none")
+    parser.add_argument("--key-replay", choices=KEY_REPLAY_MODES, default=None,
+                        help="which POST routes honour Idempotency-Key: all (as documented, the default), "
+                             "creates (the run and batch creates only), all_but_single_create (every POST but "
+                             "POST /v1/models/{model}/runs), none")
+    parser.add_argument("--list-lag-s", type=float, default=0.0, metavar="S",
+                        help="a new run shows in GET /v1/runs only S seconds after it was created (default 0)")
+    parser.add_argument("--get-lag-s", type=float, default=0.0, metavar="S",
+                        help="GET /v1/runs/{id} (and a new batch's GETs) answer 404 RUN_NOT_FOUND for S seconds "
+                             "after the create (read-after-create lag; default 0)")
     parser.add_argument("--no-batches", action="store_true",
                         help="answer batch creates 422, as a model without batch support does")
     parser.add_argument("--cancel-spelling", choices=("canceled", "cancelled"), default="canceled",
@@ -91,13 +105,17 @@ def emulator_main(argv: list[str] | None = None) -> int:
     args.latency = settings.simulator_latency(args.latency)
     try:
         plan = FaultPlan.parse(args.faults)
+        list_lag_s, get_lag_s = lag_seconds(args.list_lag_s, "--list-lag-s"), lag_seconds(args.get_lag_s, "--get-lag-s")
     except ValueError as exc:
         parser.error(str(exc))
+    if args.no_idempotency and args.key_replay not in (None, "none"):
+        parser.error(f"--no-idempotency and --key-replay {args.key_replay} disagree: pass --key-replay only")
+    key_replay = "none" if args.no_idempotency else args.key_replay or "all"
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     sim = Simulator(latency=args.latency, workdir=args.workdir, url_ttl_s=args.url_ttl, balance_usd=args.balance)
     emu = Emulator(simulator=sim, faults=plan, api_key=args.api_key, offline_images=args.offline_images,
-                   idempotency=not args.no_idempotency, batches=not args.no_batches,
+                   key_replay=key_replay, list_lag_s=list_lag_s, get_lag_s=get_lag_s, batches=not args.no_batches,
                    cancel_spelling=args.cancel_spelling, list_cursor_style=args.list_cursor)
     try:
         server = EmulatorServer(emu, host=args.host, port=args.port)
@@ -111,6 +129,7 @@ def emulator_main(argv: list[str] | None = None) -> int:
             signal.signal(sig, lambda *_: stop.set())
     print(server.url, flush=True)
     print(f"runflow-nb emulator: serving {server.url} (latency {args.latency:g} s, faults: {plan}, "
+          f"key replay: {key_replay}, list lag {list_lag_s:g} s, get lag {get_lag_s:g} s, "
           f"videos in {sim.workdir}); Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):

@@ -36,8 +36,11 @@ FAULTS: dict[str, str] = {
     "drop": "a create is carried out (a run: created, billed if it succeeds; a batch: all its\n"
             "runs, one draw per batch create; an upload or its confirmation: recorded) but the\n"
             "connection is closed before the answer; in-process: httpx.RemoteProtocolError",
-    "create500": "a create is carried out as for drop, then answered 500 INTERNAL_ERROR (the\n"
-                 "classic double charge when a client takes 5xx for \"not created\")",
+    "create500": "a create is carried out as for drop, then answered 500 INTERNAL_ERROR and nothing\n"
+                 "is kept for a replay (the classic double charge when a client takes 5xx for \"not\n"
+                 "created\" and a re-send under the same key makes a second run)",
+    "create500kept": "as create500, but the 201 is kept: a re-send under the same Idempotency-Key\n"
+                     "replays it (a proxy failed after the backend answered)",
     "slow": "a GET under /v1 sleeps slow_s seconds (default 3) before answering",
     "fail": "the run fails (GENERATION_FAILED, not billed)",
     "partial": "the run ends partial_succeeded, with its outputs (billed)",
@@ -63,10 +66,10 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
 
 
 #: Faults that break the answer of a create after the create was carried out.
-CREATE_FAULTS = ("drop", "create500")
+CREATE_FAULTS = ("drop", "create500", "create500kept")
 
 
-#: ``request.extensions`` key under which a route marks its answer broken (``drop``/``create500``);
+#: ``request.extensions`` key under which a route marks its answer broken (a kind of CREATE_FAULTS);
 #: :meth:`Emulator.handle` breaks it after the Idempotency-Key middleware has seen it.
 BROKEN_ANSWER = "runflow_emulator_broken_answer"
 
@@ -76,7 +79,11 @@ class CreateFault:
     the request, and once the run (or upload) exists and the route has answered, the handler drops
     the connection (``drop``: the server finished, so the Idempotency-Key middleware keeps the 201 for
     a replay) or answers 500 (``create500``: the server failed after creating, so nothing is kept for a
-    replay — only a look-up by client_ref finds the run)."""
+    replay — only a look-up by client_ref finds the run; ``create500kept``: the 201 is kept, so a
+    re-send under the same key replays it)."""
+
+    #: Kinds whose 201 the Idempotency-Key middleware keeps for a replay.
+    KEPT = frozenset({"drop", "create500kept"})
 
     def __init__(self, kind: str | None) -> None:
         self.kind = kind
@@ -90,7 +97,7 @@ def break_answer(kind: str | None, request: httpx.Request, response: httpx.Respo
     """The answer a client sees once a create fault was applied (raises for a dropped connection)."""
     if kind == "drop":
         raise ConnectionDropped("Server disconnected without sending a response.", request=request)
-    if kind == "create500":
+    if kind in ("create500", "create500kept"):
         import json
 
         body = {"code": "INTERNAL_ERROR", "message": "internal server error (injected, after the create)",
@@ -113,8 +120,8 @@ def _help() -> str:
     lines = []
     for kind, text in FAULTS.items():
         first, *rest = text.split("\n")
-        lines.append(f"  {kind:<9} {first}")
-        lines += [f"            {more}" for more in rest]
+        lines.append(f"  {kind:<15} {first}")
+        lines += [f"{'':18}{more}" for more in rest]
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
 """Reference images on the emulator's side: data: URIs, confirmed uploads and fetched URLs, decoded
-under the model spec's image rules (mirrors :mod:`runflow_nb.request`), with offline placeholders."""
+under the model page's image rule (:class:`.rules.ImageRule`), with offline placeholders."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..errors import Issue
-from ..specs import ModelSpec
+from .rules import ImageRule
 from .wire import HTTPError
 
 if TYPE_CHECKING:
@@ -35,11 +35,11 @@ EXAMPLE_HOST = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|invalid)$
 FETCH_TIMEOUT_S = 3.0
 
 
-def resolve_images(emu: EmulatorBase, urls: list[Any], request: httpx.Request, spec: ModelSpec
+def resolve_images(emu: EmulatorBase, urls: list[Any], request: httpx.Request, rules: ImageRule
                    ) -> tuple[list[Image.Image], list[Issue], list[str]]:
     """Fetch and decode every image (remote ones in parallel); gather every problem."""
     local = {urllib.parse.urlsplit(emu.base_url).netloc.lower(), request.url.netloc.decode("ascii").lower()}
-    jobs = [functools.partial(_load_image, emu, u, i, local, spec) for i, u in enumerate(urls)]
+    jobs = [functools.partial(_load_image, emu, u, i, local, rules) for i, u in enumerate(urls)]
     remote = sum(1 for u in urls if isinstance(u, str) and u.lower().startswith(("http://", "https://")))
     if remote > 1:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(jobs), 9)) as pool:
@@ -61,9 +61,8 @@ def resolve_images(emu: EmulatorBase, urls: list[Any], request: httpx.Request, s
     return images, issues, notes
 
 
-def _load_image(emu: EmulatorBase, value: Any, index: int, local: set[str], spec: ModelSpec
+def _load_image(emu: EmulatorBase, value: Any, index: int, local: set[str], rules: ImageRule
                 ) -> tuple[Image.Image | list[Issue], str | None]:
-    rules = spec.images
     where = rules.field if rules.single else f"{rules.field}[{index}]"
     if not isinstance(value, str):
         return [Issue(where, f"must be a URL string, got {type(value).__name__}",
@@ -71,7 +70,7 @@ def _load_image(emu: EmulatorBase, value: Any, index: int, local: set[str], spec
     url = value.strip()
     if url[:5].lower() == "data:":
         got = _data_uri_bytes(url, where, rules.max_bytes)
-        return (got if isinstance(got, list) else decode_image(got, where, spec)), None
+        return (got if isinstance(got, list) else decode_image(got, where, rules)), None
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return [Issue(where, "is not an http(s) URL, a data: URI or an uploaded asset URL",
@@ -81,7 +80,7 @@ def _load_image(emu: EmulatorBase, value: Any, index: int, local: set[str], spec
         if isinstance(asset, str):
             return [Issue(where, asset, "upload it (PUT the bytes to upload_url, then POST "
                                       "/v1/asset-uploads/{id}/confirmations) and send the record's url")], None
-        return decode_image(asset["data"], where, spec), None
+        return decode_image(asset["data"], where, rules), None
     reason: str | None = None
     if EXAMPLE_HOST.search(parts.hostname or ""):
         reason = "a reserved example host, never fetched"
@@ -93,7 +92,7 @@ def _load_image(emu: EmulatorBase, value: Any, index: int, local: set[str], spec
         except HTTPError as exc:
             return [Issue(where, exc.message, "use a URL that answers with the image")], None
         else:
-            return decode_image(data, where, spec), None
+            return decode_image(data, where, rules), None
     if emu.offline_images == "placeholder":
         note = f"{where}: {url[:200]} could not be fetched ({reason}); a 1280×720 placeholder image was used"
         return _placeholder(url), note
@@ -129,20 +128,20 @@ def _data_uri_bytes(uri: str, where: str, max_bytes: int) -> bytes | list[Issue]
     return urllib.parse.unquote_to_bytes(payload)
 
 
-_DECODED: collections.OrderedDict[tuple[str, str], Image.Image] = collections.OrderedDict()
+_DECODED: collections.OrderedDict[tuple[str, ImageRule], Image.Image] = collections.OrderedDict()
 _DECODED_LOCK = threading.Lock()
 
 
-def decode_image(data: bytes, where: str, spec: ModelSpec) -> Image.Image | list[Issue]:
+def decode_image(data: bytes, where: str, rules: ImageRule) -> Image.Image | list[Issue]:
     """:func:`_decode_image_uncached`, remembering the last few good images: a sweep sends the same
     references with every run, and decoding them each time made every submit slower."""
-    key = (hashlib.sha256(data).hexdigest(), spec.model)
+    key = (hashlib.sha256(data).hexdigest(), rules)
     with _DECODED_LOCK:
         hit = _DECODED.get(key)
         if hit is not None:
             _DECODED.move_to_end(key)
             return hit
-    got = _decode_image_uncached(data, where, spec)
+    got = _decode_image_uncached(data, where, rules)
     if not isinstance(got, list):
         with _DECODED_LOCK:
             _DECODED[key] = got
@@ -151,15 +150,14 @@ def decode_image(data: bytes, where: str, spec: ModelSpec) -> Image.Image | list
     return got
 
 
-def _decode_image_uncached(data: bytes, where: str, spec: ModelSpec) -> Image.Image | list[Issue]:
-    """Decode with Pillow under the spec's rules (mirrors ``runflow_nb.request._decode_checked``)."""
+def _decode_image_uncached(data: bytes, where: str, rules: ImageRule) -> Image.Image | list[Issue]:
+    """Decode with Pillow under the page's image rule."""
     from PIL import Image, UnidentifiedImageError
 
-    rules = spec.images
     if len(data) > rules.max_bytes:
         return [Issue(where, rules.size_issue_text(len(data)),
                       "re-encode it as JPEG or scale it down")]
-    limit = rules.max_pixels  # the same cap the client applies (below Pillow's own bomb threshold)
+    limit = rules.max_pixels  # a decompression-bomb cap (below Pillow's own threshold)
     try:
         img = Image.open(io.BytesIO(data))
         fmt = (img.format or "").upper()

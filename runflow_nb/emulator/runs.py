@@ -13,34 +13,13 @@ from ..simulator.engine import MAX_PAGE_SIZE, STATUSES, TERMINAL
 from ..specs import ModelSpec
 from .base import DROP_ANSWER, EmulatorBase
 from .faults import CreateFault, break_answer, hollow_view
+from .query import parse_query
 from .validation import check_envelope, check_input
 from .wire import HTTPError, invalid, json_body, json_response, spec_for
 
-__all__ = ["RunRoutes", "parse_q"]
+__all__ = ["RunRoutes"]
 
-_TERM = re.compile(r'\s*(?P<field>[A-Za-z_][A-Za-z0-9_.]*):(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>\S+))')
 _SORTS = {"created_at:desc": False, "-created_at": False, "created_at:asc": True, "created_at": True}
-
-
-def parse_q(q: str) -> dict[str, list[str]]:
-    """``field:value`` terms separated by spaces (or ``AND``); values may be double-quoted;
-    ``field:a|b`` accepts either. Raises :class:`ValidationError` on anything else."""
-    out: dict[str, list[str]] = {}
-    pos, text = 0, q.strip()
-    while pos < len(text):
-        m = _TERM.match(text, pos)
-        if m is None:
-            rest = text[pos:].strip()
-            if rest.upper().startswith("AND "):
-                pos = len(text) - len(rest) + 4
-                continue
-            raise ValidationError([Issue("q", f"cannot read the filter at {rest[:40]!r}",
-                                         'write field:value terms, e.g. q=client_ref:"my-ref" status_code:succeeded')])
-        value = re.sub(r"\\(.)", r"\1", m["quoted"]) if m["quoted"] is not None else m["bare"]
-        values = [value] if m["quoted"] is not None else value.split("|")
-        out.setdefault(m["field"], []).extend(values)
-        pos = m.end()
-    return out
 
 
 class RunRoutes(EmulatorBase):
@@ -60,7 +39,8 @@ class RunRoutes(EmulatorBase):
                                metadata=body.get("metadata"), callback_url=body.get("callback_url"))
         self.state.note_create(route="runs", via="created", ids=[run["id"]],
                                idempotency_key=request.headers.get("idempotency-key"),
-                               client_refs=[body.get("client_ref")])
+                               client_refs=[body.get("client_ref")],
+                               answer=request.extensions.get(DROP_ANSWER) or "201")
         return json_response(201, run, {"Location": f"/v1/runs/{run['id']}"})
 
     def _ep_run_blocking(self, request: httpx.Request, request_id: str, *, model: str) -> httpx.Response:
@@ -83,7 +63,7 @@ class RunRoutes(EmulatorBase):
 
     def _create_run(self, spec: ModelSpec, inp: dict[str, Any], request: httpx.Request, request_id: str,
                     issues: list[Issue], **extra: Any) -> dict[str, Any]:
-        images, more, notes, video = check_input(self, spec, inp, request)
+        images, more, notes, video = check_input(self, spec.model, inp, request)
         issues = [*issues, *more]
         if issues:
             raise ValidationError(issues)
@@ -94,7 +74,7 @@ class RunRoutes(EmulatorBase):
                    request: httpx.Request, request_id: str, *, video: Path | None = None, in_batch: bool = False,
                    **extra: Any) -> dict[str, Any]:
         """Hand a checked input to the simulator, drawing the outcome faults for it; a create fault
-        (drop, create500) is applied to the answer once the run exists — for a single run only: a
+        (drop, create500, create500kept) is applied to the answer once the run exists — for a single run only: a
         batch draws its create fault once for the whole create (``in_batch``)."""
         fail = self.fault("fail")
         nsfw = not fail and self.fault("nsfw")  # a failed run has nothing to flag
@@ -109,6 +89,7 @@ class RunRoutes(EmulatorBase):
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
                                     force_failure=fail, force_nsfw=nsfw, outcome=outcome, notes=notes,
                                     video=video, **extra)
+        self.state.note_run(run["id"], extra.get("client_ref"), self.simulator.now())
         if hollow is not None:
             with self.state.lock:
                 self.state.hollow[run["id"]] = hollow
@@ -122,8 +103,9 @@ class RunRoutes(EmulatorBase):
         """Another caller's run under the same client_ref (client_ref is not unique): other seed."""
         seed = inp.get("seed")
         other = {**inp, "seed": (seed + 1 if isinstance(seed, int) and seed < 2**31 - 1 else 0)}
-        self.simulator.submit(other, images=images, model=spec.model, client_ref=client_ref, video=video,
-                              metadata={"caller": "another process"})
+        run = self.simulator.submit(other, images=images, model=spec.model, client_ref=client_ref, video=video,
+                                    metadata={"caller": "another process"})
+        self.state.note_run(run["id"], client_ref, self.simulator.now(), other_caller=True)
 
     def run_view(self, run: dict[str, Any]) -> dict[str, Any]:
         """A simulator run view as this server shows it (faults, spelling)."""
@@ -132,9 +114,11 @@ class RunRoutes(EmulatorBase):
         return self.present(hollow_view(run, hollow))
 
     def _ep_get_run(self, request: httpx.Request, request_id: str, *, run_id: str) -> httpx.Response:
+        self.hide_new(run_id, "run")
         return json_response(200, self.run_view(self.simulator.get(run_id, base_url=self.base_url)))
 
     def _ep_run_logs(self, request: httpx.Request, request_id: str, *, run_id: str) -> httpx.Response:
+        self.hide_new(run_id, "run")
         lines = self.simulator.logs(run_id)
         return json_response(200, {"items": [
             {"id": f"{run_id}-{i}", "run_id": run_id, "level_code": e["level"], "message": e["message"],
@@ -145,6 +129,17 @@ class RunRoutes(EmulatorBase):
             {"code": self.spell(s), "name": self.spell(s).replace("_", " "), "is_terminal": s in TERMINAL}
             for s in STATUSES]})
 
+    def _visible(self, where: Any) -> Any:
+        """``where`` narrowed to the runs the list shows: those created at least ``list_lag_s`` ago."""
+        lag = self.list_lag_s
+        if lag <= 0:
+            return where
+        cutoff = self.simulator.now() - lag
+
+        def shown(row: Any) -> bool:
+            return row["created_at"] <= cutoff and (where is None or bool(where(row)))
+        return shown
+
     def _ep_list_runs(self, request: httpx.Request, request_id: str) -> httpx.Response:
         params = request.url.params
         issues: list[Issue] = []
@@ -153,25 +148,23 @@ class RunRoutes(EmulatorBase):
             limit: Any = int(limit_text)
         except ValueError:
             limit = limit_text
-        filters = parse_q(params.get("q", ""))
-        if "status_code" in filters:  # either spelling finds canceled runs
-            filters["status_code"] = ["canceled" if s in ("canceled", "cancelled") else s
-                                      for s in filters["status_code"]]
+        where = parse_query(params.get("q", ""))
         listall = self.fault("listall")  # ignores the query: every run, oldest first, one page
         if self.list_ignores_filters or listall:
-            filters = {}
+            where = None
         sort = params.get("sort_by") or "created_at:desc"
         if sort not in _SORTS:
             issues.append(Issue("sort_by", f"cannot sort by {sort!r}", "use created_at:desc or created_at:asc"))
         if issues:
             raise ValidationError(issues)
-        if "client_ref" in filters:
+        if re.search(r"\bclient_ref\s*[:=]", params.get("q", "")):
             self.state.count("lookups:client_ref")
+        where = self._visible(where)
         if listall:
             items, cursor = [], None
             while True:
                 more, cursor, _ = self.simulator.list_runs(limit=MAX_PAGE_SIZE, cursor=cursor, base_url=self.base_url,
-                                                           ascending=True)
+                                                           ascending=True, where=where)
                 items += more
                 if not cursor:
                     break
@@ -179,7 +172,7 @@ class RunRoutes(EmulatorBase):
         else:
             page = min(limit, self.list_page_cap) if self.list_page_cap and isinstance(limit, int) else limit
             items, next_pq, prev_pq = self.simulator.list_runs(
-                limit=page, cursor=params.get("pq") or None, base_url=self.base_url, filters=filters,
+                limit=page, cursor=params.get("pq") or None, base_url=self.base_url, where=where,
                 ascending=_SORTS[sort])
         items = [self.run_view(i) for i in items]
         fields = [f.strip() for f in params.get("fields", "").split(",") if f.strip()]

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import secrets
 import socket
 import sys
 import threading
@@ -20,7 +22,24 @@ __all__ = ["MAX_BODY_BYTES", "EmulatorServer", "serve"]
 
 log = logging.getLogger("runflow_nb.emulator")
 
-MAX_BODY_BYTES = 256 * 1024 * 1024
+#: The largest request body served: 60 MiB, room for the documented 50 MiB upload (``size_bytes`` ≤
+#: 52,428,800) and inline ``data:`` images. A larger body answers 413 ``PAYLOAD_TOO_LARGE`` (the
+#: envelope) before its excess is read, and the connection closes.
+MAX_BODY_BYTES = 60 * 1024 * 1024
+
+
+_DISCARD_CAP = 4 * MAX_BODY_BYTES  # bytes read and dropped after a refusal before the socket closes anyway
+
+
+class _BodyRefused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _too_large() -> _BodyRefused:
+    return _BodyRefused(413, "PAYLOAD_TOO_LARGE", f"the request body is over {MAX_BODY_BYTES:,} bytes (60 MiB); "
+                                                  "upload large files through POST /v1/asset-uploads")
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -54,28 +73,65 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("emulator: %s - %s", self.address_string(), format % args)
 
     def _read_body(self) -> bytes:
+        """The request body, refused (:class:`_BodyRefused`) past :data:`MAX_BODY_BYTES` before the
+        excess is read: a declared Content-Length or chunk size is checked first."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             out = bytearray()
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    raise _BodyRefused(400, "BAD_REQUEST", "the chunked body has a malformed chunk size") from None
+                if size < 0:
+                    raise _BodyRefused(400, "BAD_REQUEST", "the chunked body has a malformed chunk size")
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass
                     return bytes(out)
+                if len(out) + size > MAX_BODY_BYTES:
+                    raise _too_large()
                 out += self.rfile.read(size)
-                self.rfile.readline()
-                if len(out) > MAX_BODY_BYTES:
-                    raise ValueError("body too large")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY_BYTES:
-            raise ValueError("body too large")
+                self.rfile.readline(1024)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _BodyRefused(400, "BAD_REQUEST", "Content-Length is not a number") from None
+        if length < 0:
+            raise _BodyRefused(400, "BAD_REQUEST", "Content-Length is negative")
+        if length > MAX_BODY_BYTES:
+            raise _too_large()
         return self.rfile.read(length) if length else b""
+
+    def _refuse(self, refused: _BodyRefused) -> None:
+        """Answer a refused body with the error envelope and close (the unread rest is never read)."""
+        body = json.dumps({"code": refused.code, "message": refused.message, "errors": None,
+                           "request_id": f"req_{secrets.token_hex(8)}"}).encode()
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.send_response(refused.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+        # Lingering close: the client is still sending; read and discard what it sends (never kept),
+        # so it reads the answer rather than a connection reset.
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(5)
+            discarded = 0
+            while discarded < _DISCARD_CAP and (chunk := self.rfile.read1(1 << 16)):
+                discarded += len(chunk)
 
     def _dispatch(self) -> None:
         try:
             body = self._read_body()
-        except (ValueError, OSError):
-            self.send_error(413 if self.command != "GET" else 400)
+        except _BodyRefused as refused:
+            self._refuse(refused)
+            return
+        except OSError:
             self.close_connection = True
             return
         skip = {"content-length", "transfer-encoding"}

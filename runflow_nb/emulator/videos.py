@@ -1,5 +1,5 @@
 """Input videos on the emulator's side (video-edit's ``video_url``): resolved to a local file and
-checked under the model spec's video rules (container, length, size).
+checked under the model page's video rule (container, length, size).
 
 A ``video_url`` may be a confirmed upload of this emulator, one of its own output files (the clip
 of an earlier run, ``/files/{token}/{run}.mp4``, signature and expiry checked), or any http(s)
@@ -18,8 +18,8 @@ import httpx
 
 from .._files import write_whole
 from ..errors import APIError, DownloadError, Issue
-from ..specs import ModelSpec, VideoRules
 from .images import EXAMPLE_HOST
+from .rules import VideoRule
 
 if TYPE_CHECKING:
     from .base import EmulatorBase
@@ -29,11 +29,9 @@ __all__ = ["resolve_video"]
 _SLACK_S = 0.05  # decoders report a few hundredths over a clip's nominal length
 
 
-def resolve_video(emu: EmulatorBase, value: Any, request: httpx.Request, spec: ModelSpec
+def resolve_video(emu: EmulatorBase, value: Any, request: httpx.Request, rules: VideoRule
                   ) -> tuple[Path | None, list[Issue]]:
     """The local file behind ``value`` and the problems found (the file is None when there are any)."""
-    rules = spec.video
-    assert rules is not None
     where = rules.field
     if value is None:
         return None, [Issue(where, "is required: the clip to edit", "send the URL of an MP4 or MOV clip (3–60 s)")]
@@ -77,8 +75,8 @@ def resolve_video(emu: EmulatorBase, value: Any, request: httpx.Request, spec: M
     return (None, issues) if issues else (path, [])
 
 
-def check_video_file(path: Path, rules: VideoRules) -> list[Issue]:
-    """The spec's rules for a clip on disk: size, MP4/MOV container, a playable video, 3–60 s."""
+def check_video_file(path: Path, rules: VideoRule) -> list[Issue]:
+    """The page's rule for a clip on disk: size, MP4/MOV container, a playable video, its length."""
     from ..media.probe import probe
 
     where = rules.field

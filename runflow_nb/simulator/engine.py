@@ -391,11 +391,23 @@ class Simulator:
         "model_id": lambda r: _model_uuid(r.model),
     }
 
+    @staticmethod
+    def _row(run: _Run) -> dict[str, Any]:
+        """The fields a ``where`` predicate of :meth:`list_runs` reads (times in epoch seconds)."""
+        cost = f"{run.price:.2f}" if run.status in ("succeeded", "partial_succeeded") else (
+            "0.00" if run.status in ("failed", "canceled") else None)
+        return {"id": run.id, "client_ref": run.client_ref, "status_code": run.status, "batch_id": run.batch_id,
+                "model": run.model, "model_id": _model_uuid(run.model), "created_at": run.created,
+                "started_at": run.started, "completed_at": run.completed, "cost": cost, "metadata": run.metadata}
+
     def list_runs(self, *, client_ref: str | None = None, limit: int = 100, cursor: str | None = None,
                   base_url: str | None = None, filters: Mapping[str, Sequence[str]] | None = None,
-                  ascending: bool = False) -> tuple[list[dict[str, Any]], str | None, str | None]:
+                  ascending: bool = False, where: Callable[[Mapping[str, Any]], bool] | None = None,
+                  ) -> tuple[list[dict[str, Any]], str | None, str | None]:
         """Runs newest first (oldest first when ``ascending``), only those matching every filter
-        (field → accepted values, fields in :data:`FILTERS`; ``client_ref`` is a shorthand);
+        (field → accepted values, fields in :data:`FILTERS`; ``client_ref`` is a shorthand) and
+        ``where`` (a predicate over the run's fields: id, client_ref, status_code, batch_id, model,
+        model_id, created_at/started_at/completed_at as epoch seconds, cost, metadata);
         returns ``(page, next_cursor, prev_cursor)``.
 
         Cursors are opaque and stable while runs are being added. ``limit`` is 1–500.
@@ -423,11 +435,12 @@ class Simulator:
             raise ValidationError(issues)
         with self._lock:
             now = self._clock()
-            if wanted.get("status_code"):
+            if wanted.get("status_code") or where is not None:
                 for r in self._runs.values():
                     self._advance(r, now)
             ordered = sorted((r for r in self._runs.values()
-                              if all(self.FILTERS[k](r) in v for k, v in wanted.items())),
+                              if all(self.FILTERS[k](r) in v for k, v in wanted.items())
+                              and (where is None or where(self._row(r)))),
                              key=lambda r: r.seq if ascending else -r.seq)
             seqs = [r.seq if ascending else -r.seq for r in ordered]  # increasing
             lo, hi = 0, min(limit, len(ordered))

@@ -21,7 +21,7 @@ import io
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -303,13 +303,19 @@ def has_video(row: Mapping[str, Any]) -> bool:
     return os.path.isfile(text)
 
 
+_CAPTION_NAMES = {"model": "model", "seed": "seed", "duration": "dur", "resolution": "res", "aspect_ratio": "ar"}
+
+
 def row_html(row: Mapping[str, Any], *, width: int | str = "100%", max_height: int | None = 360,
-             hover: bool = True, caption: bool = True) -> str:
-    """HTML for one stored run (a row of the experiment table): its clip, or why there is none."""
+             hover: bool = True, caption: bool = True, hide: Collection[str] = ()) -> str:
+    """HTML for one stored run (a row of the experiment table): its clip, or why there is none.
+
+    ``hide`` names parameters (table columns) the caption leaves out: what a gallery's headers say."""
     simulated = row.get("backend") == "simulator"
-    fields = row_fields(row)
+    fields = {k: v for k, v in row_fields(row).items()
+              if not any(_CAPTION_NAMES.get(name) == k for name in hide)}
     run_id = str(row.get("run_id") or "")
-    prompt = str(row.get("prompt") or "")
+    prompt: str | None = None if "prompt" in hide else str(row.get("prompt") or "")
     if not has_video(row):
         cap = caption_html(fields, prompt=prompt, simulated=simulated) if caption else ""
         return (reason_html(row) + (f'<div class="{_html.NO_MATH}" style="font-size:12px;line-height:1.35">'

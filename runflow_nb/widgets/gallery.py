@@ -62,14 +62,58 @@ def _header(key: Any, *, limit: int = 160) -> str:
 
 
 def _facet_title(g: study.Grid, facet: tuple[Any, ...]) -> str:
-    return " · ".join(f"{_html.text(name)} = {_header(value)}" for name, value in zip(g.facets, facet, strict=True))
+    return " · ".join(f"{_html.text(name)} = {_header(value)}{_notes(g, name, value, inline=True)}"
+                      for name, value in zip(g.facets, facet, strict=True))
 
 
-def _cell_html(runs: list[dict[str, Any]]) -> str:
+def _notes(g: study.Grid, axis: str, key: Any, *, inline: bool = False) -> str:
+    """What follows from an axis value (e.g. the images a model takes), under its header."""
+    notes = g.notes(axis, key)
+    if not notes:
+        return ""
+    text = " · ".join(f"{name}: {_label(tuple(value) if isinstance(value, list) else value) if value not in (None, [], ()) else 'none'}" for name, value in notes.items())
+    short = text if len(text) <= 120 else text[:119] + "…"
+    tag = "span" if inline else "div"
+    return (f' <{tag} class="rf-axis-note" title="{_html.attr(text)}" style="font-size:11px;font-weight:normal;'
+            f'color:#6b7280">{"(" if inline else ""}{_html.text(short)}{")" if inline else ""}</{tag}>')
+
+
+def _axis_header(g: study.Grid, axis: str, key: Any) -> str:
+    return _header(key) + _notes(g, axis, key)
+
+
+STYLE = ("<style>"
+         # rating buttons stay on one line in the narrowest tile
+         ".rf-gallery .rf-rating-row{flex-wrap:nowrap!important;gap:2px}"
+         ".rf-gallery .rf-rating .widget-toggle-button{width:20px!important;min-width:0;padding:0;margin:0 1px 0 0}"
+         ".rf-gallery .rf-rating .widget-toggle-buttons{flex-wrap:nowrap}"
+         ".rf-gallery .rf-favourite{width:24px!important;min-width:0;padding:0}"
+         # the player's own controls stay off the still until the clip is hovered or played
+         ".rf-gallery video::-webkit-media-controls-panel{background-image:none}"
+         ".rf-gallery video:not(:hover)::-webkit-media-controls-enclosure{opacity:0}"
+         ".rf-gallery .rf-edit{border-left:3px solid #7c3aed;padding-left:6px;margin-top:4px}"
+         "</style>")
+"""The gallery's own CSS (every rule under ``.rf-gallery``)."""
+
+
+def _run_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) -> str:
+    """One run of a cell: its caption leaves out what the headers say (a parameter with the header's
+    value); an edit says so, under its parent."""
+    hide = [k for k, v in shown.items() if study._hashable(r.get(k)) == study._hashable(v)]
+    clip = display.row_html(r, width="100%", hide=hide)
+    parent = g.parents.get(str(r.get("run_id"))) if g is not None else None
+    if parent:
+        return (f'<div class="rf-cell-run rf-edit" data-parent="{_html.attr(parent)}" style="margin-bottom:6px">'
+                f'<div style="font-size:11px;color:#7c3aed">↳ edit of run {_html.text(parent[:8])}</div>{clip}</div>')
+    return f'<div class="rf-cell-run" style="margin-bottom:6px">{clip}</div>'
+
+
+def _cell_html(runs: list[dict[str, Any]], g: study.Grid | None = None,
+               where: tuple[tuple[Any, ...], Any, Any] | None = None) -> str:
     if not runs:
         return display.reason_html(None)
-    return "".join(f'<div class="rf-cell-run" style="margin-bottom:6px">{display.row_html(r, width="100%")}</div>'
-                   for r in runs)
+    shown = g.shown(*where) if g is not None and where is not None else {}
+    return "".join(_run_html(g, r, shown) for r in runs)
 
 
 def _summary(df: pd.DataFrame) -> str:
@@ -91,7 +135,7 @@ def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
         return _html.block("<p><i>No runs to show.</i></p>", classes="rf-gallery")
     parts = [_summary(df)]
     corner = f"{_html.text(rows)} ↓ &nbsp; {_html.text(cols)} →"
-    head = "".join(f'<th style="{_TH}">{_header(c)}</th>' for c in g.col_keys)
+    head = "".join(f'<th style="{_TH}">{_axis_header(g, cols, c)}</th>' for c in g.col_keys)
     fit = _fit(len(g.col_keys))
     for facet in g.facet_keys:
         if g.facets:
@@ -99,13 +143,13 @@ def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
                          f"{_facet_title(g, facet)}</div>")
         body = []
         for rk in g.row_keys:
-            tds = "".join(f'<td class="rf-cell" style="{_TD}">{_cell_html(g.runs(facet, rk, ck))}</td>'
+            tds = "".join(f'<td class="rf-cell" style="{_TD}">{_cell_html(g.runs(facet, rk, ck), g, (facet, rk, ck))}</td>'
                           for ck in g.col_keys)
-            body.append(f'<tr><th style="{_TH};overflow-wrap:anywhere">{_header(rk)}</th>{tds}</tr>')
+            body.append(f'<tr><th style="{_TH};overflow-wrap:anywhere">{_axis_header(g, rows, rk)}</th>{tds}</tr>')
         parts.append(f'<table style="border-collapse:collapse;table-layout:fixed;{fit}">'
                      f'<thead><tr><th style="{_TH};width:{HEAD_PX}px;box-sizing:border-box">{corner}</th>{head}</tr></thead>'
                      f'<tbody>{"".join(body)}</tbody></table>')
-    return _html.block("".join(parts), classes="rf-gallery", style="overflow-x:auto")
+    return _html.block(STYLE + "".join(parts), classes="rf-gallery", style="overflow-x:auto")
 
 
 class Gallery:
@@ -169,20 +213,22 @@ class Gallery:
         def html_box(markup: str) -> Any:  # every HTML widget outside MathJax's reach (money, prompts)
             return w.HTML(_html.block(markup))
 
-        children: list[Any] = [html_box(_summary(self.frame))]
+        children: list[Any] = [html_box(STYLE + _summary(self.frame))]
         template = f"{HEAD_PX}px repeat({len(g.col_keys)}, minmax({MIN_CELL_PX}px, {CELL_WIDTH_PX}px))"
         for facet in g.facet_keys:
             if g.facets:
                 children.append(html_box(f'<div style="font-size:13px;font-weight:bold;margin-top:8px">'
                                          f"{_facet_title(g, facet)}</div>"))
             cells: list[Any] = [html_box(f'<div style="{_TH}">{_html.text(self.rows)} ↓ {_html.text(self.cols)} →</div>')]
-            cells += [html_box(f'<div style="{_TH}">{_header(c)}</div>') for c in g.col_keys]
+            cells += [html_box(f'<div style="{_TH}">{_axis_header(g, self.cols, c)}</div>') for c in g.col_keys]
             for rk in g.row_keys:
-                cells.append(html_box(f'<div style="{_TH}">{_header(rk)}</div>'))
+                cells.append(html_box(f'<div style="{_TH}">{_axis_header(g, self.rows, rk)}</div>'))
                 for ck in g.col_keys:
                     runs = g.runs(facet, rk, ck)
-                    parts: list[Any] = [html_box(_cell_html(runs))]
-                    for run in runs:
+                    shown = g.shown(facet, rk, ck)
+                    parts: list[Any] = [] if runs else [html_box(_cell_html(runs))]
+                    for run in runs:  # each clip with its own rating, an edit under its parent's
+                        parts.append(html_box(_run_html(g, run, shown)))
                         if run.get("status") == "succeeded":
                             parts.append(_rating_controls(exp, run))
                     box = w.VBox(parts, layout=w.Layout(border="1px solid #e5e7eb", padding="4px"))
@@ -213,11 +259,11 @@ def _rating_controls(exp: Experiment, run: dict[str, Any]) -> Any:
     run_id = str(run["run_id"])
     rating: Any = run.get("rating")
     stars = w.ToggleButtons(options=[1, 2, 3, 4, 5], value=int(rating) if rating in range(1, 6) else None,
-                            tooltips=[f"rate {n}" for n in range(1, 6)], style={"button_width": "34px"},
+                            tooltips=[f"rate {n}" for n in range(1, 6)], style={"button_width": "20px"},
                             layout=w.Layout(width="auto"))
     stars.add_class("rf-rating")
     fav = w.ToggleButton(value=study.FAVOURITE in (run.get("tags") or ()), description="☆", tooltip="favourite",
-                         layout=w.Layout(width="36px"))
+                         layout=w.Layout(width="24px"))
     fav.add_class("rf-favourite")
     saved = w.HTML()
 
@@ -237,7 +283,10 @@ def _rating_controls(exp: Experiment, run: dict[str, Any]) -> Any:
         fav.description = "★"
     stars.observe(on_rating, names="value")
     fav.observe(on_fav, names="value")
-    return w.HBox([stars, fav, saved], layout=w.Layout(align_items="center", flex_flow="row wrap"))
+    row = w.HBox([stars, fav, saved], layout=w.Layout(align_items="center", flex_flow="row nowrap",
+                                                      overflow="hidden"))
+    row.add_class("rf-rating-row")
+    return row
 
 
 def gallery(exp: Experiment, *, rows: str = "prompt", cols: str = "seed", facets: str | Sequence[str] | None = None,
