@@ -132,7 +132,9 @@ class TagRules:
         prefix = re.escape(self.template.split("{n}")[0])
         good = re.compile(self.pattern, flags=re.IGNORECASE | re.ASCII)
         out = []
-        for m in re.finditer(rf"(?<!\w){prefix}(\d+)(?!\w)", prompt, flags=re.IGNORECASE):
+        # Words end where refs() ends them (at an ASCII letter, digit or underscore), so a tag that
+        # refs() would read is never a look-alike and a look-alike never escapes as a word
+        for m in re.finditer(rf"(?<![A-Za-z0-9_]){prefix}(\d+)(?![A-Za-z0-9_])", prompt, flags=re.IGNORECASE):
             word, digits = m.group(0), m.group(1)
             if not (digits.isascii() and not digits.startswith("0") and good.fullmatch(word)):
                 out.append(word)

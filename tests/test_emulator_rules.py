@@ -156,9 +156,6 @@ def test_a_narrowed_model_page_is_what_the_emulator_refuses_by(server: EmulatorS
     assert create(server.url, duration=12, aspect_ratio="1:1").status_code == 201
 
 
-@pytest.mark.xfail(strict=True, reason="known difference, client side: runflow_nb.specs.TagRules.lookalikes ends a "
-                                        "word at a Unicode letter while refs ends it at an ASCII one, so the client "
-                                        "takes character1é as a tag but lets character01é through unrefused")
 def test_a_zero_padded_tag_before_a_non_ascii_letter_is_refused_by_both() -> None:
     from runflow_nb.specs import REFERENCE_TO_VIDEO
 
