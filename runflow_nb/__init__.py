@@ -26,6 +26,7 @@ __all__ = [
     "doctor",
     "errors",
     "grid",
+    "queue",
     "sample_images",
     "show",
 ]
@@ -43,6 +44,7 @@ _LAZY = {
     "errors": "runflow_nb.errors",
     "doctor": "runflow_nb.diagnose",
     "sample_images": "runflow_nb.samples",
+    "queue": "runflow_nb.widgets.queue",
 }
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from .samples import sample_images
     from .views.display import show
     from .widgets.form import GenerateForm
+    from .widgets.queue import queue
 
 
 def __getattr__(name: str) -> Any:

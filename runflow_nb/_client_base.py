@@ -108,6 +108,9 @@ class _Base:
         self._poll_interval = poll_interval
         self._poll_max = poll_max
         self._transport = transport
+        #: Sent as ``callback_url`` on every create (runs and batches) when set: the documented route by
+        #: which the service POSTs a run's end to a public URL (``Experiment.set_callback_url``).
+        self.callback_url: str | None = None
         self._simulator_latency = simulator_latency
         # Default: where Experiment keeps artifacts (RUNFLOW_ARTIFACTS, else beside the store), if local.
         self.artifacts_dir = Path(artifacts_dir if artifacts_dir is not None else settings.local_artifacts_dir())
@@ -214,6 +217,8 @@ class _Base:
         body_input = yield from self._input_flow(req)
         body: dict[str, Any] = {"input": body_input, "client_ref": client_ref or new_client_ref(),
                                 "metadata": {"library": f"runflow_nb/{__version__}", **(metadata or {})}}
+        if self.callback_url:
+            body["callback_url"] = self.callback_url
         if len(body["client_ref"]) > 255:
             raise ValidationError([Issue("client_ref", f"is {len(body['client_ref'])} characters; the limit is 255",
                                          "use a shorter reference")])

@@ -126,9 +126,17 @@ class Experiment:
     def _async_client(self) -> AsyncClient:
         from .client import AsyncClient
 
-        if self._client is not None:
-            return self._client.to_async()  # a fresh pool bound to the sweep's own loop
-        return AsyncClient()
+        client = self._client.to_async() if self._client is not None else AsyncClient()  # a pool for this loop
+        client.callback_url = (self.store.experiment_metadata(self.name) or {}).get("callback_url")
+        return client
+
+    @public
+    def set_callback_url(self, url: str | None) -> None:
+        """Send ``callback_url`` on every create of this experiment (any process, any later kernel):
+        the service POSTs each run's end to that public URL. None stops it."""
+        from .studio.notify import check_callback_url
+
+        self.store.ensure_experiment(self.name, metadata={"callback_url": check_callback_url(url)})
 
     # -- running -----------------------------------------------------------------------------
 
@@ -207,7 +215,10 @@ class Experiment:
 
         self.last_summary = None
         if background:
-            handle = SweepHandle(self, start, cancel)
+            from .studio.notify import install
+
+            install()  # word in the notebook when it ends (runflow_nb.studio.notify)
+            handle = SweepHandle(self, start, cancel, run_keys=[r.run_key() for r in plan])
             return handle
         try:
             start(cancel)
@@ -433,6 +444,21 @@ class Experiment:
                                              "been compared", "pass two run ids to compare others")])
             run_a, run_b = pair
         return compare(self, run_a, run_b)
+
+    @public
+    def compare_many(self, runs: Iterable[str | Mapping[str, Any]]) -> Any:
+        """2–6 runs in one synced player (one transport, one sound, keys: space, arrows, 1–5 rates
+        the focused clip); for two, also a wipe and a difference view and the A/B choice."""
+        from .widgets.synced import synced_compare
+
+        return synced_compare(self, runs)
+
+    @public
+    def queue(self, **options: Any) -> Any:
+        """The kernel's live queue and history panel, for this experiment (see :mod:`runflow_nb.widgets.queue`)."""
+        from .widgets.queue import queue
+
+        return queue(self.store, experiment=self.name, **options)
 
 
 # -- progress reporting ------------------------------------------------------------------------------

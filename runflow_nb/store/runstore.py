@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -426,6 +426,18 @@ class Store:
         query = _select_runs(*_filters(experiment, status, None, where))
         with _mapped_errors(self._engine), self._engine.connect() as conn:
             return [self._dict(row) for row in conn.execute(query.order_by(_RUNS.c.created_at, _RUNS.c.run_id))]
+
+    def recent_runs(self, since: datetime, *, experiment: str | None = None, open_statuses: Iterable[str] = (),
+                    limit: int = 500) -> list[dict[str, Any]]:
+        """Runs changed at or after ``since`` plus every run whose status is one of ``open_statuses``
+        (however old), newest change first, at most ``limit`` (what a queue panel shows)."""
+        recent = _RUNS.c.updated_at >= since
+        wanted = list(open_statuses)
+        condition = sa.or_(recent, _RUNS.c.status.in_(wanted)) if wanted else recent
+        query = _select_runs(condition, *_filters(experiment, None, None, None))
+        query = query.order_by(_RUNS.c.updated_at.desc(), _RUNS.c.run_id).limit(max(1, int(limit)))
+        with _mapped_errors(self._engine), self._engine.connect() as conn:
+            return [self._dict(row) for row in conn.execute(query)]
 
     def table(
         self,

@@ -5,8 +5,11 @@ inside Jupyter's running loop too, with Ctrl-C / Kernel ▸ Interrupt turned int
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Coroutine
+import time
+import weakref
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import RunTimeoutError, UsageError
@@ -17,9 +20,26 @@ if TYPE_CHECKING:
     from ..experiment import Experiment
     from .runner import SweepProgress, SweepSummary
 
-__all__ = ["SweepHandle", "run_blocking"]
+__all__ = ["SweepHandle", "live_handles", "on_sweep_end", "run_blocking"]
 
 T = TypeVar("T")
+
+_LIVE: weakref.WeakSet[SweepHandle] = weakref.WeakSet()
+_END_LISTENERS: list[Callable[[SweepHandle], None]] = []
+_LISTENERS_LOCK = threading.Lock()
+
+
+def live_handles() -> list[SweepHandle]:
+    """The background sweeps of this process that have not ended yet (oldest first)."""
+    return sorted((h for h in list(_LIVE) if not h.done), key=lambda h: h.started_at)
+
+
+def on_sweep_end(listener: Callable[[SweepHandle], None]) -> None:
+    """Call ``listener(handle)`` (on the sweep's thread) whenever a background sweep of this process
+    ends, however it ends; adding the same listener twice keeps one."""
+    with _LISTENERS_LOCK:
+        if listener not in _END_LISTENERS:
+            _END_LISTENERS.append(listener)
 
 
 def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]], *, cancel: threading.Event | None = None,
@@ -72,25 +92,46 @@ class SweepHandle:
     """
 
     def __init__(self, experiment: Experiment, start: Callable[[threading.Event], SweepSummary],
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None, *, run_keys: Iterable[str] = ()) -> None:
         self.experiment = experiment
         self._cancel = cancel or threading.Event()
         self._result: SweepSummary | None = None
         self._error: BaseException | None = None
         self.progress: SweepProgress | None = None
+        self.run_keys = frozenset(run_keys)  # the plan's runs: which stored rows this sweep drives
+        self.started_at = time.time()
+        self.ended = threading.Event()  # set before the end listeners are called
 
         def target() -> None:
             try:
                 self._result = start(self._cancel)
             except BaseException as exc:
                 self._error = exc
+            finally:
+                self.ended.set()
+                with _LISTENERS_LOCK:
+                    listeners = list(_END_LISTENERS)
+                for listener in listeners:
+                    with contextlib.suppress(Exception):  # a listener's fault never hides the sweep's outcome
+                        listener(self)
 
         self._thread = threading.Thread(target=target, name="runflow_nb-background-sweep", daemon=True)
+        _LIVE.add(self)
         self._thread.start()
 
     @property
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        return self.ended.is_set() or not self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`cancel` was called (submitting stops; runs in flight still end)."""
+        return self._cancel.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        """What ended the sweep with an error (None while it runs or when it ended normally)."""
+        return self._error
 
     def cancel(self) -> None:
         """Stop submitting now; runs in flight stay recorded and resumable (see the class docs)."""

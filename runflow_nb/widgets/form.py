@@ -164,6 +164,7 @@ class GenerateForm:
         self.widget = w.VBox()
         self.widget.add_class("rf-generate-form")
         self.saved = SavedView(self.widget, "", label="GenerateForm")
+        self.seeds: Any = None  # the "N seeds" row (runflow_nb.widgets.form_seeds), made with the fields
         self._build_fields()
 
     def set_model(self, model: str | ModelSpec) -> None:
@@ -227,7 +228,11 @@ class GenerateForm:
         rows += [self.errors["general"], self.cost,
                  w.HBox([self.generate_button, self.cancel_button, self.status], layout=w.Layout(align_items="center")),
                  self.output]
-        self.widget.children = rows
+        if self.seeds is None:
+            from .form_seeds import SeedsPanel
+
+            self.seeds = SeedsPanel(self)
+        self.widget.children = [*rows, self.seeds.widget]
         self._render_thumbnails()
         self.validate()
 

@@ -1,0 +1,151 @@
+"""Word when a background sweep ends, even with its cell scrolled away.
+
+:func:`install` (done by ``exp.run(..., background=True)`` in a kernel; idempotent) listens for the
+end of every background sweep of this process (:func:`runflow_nb.sweep.background.on_sweep_end`).
+Each end is shown three ways, each where it can be:
+
+* in a live front end, a notice in the page: JupyterLab's own notification (its
+  ``apputils:notify`` command) when the page exposes the application, else a small fixed toast
+  pinned to the corner of the page, with a close button;
+* a line in the sweep's own cell output (text and HTML), so a saved notebook keeps it;
+* a line printed at the start of the next cell the user runs, so a sweep that ended while they
+  worked elsewhere is never missed (also in a terminal IPython).
+
+A sweep left running over lunch can also report to a public URL: ``exp.set_callback_url(url)``
+sends the documented ``callback_url`` on every create, and the service POSTs each run's end there
+(``run.completed``/``run.failed``...; see the API's callback route). A notebook has no public URL of
+its own, so that URL is the user's (a chat webhook, a small service).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..errors import Issue, ValidationError
+from ..sweep.background import on_sweep_end
+from ..views import html as _html
+
+if TYPE_CHECKING:
+    from ..sweep.background import SweepHandle
+
+__all__ = ["check_callback_url", "end_notice", "install", "notice_html", "pending", "take_pending"]
+
+_pending: list[str] = []
+_lock = threading.Lock()
+_installed: dict[str, Any] = {}
+
+
+def check_callback_url(url: Any) -> str | None:
+    """``url`` if it is a full http(s) URL with a host (what the API takes), None for None; else
+    ValidationError naming the fix (before anything is stored or sent)."""
+    if url is None:
+        return None
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ValidationError([Issue("callback_url", f"is {url!r}",
+                                     "give a full public http(s) URL such as https://example.org/hooks/runflow, "
+                                     "or None to stop sending one")])
+    return url
+
+
+def end_notice(handle: SweepHandle) -> tuple[str, str]:
+    """What to say when ``handle``'s sweep has ended, and how: (text, level), level one of
+    ``success``, ``warning`` and ``error``."""
+    name = handle.experiment.name
+    error = handle.error
+    if error is not None:
+        return f"background sweep of {name!r} ended with an error: {error}", "error"
+    summary = handle.summary
+    if summary is None:  # pragma: no cover - a sweep that ends always has a summary or an error
+        return f"background sweep of {name!r} ended", "warning"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()) if v)
+    money = ("simulated spend" if summary.simulated else "spent") + f" ${summary.spent_usd:.2f}"
+    text = f"background sweep of {name!r} ended: {counts}; {money} in {summary.wall_s:.0f} s"
+    level = "success"
+    if summary.stopped:
+        text += f"; stopped: {summary.stopped}"
+        level = "warning"
+    if summary.still_running:
+        text += (f"; {summary.still_running} run(s) still on the server may cost up to "
+                 f"${summary.may_cost_usd:.2f} (run the plan again to collect them)")
+        level = "warning"
+    bad = sum(summary.counts.get(s, 0) for s in ("failed", "error", "download_failed", "unknown"))
+    if bad and level == "success":
+        level = "warning"
+    return text, level
+
+
+def notice_html(text: str, level: str) -> str:
+    """A line for the cell's output plus a script that pins the notice to the page (JupyterLab's
+    notification when the page exposes the app, else a toast with a close button)."""
+    color = {"success": "#15803d", "warning": "#b45309", "error": "#b91c1c"}.get(level, "#374151")
+    line = _html.block(f"runflow_nb: {_html.text(text)}", classes="rf-sweep-end",
+                       style=f"color:{color};font-family:monospace;font-size:12px")
+    payload = json.dumps({"message": "runflow_nb: " + text, "type": level}).replace("</", "<\\/")
+    script = ("<script>(function(){var n=" + payload + ";var app=window.jupyterapp;"
+              "if(app&&app.commands&&app.commands.hasCommand('apputils:notify')){"
+              "app.commands.execute('apputils:notify',{message:n.message,type:n.type,options:{autoClose:false}});}"
+              "var box=document.getElementById('rf-sweep-toasts');if(!box){box=document.createElement('div');"
+              "box.id='rf-sweep-toasts';box.style.cssText='position:fixed;right:16px;bottom:16px;z-index:10000;"
+              "display:flex;flex-direction:column;gap:6px;max-width:420px';document.body.appendChild(box);}"
+              "var t=document.createElement('div');t.className='rf-sweep-toast rf-sweep-toast-'+n.type;"
+              "t.style.cssText='background:#fff;border-left:4px solid " + color + ";box-shadow:0 2px 8px rgba(0,0,0,.25);"
+              "padding:8px 28px 8px 10px;font:13px sans-serif;position:relative';t.textContent=n.message;"
+              "var x=document.createElement('button');x.textContent='\\u00d7';x.title='dismiss';"
+              "x.style.cssText='position:absolute;top:2px;right:4px;border:0;background:none;cursor:pointer';"
+              "x.onclick=function(){t.remove();};t.appendChild(x);box.appendChild(t);})();</script>")
+    return line + script
+
+
+def pending() -> list[str]:
+    """Sweep-end lines not printed yet (shown at the start of the next cell)."""
+    with _lock:
+        return list(_pending)
+
+
+def take_pending() -> list[str]:
+    with _lock:
+        out, _pending[:] = list(_pending), []
+    return out
+
+
+def _on_end(handle: SweepHandle) -> None:
+    text, level = end_notice(handle)
+    with _lock:
+        _pending.append(text)
+    try:
+        from IPython.display import display
+
+        from ..views.frontend import interactive_frontend
+
+        if interactive_frontend():
+            display({"text/html": notice_html(text, level), "text/plain": f"runflow_nb: {text}"}, raw=True)
+    except Exception:  # no front end to draw in: the next cell's line still says it
+        pass
+
+
+def _flush(*_args: Any) -> None:
+    for text in take_pending():
+        print(f"runflow_nb: {text}", flush=True)
+
+
+def install(shell: Any = None) -> bool:
+    """Listen for background sweep ends in this process and, in IPython, print each at the start of
+    the next cell. Idempotent; True when a shell hook is in place."""
+    on_sweep_end(_on_end)
+    if shell is None:
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:
+            shell = None
+    if shell is None or getattr(shell, "events", None) is None:
+        return False
+    if _installed.get("shell") is not shell:
+        shell.events.register("pre_run_cell", _flush)
+        _installed["shell"] = shell
+    return True

@@ -1,0 +1,303 @@
+"""The queue and history panel: one live widget per kernel over :mod:`runflow_nb.studio.queue`.
+
+>>> rf.queue()          # every experiment of the default store       # doctest: +SKIP
+>>> exp.queue()         # one experiment                              # doctest: +SKIP
+
+Rows come from the store on every refresh (a daemon thread, every ``interval`` seconds), so runs
+of other cells, background sweeps, other processes and earlier kernels show, and the kernel stays
+free. The thread stops on :meth:`QueuePanel.stop`, when the widget is closed, and at interpreter
+exit (kernel shutdown). Per run: **Stop its sweep** where a background sweep of this kernel sends
+or drives it (Runflow has no public cancel: a run already sent still finishes there and is billed
+if it succeeds), **Detail** (``exp.detail`` where the experiment has it, else the stored clip) and
+**Re-run** (where the experiment offers ``exp.rerun``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from ..studio.queue import NO_CANCEL, QueueRow, queue_rows, stop_sweep_of
+from ..views import display
+from ..views import html as _html
+
+if TYPE_CHECKING:
+    from ..experiment import Experiment
+    from ..store.runstore import Store
+
+__all__ = ["QueuePanel", "queue", "row_html"]
+
+_COLORS = {"succeeded": "#15803d", "failed": "#b91c1c", "error": "#b91c1c", "download_failed": "#b91c1c",
+           "unknown": "#b45309", "skipped_budget": "#b45309", "running": "#1d4ed8", "queued": "#6b7280"}
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = round(seconds)
+    return f"{s // 60}:{s % 60:02d}" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}"
+
+
+def row_html(q: QueueRow) -> str:
+    """One run's line: status, where it waits, times, cost, what it is (all text escaped)."""
+    color = _COLORS.get(q.status, "#374151")
+    where = f"waiting #{q.position}" if q.position else q.driver
+    times = f"{_clock(q.elapsed_s)} of ~{_clock(q.expected_s)}" if not q.ended and q.expected_s else _clock(q.elapsed_s)
+    cost = _html.money(q.cost_usd) + (f" {q.cost_kind}" if q.cost_kind else "") if q.cost_usd > 0 else "—"
+    what = f"{q.prompt[:60]}{'…' if len(q.prompt) > 60 else ''} · seed {q.seed}"
+    err = f' <span style="color:#b91c1c">{_html.text(q.error[:80])}</span>' if q.error and q.ended else ""
+    return _html.block(
+        f'<span style="display:inline-block;width:110px;color:{color};font-weight:bold">{_html.text(q.status)}</span>'
+        f'<span style="display:inline-block;width:90px;color:#6b7280" title="run_id {_html.attr(q.run_id)}">'
+        f"{_html.text(q.run_id[:8])}</span>"
+        f'<span style="display:inline-block;width:110px">{_html.text(q.experiment[:14])}</span>'
+        f'<span style="display:inline-block;width:170px">{_html.text(where)}</span>'
+        f'<span style="display:inline-block;width:110px">{_html.text(times)}</span>'
+        f'<span style="display:inline-block;width:130px">{cost}</span>'
+        f'<span style="color:#374151">{_html.text(what)}</span>{err}',
+        style="font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis")
+
+
+class _RowView:
+    """The widgets of one run's line (kept across refreshes, so a click always lands)."""
+
+    def __init__(self, panel: QueuePanel, run_id: str) -> None:
+        import ipywidgets as w
+
+        self.run_id = run_id
+        self.info = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        small = w.Layout(width="auto", height="24px")
+        self.stop_button = w.Button(description="Stop its sweep", button_style="warning", layout=small,
+                                    tooltip="stop the background sweep of this kernel that sends this run: not sent "
+                                            "yet, it is never sent; already sent, " + NO_CANCEL)
+        self.stop_button.add_class("rf-queue-stop")
+        self.stop_button.on_click(lambda _b: panel.stop_run(run_id))
+        self.detail_button = w.Button(description="Detail", layout=small, tooltip="open this run's detail view")
+        self.detail_button.add_class("rf-queue-detail")
+        self.detail_button.on_click(lambda _b: panel.show_detail(run_id))
+        self.rerun_button = w.Button(description="Re-run", layout=small, tooltip="run it again (exp.rerun)")
+        self.rerun_button.add_class("rf-queue-rerun")
+        self.rerun_button.on_click(lambda _b: panel.rerun(run_id))
+        self.box = w.HBox([self.info, self.stop_button, self.detail_button, self.rerun_button],
+                          layout=w.Layout(align_items="center"))
+        self.box.add_class("rf-queue-row")
+
+    def update(self, q: QueueRow, *, can_rerun: bool) -> None:
+        markup = row_html(q)
+        if self.info.value != markup:
+            self.info.value = markup
+        self.stop_button.layout.display = None if q.stoppable else "none"
+        self.rerun_button.layout.display = None if q.ended and can_rerun else "none"
+
+
+class QueuePanel:
+    """Runs in flight and recently ended in ``store`` (one ``experiment`` or all), refreshed live.
+
+    >>> panel = QueuePanel(exp.store, interval=2)          # doctest: +SKIP
+    >>> panel.refresh(); [r.status for r in panel.rows]   # doctest: +SKIP
+    >>> panel.stop()                                      # doctest: +SKIP
+    """
+
+    def __init__(self, store: Store, *, experiment: str | None = None, recent_s: float = 3600.0,
+                 interval: float = 2.0, start: bool = True, limit: int = 200) -> None:
+        import ipywidgets as w
+
+        self.store, self.experiment, self.recent_s, self.limit = store, experiment, recent_s, limit
+        self.interval = max(0.2, float(interval))
+        self.rows: list[QueueRow] = []
+        self.views: dict[str, _RowView] = {}
+        self.refreshes = 0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.header = w.HTML()
+        self.header.add_class("rf-queue-header")
+        self.table = w.VBox()
+        self.table.add_class("rf-queue-rows")
+        self.message = w.HTML()
+        self.message.add_class("rf-queue-message")
+        self.detail = w.Output()
+        self.detail.add_class("rf-queue-detail-view")
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"))
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.widget = w.VBox([w.HBox([self.header, self.refresh_button], layout=w.Layout(align_items="center")),
+                              self.table, self.message, self.detail])
+        self.widget.add_class("rf-queue")
+        self.refresh()
+        ref = weakref.ref(self)
+        atexit.register(_stop_ref, ref)
+        if start:
+            self.start()
+
+    # -- the live refresh ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Refresh every ``interval`` seconds on a daemon thread (the kernel stays free)."""
+        with self._lock:
+            if self.running:
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=_loop, args=(weakref.ref(self), self._stop, self.interval),
+                                             name="runflow_nb-queue", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop refreshing (the panel keeps its last rows); :meth:`start` resumes."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def close(self) -> None:
+        """Stop refreshing and close the widget."""
+        self.stop()
+        self.widget.close()
+
+    def refresh(self) -> list[QueueRow]:
+        """Read the store now and redraw; returns the rows."""
+        rows = queue_rows(self.store, experiment=self.experiment, recent_s=self.recent_s, limit=self.limit)
+        with self._lock:
+            self.rows = rows
+            can_rerun = self._can_rerun()
+            views = []
+            for q in rows:
+                view = self.views.get(q.run_id)
+                if view is None:
+                    view = self.views[q.run_id] = _RowView(self, q.run_id)
+                view.update(q, can_rerun=can_rerun)
+                views.append(view)
+            for gone in set(self.views) - {q.run_id for q in rows}:
+                self.views.pop(gone).box.close()
+            boxes = tuple(v.box for v in views)
+            if tuple(self.table.children) != boxes:
+                self.table.children = boxes
+            live = sum(not q.ended for q in rows)
+            scope = f"experiment {self.experiment!r}" if self.experiment else "every experiment"
+            self.header.value = _html.block(
+                f"<b>queue</b> · {live} in flight or waiting, {len(rows) - live} ended in the last "
+                f"{_clock(self.recent_s)} · {_html.text(scope)} · updated {time.strftime('%H:%M:%S')}",
+                style="font-size:12px")
+            self.refreshes += 1
+        return rows
+
+    # -- actions --------------------------------------------------------------------------------------
+
+    def _experiment(self, name: str) -> Experiment:
+        from ..experiment import Experiment
+
+        return Experiment(name, store=self.store)
+
+    def _can_rerun(self) -> bool:
+        from ..experiment import Experiment
+
+        return callable(getattr(Experiment, "rerun", None))
+
+    def stop_run(self, run_id: str) -> str:
+        """Stop the background sweep that sends ``run_id`` (see :func:`runflow_nb.studio.queue.stop_sweep_of`)."""
+        from ..errors import RunflowError
+
+        try:
+            text = stop_sweep_of(self.store, run_id)
+        except RunflowError as exc:
+            text = str(exc)
+        self.message.value = _html.block(_html.text(text), style="font-size:12px;color:#b45309")
+        self.refresh()
+        return text
+
+    def show_detail(self, run_id: str) -> None:
+        """The run's detail view (``exp.detail(run)`` where it exists, else its stored clip and fields)."""
+        from IPython.display import HTML, display
+
+        row = self.store.get_run(run_id)
+        self.detail.clear_output()
+        if row is None:
+            return
+        exp = self._experiment(str(row["experiment"]))
+        with self.detail:
+            detail = getattr(exp, "detail", None)
+            display(detail(run_id) if callable(detail) else HTML(display_row(row)))
+
+    def rerun(self, run_id: str) -> threading.Thread | None:
+        """``exp.rerun(run_id)`` on a worker thread (the kernel stays free), where it exists."""
+        row = self.store.get_run(run_id)
+        if row is None or not self._can_rerun():
+            return None
+        exp = self._experiment(str(row["experiment"]))
+
+        def work() -> None:
+            try:
+                exp.rerun(run_id)  # type: ignore[attr-defined]
+                text = f"re-ran {run_id[:8]}"
+            except Exception as exc:  # shown in the panel; the kernel stays usable
+                text = f"re-run of {run_id[:8]} failed: {exc}"
+            self.message.value = _html.block(_html.text(text), style="font-size:12px")
+
+        t = threading.Thread(target=work, name="runflow_nb-queue-rerun", daemon=True)
+        t.start()
+        return t
+
+    # -- display ----------------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        live = sum(not q.ended for q in self.rows)
+        return f"<QueuePanel {self.experiment or 'all experiments'}: {live} open, {len(self.rows) - live} ended>"
+
+
+def display_row(row: dict[str, Any]) -> str:
+    return display.row_html(row, max_height=360)
+
+
+def _loop(ref: weakref.ref[QueuePanel], stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        panel = ref()
+        if panel is None:
+            return
+        try:
+            panel.refresh()
+        except Exception as exc:  # a store hiccup (locked, network): say so, try again next tick
+            panel.header.value = _html.block(f"queue: could not read the store ({_html.text(exc)}); retrying",
+                                             style="font-size:12px;color:#b45309")
+        del panel
+
+
+def _stop_ref(ref: weakref.ref[QueuePanel]) -> None:
+    panel = ref()
+    if panel is not None:
+        panel.stop(timeout=2.0)
+
+
+_panel: QueuePanel | None = None
+_panel_lock = threading.Lock()
+
+
+def queue(store: Store | None = None, *, experiment: str | None = None, **options: Any) -> QueuePanel:
+    """The kernel's queue panel (one per kernel: asking again points it at ``store``/``experiment``
+    and returns the same panel, refreshing)."""
+    global _panel
+    from ..store.runstore import Store as _Store
+
+    if store is None:
+        from .. import settings
+
+        store = _Store(settings.store_url(None))
+    with _panel_lock:
+        if _panel is not None and _panel.widget.comm is not None:
+            _panel.stop()
+            _panel.store, _panel.experiment = store, experiment
+            for name, value in options.items():
+                setattr(_panel, name, value)
+            _panel.refresh()
+            _panel.start()
+            return _panel
+        _panel = QueuePanel(store, experiment=experiment, **options)
+        return _panel
