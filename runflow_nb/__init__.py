@@ -44,20 +44,19 @@ _LAZY = {
     "errors": "runflow_nb.errors",
     "doctor": "runflow_nb.diagnose",
     "sample_images": "runflow_nb.samples",
-    "queue": "runflow_nb.widgets.queue",
+    "queue": "runflow_nb.experiment",
 }
 
 if TYPE_CHECKING:
     from . import errors
     from .client import AsyncClient, Client, Result
     from .diagnose import doctor
-    from .experiment import Experiment
+    from .experiment import Experiment, queue
     from .plan import Plan, grid
     from .request import VideoRequest
     from .samples import sample_images
     from .views.display import show
     from .widgets.form import GenerateForm
-    from .widgets.queue import queue
 
 
 def __getattr__(name: str) -> Any:

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .store.runstore import Store
     from .sweep.runner import SweepProgress, SweepSummary
 
-__all__ = ["Experiment", "SweepHandle", "run_blocking"]
+__all__ = ["Experiment", "SweepHandle", "queue", "run_blocking"]
 
 
 class Experiment:
@@ -458,7 +458,18 @@ class Experiment:
         """The kernel's live queue and history panel, for this experiment (see :mod:`runflow_nb.widgets.queue`)."""
         from .widgets.queue import queue
 
-        return queue(self.store, experiment=self.name, **options)
+        return queue(self.store, experiment=self.name, experiment_type=type(self), **options)
+
+
+def queue(store: str | os.PathLike[str] | Store | None = None, **options: Any) -> Any:
+    """``rf.queue()``: the kernel's live queue and history panel over every experiment of ``store``
+    (default ``RUNFLOW_STORE``); see :mod:`runflow_nb.widgets.queue`."""
+    from . import settings
+    from .store.runstore import Store
+    from .widgets.queue import queue as panel
+
+    opened = store if isinstance(store, Store) else Store(settings.store_url(store))
+    return panel(opened, experiment_type=Experiment, **options)
 
 
 # -- progress reporting ------------------------------------------------------------------------------

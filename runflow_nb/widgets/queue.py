@@ -18,6 +18,7 @@ import atexit
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..studio.queue import NO_CANCEL, QueueRow, queue_rows, stop_sweep_of
@@ -102,10 +103,13 @@ class QueuePanel:
     """
 
     def __init__(self, store: Store, *, experiment: str | None = None, recent_s: float = 3600.0,
-                 interval: float = 2.0, start: bool = True, limit: int = 200) -> None:
+                 interval: float = 2.0, start: bool = True, limit: int = 200,
+                 experiment_type: Callable[..., Experiment] | None = None) -> None:
         import ipywidgets as w
 
         self.store, self.experiment, self.recent_s, self.limit = store, experiment, recent_s, limit
+        # How a row's experiment is opened for Detail and Re-run (the Experiment class; None: the stored clip only)
+        self.experiment_type = experiment_type
         self.interval = max(0.2, float(interval))
         self.rows: list[QueueRow] = []
         self.views: dict[str, _RowView] = {}
@@ -189,15 +193,11 @@ class QueuePanel:
 
     # -- actions --------------------------------------------------------------------------------------
 
-    def _experiment(self, name: str) -> Experiment:
-        from ..experiment import Experiment
-
-        return Experiment(name, store=self.store)
+    def _experiment(self, name: str) -> Experiment | None:
+        return None if self.experiment_type is None else self.experiment_type(name, store=self.store)
 
     def _can_rerun(self) -> bool:
-        from ..experiment import Experiment
-
-        return callable(getattr(Experiment, "rerun", None))
+        return callable(getattr(self.experiment_type, "rerun", None))
 
     def stop_run(self, run_id: str) -> str:
         """Stop the background sweep that sends ``run_id`` (see :func:`runflow_nb.studio.queue.stop_sweep_of`)."""
@@ -221,7 +221,7 @@ class QueuePanel:
             return
         exp = self._experiment(str(row["experiment"]))
         with self.detail:
-            detail = getattr(exp, "detail", None)
+            detail = getattr(exp, "detail", None) if exp is not None else None
             display(detail(run_id) if callable(detail) else HTML(display_row(row)))
 
     def rerun(self, run_id: str) -> threading.Thread | None:
@@ -230,6 +230,8 @@ class QueuePanel:
         if row is None or not self._can_rerun():
             return None
         exp = self._experiment(str(row["experiment"]))
+        if exp is None:
+            return None
 
         def work() -> None:
             try:
@@ -282,7 +284,7 @@ _panel_lock = threading.Lock()
 
 def queue(store: Store | None = None, *, experiment: str | None = None, **options: Any) -> QueuePanel:
     """The kernel's queue panel (one per kernel: asking again points it at ``store``/``experiment``
-    and returns the same panel, refreshing)."""
+    and returns the same panel, refreshing). ``rf.queue()`` and ``exp.queue()`` call this."""
     global _panel
     from ..store.runstore import Store as _Store
 
