@@ -70,16 +70,18 @@ class _RowView:
 
         self.run_id = run_id
         self.info = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
-        small = w.Layout(width="auto", height="24px")
-        self.stop_button = w.Button(description="Stop its sweep", button_style="warning", layout=small,
+        def small() -> Any:  # one Layout each: showing or hiding one button must not touch the others
+            return w.Layout(width="auto", height="24px")
+
+        self.stop_button = w.Button(description="Stop its sweep", button_style="warning", layout=small(),
                                     tooltip="stop the background sweep of this kernel that sends this run: not sent "
                                             "yet, it is never sent; already sent, " + NO_CANCEL)
         self.stop_button.add_class("rf-queue-stop")
         self.stop_button.on_click(lambda _b: panel.stop_run(run_id))
-        self.detail_button = w.Button(description="Detail", layout=small, tooltip="open this run's detail view")
+        self.detail_button = w.Button(description="Detail", layout=small(), tooltip="open this run's detail view")
         self.detail_button.add_class("rf-queue-detail")
         self.detail_button.on_click(lambda _b: panel.show_detail(run_id))
-        self.rerun_button = w.Button(description="Re-run", layout=small, tooltip="run it again (exp.rerun)")
+        self.rerun_button = w.Button(description="Re-run", layout=small(), tooltip="run it again (exp.rerun)")
         self.rerun_button.add_class("rf-queue-rerun")
         self.rerun_button.on_click(lambda _b: panel.rerun(run_id))
         self.box = w.HBox([self.info, self.stop_button, self.detail_button, self.rerun_button],
@@ -213,16 +215,19 @@ class QueuePanel:
 
     def show_detail(self, run_id: str) -> None:
         """The run's detail view (``exp.detail(run)`` where it exists, else its stored clip and fields)."""
-        from IPython.display import HTML, display
-
         row = self.store.get_run(run_id)
-        self.detail.clear_output()
         if row is None:
+            self.detail.outputs = ()
             return
         exp = self._experiment(str(row["experiment"]))
-        with self.detail:
-            detail = getattr(exp, "detail", None) if exp is not None else None
-            display(detail(run_id) if callable(detail) else HTML(display_row(row)))
+        detail = getattr(exp, "detail", None) if exp is not None else None
+        if callable(detail):
+            from IPython.core.formatters import format_display_data
+
+            data, metadata = format_display_data(detail(run_id))
+        else:
+            data, metadata = {"text/html": display_row(row), "text/plain": f"run {run_id}"}, {}
+        self.detail.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
 
     def rerun(self, run_id: str) -> threading.Thread | None:
         """``exp.rerun(run_id)`` on a worker thread (the kernel stays free), where it exists."""

@@ -1,0 +1,206 @@
+"""The studio's widgets, tested without a browser by asserting on their traits: the queue panel,
+the synced compare of 2–6 clips and the form's N seeds row."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+import runflow_nb as rf
+from runflow_nb.errors import UsageError, ValidationError
+from runflow_nb.experiment import Experiment
+from runflow_nb.store.runstore import Store
+from runflow_nb.widgets.form import GenerateForm
+from runflow_nb.widgets.queue import QueuePanel
+from runflow_nb.widgets.synced import synced_compare
+
+XSS = "<script>alert(1)</script>"
+PROMPT = "character1 gallops along the shore"
+
+
+def _until(check: Any, *, deadline_s: float = 120.0, what: str = "state") -> Any:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{what} never came within {deadline_s} s")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNFLOW_API_KEY", raising=False)
+    Image.new("RGB", (800, 600), "steelblue").save(tmp_path / "horse.png")
+    return tmp_path
+
+
+def _stored(exp: Experiment, n: int, *, prompt: str = "p") -> list[str]:
+    """Succeeded runs with a stand-in video file and a real JPEG poster under ./artifacts."""
+    folder = Path("artifacts") / exp.name
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for i in range(n):
+        run_id = f"{exp.name}{i:03d}"
+        (folder / f"{run_id}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+        Image.new("RGB", (640, 360), (20 * i, 80, 120)).save(folder / f"{run_id}.jpg")
+        exp.store.insert_run({"run_id": run_id, "experiment": exp.name, "run_key": f"k{i}", "status": "succeeded",
+                              "prompt": prompt, "seed": i, "duration": 3, "resolution": "720p", "cost_usd": 0.42,
+                              "backend": "simulator", "video_path": f"artifacts/{exp.name}/{run_id}.mp4",
+                              "poster_path": f"artifacts/{exp.name}/{run_id}.jpg", "wall_s": 4.0})
+        ids.append(run_id)
+    return ids
+
+
+# -- the queue panel ------------------------------------------------------------------------------------
+
+
+def test_queue_panel_lists_the_store_refreshes_live_and_stops(workdir: Path) -> None:
+    exp = Experiment("q", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    done = _stored(exp, 2, prompt=XSS)
+    exp.store.insert_run({"run_id": "waiting", "experiment": "q", "run_key": "w", "status": "planned", "prompt": "x"})
+    panel = exp.queue(interval=0.2)
+    try:
+        assert rf.queue(exp.store) is panel  # one panel per kernel
+        panel.stop()
+        panel.experiment = "q"
+        panel.refresh()
+        assert panel.rows[0].run_id == "waiting" and {q.run_id for q in panel.rows[1:]} == set(done)
+        assert len(panel.table.children) == 3 and XSS not in panel.views[done[0]].info.value
+        assert "waiting #1" in panel.views["waiting"].info.value
+        assert all(v.stop_button.layout.display == "none" for v in panel.views.values())  # no sweep drives them
+        assert "in flight or waiting" in panel.header.value
+
+        panel.show_detail(done[0])  # no exp.detail yet: the stored clip
+        shown = panel.detail.outputs[0]["data"]["text/html"]
+        assert "<video " in shown and f"artifacts/q/{done[0]}.mp4" in shown
+
+        panel.start()
+        other = Store(str(workdir / "s.sqlite"))  # another process writing to the same store
+        other.insert_run({"run_id": "late", "experiment": "q", "run_key": "late", "status": "queued", "prompt": "y"})
+        _until(lambda: "late" in panel.views, what="the panel's next refresh")
+        assert panel.running
+    finally:
+        panel.stop()
+    assert not panel.running
+    count = panel.refreshes
+    time.sleep(0.5)
+    assert panel.refreshes == count  # stopped means stopped
+
+
+def test_queue_panel_stop_button_stops_the_background_sweep(workdir: Path, service: Any,
+                                                            ref_images: list[Path]) -> None:
+    service.freeze()
+    exp = Experiment("qs", store=str(workdir / "s.sqlite"), artifacts=workdir / "a", client=service.client())
+    plan = [rf.VideoRequest.build(prompt=PROMPT, images=[ref_images[0]], duration=3, resolution="720p", seed=s)
+            for s in range(3)]
+    handle = exp.run(plan, concurrency=1, background=True, progress=None)
+    panel = QueuePanel(exp.store, experiment="qs", start=False)
+    try:
+        _until(lambda: [q for q in panel.refresh() if q.status in ("queued", "running")], what="a run on the server")
+        waiting = [q.run_id for q in panel.rows if q.status == "planned"]
+        view = panel.views[waiting[0]]
+        assert view.stop_button.layout.display is None
+        view.stop_button.click()
+        assert "stopped the background sweep" in panel.message.value
+        handle.wait(timeout=120)
+    finally:
+        handle.cancel()
+        panel.close()
+    assert service.created() == 1 and [r["status"] for r in exp.runs(status="planned")] == ["planned"] * 2
+
+
+# -- synced compare ------------------------------------------------------------------------------------
+
+
+def test_synced_compare_of_four_is_one_transport_and_rates_into_the_store(workdir: Path) -> None:
+    exp = Experiment("sync", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    ids = _stored(exp, 4, prompt=XSS)
+    view = exp.compare_many(ids)
+    markup = view.videos.outputs[0]["data"]["text/html"]
+    videos = re.findall(r"<video [^>]*>", markup)
+    assert len(videos) == 4 and all('class="rf-sync-video"' in v and 'poster="data:image/jpeg' in v for v in videos)
+    assert [re.search(r'src="([^"]+)"', v).group(1) for v in videos] == [f"artifacts/sync/{i}.mp4" for i in ids]  # type: ignore[union-attr]
+    assert "autoplay" not in markup and "data:video" not in markup and XSS not in markup
+    for part in ("rf-sync-play", "rf-sync-scrub", "rf-sync-loop", "rf-sync-back", "rf-sync-fwd", "keydown"):
+        assert part in markup
+    assert re.findall(r'<option value="([\d.]+)"', markup) == ["0.25", "0.5", "0.75", "1.0"]
+    assert '<select class="rf-sync-mode"' not in markup and view.choice is None  # wipe, difference and the A/B choice: two only
+    assert f'id="rf-sync-{view.token}"' in markup and f'getElementById("rf-sync-{view.token}")' in markup
+    assert all(f"rf-sync-rating-{view.token}-{i}" in t._dom_classes for i, t in enumerate(view.ratings))
+
+    view.ratings[2].value = 5
+    view.ratings[0].value = 2
+    assert exp.store.get_run(ids[2])["rating"] == 5 and exp.store.get_run(ids[0])["rating"] == 2
+    assert list(exp.ranking().run_id[:1]) == [ids[2]]
+    assert exp.compare_many(ids).ratings[2].value == 5  # read back from the store
+
+
+def test_synced_compare_of_two_has_wipe_difference_and_the_choice(workdir: Path) -> None:
+    exp = Experiment("two", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    a, b = _stored(exp, 2)
+    view = exp.compare_many([exp.store.get_run(a), b])
+    markup = view.videos.outputs[0]["data"]["text/html"]
+    assert re.findall(r'<option value="(\w+)">', markup) == ["side", "wipe", "diff"]
+    assert "mix-blend-mode:difference" in markup and "clip-path:inset" in markup
+    view.choice.value = "B better"
+    assert exp.store.get_run(b)["tags"] == [f"preferred_over:{a}"]
+    assert exp.ranking().run_id.iloc[0] == b
+
+
+def test_synced_compare_refuses_wrong_counts_and_foreign_runs(workdir: Path) -> None:
+    exp = Experiment("bad", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    ids = _stored(exp, 7)
+    with pytest.raises(ValidationError, match="2 to 6"):
+        exp.compare_many(ids)
+    with pytest.raises(ValidationError, match="2 to 6"):
+        exp.compare_many(ids[:1])
+    with pytest.raises(UsageError, match="twice"):
+        synced_compare(exp, [ids[0], ids[0]])
+    with pytest.raises(UsageError, match="list"):
+        exp.compare_many(ids[0])
+    other = Experiment("other", store=exp.store)
+    with pytest.raises(UsageError, match="not a run of 'other'"):
+        other.compare_many(ids[:2])
+    exp.store.insert_run({"run_id": "nofile", "experiment": "bad", "run_key": "nf", "status": "failed"})
+    with pytest.raises(ValidationError, match="no video"):
+        exp.compare_many([ids[0], "nofile"])
+
+
+# -- N seeds from the form -------------------------------------------------------------------------------
+
+
+def test_form_sends_n_seeds_as_one_sweep_and_shows_the_strip(workdir: Path, service: Any) -> None:
+    exp = Experiment("form", store=str(workdir / "s.sqlite"), artifacts=workdir / "a", client=service.client())
+    form = GenerateForm(experiment=exp)
+    form.controls["prompt"].value = PROMPT
+    form.controls["duration"].value = 3
+    form.controls["resolution"].value = "720p"
+    form.add_image("horse.png")
+    seeds = form.seeds
+    assert seeds.widget in form.widget.children
+    seeds.n.value = 3
+    seeds.start.value = "10"
+    assert seeds.budget.value == pytest.approx(1.26) and "seeds 10…12" in seeds.estimate.value
+    seeds.budget.value = 1.0  # below the estimate: refused, nothing sent
+    assert seeds.run() is None and "1.26" in seeds.status.value and service.created() == 0
+    seeds.budget.value = 1.26
+    handle = seeds.run()
+    assert handle is not None and seeds.wait(120)
+    rows = exp.runs()
+    assert sorted(r["seed"] for r in rows) == [10, 11, 12] and {r["status"] for r in rows} == {"succeeded"}
+    assert service.created() == 3 and service.billed() <= 1.26
+    strip = seeds.strip.value
+    assert strip.count("<video ") == 3 and all(f"seed {s}" in strip for s in (10, 11, 12))
+    assert "succeeded" in seeds.status.value and not seeds.button.disabled
+
+    seeds.start.value = ""  # random seeds
+    assert "random seeds" in seeds.estimate.value
+    seeds.n.value = 2
+    assert seeds.budget.value == pytest.approx(1.26)  # the user set the budget: it stays
