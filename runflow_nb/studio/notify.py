@@ -5,8 +5,8 @@ end of every background sweep of this process (:func:`runflow_nb.sweep.backgroun
 Each end is shown three ways, each where it can be:
 
 * in a live front end, a notice in the page: JupyterLab's own notification (its
-  ``apputils:notify`` command) when the page exposes the application, else a small fixed toast
-  pinned to the corner of the page, with a close button;
+  ``apputils:notify`` command, kept until dismissed) when the page exposes the application, else a
+  small toast pinned to the corner of the page, with a close button;
 * a line in the sweep's own cell output (text and HTML), so a saved notebook keeps it;
 * a line printed at the start of the next cell the user runs, so a sweep that ended while they
   worked elsewhere is never missed (also in a terminal IPython).
@@ -87,7 +87,8 @@ def notice_html(text: str, level: str) -> str:
     payload = json.dumps({"message": "runflow_nb: " + text, "type": level}).replace("</", "<\\/")
     script = ("<script>(function(){var n=" + payload + ";var app=window.jupyterapp;"
               "if(app&&app.commands&&app.commands.hasCommand('apputils:notify')){"
-              "app.commands.execute('apputils:notify',{message:n.message,type:n.type,options:{autoClose:false}});}"
+              "app.commands.execute('apputils:notify',{message:n.message,type:n.type,options:{autoClose:false}});"
+              "return;}"
               "var box=document.getElementById('rf-sweep-toasts');if(!box){box=document.createElement('div');"
               "box.id='rf-sweep-toasts';box.style.cssText='position:fixed;right:16px;bottom:16px;z-index:10000;"
               "display:flex;flex-direction:column;gap:6px;max-width:420px';document.body.appendChild(box);}"

@@ -77,7 +77,7 @@ def synced_html(rows: Sequence[Mapping[str, Any]], *, token: str | None = None) 
                  f'seed {_html.text(row.get("seed"))} · <span style="font-weight:normal;color:#6b7280">run '
                  f'{_html.text(str(row["run_id"])[:8])}</span></div>')
         cells.append(f'<div class="rf-sync-cell" data-index="{i}">{label}<video {" ".join(attrs)}></video></div>')
-    columns = min(len(rows), 3)
+    columns = 2 if len(rows) in (2, 4) else 3  # four as a 2×2 square, three/five/six in rows of three
     modes = ('<select class="rf-sync-mode" title="two clips: side by side, a wipe or their difference">'
              '<option value="side">side by side</option><option value="wipe">wipe</option>'
              '<option value="diff">difference</option></select>'

@@ -51,13 +51,13 @@ def row_html(q: QueueRow) -> str:
     what = f"{q.prompt[:60]}{'…' if len(q.prompt) > 60 else ''} · seed {q.seed}"
     err = f' <span style="color:#b91c1c">{_html.text(q.error[:80])}</span>' if q.error and q.ended else ""
     return _html.block(
-        f'<span style="display:inline-block;width:110px;color:{color};font-weight:bold">{_html.text(q.status)}</span>'
-        f'<span style="display:inline-block;width:90px;color:#6b7280" title="run_id {_html.attr(q.run_id)}">'
+        f'<span style="display:inline-block;width:96px;color:{color};font-weight:bold">{_html.text(q.status)}</span>'
+        f'<span style="display:inline-block;width:72px;color:#6b7280" title="run_id {_html.attr(q.run_id)}">'
         f"{_html.text(q.run_id[:8])}</span>"
-        f'<span style="display:inline-block;width:110px">{_html.text(q.experiment[:14])}</span>'
-        f'<span style="display:inline-block;width:170px">{_html.text(where)}</span>'
-        f'<span style="display:inline-block;width:110px">{_html.text(times)}</span>'
-        f'<span style="display:inline-block;width:130px">{cost}</span>'
+        f'<span style="display:inline-block;width:96px">{_html.text(q.experiment[:12])}</span>'
+        f'<span style="display:inline-block;width:150px">{_html.text(where)}</span>'
+        f'<span style="display:inline-block;width:96px">{_html.text(times)}</span>'
+        f'<span style="display:inline-block;width:124px">{cost}</span>'
         f'<span style="color:#374151">{_html.text(what)}</span>{err}',
         style="font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis")
 
@@ -69,9 +69,9 @@ class _RowView:
         import ipywidgets as w
 
         self.run_id = run_id
-        self.info = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        self.info = w.HTML(layout=w.Layout(flex="1 1 0%", min_width="0", overflow="hidden"))
         def small() -> Any:  # one Layout each: showing or hiding one button must not touch the others
-            return w.Layout(width="auto", height="24px")
+            return w.Layout(width="auto", height="24px", flex="0 0 auto")
 
         self.stop_button = w.Button(description="Stop its sweep", button_style="warning", layout=small(),
                                     tooltip="stop the background sweep of this kernel that sends this run: not sent "
@@ -85,7 +85,7 @@ class _RowView:
         self.rerun_button.add_class("rf-queue-rerun")
         self.rerun_button.on_click(lambda _b: panel.rerun(run_id))
         self.box = w.HBox([self.info, self.stop_button, self.detail_button, self.rerun_button],
-                          layout=w.Layout(align_items="center"))
+                          layout=w.Layout(align_items="center", width="100%"))
         self.box.add_class("rf-queue-row")
 
     def update(self, q: QueueRow, *, can_rerun: bool) -> None:

@@ -1,0 +1,284 @@
+"""The studio in a real browser: JupyterLab on loopback, Playwright driving Debian's chromium.
+
+One notebook, four views: a 4-clip synced compare (play, scrub, step, focus and a rating key that
+lands in the store), the queue with two background sweeps and a stop from a queue row (checked on
+the store), N seeds from the form (a strip of clips, checked on the store), and a sweep-end notice
+in the page. Screenshots go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "test-artifacts" / "browser"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+NOTEBOOK = "studio.ipynb"
+SETUP = """import runflow_nb as rf
+exp = rf.Experiment('studio', store='studio.sqlite', artifacts='artifacts')
+plan = rf.grid(prompt='character1 trots', images=[['ref.png']], seed=range(4), duration=3, resolution='720p')
+exp.run(plan, progress=None)
+ids = list(exp.table().run_id)
+print('READY', len(ids))"""
+
+
+def _why_skip() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)"
+    for module in ("jupyterlab", "playwright"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed: pip install {module}"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab serving a folder with one notebook (its first cell makes four clips offline)."""
+    reason = _why_skip()
+    if reason:
+        pytest.skip(reason)
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("studio-lab")
+    Image.new("RGB", (800, 600), (40, 120, 200)).save(root / "ref.png")
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "setup", "metadata": {}, "outputs": [],
+                     "source": SETUP}],
+          "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (root / NOTEBOOK).write_text(json.dumps(nb))
+    home = tmp_path_factory.mktemp("studio-home")
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL", "RUNFLOW_STORE")}
+    env.update(RUNFLOW_SIMULATOR_LATENCY="0.2", JUPYTER_CONFIG_DIR=str(home / "config"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_DATA_DIR=str(home / "data"),
+               JUPYTER_PLATFORM_DIRS="1", PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    env["JUPYTER_PATH"] = os.pathsep.join([str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH", "")])
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(home / "settings")
+    port = _free_port()
+    log = home / "lab.log"
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
+           f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
+           "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           f"--LabApp.workspaces_dir={home / 'workspaces'}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/api/status", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def page(lab: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        context = browser.new_context(viewport={"width": 1300, "height": 1800})
+        page = context.new_page()
+        page.goto(f"{lab}/lab/tree/{NOTEBOOK}")
+        page.wait_for_function(_KERNEL_IDLE, timeout=60000)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.locator(".jp-OutputArea-output", has_text="READY 4").wait_for(timeout=120000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+_KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const s = w && w.sessionContext;
+  return !!(s && s.session && s.session.kernel && s.kernelDisplayStatus === 'idle');
+}"""
+
+_RUN_CODE = """async (code) => {
+  const app = window.jupyterapp;
+  const nb = app.shell.currentWidget.content;
+  const n = nb.model.cells.length;
+  nb.model.sharedModel.insertCell(n, {cell_type: 'code', source: code});
+  nb.activeCellIndex = n;
+  await app.commands.execute('notebook:run-cell');
+  return n;
+}"""
+
+
+def _run(page: Any, code: str) -> Any:
+    """Run ``code`` in a new last cell; returns that cell's locator."""
+    index = page.evaluate(_RUN_CODE, code)
+    return page.locator(".jp-Notebook .jp-Cell").nth(index)
+
+
+def _kernel(page: Any, code: str, marker: str, timeout_ms: int = 30000) -> str:
+    """The text after ``marker`` that ``code`` prints."""
+    out = _run(page, code).locator(".jp-OutputArea-output", has_text=marker).first
+    out.wait_for(timeout=timeout_ms)
+    return str(out.inner_text().split(marker, 1)[1].split()[0])
+
+
+_SYNC_STATE = """() => {
+  const root = [...document.querySelectorAll('.rf-sync')].pop();
+  const vids = [...root.querySelectorAll('video.rf-sync-video')];
+  return {times: vids.map(v => v.currentTime), paused: vids.map(v => v.paused), ready: vids.map(v => v.readyState),
+          muted: vids.map(v => v.muted), src: vids.map(v => v.currentSrc), controls: vids.map(v => v.controls),
+          duration: vids.map(v => v.duration), focus: root.dataset.rfFocus, state: root.dataset.rfState};
+}"""
+
+
+def test_synced_compare_of_four_plays_scrubs_steps_and_rates_from_the_keyboard(page: Any) -> None:
+    cell = _run(page, "view = exp.compare_many(ids)\nview")
+    root = cell.locator(".rf-sync").first
+    root.wait_for(timeout=30000)
+    page.wait_for_function(f"() => ({_SYNC_STATE})().ready.every(r => r >= 1)", timeout=30000)
+    s = page.evaluate(_SYNC_STATE)
+    assert len(s["times"]) == 4 and all("/files/" in src for src in s["src"]), s  # served by Jupyter, by reference
+    assert not any(s["controls"]) and s["muted"].count(False) == 1, s  # one transport, one sound
+    assert all(abs(d - 3.0) <= 0.1 for d in s["duration"]), s
+
+    root.locator(".rf-sync-play").click()
+    page.wait_for_function(f"() => {{ const s = ({_SYNC_STATE})(); return s.times.every(t => t > 0.5); }}",
+                           timeout=30000)
+    s = page.evaluate(_SYNC_STATE)
+    assert not any(s["paused"]) and max(s["times"]) - min(s["times"]) < 0.3, s  # all four, in step
+    root.locator(".rf-sync-play").click()
+    page.wait_for_function(f"() => ({_SYNC_STATE})().paused.every(p => p)", timeout=10000)
+
+    page.evaluate("""() => { const r = [...document.querySelectorAll('.rf-sync')].pop();
+        const s = r.querySelector('.rf-sync-scrub'); s.value = 500; s.dispatchEvent(new Event('input')); }""")
+    page.wait_for_function(f"() => ({_SYNC_STATE})().times.every(t => Math.abs(t - 1.5) < 0.05)", timeout=10000)
+    root.focus()
+    page.keyboard.press("ArrowRight")  # a frame on
+    page.wait_for_function(f"() => ({_SYNC_STATE})().times.every(t => Math.abs(t - 1.5 - 1 / 24) < 0.02)",
+                           timeout=10000)
+    page.keyboard.press("ArrowDown")  # focus (and sound) to clip B
+    page.keyboard.press("ArrowDown")  # ... and C
+    s = page.evaluate(_SYNC_STATE)
+    assert s["focus"] == "2" and s["muted"] == [True, True, False, True], s
+    page.keyboard.press("4")
+    cell.get_by_text("rated 4").wait_for(timeout=10000)
+    got = _kernel(page, "print('RATED=' + str([exp.store.get_run(i)['rating'] for i in view.run_ids]).replace(' ', ''))",
+                  "RATED=")
+    assert got == "[None,None,4,None]", got
+    root.scroll_into_view_if_needed()
+    cell.screenshot(path=str(SCREENSHOTS / "studio_synced_compare.png"))
+
+
+def test_queue_stops_one_of_two_background_sweeps_from_a_row(page: Any) -> None:
+    cell = _run(page, (
+        "slow = rf.Client(simulator_latency=30)\n"
+        "q1 = rf.Experiment('q1', store=exp.store, client=slow)\n"
+        "q2 = rf.Experiment('q2', store=exp.store, client=slow)\n"
+        "g = lambda s: rf.grid(prompt='character1 waits', images=[['ref.png']], seed=s, duration=3, resolution='720p')\n"
+        "h1 = q1.run(g(range(20, 23)), concurrency=1, background=True, progress=None)\n"
+        "h2 = q2.run(g(range(30, 32)), concurrency=1, background=True, progress=None)\n"
+        "panel = rf.queue(exp.store, interval=0.5)\n"
+        "panel"))
+    queue = cell.locator(".rf-queue").first
+    queue.wait_for(timeout=30000)
+    row = queue.locator(".rf-queue-row", has_text="q1").filter(has_text="waiting #").first
+    row.wait_for(timeout=60000)
+    assert queue.locator(".rf-queue-row", has_text="q2").count() == 2
+    row.locator(".rf-queue-stop").click()
+    queue.locator(".rf-queue-message", has_text="stopped the background sweep of 'q1'").wait_for(timeout=10000)
+    got = _kernel(page, ("h1.wait(120)\n"
+                         "print('Q1=' + ','.join(sorted(r['status'] for r in q1.runs())) + ';' + str(h2.done))"), "Q1=")
+    statuses, h2_done = got.split(";")
+    assert statuses.split(",").count("planned") == 2 and h2_done == "False", got  # q2 goes on
+    queue.scroll_into_view_if_needed()
+    cell.screenshot(path=str(SCREENSHOTS / "studio_queue.png"))
+    _kernel(page, "h2.cancel(); h2.wait(120); panel.stop(); print('STOPPED=' + str(panel.running))", "STOPPED=")
+
+
+def test_form_sends_n_seeds_and_shows_the_strip(page: Any) -> None:
+    cell = _run(page, "form = rf.GenerateForm(experiment=exp)\nform")
+    form = cell.locator(".rf-generate-form").first
+    form.wait_for(timeout=30000)
+    form.locator(".rf-input-prompt textarea").fill("character1 jumps a fence")
+    form.locator(".rf-input-resolution button", has_text="720p").click()
+    form.locator(".rf-image-path input").fill("ref.png")
+    form.locator(".rf-image-add").click()
+    form.locator(".rf-thumbnail", has_text="ref.png").wait_for(timeout=10000)
+    seeds = form.locator(".rf-seeds")
+    seeds.locator(".rf-seeds-n input").fill("3")
+    seeds.locator(".rf-seeds-n input").press("Enter")
+    seeds.locator(".rf-seeds-start input").fill("70")
+    seeds.locator(".rf-seeds-start input").press("Enter")
+    seeds.locator(".rf-seeds-estimate", has_text="seeds 70…72").wait_for(timeout=10000)
+    seeds.locator(".rf-seeds-run").click()
+    page.wait_for_function("() => document.querySelectorAll('.rf-seeds-strip video').length === 3", timeout=120000)
+    got = _kernel(page, "print('SEEDS=' + ','.join(str(r['seed']) + r['status'] for r in exp.runs() "
+                        "if r['prompt'] == 'character1 jumps a fence'))", "SEEDS=")
+    assert sorted(got.split(",")) == ["70succeeded", "71succeeded", "72succeeded"], got
+    seeds.scroll_into_view_if_needed()
+    cell.screenshot(path=str(SCREENSHOTS / "studio_seeds.png"))
+
+
+def test_a_background_sweep_end_shows_a_notice_in_the_page(page: Any) -> None:
+    _run(page, "h = exp.run(rf.grid(prompt='character1 naps', images=[['ref.png']], seed=[90], duration=3,\n"
+               "                    resolution='720p'), background=True, progress=None)")
+    page.locator(".jp-OutputArea-output .rf-sweep-end", has_text="background sweep of 'studio' ended").wait_for(
+        timeout=120000)
+    toast = page.locator(".Toastify__toast", has_text="background sweep of 'studio' ended")
+    toast.first.wait_for(timeout=10000)  # JupyterLab's own notification (the app is exposed here)
+    page.screenshot(path=str(SCREENSHOTS / "studio_sweep_end.png"))
+    cell = _run(page, "1 + 1")  # the next cell says it, too
+    cell.locator(".jp-OutputArea-output", has_text="runflow_nb: background sweep of 'studio' ended").wait_for(
+        timeout=30000)
+
+
+def test_the_notice_pins_a_toast_where_jupyterlab_is_not_exposed(page: Any) -> None:
+    from runflow_nb.studio.notify import notice_html
+
+    other = page.context.new_page()
+    try:
+        other.set_content(f"<html><body>{notice_html('sweep of <b>x</b> ended', 'warning')}</body></html>")
+        toast = other.locator("#rf-sweep-toasts .rf-sweep-toast-warning")
+        toast.wait_for(timeout=5000)
+        assert "sweep of <b>x</b> ended" in toast.inner_text()  # as text, not markup
+        toast.locator("button").click()
+        assert other.locator(".rf-sweep-toast").count() == 0
+    finally:
+        other.close()
