@@ -160,7 +160,7 @@ def _kernel(page: Any, code: str, marker: str, timeout_ms: int = 30000) -> str:
 
 
 _SYNC_STATE = """() => {
-  const root = [...document.querySelectorAll('.rf-sync')].pop();
+  const root = [...document.querySelectorAll('.rf-live .rf-sync')].pop();
   const vids = [...root.querySelectorAll('video.rf-sync-video')];
   return {times: vids.map(v => v.currentTime), paused: vids.map(v => v.paused), ready: vids.map(v => v.readyState),
           muted: vids.map(v => v.muted), src: vids.map(v => v.currentSrc), controls: vids.map(v => v.controls),
@@ -170,7 +170,7 @@ _SYNC_STATE = """() => {
 
 def test_synced_compare_of_four_plays_scrubs_steps_and_rates_from_the_keyboard(page: Any) -> None:
     cell = _run(page, "view = exp.compare_many(ids)\nview")
-    root = cell.locator(".rf-sync").first
+    root = cell.locator(".rf-live .rf-sync").first
     root.wait_for(timeout=30000)
     page.wait_for_function(f"() => ({_SYNC_STATE})().ready.every(r => r >= 1)", timeout=30000)
     s = page.evaluate(_SYNC_STATE)
@@ -186,7 +186,7 @@ def test_synced_compare_of_four_plays_scrubs_steps_and_rates_from_the_keyboard(p
     root.locator(".rf-sync-play").click()
     page.wait_for_function(f"() => ({_SYNC_STATE})().paused.every(p => p)", timeout=10000)
 
-    page.evaluate("""() => { const r = [...document.querySelectorAll('.rf-sync')].pop();
+    page.evaluate("""() => { const r = [...document.querySelectorAll('.rf-live .rf-sync')].pop();
         const s = r.querySelector('.rf-sync-scrub'); s.value = 500; s.dispatchEvent(new Event('input')); }""")
     page.wait_for_function(f"() => ({_SYNC_STATE})().times.every(t => Math.abs(t - 1.5) < 0.05)", timeout=10000)
     root.focus()
@@ -216,7 +216,7 @@ def test_queue_stops_one_of_two_background_sweeps_from_a_row(page: Any) -> None:
         "h2 = q2.run(g(range(30, 32)), concurrency=1, background=True, progress=None)\n"
         "panel = rf.queue(exp.store, interval=0.5)\n"
         "panel"))
-    queue = cell.locator(".rf-queue").first
+    queue = cell.locator(".rf-live.rf-queue").first
     queue.wait_for(timeout=30000)
     row = queue.locator(".rf-queue-row", has_text="q1").filter(has_text="waiting #").first
     row.wait_for(timeout=60000)
@@ -224,9 +224,11 @@ def test_queue_stops_one_of_two_background_sweeps_from_a_row(page: Any) -> None:
     row.locator(".rf-queue-stop").click()
     queue.locator(".rf-queue-message", has_text="stopped the background sweep of 'q1'").wait_for(timeout=10000)
     got = _kernel(page, ("h1.wait(120)\n"
-                         "print('Q1=' + ','.join(sorted(r['status'] for r in q1.runs())) + ';' + str(h2.done))"), "Q1=")
-    statuses, h2_done = got.split(";")
+                         "print('Q1=' + ','.join(sorted(r['status'] for r in q1.runs())) + ';' + str(h2.done) + ';'\n"
+                         "      + str(sum(slow.find(r['client_ref']) is not None for r in q1.runs())))"), "Q1=")
+    statuses, h2_done, on_server = got.split(";")
     assert statuses.split(",").count("planned") == 2 and h2_done == "False", got  # q2 goes on
+    assert on_server == "1", got  # the service holds q1's first run only: the stopped sweep sent nothing more
     queue.scroll_into_view_if_needed()
     cell.screenshot(path=str(SCREENSHOTS / "studio_queue.png"))
     _kernel(page, "h2.cancel(); h2.wait(120); panel.stop(); print('STOPPED=' + str(panel.running))", "STOPPED=")
@@ -257,7 +259,8 @@ def test_form_sends_n_seeds_and_shows_the_strip(page: Any) -> None:
 
 
 def test_a_background_sweep_end_shows_a_notice_in_the_page(page: Any) -> None:
-    _run(page, "h = exp.run(rf.grid(prompt='character1 naps', images=[['ref.png']], seed=[90], duration=3,\n"
+    _run(page, "from runflow_nb.studio import notify\nnotify.install(min_s=0)\n"
+               "h = exp.run(rf.grid(prompt='character1 naps', images=[['ref.png']], seed=[90], duration=3,\n"
                "                    resolution='720p'), background=True, progress=None)")
     page.locator(".jp-OutputArea-output .rf-sweep-end", has_text="background sweep of 'studio' ended").wait_for(
         timeout=120000)

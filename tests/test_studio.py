@@ -101,6 +101,8 @@ def test_queue_keeps_open_runs_of_any_age_and_recent_endings_only(tmp_path: Path
 def test_stopping_a_run_from_the_queue_stops_its_background_sweep_only(tmp_path: Path, service: Any,
                                                                        ref_images: list[Path]) -> None:
     service.freeze()  # runs stay on the server until thawed
+    notify.install(min_s=0)
+    notify.take_pending()
     exp = Experiment("bg", store=str(tmp_path / "s.sqlite"), artifacts=tmp_path / "a", client=service.client())
     plan = rf.Plan([_request(ref_images, seed=s) for s in range(3)])
     handle = exp.run(plan, concurrency=1, background=True, progress=None)
@@ -123,7 +125,9 @@ def test_stopping_a_run_from_the_queue_stops_its_background_sweep_only(tmp_path:
     assert not any(q.stoppable for q in queue_rows(exp.store))  # the sweep has ended: nothing left to stop
     with pytest.raises(UsageError, match="not driven"):
         stop_sweep_of(exp.store, waiting[1].run_id)
-    assert any("background sweep of 'bg' ended" in line and "stopped" in line for line in notify.take_pending())
+    ended = [line for line in notify.take_pending() if "background sweep of 'bg' ended" in line]
+    assert len(ended) == 1 and "stopped" in ended[0] and "1 run(s) still on the server" in ended[0]
+    notify.install(min_s=10)
 
 
 # -- seeds from the form -----------------------------------------------------------------------------
@@ -194,9 +198,13 @@ def test_a_background_sweep_end_prints_in_the_next_cell(tmp_path: Path, service:
 
     shell = InteractiveShell.instance()
     try:
-        assert notify.install(shell)
+        assert notify.install(shell, min_s=10)
         notify.take_pending()
         exp = Experiment("lunch", store=str(tmp_path / "s.sqlite"), artifacts=tmp_path / "a", client=service.client())
+        quick = exp.run([_request(ref_images, seed=0)], background=True, progress=None)
+        quick.wait(timeout=120)
+        assert quick.ended.is_set() and notify.pending() == []  # a sweep of seconds ends in front of the user
+        notify.install(min_s=0)
         handle = exp.run([_request(ref_images, seed=s) for s in (1, 2)], background=True, progress=None)
         handle.wait(timeout=120)
         _until(lambda: notify.pending(), what="the end notice")
@@ -212,4 +220,5 @@ def test_a_background_sweep_end_prints_in_the_next_cell(tmp_path: Path, service:
         markup = notify.notice_html("a <b> & 'q' $1", "warning")
         assert "<b>" not in markup.split("<script>")[0] and "apputils:notify" in markup and "&#36;1" in markup
     finally:
+        notify.install(min_s=10)
         InteractiveShell.clear_instance()

@@ -2,7 +2,8 @@
 
 :func:`install` (done by ``exp.run(..., background=True)`` in a kernel; idempotent) listens for the
 end of every background sweep of this process (:func:`runflow_nb.sweep.background.on_sweep_end`).
-Each end is shown three ways, each where it can be:
+Each end of a sweep that ran at least ten seconds (``install(min_s=...)``) is shown three ways,
+each where it can be:
 
 * in a live front end, a notice in the page: JupyterLab's own notification (its
   ``apputils:notify`` command, kept until dismissed) when the page exposes the application, else a
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,6 +38,7 @@ __all__ = ["check_callback_url", "end_notice", "install", "notice_html", "pendin
 _pending: list[str] = []
 _lock = threading.Lock()
 _installed: dict[str, Any] = {}
+_settings = {"min_s": 10.0}  # a sweep shorter than this ends in front of the user: nothing to announce
 
 
 def check_callback_url(url: Any) -> str | None:
@@ -114,6 +117,8 @@ def take_pending() -> list[str]:
 
 
 def _on_end(handle: SweepHandle) -> None:
+    if time.time() - handle.started_at < _settings["min_s"]:
+        return
     text, level = end_notice(handle)
     with _lock:
         _pending.append(text)
@@ -133,9 +138,14 @@ def _flush(*_args: Any) -> None:
         print(f"runflow_nb: {text}", flush=True)
 
 
-def install(shell: Any = None) -> bool:
+def install(shell: Any = None, *, min_s: float | None = None) -> bool:
     """Listen for background sweep ends in this process and, in IPython, print each at the start of
-    the next cell. Idempotent; True when a shell hook is in place."""
+    the next cell. Only sweeps that ran at least ``min_s`` seconds are announced (default 10 s; a
+    given value stays until changed). Idempotent; True when a shell hook is in place."""
+    if min_s is not None:
+        if isinstance(min_s, bool) or not isinstance(min_s, (int, float)) or not min_s >= 0:
+            raise ValidationError([Issue("min_s", f"is {min_s!r}", "use seconds (zero or more)")])
+        _settings["min_s"] = float(min_s)
     on_sweep_end(_on_end)
     if shell is None:
         try:

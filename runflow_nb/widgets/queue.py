@@ -119,6 +119,7 @@ class QueuePanel:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._saved: Any = None  # the saved view, once displayed (runflow_nb.widgets.saved)
         self.header = w.HTML()
         self.header.add_class("rf-queue-header")
         self.table = w.VBox()
@@ -160,6 +161,8 @@ class QueuePanel:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if self._saved is not None:
+            self._saved.update(self._saved_body())
 
     def close(self) -> None:
         """Stop refreshing and close the widget."""
@@ -251,6 +254,17 @@ class QueuePanel:
         return t
 
     # -- display ----------------------------------------------------------------------------------------
+
+    def _saved_body(self) -> str:
+        lines = "".join(f"<div>{row_html(q)}</div>" for q in self.rows)
+        return f"<div>{self.header.value}</div>{lines}"
+
+    def _ipython_display_(self) -> None:
+        """A saved view (the rows as they are now; the final rows once stopped), then the live panel."""
+        from .saved import SavedView
+
+        self._saved = SavedView(self.widget, self._saved_body(), label="queue panel")
+        self._saved.show()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -74,6 +74,14 @@ class SyncedCompare:
         record_choice(self.exp, self.run_ids[0], self.run_ids[1], change["new"])
         self.saved.value = f'<span style="font-size:12px;color:#15803d">saved: {html.escape(str(change["new"]))}</span>'
 
+    def _ipython_display_(self) -> None:
+        """A saved view (the clips, each with its own controls once the script is gone), then the live
+        widget: a notebook reopened without its kernel shows the clips, never "model not found"."""
+        from .saved import SavedView
+
+        saved = synced_html(self.rows, token=uuid.uuid4().hex[:12])  # its own element ids
+        SavedView(self.widget, saved, label="synced compare").show()
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = self.widget._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
