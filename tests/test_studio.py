@@ -74,8 +74,8 @@ def test_queue_shows_runs_another_process_is_driving(tmp_path: Path, ref_images:
             child.communicate()
 
 
-def test_queue_keeps_open_runs_of_any_age_and_recent_endings_only(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "s.sqlite"))
+def test_queue_keeps_open_runs_of_any_age_and_recent_endings_only(store_url: str) -> None:
+    store = Store(store_url)
     store.ensure_experiment("e")
     for i, (status, wall) in enumerate([("planned", None), ("planned", None), ("succeeded", 10.0),
                                         ("succeeded", 30.0), ("failed", None), ("unknown", None)]):
