@@ -4,10 +4,14 @@ stopping a background sweep from the queue, seeds from the form as one small swe
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -163,9 +167,38 @@ def test_seeds_run_as_one_sweep_within_the_budget(tmp_path: Path, service: Any, 
 # -- callback_url on creates ---------------------------------------------------------------------------
 
 
+class _Hooks:
+    """A webhook receiver on loopback: every POST's headers and JSON body."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        got: list[tuple[dict[str, str], bytes]] = []
+        self.got = got
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                got.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/runflow?study=horses"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_callback_url_is_sent_on_every_create_once_set(tmp_path: Path, emulator_server: Any,
                                                        ref_images: list[Path]) -> None:
-    url = "https://hooks.example.org/runflow?study=horses"
+    hooks = _Hooks()
+    url = hooks.url
     client = rf.Client(api_key="rf_test_local", base_url=emulator_server.url, poll_interval=0.05)
     store = str(tmp_path / "s.sqlite")
     exp = Experiment("hooked", store=store, artifacts=tmp_path / "a", client=client)
@@ -187,6 +220,22 @@ def test_callback_url_is_sent_on_every_create_once_set(tmp_path: Path, emulator_
     remote = exp.store.runs("hooked", where={"seed": 6})[0]["remote_id"]
     assert httpx.get(f"{emulator_server.url}/v1/runs/{remote}", headers={"Authorization": "Bearer rf_test_local"},
                      timeout=30).json()["callback_url"] is None
+
+    # the service (here the served emulator) POSTs each hooked run's end to the URL, signed
+    try:
+        _until(lambda: len(hooks.got) >= 4, what="four callbacks")
+        time.sleep(0.5)  # nothing more arrives: one callback a run, none for runs sent without the URL
+        secret = emulator_server.emulator.callbacks.secret.encode()
+        events = {}
+        for headers, body in hooks.got:
+            assert headers["Runflow-Signature"] == hmac.new(secret, body, hashlib.sha256).hexdigest()
+            envelope = json.loads(body)
+            events[envelope["run_id"]] = (envelope["event"], envelope["status"], envelope["metadata"]["experiment"])
+        hooked = {r["remote_id"] for r in again.runs() if r["seed"] in (2, 3, 4, 5)}
+        assert set(events) == hooked and len(hooks.got) == 4
+        assert set(events.values()) == {("run.completed", "succeeded", "hooked")}
+    finally:
+        hooks.close()
 
 
 # -- word when a background sweep ends ---------------------------------------------------------------

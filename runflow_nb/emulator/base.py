@@ -11,6 +11,7 @@ import httpx
 
 from ..simulator.engine import Simulator
 from ..specs import ModelSpec
+from .callbacks import CallbackSender
 from .faults import BROKEN_ANSWER, CREATE_FAULTS, FAULT_KINDS, CreateFault, FaultPlan, Injector
 from .idempotency import KEY_REPLAY_MODES
 from .images import FETCH_TIMEOUT_S
@@ -116,6 +117,8 @@ class EmulatorBase:
         self.list_page_cap: int | None = None
         #: Model pages served (and validated by) instead of this server's own (model id → detail object).
         self.model_pages: dict[str, dict[str, Any]] = {}
+        #: POSTs each run's end to its ``callback_url`` (enabled by a served emulator; see :mod:`.callbacks`).
+        self.callbacks = CallbackSender(self)
 
     # -- settings --------------------------------------------------------------------------------
 
@@ -163,6 +166,7 @@ class EmulatorBase:
 
     def close(self) -> None:
         """Close the simulator if this emulator created it."""
+        self.callbacks.close()
         if self._owns_simulator:
             self.simulator.close()
 

@@ -93,6 +93,7 @@ class RunRoutes(EmulatorBase):
         if hollow is not None:
             with self.state.lock:
                 self.state.hollow[run["id"]] = hollow
+        self.callbacks.watch(run["id"], extra.get("callback_url"))
         if extra.get("client_ref") and self.fault("dupref"):
             self._other_callers_run(spec, inp, images, video, extra["client_ref"])
         broken.apply(request)

@@ -187,6 +187,7 @@ class EmulatorServer:
         self._server.emulator = emulator
         self._server.base_url = self.url
         emulator.base_url = self.url
+        emulator.callbacks.enabled = True  # served, it acts as the service: run ends go to callback URLs
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"runflow-emulator-{self.port}", daemon=True)
         self._thread.start()
