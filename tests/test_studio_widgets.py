@@ -204,3 +204,18 @@ def test_form_sends_n_seeds_as_one_sweep_and_shows_the_strip(workdir: Path, serv
     assert "random seeds" in seeds.estimate.value
     seeds.n.value = 2
     assert seeds.budget.value == pytest.approx(1.26)  # the user set the budget: it stays
+
+
+def test_a_live_queue_panel_lets_the_interpreter_exit_at_once(workdir: Path) -> None:
+    """Kernel shutdown: the refresh thread is stopped at exit, nothing hangs or prints a traceback."""
+    import subprocess
+    import sys
+
+    code = ("from runflow_nb.store.runstore import Store\n"
+            "from runflow_nb.widgets.queue import QueuePanel\n"
+            "panel = QueuePanel(Store('s.sqlite'), interval=0.05)\n"
+            "import time\n"
+            "while panel.refreshes < 3: time.sleep(0.01)\n"
+            "print('refreshing', panel.running)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "refreshing True" and done.stderr == "", done

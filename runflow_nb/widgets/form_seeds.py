@@ -50,6 +50,7 @@ class SeedsPanel:
         self.handle: SweepHandle | None = None
         self.last: SeedsPlan | None = None
         self.error: BaseException | None = None
+        self._own: Experiment | None = None  # experiment "form" of the default store, for a form without one
         self._drawn = threading.Event()
         small = {"description_width": "initial"}
         self.n = w.BoundedIntText(value=4, min=1, max=MAX_SEEDS, description="seeds", style=small,
@@ -136,9 +137,11 @@ class SeedsPanel:
     def _experiment(self) -> Experiment:
         if self.form.experiment is not None:
             return self.form.experiment
-        from ..experiment import Experiment
+        if self._own is None:  # opened once, on the first press
+            from ..experiment import Experiment
 
-        return Experiment("form", client=self.form.client)
+            self._own = Experiment("form", client=self.form.client)
+        return self._own
 
     def run(self) -> SweepHandle | None:
         """Send the seeds as one background sweep; None (with the reason shown) when not ready."""
