@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import study
 from . import display
 from . import html as _html
+from .qa_badge import qa_badge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["TableView", "view_columns", "view_frame"]
 
 THUMB_WIDTH = 112
-_OUTCOME = ("status", "rating", "cost_usd", "wall_s")
+_OUTCOME = ("status", "qa", "rating", "cost_usd", "wall_s")
 _itables_ready = False
 
 
@@ -66,7 +67,7 @@ def _thumb(rec: dict[str, Any]) -> str:
     img = (f'<img src="{html.escape(still, quote=True)}" alt="still" '
            f'style="width:{THUMB_WIDTH}px;max-height:{THUMB_WIDTH}px;object-fit:contain;background:#000;display:block">'
            if still else "▶")
-    return f'<a href="{html.escape(src, quote=True)}" target="_blank" title="open the clip">{img}</a>'
+    return qa_badge(rec) + f'<a href="{html.escape(src, quote=True)}" target="_blank" title="open the clip">{img}</a>'
 
 
 def view_frame(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
