@@ -237,3 +237,14 @@ def test_the_badge_escapes_what_it_shows() -> None:
     markup = qa_badge({"qa": 'unreadable (<script>alert(1)</script> "$5")'})
     assert "<script>" not in markup and "&lt;script&gt;" in markup and "$" not in markup
     assert qa_badge({"qa": "ok"}) == qa_badge({"qa": None}) == qa_badge({}) == ""
+
+
+def test_the_progress_widget_counts_flagged_clips() -> None:
+    from runflow_nb.sweep.status import SweepProgress
+    from runflow_nb.widgets.progress import progress_html
+
+    p = SweepProgress(total=3)
+    p.counts["succeeded"] = 3
+    assert "flagged" not in progress_html(p) and "flagged" not in p.line()
+    p.flagged, p.finished = 2, True
+    assert "⚠ flagged by QA <b>2</b>" in progress_html(p) and p.line().endswith("| 2 flagged by QA")

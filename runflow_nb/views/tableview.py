@@ -29,16 +29,19 @@ if TYPE_CHECKING:
 __all__ = ["TableView", "view_columns", "view_frame"]
 
 THUMB_WIDTH = 112
-_OUTCOME = ("status", "qa", "rating", "cost_usd", "wall_s")
+_OUTCOME = ("status", "rating", "cost_usd", "wall_s")
 _itables_ready = False
 
 
 def view_columns(df: pd.DataFrame) -> list[str]:
-    """The parameters that varied (all parameters when none did), then status, rating, cost, wall time,
-    and ``note`` when some run has one (e.g. the server replaced a reference with a placeholder)."""
+    """The parameters that varied (all parameters when none did), then status (and clip QA's ``qa`` when
+    some clip was flagged), rating, cost, wall time, and ``note`` when some run has one (e.g. the
+    server replaced a reference with a placeholder)."""
     varied = study.varying(df) or [c for c in ("prompt", "seed") if c in df.columns]
     notes = ["note"] if "note" in df.columns and df["note"].fillna("").astype(str).str.strip().ne("").any() else []
-    return varied + [c for c in _OUTCOME if c in df.columns] + notes
+    qa = ["qa"] if "qa" in df.columns and df["qa"].fillna("ok").astype(str).ne("ok").any() else []
+    shown = [c for c in _OUTCOME if c in df.columns]
+    return varied + shown[:1] + qa + shown[1:] + notes
 
 
 def _cell(name: str, value: Any, rec: dict[str, Any]) -> str:
