@@ -100,6 +100,10 @@ def test_real_simulator_clips_pass_clean(ref_images: list[Path], tmp_path: Path)
                             aspect_ratio="16:9", resolution="720p", seed=2, dest=tmp_path / "t2v.mp4"),
          Expectation(duration_s=3, width=1280, height=720)),
     ]
+    flat = Image.new("RGB", (800, 600), "steelblue")  # nothing to pan over: the playhead still moves
+    cases.append(("flat reference", render_clip([flat], duration=15, aspect_ratio="16:9", resolution="720p", seed=1,
+                                                dest=tmp_path / "flat.mp4"),
+                  Expectation(duration_s=15, width=1280, height=720)))
     edited = render_edit(cases[0][1], references=imgs[1:], prompt="make it night", seed=4, resolution="720p",
                          audio_setting="origin", dest=tmp_path / "edit.mp4", label="SIMULATED")
     cases.append(("edit", edited, Expectation(duration_s=5, short_side=720, duration_slack_s=1)))
