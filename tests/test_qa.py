@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -252,3 +253,61 @@ def test_the_progress_widget_counts_flagged_clips() -> None:
     assert "flagged" not in progress_html(p) and "flagged" not in p.line()
     p.flagged, p.finished = 2, True
     assert "⚠ flagged by QA <b>2</b>" in progress_html(p) and p.line().endswith("| 2 flagged by QA")
+
+
+def _clip_elsewhere(path: Path, *, container: str, vcodec: str, pix_fmt: str, acodec: str, afmt: str,
+                    picture: Any, level: float, seconds: float = 3.0, fps: int = 25, size: tuple[int, int] = (320, 240),
+                    rate: int = 44_100) -> Path:
+    """A clip as another tool would make it: other codecs, pixel formats, rates and a mono track."""
+    import av
+    import numpy as np
+
+    w, h = size
+    with av.open(str(path), "w", format=container) as out:
+        vs = out.add_stream(vcodec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        aus = out.add_stream(acodec, rate=rate, layout="mono")
+        for i in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(picture(i, w, h), format="rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        n, step = round(seconds * rate), 1024
+        t = np.arange(n) / rate
+        wave = level * np.sin(2 * np.pi * 330 * t)
+        for start in range(0, n, step):
+            chunk = wave[start:start + step]
+            data = (chunk * 32767).astype(np.int16)[None, :] if afmt == "s16" else chunk.astype(np.float32)[None, :]
+            a = av.AudioFrame.from_ndarray(data, format=afmt, layout="mono")
+            a.sample_rate, a.pts = rate, start
+            out.mux(aus.encode(a))
+        out.mux(aus.encode(None))
+    return path
+
+
+def _moving(i: int, w: int, h: int) -> Any:
+    import numpy as np
+
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, :] = (60, 110, 160)
+    x = (i * 6) % (w - 40)
+    img[h // 3:h // 3 + 40, x:x + 40] = (250, 240, 200)
+    return img
+
+
+@pytest.mark.parametrize(("fmt", "picture", "level", "expected"), [
+    (("webm", "libvpx-vp9", "yuv420p", "libopus", "flt"), lambda i, w, h: _moving(0, w, h) * 0, 0.0,
+     "black 0.0–3.0 s; silent"),
+    (("mov", "mjpeg", "yuvj420p", "pcm_s16le", "s16"), lambda i, w, h: _moving(min(i, 25), w, h), 0.3,
+     "frozen 1.0–3.0 s"),
+    (("mov", "png", "rgb24", "pcm_s16le", "s16"), _moving, 0.01, "ok"),
+])
+def test_clips_from_other_encoders_get_the_same_verdicts(tmp_path: Path, fmt: tuple[str, ...], picture: Any,
+                                                         level: float, expected: str) -> None:
+    container, vcodec, pix_fmt, acodec, afmt = fmt
+    rate = 48_000 if acodec == "libopus" else 44_100
+    path = _clip_elsewhere(tmp_path / f"clip.{container}", container=container, vcodec=vcodec, pix_fmt=pix_fmt,
+                           acodec=acodec, afmt=afmt, picture=picture, level=level, rate=rate)
+    verdict = check_clip(path, expect=Expectation(duration_s=3, width=320, height=240))
+    assert verdict.text == expected
+    assert verdict.columns["qa_fps"] == 25
