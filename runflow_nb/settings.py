@@ -379,10 +379,12 @@ class QAThresholds:
     :data:`VARIABLES`); :func:`qa_thresholds` reads them.
 
     The defaults start from FFmpeg's own detectors (blackdetect: 10% luma, 98% of the picture;
-    silencedetect: -60 dB) and were checked against clips that must pass: a night scene (mean luma
-    ~25 with a lit subject), a slow 1-pixel-a-frame pan, a locked-off shot where a small object
-    moves (~1% of the picture), and speech-quiet audio at -45 dBFS. All pass with a wide margin;
-    black, frozen, silent, short and wrong-size clips are flagged (``tests/test_qa.py``).
+    freezedetect: each frame against the stretch's first; silencedetect: -60 dB) and were checked
+    against clips that must pass (:mod:`runflow_nb.simulator.flaws`): a night scene (the whole
+    backdrop below 10% luma, a dim subject moving), a locked-off shot where only a small subject
+    moves, a slow pan over soft clouds (50 s to cross the frame: its longest still stretch is under
+    0.4 s against the 1 s threshold) and audio at -48 dBFS RMS. They pass; black, frozen, silent,
+    clipped, short and wrong-size clips are flagged (``tests/test_qa.py``).
     """
 
     black_luma: float = 38.0

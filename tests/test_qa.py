@@ -29,7 +29,7 @@ ASKED = Expectation(duration_s=3, width=640, height=360)
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each flawed kind and each near miss, 3 s at 640×360 (rendered once for the module)."""
     folder = tmp_path_factory.mktemp("flaws")
-    kinds = ("black", "frozen", "silent", "noaudio", "short", "wrongsize", "clipped", "dark", "still", "quiet")
+    kinds = ("black", "frozen", "silent", "noaudio", "short", "wrongsize", "clipped", "dark", "still", "quiet", "pan")
     return {k: render_flawed(k, duration=3, size=SIZE, seed=5, dest=folder / f"{k}.mp4") for k in kinds}
 
 
@@ -52,10 +52,11 @@ def test_clipped_audio_is_flagged_with_the_share_at_full_scale(clips: dict[str, 
     assert verdict.columns["qa_peak_db"] > -0.5
 
 
-@pytest.mark.parametrize("kind", ["dark", "still", "quiet"])
+@pytest.mark.parametrize("kind", ["dark", "still", "quiet", "pan"])
 def test_hard_but_fine_clips_pass(clips: dict[str, Path], kind: str) -> None:
     """A night scene (all of the backdrop below 10% luma) with a dim subject moving, a locked-off shot
-    where only a small subject moves, and audio at about -48 dBFS RMS are not flaws."""
+    where only a small subject moves, audio at about -48 dBFS RMS, and a slow pan over soft clouds
+    (50 s to cross the frame) are not flaws."""
     verdict = check_clip(clips[kind], expect=ASKED)
     assert verdict.text == "ok", verdict.text
     c = verdict.columns
@@ -111,6 +112,17 @@ def test_real_simulator_clips_pass_clean(ref_images: list[Path], tmp_path: Path)
     for name, path, expect in cases:
         verdict = check_clip(path, expect=expect)
         assert verdict.text == "ok", (name, verdict.text)
+
+
+def test_a_slow_pan_stays_well_clear_of_the_frozen_threshold(clips: dict[str, Path]) -> None:
+    m = measure(clips["pan"], limits=settings.qa_thresholds(frozen_min_s=0))
+    longest = max(b - a for a, b in m.frozen_spans)
+    assert 0 < longest < settings.QA_DEFAULTS.frozen_min_s / 2
+
+
+def test_a_short_silent_track_is_silent(tmp_path: Path) -> None:
+    clip = render_flawed("silent", duration=1, size=(320, 180), seed=1, dest=tmp_path / "s.mp4")
+    assert check_clip(clip, expect=Expectation(duration_s=1)).text == "silent"
 
 
 def test_a_damaged_file_is_flagged_not_raised(clips: dict[str, Path], tmp_path: Path) -> None:

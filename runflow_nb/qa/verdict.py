@@ -109,7 +109,8 @@ def verdict(m: Measurements, expect: Expectation, *, limits: QAThresholds = QA_D
     if m.frames:
         if not m.has_audio:
             found.append("no audio")
-        elif m.audio_s <= 0 or m.silent_s >= _SILENT_COVER * m.audio_s:
+        elif (m.audio_s <= 0 or m.silent_s >= _SILENT_COVER * m.audio_s
+              or m.peak_db is None or m.peak_db < limits.silence_db):  # however short, all of it below
             found.append("silent")
         elif m.silent_spans:
             found.append(_spans("silent", m.silent_spans, m.silent_s))

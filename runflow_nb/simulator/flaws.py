@@ -12,7 +12,8 @@ tone driven far past full scale).
 
 Hard cases that must pass (:data:`NEAR_MISSES`): ``dark`` (a night scene: dark backdrop, a dim
 subject moving), ``still`` (a locked-off camera: nothing moves but a small subject), ``quiet``
-(audio at about -45 dBFS).
+(audio at about -48 dBFS), ``pan`` (nothing moves but a slow pan, a fiftieth of the width a
+second, over soft clouds without grain).
 
 >>> render_flawed("frozen", duration=3, size=(640, 360), seed=1, dest="frozen.mp4")  # doctest: +SKIP
 """
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["FLAWS", "NEAR_MISSES", "render_flawed"]
 
 FLAWS = ("black", "frozen", "silent", "noaudio", "short", "wrongsize", "clipped")
-NEAR_MISSES = ("dark", "still", "quiet")
+NEAR_MISSES = ("dark", "still", "quiet", "pan")
 _RATE = 48_000
 
 
@@ -91,8 +92,16 @@ class _Scene:
         # A backdrop wider than the frame (the camera pans across it): smooth blobs plus fine grain.
         bw = self.w + self.w // 2
         coarse = rng.uniform(0, 1, (self.h // 16 + 2, bw // 16 + 2))
-        backdrop = np.kron(coarse, np.ones((16, 16)))[: self.h, :bw]
-        backdrop = 0.7 * backdrop + 0.3 * rng.uniform(0, 1, (self.h, bw))
+        backdrop: np.ndarray
+        if kind == "pan":  # soft clouds, no grain: the least a slow pan can show
+            from PIL import Image
+
+            clouds = Image.fromarray((coarse[:8, :12] * 255).astype(np.uint8)).resize((bw, self.h),
+                                                                                     Image.Resampling.BICUBIC)
+            backdrop = np.asarray(clouds, np.float64) / 255
+        else:
+            backdrop = np.kron(coarse, np.ones((16, 16)))[: self.h, :bw]
+            backdrop = 0.7 * backdrop + 0.3 * rng.uniform(0, 1, (self.h, bw))
         lo, hi = (16, 34) if kind == "dark" else (40, 200)  # dark: a night scene, all of it below 10% luma
         self.backdrop = (lo + (hi - lo) * backdrop).astype(np.uint8)
         self.disc_luma = 70 if kind == "dark" else 235
@@ -112,7 +121,11 @@ class _Scene:
             y = np.full((h, w), 16, np.uint8)
         else:
             pan = 0 if self.kind == "still" else int((self.backdrop.shape[1] - w) * (i % n_total) / n_total)
+            if self.kind == "pan":  # a fiftieth of the width a second: 50 s to cross the frame
+                pan = min(self.backdrop.shape[1] - w, i * w // (50 * self.fps))
             y = self.backdrop[:, pan:pan + w].copy()
+            if self.kind == "pan":
+                return self._yuv(y)
             t = i / self.fps
             cx = int((0.1 + 0.8 * ((t / 4) % 1.0)) * w)
             cy = int(h / 2 + h / 4 * np.sin(t))
@@ -121,9 +134,14 @@ class _Scene:
             yy, xx = np.ogrid[y0:y1, x0:x1]
             box = y[y0:y1, x0:x1]
             box[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = self.disc_luma
-        out = np.empty((h * 3 // 2, w), np.uint8)
-        out[:h] = y
-        out[h:] = 128
+        return self._yuv(y)
+
+    def _yuv(self, y: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        out = np.empty((self.h * 3 // 2, self.w), np.uint8)
+        out[:self.h] = y
+        out[self.h:] = 128
         self._last = out
         return out
 
