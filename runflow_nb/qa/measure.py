@@ -91,8 +91,8 @@ class _VideoPass:
         self.limits = limits
         self.black = _Stretches(limits.black_min_s)
         self.frozen = _Stretches(limits.frozen_min_s)
-        self.prev: np.ndarray | None = None  # the anchor: the frame a still stretch is measured from
-        self.prev_t: float | None = None
+        self.anchor: np.ndarray | None = None  # the frame a still stretch is measured from
+        self.anchor_t = 0.0
         self.t0: float | None = None
         rate = stream.average_rate or stream.guessed_rate
         self.frame_s = 1 / float(rate) if rate else 1 / 24
@@ -127,18 +127,15 @@ class _VideoPass:
             self.black.hit(t, t + self.frame_s)
         else:
             self.black.miss()
-        cur = y
         # As FFmpeg's freezedetect: each frame is compared with the first frame of the still stretch
         # (the anchor), not only the one before, so a slow pan that moves a pixel a frame adds up.
-        if self.prev is not None and not is_black:
-            moved = np.count_nonzero(np.abs(np.subtract(cur, self.prev, dtype=np.int16)) > _MOVE_LEVELS)
+        if self.anchor is not None and not is_black:
+            moved = np.count_nonzero(np.abs(np.subtract(y, self.anchor, dtype=np.int16)) > _MOVE_LEVELS)
             if moved < self.limits.frozen_change * y.size:
-                self.frozen.hit(self.prev_t if self.prev_t is not None else t, t + self.frame_s)
+                self.frozen.hit(self.anchor_t, t + self.frame_s)
                 return  # the anchor stays
-            self.frozen.miss()
-        else:
-            self.frozen.miss()
-        self.prev, self.prev_t = (None, None) if is_black else (cur, t)
+        self.frozen.miss()
+        self.anchor, self.anchor_t = (None, 0.0) if is_black else (y, t)
 
     def close(self) -> None:
         self.black.miss()
