@@ -207,6 +207,13 @@ def test_a_sweep_with_mixed_faults_shows_the_right_qa_per_row(ref_images: list[P
     assert 'title="clip QA: black 0.0–2.0 s' in page
     view = exp.view().static_html()
     assert view.count('class="rf-qa-badge') == n_flagged
+    from runflow_nb.widgets.compare import synced_videos_html
+
+    rows = {r["run_id"]: r for r in exp.runs()}
+    ok_id = exp.table(qa="ok").run_id.iloc[0]
+    pair = synced_videos_html(rows[flagged_id], rows[ok_id])
+    assert pair.count('class="rf-qa-badge') == 1 and f'title="clip QA: {rows[flagged_id]["qa"]}"' in pair
+    assert 'class="rf-qa-badge' in exp.best(flagged=True).data
     with pytest.raises(UsageError, match="'flagged', 'ok' or 'unchecked'"):
         exp.table(qa="bad")
 
