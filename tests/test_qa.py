@@ -330,3 +330,12 @@ def test_clips_from_other_encoders_get_the_same_verdicts(tmp_path: Path, fmt: tu
     verdict = check_clip(path, expect=Expectation(duration_s=3, width=320, height=240))
     assert verdict.text == expected
     assert verdict.columns["qa_fps"] == 25
+
+
+def test_generate_and_edit_rows_carry_their_verdicts(ref_images: list[Path], tmp_path: Path) -> None:
+    exp = rf.Experiment("rows", store=str(tmp_path / "s.sqlite"), artifacts=tmp_path / "a",
+                        client=rf.Client(backend="simulator"))
+    row = exp.generate(prompt="character1 waves", images=ref_images[:1], duration=3, resolution="720p", seed=2)
+    assert row["qa"] == "ok" and row["qa_duration_s"] == pytest.approx(3.0)
+    edited = exp.edit(row["run_id"], prompt="make it night")
+    assert edited["qa"] == "ok" and edited["parent_run_id"] == row["run_id"]
