@@ -339,3 +339,15 @@ def test_generate_and_edit_rows_carry_their_verdicts(ref_images: list[Path], tmp
     assert row["qa"] == "ok" and row["qa_duration_s"] == pytest.approx(3.0)
     edited = exp.edit(row["run_id"], prompt="make it night")
     assert edited["qa"] == "ok" and edited["parent_run_id"] == row["run_id"]
+
+
+def test_a_bad_threshold_setting_stops_a_sweep_before_anything_is_sent(ref_images: list[Path], tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNFLOW_QA_BLACK_SHARE", "98%")
+    with serve(port=0, latency=0.05) as server:
+        client = rf.Client(api_key=KEY, base_url=server.url, poll_interval=0.05)
+        exp = rf.Experiment("bad", store=str(tmp_path / "s.sqlite"), artifacts=tmp_path / "a", client=client)
+        with pytest.raises(ConfigurationError, match="RUNFLOW_QA_BLACK_SHARE must be a number"):
+            exp.run(rf.grid(prompt="character1", images=[ref_images[:1]], seed=[1], duration=3, resolution="720p"),
+                    progress=None)
+        assert httpx.get(f"{server.url}/_emulator/ledger").json()["billed"] == []
