@@ -9,7 +9,8 @@ remembered from elsewhere): the sweep against ideal ceil(n/c)×latency and again
 ``requests`` loop of the model page; per-run overhead against that loop at latency 0;
 ``exp.table()`` against a bare ``pd.read_sql``; the 100 MB download against ``requests.get().content``;
 ``import runflow_nb`` against ``python -c pass``; requests per run of a batched sweep against the
-same sweep as single runs. Exit status 1 when a goal is missed.
+same sweep as single runs; clip QA of a 5 s 1080p clip against a bare PyAV decode of it. Exit status
+1 when a goal is missed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import bench_download_memory
 import bench_import
 import bench_notebook
 import bench_overhead
+import bench_qa
 import bench_render
 import bench_sweep
 import bench_table
@@ -117,6 +119,17 @@ def render_rows(r: dict[str, Any]) -> list[Row]:
             ("  same seed again (cached picture)", f"{r['same_seed_s']:.2f} s/clip", "", "", "", "")]
 
 
+def qa_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, c in r["clips"].items():
+        rows.append((f"clip QA, 5 s 1080p {name} ({c['size_mb']:.1f} MB)", f"{c['qa_s']:.3f} s",
+                     f"bare decode {c['decode_s']:.3f} s", f"{c['qa_vs_decode']:.2f}x", "< 1.50x",
+                     _verdict(c["qa_vs_decode"] < 1.5)))
+        rows.append(("  FFmpeg detect filters via PyAV graphs", f"{c['filters_s']:.3f} s",
+                     f"bare decode {c['decode_s']:.3f} s", f"{c['filters_vs_decode']:.2f}x", "", ""))
+    return rows
+
+
 def _run(name: str, fn: Callable[[], Any], to_rows: Callable[[Any], list[Row]],
          results: dict[str, Any]) -> list[Row]:
     t0 = time.perf_counter()
@@ -160,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       latency=0.5 if q else 1.0), batch_rows, results)
     rows += _run("overhead", lambda: bench_overhead.run(runs=8 if q else 20), overhead_rows, results)
     rows += _run("render", lambda: bench_render.run(clips=2 if q else 4), render_rows, results)
+    rows += _run("qa", lambda: bench_qa.run(repeat=3 if q else 7), qa_rows, results)
     rows += _run("table", lambda: bench_table.run((10_000, 30_000) if q else (10_000, 100_000), repeat=1 if q else 3),
                  table_rows, results)
     rows += _run("memory", lambda: bench_download_memory.run(mb=100), memory_rows, results)

@@ -321,17 +321,22 @@ class Experiment:
 
     @public
     def table(self, *, status: str | Iterable[str] | None = None, tags: Iterable[str] | None = None,
-              where: Mapping[str, Any] | None = None) -> pd.DataFrame:
+              where: Mapping[str, Any] | None = None, qa: str | None = None) -> pd.DataFrame:
         """Every run of this experiment as a tidy DataFrame (one row a run, one column a field).
 
         Column order (:func:`runflow_nb.study.column_order`): the parameters that varied first, then
         the other parameters, the outcome (status, rating, tags, video and poster paths, errors),
         timing, cost; ids and bookkeeping (run_id, remote_id, run_key, ...) last. Paths are
         absolute, whichever folder the runs were made in. For reading, :meth:`view` is compact.
+        ``qa="flagged"`` / ``"ok"`` / ``"unchecked"`` keeps the runs whose clip QA says so (:meth:`qa`).
         """
         from .study import column_order
 
         df = self.store.table(self.name, status=status, tags=tags, where=where)
+        if qa is not None:
+            from .qa.check import filter_qa
+
+            df = filter_qa(df, qa)
         return df[column_order(df)]
 
     @public
@@ -345,11 +350,26 @@ class Experiment:
         return TableView(df, columns=list(columns) if columns is not None else None)
 
     @public
-    def ranking(self) -> pd.DataFrame:
-        """Succeeded runs best first: favourites, then rating, then A/B choices from :meth:`compare`."""
+    def ranking(self, *, flagged: bool = False) -> pd.DataFrame:
+        """Succeeded runs best first: favourites, then rating, then A/B choices from :meth:`compare`
+        (clips flagged by clip QA only with ``flagged=True``)."""
         from .study import ranking
 
-        return ranking(self.table())
+        return ranking(self.table(), flagged=flagged)
+
+    @public
+    def qa(self, *, run_ids: Iterable[str] | None = None, **thresholds: float) -> pd.DataFrame:
+        """Check this experiment's stored clips again (all finished runs, or ``run_ids``), e.g. after
+        changing a clip QA threshold (``RUNFLOW_QA_FROZEN_MIN_S``, ...) or passing one here (``exp.qa(frozen_min_s=2)``);
+        stores and returns each run's new ``qa`` beside the one it had (``was``)."""
+        import pandas as pd
+
+        from .qa.check import check_stored
+        from .settings import qa_thresholds
+
+        done = check_stored(self.store, self.name, artifacts=self.artifact_store, limits=qa_thresholds(**thresholds),
+                            run_ids=None if run_ids is None else [self._own_run(r) for r in run_ids])
+        return pd.DataFrame(done, columns=["run_id", "qa", "was"])
 
     @public
     def runs(self, *, status: str | Iterable[str] | None = None, **filters: Any) -> list[dict[str, Any]]:
@@ -413,14 +433,15 @@ class Experiment:
         return gallery(self, rows=rows, cols=cols, facets=axes, **filters)
 
     @public
-    def best(self, *, by: str | Iterable[str] = "prompt", **filters: Any) -> Any:
-        """The best clip of each prompt (or each ``by`` value) by :meth:`ranking`, one compact row each."""
+    def best(self, *, by: str | Iterable[str] = "prompt", flagged: bool = False, **filters: Any) -> Any:
+        """The best clip of each prompt (or each ``by`` value) by :meth:`ranking`, one compact row each;
+        clips flagged by clip QA are passed over unless ``flagged=True``."""
         from IPython.display import HTML
 
         from .widgets.gallery import best_html
 
         df = self.table(where=filters or None)
-        return HTML(best_html(df, by=_by(df, by)))
+        return HTML(best_html(df, by=_by(df, by), flagged=flagged))
 
     @public
     def next_pair(self, *, by: str | Iterable[str] = "prompt") -> tuple[str, str] | None:

@@ -44,6 +44,7 @@ class Result:
     poster_path: Path | None = None
     probe: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    qa: str | None = None  # clip QA: "ok" or the findings (runflow_nb.qa); None before the video is checked
 
     @property
     def simulated(self) -> bool:
@@ -62,9 +63,16 @@ class Result:
 
 
 def probe_result(result: Result) -> Result:
-    """Probe the downloaded video (a bad file raises DownloadError) and write its poster frame."""
+    """Probe the downloaded video (a bad file raises DownloadError), write its poster frame and
+    check it (``result.qa``)."""
     if result.video_path is not None:
         from .media.probe import describe
 
         result.probe, result.poster_path = describe(result.video_path)
+        from .qa.check import run_qa
+
+        req = result.request
+        asked = {"model": req.model, "duration": req.duration, "resolution": req.resolution,
+                 "aspect_ratio": req.aspect_ratio}
+        result.qa = run_qa(result.video_path, asked, nsfw_detected=result.nsfw_detected)["qa"]
     return result

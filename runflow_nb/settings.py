@@ -37,7 +37,9 @@ __all__ = [
     "DEFAULT_SIMULATOR_LATENCY",
     "DEFAULT_STORE",
     "PROGRESS_MODES",
+    "QA_DEFAULTS",
     "VARIABLES",
+    "QAThresholds",
     "Secret",
     "Variable",
     "api_key",
@@ -52,6 +54,7 @@ __all__ = [
     "local_artifacts_dir",
     "organization_id",
     "progress",
+    "qa_thresholds",
     "simulator_latency",
     "store_url",
 ]
@@ -102,6 +105,24 @@ VARIABLES: tuple[Variable, ...] = (
              "process drives the run); a crashed process's runs are taken over once it lapses."),
     Variable("RUNFLOW_CACHE_DIR", "`$XDG_CACHE_HOME/runflow_nb`, else `~/.cache/runflow_nb`",
              "Where the sample reference images are drawn and kept."),
+    Variable("RUNFLOW_QA_BLACK_LUMA", "38",
+             "Clip QA: a pixel at or below this 8-bit luma counts as black (FFmpeg blackdetect's 10%)."),
+    Variable("RUNFLOW_QA_BLACK_SHARE", "0.98",
+             "Clip QA: a frame is black when at least this share of its pixels is black."),
+    Variable("RUNFLOW_QA_BLACK_MIN_S", "0.5", "Clip QA: the shortest run of black frames flagged, in seconds."),
+    Variable("RUNFLOW_QA_FROZEN_CHANGE", "0.001",
+             "Clip QA: a frame is unchanged when less than this share of its pixels moved by more than "
+             "10 luma levels since the still stretch began."),
+    Variable("RUNFLOW_QA_FROZEN_MIN_S", "1.0", "Clip QA: the shortest frozen stretch flagged, in seconds."),
+    Variable("RUNFLOW_QA_SILENCE_DB", "-60",
+             "Clip QA: audio quieter than this (dBFS, RMS of each decoded audio frame: ~21 ms of AAC) counts as silence."),
+    Variable("RUNFLOW_QA_SILENCE_MIN_S", "2.0", "Clip QA: the shortest silent stretch flagged, in seconds."),
+    Variable("RUNFLOW_QA_CLIPPED_SHARE", "0.01",
+             "Clip QA: audio is flagged clipped when at least this share of its samples sit at full scale "
+             "(-0.45 dBFS or more)."),
+    Variable("RUNFLOW_QA_DURATION_TOLERANCE_S", "0.5",
+             "Clip QA: how far the clip's decoded length may fall short of (or run past) the length asked."),
+    Variable("RUNFLOW_QA_MIN_FPS", "15", "Clip QA: a frame rate below this is flagged."),
 )
 _NAMES = {v.name for v in VARIABLES}
 
@@ -350,6 +371,77 @@ def progress(explicit: str = "auto", *, environ: Mapping[str, str] | None = None
     return mode
 
 
+# -- clip QA ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QAThresholds:
+    """What :mod:`runflow_nb.qa` flags. Each field has its variable, e.g. ``RUNFLOW_QA_BLACK_MIN_S`` (see
+    :data:`VARIABLES`); :func:`qa_thresholds` reads them.
+
+    The defaults start from FFmpeg's own detectors (blackdetect: 10% luma, 98% of the picture;
+    freezedetect: each frame against the stretch's first; silencedetect: -60 dB) and were checked
+    against clips that must pass (:mod:`runflow_nb.simulator.flaws`): a night scene (the whole
+    backdrop below 10% luma, a dim subject moving), a locked-off shot where only a small subject
+    moves, a slow pan over soft clouds (50 s to cross the frame: its longest still stretch is under
+    0.4 s against the 1 s threshold) and audio at -48 dBFS RMS. They pass; black, frozen, silent,
+    clipped, short and wrong-size clips are flagged (``tests/test_qa.py``).
+    """
+
+    black_luma: float = 38.0
+    black_share: float = 0.98
+    black_min_s: float = 0.5
+    frozen_change: float = 0.001
+    frozen_min_s: float = 1.0
+    silence_db: float = -60.0
+    silence_min_s: float = 2.0
+    clipped_share: float = 0.01
+    duration_tolerance_s: float = 0.5
+    min_fps: float = 15.0
+
+
+QA_DEFAULTS = QAThresholds()
+
+#: field → (variable, lowest, highest) allowed
+_QA_FIELDS: dict[str, tuple[str, float, float]] = {
+    "black_luma": ("RUNFLOW_QA_BLACK_LUMA", 0.0, 255.0),
+    "black_share": ("RUNFLOW_QA_BLACK_SHARE", 0.0, 1.0),
+    "black_min_s": ("RUNFLOW_QA_BLACK_MIN_S", 0.0, 3600.0),
+    "frozen_change": ("RUNFLOW_QA_FROZEN_CHANGE", 0.0, 1.0),
+    "frozen_min_s": ("RUNFLOW_QA_FROZEN_MIN_S", 0.0, 3600.0),
+    "silence_db": ("RUNFLOW_QA_SILENCE_DB", -200.0, 0.0),
+    "silence_min_s": ("RUNFLOW_QA_SILENCE_MIN_S", 0.0, 3600.0),
+    "clipped_share": ("RUNFLOW_QA_CLIPPED_SHARE", 0.0, 1.0),
+    "duration_tolerance_s": ("RUNFLOW_QA_DURATION_TOLERANCE_S", 0.0, 3600.0),
+    "min_fps": ("RUNFLOW_QA_MIN_FPS", 0.0, 1000.0),
+}
+
+
+def qa_thresholds(environ: Mapping[str, str] | None = None, /, **overrides: float) -> QAThresholds:
+    """Clip QA thresholds: each ``overrides`` field, else its variable (``RUNFLOW_QA_FROZEN_MIN_S``, ...), else the default.
+
+    >>> qa_thresholds({"RUNFLOW_QA_FROZEN_MIN_S": "2"}).frozen_min_s
+    2.0
+    """
+    values: dict[str, float] = {}
+    for name in overrides:
+        if name not in _QA_FIELDS:
+            raise ConfigurationError(f"{name!r} is no QA threshold; use one of {', '.join(_QA_FIELDS)}")
+    for name, (var, lo, hi) in _QA_FIELDS.items():
+        given = overrides.get(name)
+        text = str(given) if given is not None else _env(var, environ)
+        if text is None:
+            continue
+        source = name if given is not None else var
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{source} must be a number, got {text!r}") from None
+        if isinstance(given, bool) or not lo <= value <= hi:
+            raise ConfigurationError(f"{source} must be a number from {lo:g} to {hi:g}, got {text!r}")
+        values[name] = value
+    return QAThresholds(**values)
+
+
 # -- a readable summary -------------------------------------------------------------------------
 
 def describe(*, environ: Mapping[str, str] | None = None) -> str:
@@ -371,6 +463,8 @@ def describe(*, environ: Mapping[str, str] | None = None) -> str:
         "RUNFLOW_LEASE_S": f"{lease_seconds(environ=environ):g} s",
         "RUNFLOW_CACHE_DIR": os.fspath(cache_dir(environ=environ)),
     }
+    qa = qa_thresholds(environ)
+    values.update({var: f"{getattr(qa, name):g}" for name, (var, _, _) in _QA_FIELDS.items()})
     width = max(len(n) for n in values)
     lines = []
     for var in VARIABLES:

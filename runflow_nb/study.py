@@ -28,8 +28,10 @@ __all__ = ["FAVOURITE", "PARAMETERS", "Grid", "best_per", "column_order", "follo
 PARAMETERS = ("model", "prompt", "images", "seed", "duration", "resolution", "aspect_ratio",
               "enable_safety_checker")
 """Request parameters, in the order a study is read (what a researcher varies)."""
-OUTCOME = ("status", "rating", "tags", "note", "video_path", "poster_path", "error_code", "error_message",
-           "nsfw_detected", "seed_returned", "width", "height", "video_duration", "has_audio")
+OUTCOME = ("status", "qa", "rating", "tags", "note", "video_path", "poster_path", "error_code", "error_message",
+           "nsfw_detected", "seed_returned", "width", "height", "video_duration", "has_audio", "qa_duration_s",
+           "qa_fps", "qa_frames", "qa_black_s", "qa_frozen_s", "qa_silent_s", "qa_rms_db", "qa_peak_db", "qa_clipped",
+           "qa_decode_errors")
 TIMING = ("wall_s", "queue_s", "inference_ms", "created_at", "submitted_at", "started_at", "completed_at",
           "updated_at", "attempts")
 COST = ("cost_usd", "cost_estimate_usd", "cost_simulated", "backend")
@@ -258,8 +260,9 @@ def _judgements(df: pd.DataFrame) -> tuple[dict[str, int], dict[str, int], dict[
     return wins, losses, ties, judged
 
 
-def ranking(df: pd.DataFrame) -> pd.DataFrame:
-    """Succeeded runs best first, with what the judgement rests on.
+def ranking(df: pd.DataFrame, *, flagged: bool = False) -> pd.DataFrame:
+    """Succeeded runs best first, with what the judgement rests on. Clips flagged by clip QA (a
+    ``qa`` other than ``ok``) are left out unless ``flagged=True``.
 
     Adds ``favourite`` (the :data:`FAVOURITE` tag), ``wins``/``losses``/``ties`` (A/B choices from
     compare) and ``preference`` = (wins + ties/2) / comparisons (NaN when never compared). Order:
@@ -268,6 +271,10 @@ def ranking(df: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
 
     done = df[df["status"] == "succeeded"].copy()
+    if not flagged and "qa" in done:
+        from .qa.check import flagged_mask
+
+        done = done[~flagged_mask(done["qa"])]
     wins, losses, ties, _ = _judgements(df)
     done["favourite"] = [FAVOURITE in (t or ()) for t in done["tags"]]
     done["wins"] = [wins.get(r, 0) for r in done["run_id"]]
@@ -281,9 +288,10 @@ def ranking(df: pd.DataFrame) -> pd.DataFrame:
     return done.drop(columns=["_r", "_p"]).reset_index(drop=True)
 
 
-def best_per(df: pd.DataFrame, by: str | Sequence[str] = "prompt") -> pd.DataFrame:
-    """The top run of :func:`ranking` for each value of ``by`` (default: each prompt)."""
-    ranked = ranking(df)
+def best_per(df: pd.DataFrame, by: str | Sequence[str] = "prompt", *, flagged: bool = False) -> pd.DataFrame:
+    """The top run of :func:`ranking` for each value of ``by`` (default: each prompt); clips flagged
+    by clip QA only with ``flagged=True``."""
+    ranked = ranking(df, flagged=flagged)
     keys = [by] if isinstance(by, str) else list(by)
     hashed = ranked[keys].map(_hashable) if keys else ranked[keys]
     return ranked[~hashed.duplicated()].reset_index(drop=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["BROKEN_ANSWER", "CREATE_FAULTS", "ERROR_FAULTS", "FAULTS", "FAULT_HELP", "FAULT_KINDS", "ConnectionDropped", "CreateFault",
+__all__ = ["BROKEN_ANSWER", "CLIP_FAULTS", "CREATE_FAULTS", "ERROR_FAULTS", "FAULTS", "FAULT_HELP", "FAULT_KINDS", "ConnectionDropped", "CreateFault",
            "FaultPlan", "Injector", "TruncatedStream", "break_answer", "hollow_view", "nonneg"]
 
 #: Every fault kind with its help line (continuation lines are indented by the help formatter).
@@ -53,6 +53,14 @@ FAULTS: dict[str, str] = {
     "partialnooutput": "a run ends partial_succeeded (billed) and carries no outputs",
     "dupref": "right after a run is created, another caller creates one with the same client_ref\n"
               "(other seed, other metadata; it runs and is billed like any run)",
+    # Flawed clips (rendered by runflow_nb.simulator.flaws), one flaw a run, for clip QA:
+    "black": "the run succeeds with a clip that is black but for its last second",
+    "frozen": "the run succeeds with a clip whose picture stops after one second",
+    "silent": "the run succeeds with a clip whose audio track is digital silence",
+    "noaudio": "the run succeeds with a clip that has no audio track",
+    "short": "the run succeeds with a clip half as long as asked (billed in full)",
+    "wrongsize": "the run succeeds with a clip half the width and height asked",
+    "clipped": "the run succeeds with a clip whose audio is driven far past full scale",
 }
 FAULT_KINDS = tuple(FAULTS)
 
@@ -63,6 +71,10 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
     "500": (500, "INTERNAL_ERROR", "internal server error (injected)"),
     "503": (503, "MODEL_UNAVAILABLE", "the model is temporarily unavailable (injected)"),
 }
+
+
+#: Faults that make a succeeding run's clip flawed (one per run, first hit wins), for clip QA.
+CLIP_FAULTS = ("black", "frozen", "silent", "noaudio", "short", "wrongsize", "clipped")
 
 
 #: Faults that break the answer of a create after the create was carried out.

@@ -12,7 +12,7 @@ from ..errors import Issue, RunTimeoutError, ValidationError
 from ..simulator.engine import MAX_PAGE_SIZE, STATUSES, TERMINAL
 from ..specs import ModelSpec
 from .base import DROP_ANSWER, EmulatorBase
-from .faults import CreateFault, break_answer, hollow_view
+from .faults import CLIP_FAULTS, CreateFault, break_answer, hollow_view
 from .query import parse_query
 from .validation import check_envelope, check_input
 from .wire import HTTPError, invalid, json_body, json_response, spec_for
@@ -85,10 +85,11 @@ class RunRoutes(EmulatorBase):
             outcome = "canceled"
         hollow = None if fail or outcome == "canceled" else "succeeded" if self.fault("nooutput") else (
             "partial_succeeded" if self.fault("partialnooutput") else None)
+        flaw = None if fail or outcome == "canceled" else next((k for k in CLIP_FAULTS if self.fault(k)), None)
         broken = self.create_fault() if not in_batch else CreateFault(None)
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
                                     force_failure=fail, force_nsfw=nsfw, outcome=outcome, notes=notes,
-                                    video=video, **extra)
+                                    video=video, flaw=flaw, **extra)
         self.state.note_run(run["id"], extra.get("client_ref"), self.simulator.now())
         if hollow is not None:
             with self.state.lock:

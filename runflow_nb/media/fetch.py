@@ -37,17 +37,24 @@ class VideoFetcher:
         self.started_wall = started_wall
 
     def check_writable(self) -> None:
-        """A folder the videos cannot be written to is found now, not after the runs were paid."""
+        """A folder the videos cannot be written to (or a bad clip QA threshold (``RUNFLOW_QA_FROZEN_MIN_S``, ...)) is found
+        now, not after the runs were paid."""
+        from ..settings import qa_thresholds
+
+        qa_thresholds()
         self.artifacts.check_writable(safe_name(self.experiment))
 
-    async def download(self, row: dict[str, Any], run: Run, final: str = "succeeded") -> None:
-        """Fetch ``run``'s video, probe it, make its poster and record both in the run's row."""
+    async def download(self, row: dict[str, Any], run: Run, final: str = "succeeded") -> str | None:
+        """Fetch ``run``'s video, probe it, check it (clip QA, :mod:`runflow_nb.qa`), make its poster
+        and record all of it in the run's row; returns the clip's ``qa`` text."""
         rel = f"{safe_name(self.experiment)}/{safe_name(row['run_id'])}.mp4"
         dest = self.artifacts.local_tmp(rel)  # local target: the final path; shared storage: a temp file
         _remove_stale_parts(dest, older_than=self.started_wall)
         sha, _size = await self.client.download(run, dest)
         try:
             info = await asyncio.to_thread(_probe_and_poster, dest)
+            nsfw = run.output.nsfw_detected if run.output is not None else None
+            info.update(await asyncio.to_thread(_clip_qa, dest, row, nsfw))
             info["poster_path"] = await asyncio.to_thread(self.artifacts.commit, info["poster_path"], rel[:-4] + ".jpg")
             video_uri = await asyncio.to_thread(self.artifacts.commit, dest, rel)  # a path, or s3://...
         except OSError as exc:
@@ -56,6 +63,7 @@ class VideoFetcher:
         wall = (datetime.now(timezone.utc) - submitted).total_seconds() if isinstance(submitted, datetime) else None
         await self.update(row["run_id"], status=final, video_path=video_uri, video_sha256=sha,
                           wall_s=wall, error_code=None, error_message=None, **info)
+        return info.get("qa")
 
     async def ensure(self, row: dict[str, Any]) -> None:
         """A succeeded run whose file went missing is fetched again while its URL still works."""
@@ -85,6 +93,16 @@ def _remove_stale_parts(dest: Path, *, older_than: float) -> None:
         with contextlib.suppress(OSError):
             if part.stat().st_mtime < older_than:
                 part.unlink()
+
+
+def _clip_qa(path: Path, row: dict[str, Any], nsfw: bool | None) -> dict[str, Any]:
+    """The clip QA columns of a downloaded clip (a QA that cannot run never loses the clip)."""
+    from ..qa.check import run_qa
+
+    try:
+        return run_qa(path, row, nsfw_detected=nsfw)
+    except Exception as exc:  # a bad threshold setting or a PyAV surprise: the clip stays, unchecked
+        return {"qa": f"not checked ({type(exc).__name__}: {str(exc)[:200]})"}
 
 
 def _probe_and_poster(path: Path) -> dict[str, Any]:

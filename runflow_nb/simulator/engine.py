@@ -155,6 +155,7 @@ class Simulator:
         batch_id: str | None = None,
         notes: Sequence[str] = (),
         video: str | Path | None = None,
+        flaw: str | None = None,
     ) -> dict[str, Any]:
         """Create a run and start rendering it; returns the run as the API shows it (``queued``).
 
@@ -165,6 +166,8 @@ class Simulator:
         ``force_failure`` / ``force_nsfw`` script the outcome, as does ``outcome``
         (``partial_succeeded``: billed, with its outputs; ``canceled``: not billed, no output);
         ``batch_id`` names the batch the run belongs to; ``notes`` become warning log lines.
+        ``flaw`` renders a clip with that one flaw instead (:mod:`.flaws`: ``black``, ``frozen``,
+        ``silent``, ``noaudio``, ``short``, ``wrongsize``, ``clipped``), for clip QA.
         Raises :class:`ValidationError` for bad inputs, :class:`InsufficientCreditError` when the
         balance cannot pay the run's price.
         """
@@ -179,6 +182,11 @@ class Simulator:
         issues += media_issues(spec, images, video)
         if issues:
             raise ValidationError(issues)
+        if flaw is not None:
+            from .flaws import FLAWS, NEAR_MISSES
+
+            if flaw not in FLAWS + NEAR_MISSES:
+                raise ValueError(f"flaw must be one of {', '.join(FLAWS + NEAR_MISSES)}, not {flaw!r}")
         clip = _clip_shape(spec, clean, images, video)
         price = spec.price_usd(duration=clip.billed_s, resolution=clean["resolution"])
         with self._lock:
@@ -201,7 +209,7 @@ class Simulator:
                        created=now, latency=max(0.0, self.latency), request_id=request_id, client_ref=client_ref,
                        metadata=metadata, callback_url=callback_url, force_failure=force_failure,
                        force_nsfw=force_nsfw, price=price, clip=clip, outcome=outcome,
-                       batch_id=batch_id)
+                       batch_id=batch_id, flaw=flaw)
             self._runs[run_id] = run
             media = (f"{len(images)} image{'s' if len(images) != 1 else ''}" if spec.has_images
                      else "prompt only") + (f", input video {clip.seconds:.1f} s" if video is not None else "")
@@ -209,6 +217,8 @@ class Simulator:
                                    f"{clip.aspect_ratio}, {media}, seed {seed}")
             for note in notes:
                 self._log(run, "warning", note)
+            if flaw is not None:
+                self._log(run, "info", f"clip flaw on request: {flaw}")
             if not force_failure and outcome != "canceled":
                 dest = self.workdir / "runs" / f"{run_id}.mp4"
                 run.future = self._pool.submit(self._render, run, images, dest, video)
@@ -219,7 +229,14 @@ class Simulator:
         error = path = digest = size = None
         try:
             render: Renderer
-            if self._renderer is not None:
+            if run.flaw is not None:
+                from .flaws import render_flawed
+
+                def render(images: Any, **kw: Any) -> Any:
+                    size = get_spec(run.model).output_size(kw["aspect_ratio"], kw["resolution"])
+                    return render_flawed(str(run.flaw), duration=run.clip.seconds, size=size, seed=kw["seed"],
+                                         dest=kw["dest"])
+            elif self._renderer is not None:
                 render = self._renderer
             elif run.model == VIDEO_EDIT.model:
                 from .render_edit import render_edit
@@ -231,7 +248,7 @@ class Simulator:
                                        dest=kw["dest"], label=kw["label"])
             else:
                 from .render import render_clip as render
-            if run.model == TEXT_TO_VIDEO.model and self._renderer is None:
+            if run.model == TEXT_TO_VIDEO.model and self._renderer is None and run.flaw is None:
                 from .scenes import text_scene
 
                 ow, oh = get_spec(run.model).output_size(run.clip.aspect_ratio, p["resolution"])

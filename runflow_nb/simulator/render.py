@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["default_cache_dir", "render_clip"]
 
-_RENDER_VERSION = 4  # bump when the picture or the encoder settings change
+_RENDER_VERSION = 5  # bump when the picture or the encoder settings change
 SAMPLE_RATE = 48_000
 # A constant quantizer, not CRF: CRF's per-frame analysis doubled the encode time of a clip for no
 # visible gain on these pictures (bench_render measures it against the same frames encoded with CRF).
@@ -243,7 +243,7 @@ def _encode_video(path: str, images: Sequence[Image.Image], *, look: SeedLook, d
 def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, size: tuple[int, int], fps: int,
             label: str) -> Iterator[Any]:
     """Yield yuv420p ``av.VideoFrame``s: the look's pans over each (graded) image, crossfades between
-    them, the label top left and the seed stamp top right."""
+    them, the label top left with a playhead crossing under it, and the seed stamp top right."""
     import av
     import numpy as np
 
@@ -296,7 +296,20 @@ def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, siz
         paste(planes, stamp, corner="top-right")  # the player's controls cover the bottom edge
         if badge is not None:
             paste(planes, badge, corner="top-left")
+        _playhead(planes, n / max(1, duration * fps - 1), below=badge[0].shape[0] if badge is not None else 0)
         yield frame
+
+
+def _playhead(planes: list[np.ndarray], progress: float, *, below: int) -> None:
+    """A light square crossing the frame once per clip, under the label: every simulated clip moves,
+    even a pan over a flat reference (which clip QA would rightly call frozen)."""
+    height, width = planes[0].shape
+    knob = even(max(height, width) / 40)
+    top = min(height - knob, even(height / 40) * 3 // 2 + below)
+    x = 2 * round((width - knob) * min(1.0, max(0.0, progress)) / 2)
+    planes[0][top:top + knob, x:x + knob] = 220
+    for chroma in planes[1:]:
+        chroma[top // 2:(top + knob) // 2, x // 2:(x + knob) // 2] = 128
 
 
 def _cover(img: Image.Image, size: tuple[int, int]) -> Image.Image:

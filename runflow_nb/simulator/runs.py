@@ -85,6 +85,7 @@ class _Run:
     clip: _Clip
     outcome: str = "succeeded"  # how the run ends when it does not fail: succeeded / partial_succeeded / canceled
     batch_id: str | None = None
+    flaw: str | None = None  # render a clip with this one flaw (simulator.flaws), for clip QA
     status: str = "queued"
     started: float | None = None
     completed: float | None = None

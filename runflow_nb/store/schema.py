@@ -133,6 +133,17 @@ _RUN_SPECS: tuple[_Col, ...] = (
     _Col("height", "int"),
     _Col("video_duration", "float"),
     _Col("has_audio", "bool"),
+    _Col("qa", "text", since=6),  # clip QA: "ok" or the findings (runflow_nb.qa), None until checked
+    _Col("qa_black_s", "float", since=6),
+    _Col("qa_frozen_s", "float", since=6),
+    _Col("qa_silent_s", "float", since=6),
+    _Col("qa_rms_db", "float", since=6),
+    _Col("qa_peak_db", "float", since=6),
+    _Col("qa_clipped", "float", since=6),  # share of audio samples at full scale
+    _Col("qa_duration_s", "float", since=6),  # decoded length
+    _Col("qa_fps", "float", since=6),
+    _Col("qa_frames", "int", since=6),
+    _Col("qa_decode_errors", "int", since=6),
     _Col("queue_s", "float"),
     _Col("inference_ms", "float"),
     _Col("cost_estimate_usd", "float"),
@@ -241,6 +252,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "add runs.parent_run_id, audio_setting, source_video, source_video_sha256, lease_expires_at",
               _add_columns),
     Migration(5, "add runs.batch_key", _add_columns),
+    Migration(6, "add runs.qa and the clip QA measurements (qa_black_s ... qa_decode_errors)", _add_columns),
 )
 
 

@@ -258,7 +258,7 @@ class Recorder:
         final = "partial_succeeded" if run.status == "partial_succeeded" else "succeeded"
         try:
             try:
-                await self.fetch.download(row, run, final)
+                qa = await self.fetch.download(row, run, final)
             except ExpiredURLError:
                 # Presigned URLs expire; the run itself may hand out a fresh one.
                 fresh = await self.client.get(run.id, retry_not_found=True)
@@ -266,9 +266,10 @@ class Recorder:
                         and fresh.output.video_url != run.output.video_url):
                     raise
                 await self._update(job.run_id, output_url=fresh.output.video_url)
-                await self.fetch.download(row, fresh, final)
+                qa = await self.fetch.download(row, fresh, final)
         except DownloadError as exc:
             await self._move(job, "download_failed", error_code=type(exc).__name__, error_message=str(exc))
             return
+        self.progress.flagged += qa is not None and qa != "ok"
         self._set(final, job.status)
         job.status = final

@@ -195,6 +195,7 @@ class _Sweep(Recorder):
         if job.status in ("succeeded", "partial_succeeded"):
             self.reused += 1
             await self.fetch.ensure(row)
+            self.progress.flagged += row.get("qa") not in (None, "ok")
             return
         if held_elsewhere(row, owner=self.leases.owner):
             got = await self._wait_for_holder(job, row)
@@ -465,7 +466,7 @@ class _Sweep(Recorder):
                             submitted=self.submitted, skipped_budget=self.skipped,
                             wall_s=time.monotonic() - t0, messages=list(self.progress.messages),
                             simulated=self.progress.simulated, stopped=self.progress.stopped, fatal=self.fatal,
-                            still_running=still, may_cost_usd=may_cost)
+                            still_running=still, may_cost_usd=may_cost, flagged=self.progress.flagged)
 
 
 async def run_plan(*, store: Store, experiment: str, plan: Plan, client: AsyncClient, artifacts: Path | Artifacts,

@@ -47,6 +47,7 @@ class SweepProgress:
     stopped: str | None = None  # why submitting ended early (stop request, fatal answer)
     messages: list[str] = field(default_factory=list)
     simulated: bool = False  # offline simulator: "spent" is what the model would have charged
+    flagged: int = 0  # this plan's clips that clip QA flagged (runflow_nb.qa)
 
     @property
     def skipped(self) -> int:
@@ -81,6 +82,7 @@ class SweepProgress:
         eta = self.eta_s()
         return (f"[{self.done}/{self.total}] {parts}{skipped} | {self.money()}"
                 + (f" | ETA {eta:.0f} s" if eta is not None else "")
+                + (f" | {self.flagged} flagged by QA" if self.flagged else "")
                 + (f" | stopped: {self.stopped}" if self.stopped else ""))
 
 
@@ -100,6 +102,7 @@ class SweepSummary:
     fatal: BaseException | None = None  # the 401/402/403 that ended submitting
     still_running: int = 0  # runs left on the server (in flight or unknown) by a stop
     may_cost_usd: float = 0.0  # what those runs may still cost
+    flagged: int = 0  # this plan's clips that clip QA flagged (see exp.table(qa="flagged"))
 
     def __str__(self) -> str:
         parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))
@@ -107,6 +110,8 @@ class SweepSummary:
                  else f"spent ${self.spent_usd:.2f}")
         return (f"{self.total} planned runs ({parts}); submitted {self.submitted}, re-attached {self.reattached}, "
                 f"reused {self.reused}; {money} in {self.wall_s:.1f} s"
+                + (f"; {self.flagged} clip{'s' if self.flagged != 1 else ''} flagged by QA "
+                   "(exp.table(qa='flagged'))" if self.flagged else "")
                 + (f"; stopped: {self.stopped}" if self.stopped else ""))
 
 

@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from ..media.artifacts import is_remote_uri, url_for
 from . import html as _html
+from .qa_badge import qa_badge
 
 __all__ = ["caption_html", "media_src", "notice_html", "poster_uri", "result_html", "row_html", "safe_url", "show", "video_html"]
 
@@ -219,7 +220,8 @@ def result_html(result: Any) -> str:
     cap += notice_html(" · ".join(getattr(result.run, "notices", ())))
     req = getattr(result, "request", None)
     aspect = aspect_of({"aspect_ratio": getattr(req, "aspect_ratio", None)})
-    return video_html(src, poster=poster, caption=cap, width=640, aspect=aspect, max_height=480)
+    return qa_badge({"qa": getattr(result, "qa", None)}) + video_html(src, poster=poster, caption=cap, width=640,
+                                                                      aspect=aspect, max_height=480)
 
 
 STATUS_REASONS = {
@@ -330,8 +332,8 @@ def row_html(row: Mapping[str, Any], *, width: int | str = "100%", max_height: i
             title = f"run_id {run_id}" + (f" · Runflow run id {remote}" if _present(remote) else "")
             cap += f' <span style="color:#6b7280" title="{_html.attr(title)}">run {_html.text(run_id[:8])}</span>'
         cap += notice_html(row.get("note"))
-    return video_html(src, poster=poster, caption=cap, width=width, aspect=aspect_of(row), max_height=max_height,
-                      hover=hover)
+    return qa_badge(row) + video_html(src, poster=poster, caption=cap, width=width, aspect=aspect_of(row),
+                                      max_height=max_height, hover=hover)
 
 
 def _present(value: Any) -> bool:

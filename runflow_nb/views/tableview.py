@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import study
 from . import display
 from . import html as _html
+from .qa_badge import qa_badge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,11 +34,14 @@ _itables_ready = False
 
 
 def view_columns(df: pd.DataFrame) -> list[str]:
-    """The parameters that varied (all parameters when none did), then status, rating, cost, wall time,
-    and ``note`` when some run has one (e.g. the server replaced a reference with a placeholder)."""
+    """The parameters that varied (all parameters when none did), then status (and clip QA's ``qa`` when
+    some clip was flagged), rating, cost, wall time, and ``note`` when some run has one (e.g. the
+    server replaced a reference with a placeholder)."""
     varied = study.varying(df) or [c for c in ("prompt", "seed") if c in df.columns]
     notes = ["note"] if "note" in df.columns and df["note"].fillna("").astype(str).str.strip().ne("").any() else []
-    return varied + [c for c in _OUTCOME if c in df.columns] + notes
+    qa = ["qa"] if "qa" in df.columns and df["qa"].fillna("ok").astype(str).ne("ok").any() else []
+    shown = [c for c in _OUTCOME if c in df.columns]
+    return varied + shown[:1] + qa + shown[1:] + notes
 
 
 def _cell(name: str, value: Any, rec: dict[str, Any]) -> str:
@@ -66,7 +70,7 @@ def _thumb(rec: dict[str, Any]) -> str:
     img = (f'<img src="{html.escape(still, quote=True)}" alt="still" '
            f'style="width:{THUMB_WIDTH}px;max-height:{THUMB_WIDTH}px;object-fit:contain;background:#000;display:block">'
            if still else "▶")
-    return f'<a href="{html.escape(src, quote=True)}" target="_blank" title="open the clip">{img}</a>'
+    return qa_badge(rec) + f'<a href="{html.escape(src, quote=True)}" target="_blank" title="open the clip">{img}</a>'
 
 
 def view_frame(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -297,9 +297,10 @@ def gallery(exp: Experiment, *, rows: str = "prompt", cols: str = "seed", facets
     return Gallery(df, rows=rows, cols=cols, facets=facets, experiment=exp)
 
 
-def best_html(df: pd.DataFrame, *, by: str | Sequence[str] = "prompt") -> str:
-    """One compact row per ``by`` value: its best clip (favourite, rating, A/B wins) and why."""
-    best = study.best_per(df, by=by)
+def best_html(df: pd.DataFrame, *, by: str | Sequence[str] = "prompt", flagged: bool = False) -> str:
+    """One compact row per ``by`` value: its best clip (favourite, rating, A/B wins) and why
+    (clips flagged by clip QA only with ``flagged=True``)."""
+    best = study.best_per(df, by=by, flagged=flagged)
     keys = [by] if isinstance(by, str) else list(by)
     if best.empty:
         return _html.block("<p><i>No finished runs yet.</i></p>", classes="rf-best")

@@ -43,6 +43,9 @@ def progress_html(progress: Any, *, estimate: Any = None) -> str:
         tail = f"ETA {_duration(eta)}"
     else:
         tail = f"{time.monotonic() - progress.started:.0f} s"
+    flagged = getattr(progress, "flagged", 0)
+    if flagged:
+        chips.append(f'<span style="color:#b45309" title="exp.table(qa=\'flagged\')">⚠ flagged by QA <b>{flagged}</b></span>')
     parts = [f"<b>{progress.done}/{progress.total}</b>", " · ".join(chips) or "starting", money, tail]
     line = " | ".join(parts)
     notes = "".join(f'<div style="color:#b45309">{html.escape(m).replace("$", "&#36;")}</div>'
