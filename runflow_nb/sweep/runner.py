@@ -22,8 +22,9 @@ Guarantees (each has a test):
   Runs are reserved at their estimate until the service charges more than estimated for one; from
   then on at that price, in later calls too (only the runs already in flight when it is first seen
   can pass the cap). A charged run stays charged whatever the server says of it later.
-* **Balanced cuts**: runs are submitted in :func:`runflow_nb.plan.balanced_order`, so a budget that
-  runs out leaves every prompt and parameter represented.
+* **Balanced cuts**: runs are submitted in :func:`runflow_nb.plan.balanced_order` and reserve their money
+  in that order (:mod:`runflow_nb.sweep.turns`), so a budget that runs out leaves every prompt, model and
+  parameter represented, however long each run takes to get ready.
 * **Stop means stop**: once ``cancel`` is set (Ctrl-C / Kernel ▸ Interrupt, a Stop button, a
   background handle's ``cancel()``) nothing more is submitted; runs in flight stay recorded with
   their remote ids (the next sweep re-attaches them) and a message says what still runs and what
@@ -59,6 +60,7 @@ from .leases import LeaseKeeper, held_elsewhere
 from .lost_batches import resend_lost_batches, went_out_in_a_lost_batch
 from .recording import FATAL, Job, Recorder, error_text, now_utc
 from .status import ACTIVE, CHARGED, SweepProgress, SweepSummary, charged_usd
+from .turns import Turns
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -116,6 +118,8 @@ class _Sweep(Recorder):
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="runflow_nb-store")
         self.fatal: BaseException | None = None
         self.jobs: list[Job] = []
+        self.turns = Turns(0)  # reservations by queue position (set with the jobs)
+        self._turn: dict[int, int] = {}
         # Leases say which process drives a run, renewed while it does (runflow_nb.sweep.leases).
         self.leases = LeaseKeeper(store, call=self._db, on_lost=lambda run_id, holder: self.progress.messages.append(
             f"{run_id}: this process stalled past its lease and {holder} took the run over"))
@@ -164,6 +168,7 @@ class _Sweep(Recorder):
         self.jobs = [Job(req=r, run_id=row["run_id"], status=row["status"], row=row)
                      for r, row in zip(requests, rows, strict=True)]
         self.jobs = [self.jobs[i] for i in balanced_order(requests)]
+        self.turns, self._turn = Turns(len(self.jobs)), {id(j): i for i, j in enumerate(self.jobs)}
         prior = 0.0
         stored = await self._db(self.store.runs, self.experiment)
         if self.experiment_budget is not None:
@@ -191,9 +196,19 @@ class _Sweep(Recorder):
     # -- one planned run -------------------------------------------------------------------------
 
     async def job(self, job: Job) -> None:
+        try:
+            await self._job_in_turn(job)
+        finally:
+            await self._turn_done(job)  # whatever happened, later runs may reserve
+
+    async def _turn_done(self, job: Job) -> None:
+        await self.turns.done(self._turn.get(id(job), len(self.jobs)))
+
+    async def _job_in_turn(self, job: Job) -> None:
         row = job.row
         if job.status in ("succeeded", "partial_succeeded"):
             self.reused += 1
+            await self._turn_done(job)
             await self.fetch.ensure(row)
             self.progress.flagged += row.get("qa") not in (None, "ok")
             return
@@ -215,6 +230,7 @@ class _Sweep(Recorder):
         None when the sweep is stopped meanwhile."""
         self._say(f"{job.run_id}: being run by {row.get('owner')}; waiting for it to end there, or to be "
                   "taken over if that process stops renewing its lease")
+        await self._turn_done(job)  # a run that waits on another process does not hold up the queue
         poll = min(2.0, max(0.1, self.leases.lease_s / 6))
         while held_elsewhere(row, owner=self.leases.owner):
             if self.cancel.is_set():
@@ -265,6 +281,7 @@ class _Sweep(Recorder):
             job.phase = "remote"
             run = await self._reattach(row)
             if run is not None:
+                await self._turn_done(job)  # re-attached: it needs no new reservation
                 self.reattached += 1
                 if not job.charged:
                     await self.money.move(job.hold, "in_flight")
@@ -281,7 +298,9 @@ class _Sweep(Recorder):
         if run is None:
             if self.submitting_closed:
                 return None
+            await self.turns.wait(self._turn.get(id(job), 0))  # the runs queued before it reserve first
             hold = await self.money.reserve(self.reserve_usd(req))
+            await self._turn_done(job)
             if hold is None:
                 if self.submitting_closed:  # closed while waiting for room: left planned
                     return None
