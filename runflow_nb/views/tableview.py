@@ -26,7 +26,7 @@ from .qa_badge import qa_badge
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TableView", "view_columns", "view_frame"]
+__all__ = ["TableView", "numeric_columns", "view_columns", "view_frame"]
 
 THUMB_WIDTH = 112
 _OUTCOME = ("status", "rating", "cost_usd", "wall_s")
@@ -44,9 +44,11 @@ def view_columns(df: pd.DataFrame) -> list[str]:
     return varied + shown[:1] + qa + shown[1:] + notes
 
 
-def _cell(name: str, value: Any, rec: dict[str, Any]) -> str:
+def _cell(name: str, value: Any, rec: dict[str, Any], *, numeric: bool = False) -> str:
     if value is None:
         return ""
+    if numeric:  # the number itself rides along, so the table sorts 7.9 < 15.5 < 19.1 (not as text)
+        return f'<span data-order="{_html.attr(_order_key(value))}">{_cell(name, value, rec)}</span>'
     if name == "cost_usd":
         return _html.money(float(value), simulated=rec.get("backend") == "simulator")
     if name == "wall_s":
@@ -60,6 +62,27 @@ def _cell(name: str, value: Any, rec: dict[str, Any]) -> str:
     if name == "prompt" and len(text) > 120:
         return f'<span title="{_html.attr(text)}">{_html.text(text[:117])}…</span>'
     return _html.text(text)
+
+
+def _order_key(value: Any) -> str:
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return ""
+
+
+def numeric_columns(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The columns among ``columns`` that hold numbers (seed, duration, rating, cost, wall time ...)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return [c for c in columns if c in df.columns and is_numeric_dtype(df[c]) and not is_bool_dtype(df[c])]
+
+
+# Sorting a numeric column reads the number in the cell's data-order attribute (DataTables' orthogonal
+# data: display the formatted HTML, order by the number; an empty cell sorts below every number).
+_ORDER_BY_NUMBER = ("function (data, type) { if (type !== 'sort' && type !== 'type') { return data; } "
+                    "var m = /data-order=\"([^\"]*)\"/.exec(String(data)); "
+                    "return m && m[1] !== '' ? parseFloat(m[1]) : -Infinity; }")
 
 
 def _thumb(rec: dict[str, Any]) -> str:
@@ -79,9 +102,10 @@ def view_frame(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.Dat
 
     cols = list(columns) if columns is not None else view_columns(df)
     recs = study.records(df)
+    numeric = set(numeric_columns(df, cols))
     out: dict[str, list[str]] = {"clip": [_thumb(r) for r in recs]}
     for c in cols:
-        out[c] = [_cell(c, r.get(c), r) for r in recs]
+        out[c] = [_cell(c, r.get(c), r, numeric=c in numeric) for r in recs]
     out["run"] = [f'<span title="{_html.attr(r.get("run_id"))}">{_html.text(str(r.get("run_id"))[:8])}</span>'
                   for r in recs]
     return pd.DataFrame(out, columns=["clip", *cols, "run"])
@@ -96,6 +120,7 @@ class TableView:
     def __init__(self, df: pd.DataFrame, *, columns: Sequence[str] | None = None, page_length: int = 25) -> None:
         self.source = df
         self.frame = view_frame(df, columns)
+        self.numeric = numeric_columns(df, [c for c in self.frame.columns if c not in ("clip", "run")])
         self.page_length = page_length
 
     def static_html(self) -> str:
@@ -111,11 +136,18 @@ class TableView:
         return _html.block(_itables_init() + self._itables_html(), classes="rf-view")
 
     def _itables_html(self) -> str:
-        from itables import to_html_datatable
+        from itables import JavascriptFunction, to_html_datatable
 
+        names = list(self.frame.columns)
+        defs: list[dict[str, Any]] = [{"targets": [names.index("clip")], "orderable": False}]
+        if self.numeric:
+            defs.append({"targets": [names.index(c) for c in self.numeric], "type": "num",
+                         "render": JavascriptFunction(_ORDER_BY_NUMBER)})
+        # text_in_header_can_be_selected=False: a click on a header's name sorts (not only its arrow)
         return str(to_html_datatable(self.frame, connected=False, allow_html=True, showIndex=False,
                                      pageLength=self.page_length, classes="display compact",
-                                     style="width:auto;margin:0", maxBytes=0, layout={"topEnd": "search"}))
+                                     style="width:auto;margin:0", maxBytes=0, layout={"topEnd": "search"},
+                                     columnDefs=defs, order=[], text_in_header_can_be_selected=False))
 
     def __len__(self) -> int:
         return len(self.frame)
