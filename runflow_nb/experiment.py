@@ -352,10 +352,14 @@ class Experiment:
     @public
     def ranking(self, *, flagged: bool = False) -> pd.DataFrame:
         """Succeeded runs best first: favourites, then rating, then A/B choices from :meth:`compare`
-        (clips flagged by clip QA only with ``flagged=True``)."""
-        from .study import ranking
+        (clips flagged by clip QA only with ``flagged=True``).
 
-        return ranking(self.table(), flagged=flagged)
+        A DataFrame with every column, shown like :meth:`view`: the still, what varied, rating,
+        favourite, wins/losses/ties and cost (:class:`~runflow_nb.views.ranking.Ranking`)."""
+        from .study import ranking
+        from .views.ranking import Ranking
+
+        return Ranking(ranking(self.table(), flagged=flagged))
 
     @public
     def qa(self, *, run_ids: Iterable[str] | None = None, **thresholds: float) -> pd.DataFrame:

@@ -51,6 +51,8 @@ def _cell(name: str, value: Any, rec: dict[str, Any], *, numeric: bool = False) 
         return f'<span data-order="{_html.attr(_order_key(value))}">{_cell(name, value, rec)}</span>'
     if name == "cost_usd":
         return _html.money(float(value), simulated=rec.get("backend") == "simulator")
+    if name == "favourite":
+        return "★" if value is True else ""
     if name == "wall_s":
         return f"{float(value):.1f} s"
     if name == "status" and value != "succeeded":
