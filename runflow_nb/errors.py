@@ -64,7 +64,20 @@ __all__ = [
 
 
 class RunflowError(Exception):
-    """Base of every error raised by runflow_nb."""
+    """Base of every error raised by runflow_nb.
+
+    In IPython and Jupyter a library error reads in one screen: what was wrong and the fix (the
+    message), and the line of your code that called the library; ``%tb`` then shows the full chain.
+    Plain Python, papermill and nbconvert show the usual traceback.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this error: the message first; the full traceback on ``%tb``
+        (IPython asks a second time for the same error)."""
+        if getattr(self, "_rf_shown", False):
+            return _full_traceback(self)
+        self._rf_shown = True
+        return _short_traceback(self)
 
 
 @dataclass(frozen=True)
@@ -221,6 +234,56 @@ class SweepInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, *, summary: Any = None) -> None:
         self.summary = summary
         super().__init__(message)
+
+
+_RED, _GREEN, _DIM, _RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[2m", "\x1b[0m"
+
+
+def _short_traceback(exc: BaseException) -> list[str]:
+    """The error's name and message, where the user's code called the library, and how to see more."""
+    lines = [f"{_RED}{type(exc).__name__}{_RESET}: {exc}"]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and not isinstance(cause, RunflowError):
+        lines.append(f"{_DIM}(caused by {type(cause).__name__}: {str(cause)[:200]}){_RESET}")
+    caller = _callers_line(exc)
+    if caller:
+        lines.append(f"{_GREEN}raised by{_RESET} {caller}")
+    lines.append(f"{_DIM}The library's internals are hidden: run %tb for the full traceback.{_RESET}")
+    return lines
+
+
+def _callers_line(exc: BaseException) -> str:
+    """The last frame outside runflow_nb (the notebook cell or script that called it), as text."""
+    import linecache
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        path = os.path.abspath(code.co_filename)
+        if not path.startswith(here + os.sep):
+            text = linecache.getline(code.co_filename, tb.tb_lineno).strip()
+            where = "a cell" if "ipykernel_" in path or code.co_filename.startswith("<") else code.co_filename
+            found = f"{where}, line {tb.tb_lineno}" + (f": {text}" if text else "")
+        tb = tb.tb_next
+    return found
+
+
+def _full_traceback(exc: BaseException) -> list[str]:
+    """IPython's own traceback of ``exc`` (its chain included), else Python's."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            return list(shell.InteractiveTB.structured_traceback(type(exc), exc, exc.__traceback__))
+    except Exception:  # any trouble in the pretty form: Python's plain one below
+        pass
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).splitlines()
 
 
 _BY_STATUS: dict[int, type[APIError]] = {
