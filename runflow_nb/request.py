@@ -83,8 +83,8 @@ def _rules(spec: ModelSpec) -> ImageRules:
 
 
 def _where(spec: ModelSpec, index: int) -> str:
-    rules = _rules(spec)
-    return rules.field if rules.single else f"{rules.field}[{index}]"
+    """The user's name for a reference (``images[0]``; ``image`` for a one-image model), not the wire's."""
+    return "image" if _rules(spec).single else f"images[{index}]"
 
 
 def _decode_checked(data: bytes, where: str, spec: ModelSpec) -> tuple[str, int, int] | list[Issue]:
@@ -372,7 +372,7 @@ class VideoRequest:
     @staticmethod
     def _load_images(images: Any, spec: ModelSpec) -> tuple[list[Reference], list[Issue]]:
         rules = _rules(spec)
-        name = rules.field
+        name = "image" if rules.single else "images"  # what the caller passed (the wire says image_url[s])
         what = "an image" if rules.single else "at least one reference image"
         if images is None:
             if rules.min_count == 0:

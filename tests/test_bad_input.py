@@ -33,7 +33,7 @@ import runflow_nb as rf
 from runflow_nb.errors import ValidationError
 from runflow_nb.request import Reference, VideoRequest, load_reference
 
-FIELD = "image_urls[0]"
+FIELD = "images[0]"  # the caller's name for the first reference (the wire calls it image_urls[0])
 PROMPT = "character1 walks through the rain"
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 COUNTS: dict[str, int] = {"cases": 0, "fuzzed": 0}
@@ -268,9 +268,9 @@ def test_bad_scalars_are_refused_naming_the_field(field: str) -> None:
 
 
 def test_too_many_or_no_images_are_refused() -> None:
-    refused("image_urls", prompt=PROMPT, images=[PNG] * 10)
-    refused(lambda f: f.startswith("image_urls"), prompt=PROMPT, images=[])
-    refused("image_urls", prompt=PROMPT, images=None)
+    refused("images", prompt=PROMPT, images=[PNG] * 10)
+    refused(lambda f: f.startswith("images"), prompt=PROMPT, images=[])
+    refused("images", prompt=PROMPT, images=None)
 
 
 def test_a_bad_plan_is_refused_before_a_sweep_starts(tmp_path: Path) -> None:

@@ -171,13 +171,13 @@ def test_text_to_video_sends_only_its_documented_inputs() -> None:
 # -- image-to-video -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("inputs", "field", "needle"), [
-    ({"images": None}, "image_url", "required"),
-    ({"images": [image_bytes(), image_bytes()]}, "image_url", "exactly one"),
-    ({"images": [image_bytes((I2V_MIN_SIDE - 1, 600))]}, "image_url", f"at least {I2V_MIN_SIDE} px"),
-    ({"images": [image_bytes((800, I2V_MIN_SIDE - 1))]}, "image_url", f"at least {I2V_MIN_SIDE} px"),
-    ({"images": [image_bytes((400, 1040))]}, "image_url", "aspect ratio"),  # 1:2.6
-    ({"images": [image_bytes((1040, 400))]}, "image_url", "aspect ratio"),  # 2.6:1
-    ({"images": [image_bytes((800, 600), "GIF", "L")]}, "image_url", "accepted formats"),
+    ({"images": None}, "image", "required"),
+    ({"images": [image_bytes(), image_bytes()]}, "image", "exactly one"),
+    ({"images": [image_bytes((I2V_MIN_SIDE - 1, 600))]}, "image", f"at least {I2V_MIN_SIDE} px"),
+    ({"images": [image_bytes((800, I2V_MIN_SIDE - 1))]}, "image", f"at least {I2V_MIN_SIDE} px"),
+    ({"images": [image_bytes((400, 1040))]}, "image", "aspect ratio"),  # 1:2.6
+    ({"images": [image_bytes((1040, 400))]}, "image", "aspect ratio"),  # 2.6:1
+    ({"images": [image_bytes((800, 600), "GIF", "L")]}, "image", "accepted formats"),
     ({"aspect_ratio": "16:9"}, "aspect_ratio", "not an input"),
     ({"duration": DURATIONS[1] + 1}, "duration", "out of range"),
 ])
@@ -226,7 +226,7 @@ def sparse(path: Path, size: int) -> Path:
     ({"video": "short"}, "video_url", f"must be {EDIT_SECONDS[0]}–{EDIT_SECONDS[1]} s"),
     ({"video": "long"}, "video_url", f"must be {EDIT_SECONDS[0]}–{EDIT_SECONDS[1]} s"),
     ({"video": "mkv"}, "video_url", "not an MP4 or MOV"),
-    ({"images": [image_bytes()] * (EDIT_MAX_REFS + 1)}, "reference_image_urls", f"at most {EDIT_MAX_REFS}"),
+    ({"images": [image_bytes()] * (EDIT_MAX_REFS + 1)}, "images", f"at most {EDIT_MAX_REFS}"),
     ({"prompt": "@Image3 waves", "images": [image_bytes()] * 2}, "prompt", "only 2 images"),
     ({"prompt": "@Image6 waves", "images": [image_bytes()] * 5}, "prompt", "tags run from @Image1 to @Image5"),
     ({"audio_setting": "keep"}, "audio_setting", "not allowed"),

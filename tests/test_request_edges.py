@@ -44,18 +44,18 @@ def test_plain_http_urls_are_references_too() -> None:
 
 def test_an_unsupported_scheme_is_named_by_its_first_part() -> None:
     assert load_reference("s3://bucket/a://b.png") == [
-        Issue("image_urls[0]", "the s3:// scheme is not supported", "use a local path or an http(s) URL")]
+        Issue("images[0]", "the s3:// scheme is not supported", "use a local path or an http(s) URL")]
 
 
 def test_a_path_too_long_to_look_at_says_the_system_s_reason(tmp_path: Path) -> None:
     inside = tmp_path / ("x" * 300) / "a.png"
     assert load_reference(str(inside)) == [
-        Issue("image_urls[0]", f"cannot read {str(inside)!r}: File name too long", "check the path")]
+        Issue("images[0]", f"cannot read {str(inside)!r}: File name too long", "check the path")]
 
 
 def test_too_few_references_say_how_to_pass_them() -> None:
     assert issues(prompt="a horse", images=[]) == [
-        "image_urls: got 0 images; at least 1 is required — pass images=[path, ...]"]
+        "images: got 0 images; at least 1 is required — pass images=[path, ...]"]
 
 
 def test_one_reference_given_alone_is_one_image_for_the_tags() -> None:
@@ -125,17 +125,17 @@ def test_each_kind_of_reference_carries_its_pixels_hash_and_size(tmp_path: Path)
 
 def test_a_pil_image_below_the_limits_is_refused_before_it_is_encoded() -> None:
     assert load_reference(Image.new("RGB", (399, 800)), index=2) == [
-        Issue("image_urls[2]", "is 399×800; the shortest side must be at least 400 px",
+        Issue("images[2]", "is 399×800; the shortest side must be at least 400 px",
               "use a larger image (720 px or more is advised)")]
     (issue,) = load_reference(Image.new("RGB", (300, 2000)), index=0, spec=__import__(
         "runflow_nb.specs", fromlist=["IMAGE_TO_VIDEO"]).IMAGE_TO_VIDEO)  # type: ignore[misc]
-    assert issue.field == "image_url" and "aspect" in issue.message + issue.fix
+    assert issue.field == "image" and "aspect" in issue.message + issue.fix
 
 
 def test_too_big_references_say_how_to_shrink_them(tmp_path: Path) -> None:
     over = GOOD + b"\0" * (10 * 10**6 + 1 - len(GOOD))
     (issue,) = load_reference(over)  # type: ignore[misc]
-    assert issue == Issue("image_urls[0]", "is 10,000,001 bytes; the limit is 10 MB (10,000,000 bytes)",
+    assert issue == Issue("images[0]", "is 10,000,001 bytes; the limit is 10 MB (10,000,000 bytes)",
                           "re-encode it as JPEG or scale it down")
     path = tmp_path / "big.png"
     path.write_bytes(over)
@@ -150,7 +150,7 @@ def test_a_picture_with_too_many_pixels_is_refused_by_its_header(tmp_path: Path)
     buf = io.BytesIO()
     Image.new("1", (side, side)).save(buf, "PNG")  # tiny on disk, huge in memory
     (issue,) = load_reference(buf.getvalue(), index=4)  # type: ignore[misc]
-    assert issue.field == "image_urls[4]" and issue.message.startswith("has too many pixels to be a reference image")
+    assert issue.field == "images[4]" and issue.message.startswith("has too many pixels to be a reference image")
     assert issue.message.endswith(f"the limit is {cap:,} pixels") and issue.fix == "scale it down to a normal photo size"
 
 

@@ -154,10 +154,10 @@ def test_nine_references_with_character9_are_accepted_and_ten_are_refused() -> N
     assert len(req.images) == hi and len(req.to_input()["image_urls"]) == hi
     assert server_fields({"prompt": f"{tags} gather"}, n_images=hi) == []
     fields = refused_fields(prompt="character9 leads", images=[GOOD] * (hi + 1))
-    assert fields == ["image_urls"]
+    assert fields == ["images"]
     with pytest.raises(ValidationError, match=f"at most {hi}"):
         build(images=[GOOD] * (hi + 1))
-    assert refused_fields(prompt="a horse trots", images=[]) == ["image_urls"]  # at least one
+    assert refused_fields(prompt="a horse trots", images=[]) == ["images"]  # at least one
     assert lo == 1 and len(build(images=[GOOD] * lo).images) == lo
 
 
@@ -189,7 +189,7 @@ def test_the_shortest_side_limit_at_its_edge() -> None:
     for size in ((R2V_MIN_SIDE, R2V_MIN_SIDE), (R2V_MIN_SIDE, 3 * R2V_MIN_SIDE)):
         assert build(images=[encoded(size)]).images[0].width == size[0]
     for size in ((R2V_MIN_SIDE - 1, 800), (800, R2V_MIN_SIDE - 1)):
-        assert refused_fields(images=[GOOD, encoded(size)]) == ["image_urls[1]"]
+        assert refused_fields(images=[GOOD, encoded(size)]) == ["images[1]"]
 
 
 @pytest.mark.parametrize("fmt", R2V_FORMATS)
@@ -200,7 +200,7 @@ def test_every_documented_format_is_accepted(fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["BMP", "GIF", "TIFF"])
 def test_other_formats_are_refused_with_the_image_named(fmt: str) -> None:
-    assert refused_fields(images=[GOOD, GOOD, encoded(fmt=fmt)]) == ["image_urls[2]"]
+    assert refused_fields(images=[GOOD, GOOD, encoded(fmt=fmt)]) == ["images[2]"]
 
 
 def test_the_size_limit_at_its_edge(tmp_path: Path) -> None:
@@ -211,11 +211,11 @@ def test_the_size_limit_at_its_edge(tmp_path: Path) -> None:
     assert not isinstance(ref, list) and ref.size_bytes == R2V_MAX_BYTES
     over = padded + b"\0"
     issues = load_reference(over, index=3)
-    assert isinstance(issues, list) and [i.field for i in issues] == ["image_urls[3]"]
+    assert isinstance(issues, list) and [i.field for i in issues] == ["images[3]"]
     assert "10 MB" in issues[0].message
     path = tmp_path / "big.png"
     path.write_bytes(over)
-    assert refused_fields(images=[path]) == ["image_urls[0]"]
+    assert refused_fields(images=[path]) == ["images[0]"]
     path.write_bytes(padded)
     assert build(images=[path]).images[0].size_bytes == R2V_MAX_BYTES
 
@@ -225,7 +225,7 @@ def test_several_problems_are_named_together_each_with_its_field() -> None:
         build(prompt="character2 " + "z" * PROMPT_MAX, images=[GOOD, encoded((100, 100))], duration=DURATIONS[1] + 1,
               resolution="4k", aspect_ratio="2:1", seed=-1)
     assert sorted(set(exc.value.fields)) == sorted(
-        ["prompt", "image_urls[1]", "duration", "resolution", "aspect_ratio", "seed"])
+        ["prompt", "images[1]", "duration", "resolution", "aspect_ratio", "seed"])
     assert all(i.fix for i in exc.value.issues)  # every problem says how to fix it
 
 
@@ -239,7 +239,7 @@ def test_paths_that_cannot_be_references_are_named(tmp_path: Path) -> None:
              "data:image/png;base64,AAAA": "data: URIs are built by the toolkit"}
     for given, words in cases.items():
         issues = load_reference(given, index=2)
-        assert isinstance(issues, list) and [i.field for i in issues] == ["image_urls[2]"], given
+        assert isinstance(issues, list) and [i.field for i in issues] == ["images[2]"], given
         assert words in issues[0].message + issues[0].fix, (given, issues)
 
 

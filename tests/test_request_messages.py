@@ -64,12 +64,12 @@ def issues_of(**kw: Any) -> list[str]:
     (GOOD[:200], "is a damaged or truncated image (image file is truncated)", "re-export the image"),
 ])
 def test_each_unusable_reference_is_explained(given: Any, message: str, fix: str) -> None:
-    assert load_reference(given, index=1) == [Issue("image_urls[1]", message, fix)]
+    assert load_reference(given, index=1) == [Issue("images[1]", message, fix)]
 
 
 def test_a_folder_is_named_as_a_folder_for_images_and_videos(tmp_path: Path) -> None:
     folder = str(tmp_path)
-    assert load_reference(folder) == [Issue("image_urls[0]", f"{folder!r} is a folder, not an image",
+    assert load_reference(folder) == [Issue("images[0]", f"{folder!r} is a folder, not an image",
                                             "name an image file inside it")]
     assert load_video(folder, rules=VIDEO_EDIT.video) == [Issue("video_url", f"{folder!r} is a folder, not a video",
                                                                "name a video file inside it")]
@@ -91,7 +91,7 @@ def test_each_unusable_input_video_is_explained_the_same_way(given: Any, message
 def test_a_path_that_cannot_be_looked_at_says_why(tmp_path: Path) -> None:
     inside = tmp_path / ("x" * 300) / "a.png"  # a name too long for the file system
     (issue,) = load_reference(str(inside))  # type: ignore[misc]
-    assert issue.field == "image_urls[0]" and issue.message.startswith(f"cannot read {str(inside)!r}: ")
+    assert issue.field == "images[0]" and issue.message.startswith(f"cannot read {str(inside)!r}: ")
     assert issue.fix == "check the path"
 
 
@@ -107,8 +107,8 @@ def test_a_path_that_cannot_be_looked_at_says_why(tmp_path: Path) -> None:
     ({"prompt": " "}, "prompt: is empty — describe the clip"),
     ({"prompt": "a \ud800"}, "prompt: contains characters that are not valid UTF-8 (lone surrogates) — "
                              "remove or replace them"),
-    ({"images": None}, "image_urls: at least one reference image is required — pass images=[path, ...]"),
-    ({"images": [GOOD] * 10, "prompt": "a"}, "image_urls: got 10 images; at most 9 are allowed — drop 1 of them"),
+    ({"images": None}, "images: at least one reference image is required — pass images=[path, ...]"),
+    ({"images": [GOOD] * 10, "prompt": "a"}, "images: got 10 images; at most 9 are allowed — drop 1 of them"),
     ({"prompt": "character01 x"}, "prompt: 'character01' is not an image tag: tags are character1 … character9 in "
                                   "plain digits, without a leading zero — write e.g. character1"),
     ({"prompt": "character12 x"}, "prompt: names character12; tags run from character1 to character9 — renumber "
@@ -125,9 +125,9 @@ def test_a_path_that_cannot_be_looked_at_says_why(tmp_path: Path) -> None:
      "enable_safety_checker: is not an input of text-to-video — leave it out (inputs of text-to-video: prompt, "
      "aspect_ratio, duration, resolution, seed)"),
     ({"model": "i2v", "images": [GOOD, GOOD], "prompt": "a"},
-     "image_url: got 2 images; image-to-video animates exactly one — pass one image (e.g. image=images[0]), or use "
+     "image: got 2 images; image-to-video animates exactly one — pass one image (e.g. image=images[0]), or use "
      "reference-to-video"),
-    ({"model": "i2v", "images": None, "prompt": "a"}, "image_url: an image is required — pass image=path"),
+    ({"model": "i2v", "images": None, "prompt": "a"}, "image: an image is required — pass image=path"),
 ])
 def test_each_refused_request_says_what_and_how_to_fix_it(kw: dict[str, Any], text: str) -> None:
     assert issues_of(**kw) == [text]
