@@ -254,9 +254,12 @@ class Simulator:
                 ow, oh = get_spec(run.model).output_size(run.clip.aspect_ratio, p["resolution"])
                 scene = text_scene(str(p.get("prompt") or ""), seed=run.seed, size=(round(ow * 1.15), round(oh * 1.15)))
                 images = [scene]
+            shaped = {}  # the prompt shapes a clip made from references (a text scene already carries it)
+            if self._renderer is None and run.model not in (TEXT_TO_VIDEO.model, VIDEO_EDIT.model):
+                shaped["prompt"] = str(p.get("prompt") or "")
             path = Path(render(images, duration=round(run.clip.seconds), aspect_ratio=run.clip.aspect_ratio,
                                resolution=p["resolution"], seed=run.seed, dest=dest, label=self.label,
-                               cache_dir=self._cache_dir))
+                               cache_dir=self._cache_dir, **shaped))
             h = hashlib.sha256()
             with open(path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["GRADES", "SeedLook", "badge_planes", "even", "look_for", "paste", "plane_arrays", "rgb_to_yuv_planes"]
+__all__ = ["GRADES", "SeedLook", "badge_planes", "even", "look_for", "paste", "plane_arrays", "prompt_caption",
+           "rgb_to_yuv_planes", "with_prompt"]
 
 # name: (contrast, lift, saturation, U shift, V shift) in limited-range code values.
 GRADES: dict[str, tuple[float, float, float, float, float]] = {
@@ -59,6 +60,7 @@ class SeedLook:
     angle: float
     grade: str
     strength: float
+    tint: tuple[float, float] = (0.0, 0.0)  # a prompt's own colour cast (U, V shifts), see with_prompt
 
     def pan(self, shot: int) -> tuple[tuple[float, float], tuple[float, float]]:
         """Start and end of shot ``shot``'s pan as fractions of the free margin (0 = left/top)."""
@@ -73,6 +75,7 @@ class SeedLook:
         contrast, lift, sat, du, dv = GRADES[self.grade]
         k = self.strength
         contrast, lift, sat, du, dv = 1 + (contrast - 1) * k, lift * k, 1 + (sat - 1) * k, du * k, dv * k
+        du, dv = du + self.tint[0], dv + self.tint[1]
         codes = np.arange(256, dtype=np.float32)
         y_lut = np.clip(16 + (codes - 16) * contrast + lift, 16, 235).round().astype(np.uint8)
         u_lut = np.clip(128 + (codes - 128) * sat + du, 16, 240).round().astype(np.uint8)
@@ -93,6 +96,37 @@ def look_for(seed: int) -> SeedLook:
     return SeedLook(seed=int(seed), margin=float(rng.uniform(*_MARGIN_RANGE)),
                     angle=float(rng.uniform(0, 2 * math.pi)), grade=names[int(rng.integers(len(names)))],
                     strength=float(rng.uniform(0.7, 1.0)))
+
+
+_TINT = 16.0  # code values: a cast clearly seen side by side, gentle enough to keep the references' colours
+
+
+def with_prompt(look: SeedLook, prompt: str) -> SeedLook:
+    """``look`` shaped by ``prompt`` as a model's clip would be: a colour cast and a turn of the camera
+    path that come from the prompt's words (the same prompt always gives the same ones; an empty
+    prompt changes nothing).
+
+    >>> a, b = with_prompt(look_for(1), "a horse at dusk"), with_prompt(look_for(1), "a horse in the snow")
+    >>> a.tint != b.tint and a.angle != b.angle and a.grade == b.grade
+    True
+    """
+    import hashlib
+    from dataclasses import replace
+
+    text = " ".join(prompt.split()).lower()
+    if not text:
+        return look
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).digest()
+    hue = int.from_bytes(digest[:2], "big") / 65536 * 2 * math.pi
+    turn = (int.from_bytes(digest[2:4], "big") / 65536 - 0.5) * math.pi  # up to a quarter turn either way
+    return replace(look, tint=(round(_TINT * math.cos(hue), 2), round(_TINT * math.sin(hue), 2)),
+                   angle=look.angle + turn)
+
+
+def prompt_caption(prompt: str, *, limit: int = 48) -> str:
+    """The start of ``prompt`` as the clip's caption (one line)."""
+    text = " ".join(prompt.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def even(x: float) -> int:
@@ -134,8 +168,8 @@ def plane_arrays(frame: Any) -> list[np.ndarray]:
 
 
 def paste(planes: list[np.ndarray], badge: list[np.ndarray], *, corner: str = "top-left") -> None:
-    """Copy a badge into frame planes, inset from ``corner`` ("top-left", "top-right" or
-    "bottom-right"); a badge wider than the frame is cut at the edge."""
+    """Copy a badge into frame planes, inset from ``corner`` ("top-left", "top-right", "bottom-left"
+    or "bottom-right"); a badge wider than the frame is cut at the edge."""
     height = planes[0].shape[0]
     m = even(height / 40)
     for k, (dst, src) in enumerate(zip(planes, badge, strict=True)):
@@ -144,6 +178,8 @@ def paste(planes: list[np.ndarray], badge: list[np.ndarray], *, corner: str = "t
         h, w = src.shape
         if corner == "top-left":
             dst[o:o + h, o:o + w] = src
+        elif corner == "bottom-left":
+            dst[dst.shape[0] - o - h:dst.shape[0] - o, o:o + w] = src
         elif corner == "top-right":
             dst[o:o + h, dst.shape[1] - o - w:dst.shape[1] - o] = src
         else:

@@ -4,10 +4,12 @@ The picture is a slow pan over each reference image (cover-cropped to the output
 crossfades between them and a visible label, so nobody mistakes it for model output. The seed
 films it: its :class:`~runflow_nb.simulator.look.SeedLook` picks the framing, the camera path of each shot
 and a colour grade, and a ``seed N`` stamp sits in the top-right corner, so a seed sweep shows
-different pictures (and poster frames) side by side. The seed also picks the notes of the sound
+different pictures (and poster frames) side by side. The prompt shapes it too, as a model's prompt
+would: a colour cast and a turn of the camera path from its words, and its start as a caption
+(:func:`~runflow_nb.simulator.look.with_prompt`), so prompt rows of a study look different. The seed also picks the notes of the sound
 track and is written to the container's ``comment``. The encoded video-only stream is cached per
-(image pixels, look, duration, size, fps, label), so re-rendering a seed (another prompt over the
-same references, a repeated run) only encodes its audio and remuxes the cached video packets.
+(image pixels, look, prompt, duration, size, fps, label), so re-rendering a clip (a repeated run) only
+encodes its audio and remuxes the cached video packets.
 
 Output is deterministic for the same inputs and seed (x264's thread count is pinned), for the same
 PyAV/FFmpeg build; the cache key includes the PyAV version.
@@ -35,7 +37,9 @@ from runflow_nb.simulator.look import (
     look_for,
     paste,
     plane_arrays,
+    prompt_caption,
     rgb_to_yuv_planes,
+    with_prompt,
 )
 from runflow_nb.specs import REFERENCE_TO_VIDEO
 
@@ -49,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["default_cache_dir", "render_clip"]
 
-_RENDER_VERSION = 5  # bump when the picture or the encoder settings change
+_RENDER_VERSION = 6  # bump when the picture or the encoder settings change
 SAMPLE_RATE = 48_000
 # A constant quantizer, not CRF: CRF's per-frame analysis doubled the encode time of a clip for no
 # visible gain on these pictures (bench_render measures it against the same frames encoded with CRF).
@@ -79,8 +83,11 @@ def render_clip(
     label: str = "SIMULATED",
     fps: int = 24,
     cache_dir: str | os.PathLike[str] | None = None,
+    prompt: str = "",
 ) -> pathlib.Path:
     """Render a clip to ``dest`` (MP4: H.264 yuv420p + AAC stereo 48 kHz, faststart) and return its path.
+
+    ``prompt`` (when given) tints the picture, turns the camera path and is shown as a caption.
 
     ``dest`` is replaced atomically, so an interrupted render never leaves a partial file there.
     """
@@ -93,8 +100,10 @@ def render_clip(
     dest.parent.mkdir(parents=True, exist_ok=True)
     cache = pathlib.Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    look = look_for(seed)
-    key = _cache_key(images, look=look, duration=duration, size=(width, height), fps=fps, label=label)
+    look = with_prompt(look_for(seed), prompt)
+    caption = prompt_caption(prompt)
+    key = _cache_key(images, look=look, duration=duration, size=(width, height), fps=fps,
+                     label=f"{label}\n{caption}" if caption else label)
     video_path = cache / f"{key}.mp4"
 
     samples = _tone_track(seed, duration)
@@ -107,7 +116,7 @@ def render_clip(
                 _atomic_write(
                     video_path,
                     lambda tmp: _encode_video(tmp, images, look=look, duration=duration,
-                                              size=(width, height), fps=fps, label=label),
+                                              size=(width, height), fps=fps, label=label, caption=caption),
                 )
                 _prune(cache, keep=video_path)
         try:
@@ -228,22 +237,24 @@ def add_h264_stream(out: Any, *, size: tuple[int, int], fps: int) -> Any:
 
 
 def _encode_video(path: str, images: Sequence[Image.Image], *, look: SeedLook, duration: int,
-                  size: tuple[int, int], fps: int, label: str) -> None:
+                  size: tuple[int, int], fps: int, label: str, caption: str = "") -> None:
     """Encode the video-only stream to ``path``, one frame at a time."""
     import av
 
     with av.open(path, "w", format="mp4") as out:
         stream = add_h264_stream(out, size=size, fps=fps)
-        for i, frame in enumerate(_frames(images, look=look, duration=duration, size=size, fps=fps, label=label)):
+        for i, frame in enumerate(_frames(images, look=look, duration=duration, size=size, fps=fps, label=label,
+                                          caption=caption)):
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
 
 
 def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, size: tuple[int, int], fps: int,
-            label: str) -> Iterator[Any]:
+            label: str, caption: str = "") -> Iterator[Any]:
     """Yield yuv420p ``av.VideoFrame``s: the look's pans over each (graded) image, crossfades between
-    them, the label top left with a playhead crossing under it, and the seed stamp top right."""
+    them, the label top left with a playhead crossing under it, the seed stamp top right and the prompt's
+    caption bottom left."""
     import av
     import numpy as np
 
@@ -258,6 +269,7 @@ def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, siz
     long_side = max(width, height)
     badge = badge_planes(label, long_side) if label else None
     stamp = badge_planes(look.stamp_text(), long_side, scale=2.0)  # readable in a thumbnail
+    words = badge_planes(caption, long_side, scale=1.2) if caption else None
 
     def window(i: int, t: float) -> list[np.ndarray]:
         if i not in canvases:
@@ -297,6 +309,8 @@ def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, siz
         if badge is not None:
             paste(planes, badge, corner="top-left")
         _playhead(planes, n / max(1, duration * fps - 1), below=badge[0].shape[0] if badge is not None else 0)
+        if words is not None:
+            _paste_caption(planes, words, height)
         yield frame
 
 
@@ -310,6 +324,13 @@ def _playhead(planes: list[np.ndarray], progress: float, *, below: int) -> None:
     planes[0][top:top + knob, x:x + knob] = 220
     for chroma in planes[1:]:
         chroma[top // 2:(top + knob) // 2, x // 2:(x + knob) // 2] = 128
+
+
+def _paste_caption(planes: list[np.ndarray], words: list[np.ndarray], height: int) -> None:
+    """The prompt's caption bottom left, an eighth of the height up (clear of the player's controls)."""
+    lift = even(height / 8)
+    paste([p[: p.shape[0] - (lift if k == 0 else lift // 2)] for k, p in enumerate(planes)], words,
+          corner="bottom-left")
 
 
 def _cover(img: Image.Image, size: tuple[int, int]) -> Image.Image:
