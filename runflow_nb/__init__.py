@@ -11,9 +11,15 @@ Heavy modules (PyAV, pandas, SQLAlchemy, ipywidgets) load on first use, so impor
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where logs go. Without this, a record with no handler
+# configured would reach logging.lastResort (stderr: a pink box in Jupyter). Notices meant for the
+# researcher are shown by runflow_nb.notices instead.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "AsyncClient",

@@ -43,10 +43,14 @@ def _announce_simulator() -> None:
         if _announced:
             return
         _announced = True
-    log.warning(
-        "runflow_nb: RUNFLOW_API_KEY is not set, so runs use the OFFLINE SIMULATOR. Its clips are synthetic "
-        "(pans over your reference images framed and graded by the seed, drawn scenes for text-to-video, "
-        "re-graded clips for video-edit, with a tone track), not output of the model, and cost nothing.")
+    from .notices import show_once
+
+    text = ("runflow_nb: RUNFLOW_API_KEY is not set, so runs use the OFFLINE SIMULATOR. Its clips are synthetic "
+            "(pans over your reference images framed and graded by the seed and prompt, drawn scenes for "
+            "text-to-video, re-graded clips for video-edit, with a tone track), not output of the model, and "
+            "cost nothing.")
+    show_once("simulator", text)  # once per kernel / CLI invocation, on stderr
+    log.warning(text)  # for applications that route the package's logs (no handler: dropped, not lastResort)
 
 
 _shared_emulator: Any = None

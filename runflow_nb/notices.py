@@ -16,10 +16,16 @@ Python warning, the row's ``note`` in :meth:`Experiment.table`, and a ⚠ line u
 
 from __future__ import annotations
 
+import sys
+import threading
 import warnings
 from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["RunNotice", "note_text", "warn"]
+_shown: set[str] = set()
+_shown_lock = threading.Lock()
+
+__all__ = ["RunNotice", "note_text", "show_once", "warn"]
 
 
 class RunNotice(UserWarning):
@@ -40,3 +46,15 @@ def warn(run_id: str, messages: Iterable[str], *, stacklevel: int = 2) -> None:
     text = note_text(messages)
     if text:
         warnings.warn(RunNotice(f"run {run_id}: {text}"), stacklevel=stacklevel + 1)
+
+
+def show_once(key: str, text: str, *, stream: Any = None) -> bool:
+    """Show ``text`` to the researcher once per process — once per kernel in Jupyter, once per CLI
+    invocation — on stderr (``stream``); False when ``key`` was shown already. The one path for the
+    toolkit's notices about itself (e.g. that runs use the offline simulator)."""
+    with _shown_lock:
+        if key in _shown:
+            return False
+        _shown.add(key)
+    print(text, file=stream or sys.stderr, flush=True)
+    return True
