@@ -37,7 +37,9 @@ def progress_html(progress: Any, *, estimate: Any = None) -> str:
     if estimate is not None and getattr(estimate, "usd", None) is not None:
         money += f" · plan &#36;{estimate.usd:.2f}"
     eta = progress.eta_s()
-    if progress.finished:
+    if progress.finished and progress.stopped:  # an interrupt, a Stop button or a fatal answer ended it
+        tail = f"stopped after {time.monotonic() - progress.started:.0f} s: {html.escape(str(progress.stopped))}"
+    elif progress.finished:
         tail = f"done in {time.monotonic() - progress.started:.0f} s"
     elif eta is not None:
         tail = f"ETA {_duration(eta)}"
@@ -136,7 +138,8 @@ class ProgressWidget:
         self.bar.value = min(p.done, p.total)
         failed = sum(p.counts.get(s, 0) for s in _FAILED)
         if p.finished:
-            self.bar.bar_style = "danger" if failed else ("warning" if p.counts.get("skipped_budget") else "success")
+            self.bar.bar_style = "danger" if failed else (
+                "warning" if p.counts.get("skipped_budget") or p.stopped else "success")
         elif failed:
             self.bar.bar_style = "warning"
         self.line.value = progress_html(p, estimate=self.estimate)
