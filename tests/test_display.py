@@ -8,6 +8,7 @@ the exact markup.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -165,8 +166,9 @@ def test_a_result_shows_its_own_video_seed_wall_time_cost_and_run(tmp_path: Path
     assert video["src"] == "out.mp4" and str(video["poster"]).startswith("data:image/jpeg;base64,")
     assert "640px" in str(video["style"])
     text = _text(markup)
-    for shown in ("seed 9", "wall 12.3 s", "cost $0.70", "Runflow run id run-abc", "character1 jumps"):
+    for shown in ("seed 9", "wall 12.3 s", "cost $0.70", "run run-abc", "character1 jumps"):
         assert shown in text, (shown, text)
+    assert 'title="Runflow run id run-abc"' in markup  # the id shown the way every view shows one
     assert "est." not in text and _links(markup) == ["out.mp4"]
     sim = _text(display.result_html(_result(tmp_path, backend="simulator")))
     assert "SIMULATED" in sim and "est. cost $0.70" in sim
@@ -191,8 +193,10 @@ def test_show_renders_each_kind_by_reference(tmp_path: Path, monkeypatch: pytest
     display.show(_row())
     display.show("clip.mp4")
     result, row, path = (x.data for x in shown)
-    assert _video(result)["src"] == "out.mp4" and "Runflow run id run-abc" in _text(result)
+    assert _video(result)["src"] == "out.mp4" and "run run-abc" in _text(result)
     assert _video(row)["src"] == "clips/r1.mp4" and "640px" in str(_video(row)["style"])
+    # a stored run shows its local id in the same place and form as a result shows its one id
+    assert re.search(r"\brun r1\b", _text(row)) and "Runflow run id" not in _text(result)
     assert _video(path)["src"] == "clip.mp4" and "640px" in str(_video(path)["style"]) and not _text(path)
 
 

@@ -178,6 +178,19 @@ def caption_html(fields: Mapping[str, Any], *, prompt: str | None = None, simula
     return " ".join(parts)
 
 
+def run_id_html(run_id: Any, remote_id: Any = None) -> str:
+    """``run 0190abcd``: the short local run id every view shows (the full ids on hover); the
+    provider's id stands in only where there is no local record (a bare ``Client.generate``)."""
+    local = str(run_id) if _present(run_id) else ""
+    remote = str(remote_id) if _present(remote_id) else ""
+    shown = local or remote
+    if not shown:
+        return ""
+    title = (f"run_id {local}" if local else "") + (" · " if local and remote else "") + (
+        f"Runflow run id {remote}" if remote else "")
+    return f'<span style="color:#6b7280" title="{_html.attr(title)}">run {_html.text(shown[:8])}</span>'
+
+
 def aspect_of(row: Mapping[str, Any]) -> float | None:
     """Width / height of a stored run: from its probed size, else its aspect_ratio ("9:16")."""
     w: Any = row.get("width")
@@ -214,9 +227,9 @@ def result_html(result: Any) -> str:
     poster = poster_uri(getattr(result, "poster_path", None))
     cost = result.cost_usd
     fields = {"seed": result.seed, "wall": f"{result.wall_s:.1f} s",
-              ("est. cost" if result.simulated else "cost"): f"${cost:.2f}" if cost is not None else None,
-              "Runflow run id": result.run.id}
+              ("est. cost" if result.simulated else "cost"): f"${cost:.2f}" if cost is not None else None}
     cap = caption_html(fields, prompt=result.request.prompt, simulated=result.simulated, link=src)
+    cap += " " + run_id_html((getattr(result, "extra", None) or {}).get("run_id"), result.run.id)
     cap += notice_html(" · ".join(getattr(result.run, "notices", ())))
     req = getattr(result, "request", None)
     aspect = aspect_of({"aspect_ratio": getattr(req, "aspect_ratio", None)})
@@ -328,9 +341,7 @@ def row_html(row: Mapping[str, Any], *, width: int | str = "100%", max_height: i
     if caption:
         cap = caption_html(fields, prompt=prompt, simulated=simulated, link=src)
         if run_id:
-            remote = row.get("remote_id")
-            title = f"run_id {run_id}" + (f" · Runflow run id {remote}" if _present(remote) else "")
-            cap += f' <span style="color:#6b7280" title="{_html.attr(title)}">run {_html.text(run_id[:8])}</span>'
+            cap += " " + run_id_html(run_id, row.get("remote_id"))
         cap += notice_html(row.get("note"))
     return qa_badge(row) + video_html(src, poster=poster, caption=cap, width=width, aspect=aspect_of(row),
                                       max_height=max_height, hover=hover)
