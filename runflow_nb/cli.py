@@ -131,8 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--artifacts", default=None,
                    help="artifacts folder or s3:// URL (default: RUNFLOW_ARTIFACTS, else artifacts/ beside the store)")
 
-    t = sub.add_parser("table", help="print an experiment's runs", description="Print or export an experiment's table.")
-    t.add_argument("experiment", help="experiment name")
+    t = sub.add_parser("table", help="print an experiment's runs (without a name: the experiments)",
+                       description="Print or export an experiment's table; without a name, list the experiments "
+                                   "in the store with their runs and cost. Printed tables show short run ids, "
+                                   "rounded times and costs, and blanks where a value is missing; csv and "
+                                   "parquet keep every value as stored.")
+    t.add_argument("experiment", nargs="?", default=None, help="experiment name (leave out to list them)")
     t.add_argument("--format", choices=["markdown", "csv", "parquet"], default="markdown")
     t.add_argument("--out", default=None, help="file to write (required for parquet)")
     t.add_argument("--store", default=None, help=_STORE_HELP + "; must exist")
@@ -257,6 +261,9 @@ def _cmd_table(a: argparse.Namespace) -> int:
         print(f"runflow-nb: {exc}", file=sys.stderr)
         return 2
     with store:
+        if a.experiment is None:
+            print(_experiments_markdown(store))
+            return 0
         if a.experiment not in store.experiments():
             known = ", ".join(map(repr, store.experiments())) or "none"
             print(f"runflow-nb: no experiment {a.experiment!r} in {store.url} (experiments there: {known})",
@@ -279,7 +286,7 @@ def _cmd_table(a: argparse.Namespace) -> int:
                  and (df[c].nunique() > 1 if c == "model" else df[c].notna().any())]
         cols = [c for c in ("run_id", "status", *extra, "prompt", "seed", "duration", "resolution", "aspect_ratio",
                             "cost_usd", "wall_s", "video_path") if c in df.columns]
-        text = _markdown(df[cols])
+        text = _markdown(_readable(df[cols]))
         if not a.out:
             print(text)
             return 0
@@ -310,11 +317,50 @@ def _write_out(out: str, ext: str, write: Callable[[Path], Any]) -> str | None:
     return None
 
 
+def _readable(df: Any) -> Any:
+    """The table as people read it: ids cut to 8 characters (as every view shows them), seconds to one
+    decimal, dollars to cents; missing values stay missing (printed blank)."""
+    out = df.copy()
+    for c in ("run_id", "parent_run_id"):
+        if c in out.columns:
+            out[c] = out[c].map(lambda v: str(v)[:8] if isinstance(v, str) else v)
+    for c, places in (("wall_s", 1), ("cost_usd", 2)):
+        if c in out.columns:
+            out[c] = out[c].astype("Float64").round(places)
+    return out
+
+
+def _experiments_markdown(store: Any) -> str:
+    """One line per experiment in the store: its runs, how many succeeded, and what they cost."""
+    import pandas as pd
+
+    rows = []
+    for name in store.experiments():
+        df = store.table(name)
+        done = int((df["status"] == "succeeded").sum()) if "status" in df.columns else 0
+        cost = float(pd.to_numeric(df["cost_usd"], errors="coerce").sum()) if "cost_usd" in df.columns else 0.0
+        rows.append({"experiment": name, "runs": len(df), "succeeded": done, "cost_usd": round(cost, 2)})
+    if not rows:
+        return f"no experiments in {store.url} yet"
+    return _markdown(pd.DataFrame(rows)) + "\n\nshow one: runflow-nb table EXPERIMENT"
+
+
+def _cell_text(value: Any) -> str:
+    """A value for a markdown cell: blank when missing (None, NaN, NA), else its text."""
+    import pandas as pd
+
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) >= 1e-4 or value == 0 else repr(value)
+    return str(value)
+
+
 def _markdown(df: Any) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in df.itertuples(index=False):
-        cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in row]
+        cells = [_cell_text(v).replace("|", "\\|").replace("\n", " ") for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
