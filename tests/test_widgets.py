@@ -108,7 +108,7 @@ def test_invalid_inputs_are_explained_beside_their_fields_and_nothing_is_sent(
     client, sent = counting_client
     form = GenerateForm(client=client)
     form.upload.value = (_upload_entry("tiny.png", _png((200, 200))),)
-    assert form.upload.value == ()  # consumed: the file now lives in the list
+    assert len(form.upload.value) == 1 and len(form.images) == 1  # added; the button counts it: "Upload (1)"
     form.add_image("horse.png")
     form.controls["prompt"].value = "character3 " + "x" * 2490  # 2501 characters, a dangling tag
 

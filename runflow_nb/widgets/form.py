@@ -31,7 +31,7 @@ from ..views import display
 from ..views import html as _html
 from .fields import issues_html, make_control
 from .form_items import THUMB_PX, ImageItem, row_result_html, save_upload
-from .form_run import work
+from .form_run import eta_text, remember_wall, typical_wall_s, work
 from .saved import SavedView
 
 if TYPE_CHECKING:
@@ -107,6 +107,8 @@ class GenerateForm:
         self._worker: threading.Thread | None = None
         self._phase = ""
         self._t0 = 0.0
+        self._expected_s: float | None = None  # how long a run like this one took before (the ETA)
+        self._walls: dict[tuple[Any, ...], list[float]] = {}  # this form's own finished runs, by kind
         self._status_lock = threading.Lock()
 
         # -- the model picker: the fields below are re-generated from the chosen model's spec
@@ -129,6 +131,8 @@ class GenerateForm:
         self.upload.observe(self._on_upload, names="value")
         self.path_box = w.Text(placeholder="path or http(s) URL of an image", layout=w.Layout(width="320px"))
         self.path_box.add_class("rf-image-path")
+        self.path_error = w.HTML()  # why the image named in the box was not added
+        self.path_error.add_class("rf-image-path-error")
         self.add_button = w.Button(description="Add", tooltip="add the image named in the box",
                                    layout=w.Layout(width="70px"))
         self.add_button.add_class("rf-image-add")
@@ -210,7 +214,7 @@ class GenerateForm:
             w.HBox([self.images_label, self.upload, self.path_box, self.add_button],
                    layout=w.Layout(align_items="center")),
             w.HBox([w.HTML(layout=w.Layout(width="130px", min_width="130px")),
-                    w.VBox([self.thumbnails, self.errors[img_field]])]),
+                    w.VBox([self.path_error, self.thumbnails, self.errors[img_field]])]),
         ] if spec.has_images else []
         video_rows = [w.HBox([w.HTML("<b>video</b>", layout=w.Layout(width="130px", min_width="130px")),
                               self.video_box, self.errors["video_url"]], layout=w.Layout(align_items="center"))
@@ -317,11 +321,25 @@ class GenerateForm:
             self.images[index], self.images[j] = self.images[j], self.images[index]
             self._images_changed()
 
+    def _images_name(self) -> str:
+        return "image" if self.spec.images.single else "images"
+
     def _add_from_box(self) -> None:
+        """Add the image named in the box; one that cannot be a reference (a malformed URL, an
+        unsupported scheme, a missing file) is refused with the reason, and the text stays to fix."""
         text = self.path_box.value.strip()
-        if text:
-            self.add_image(text)
-            self.path_box.value = ""
+        if not text:
+            return
+        item = ImageItem.load(text, spec=self.spec)
+        if not item.ok:
+            assert not isinstance(item.loaded, Reference)
+            self.path_error.value = issues_html([Issue("image", x.message, x.fix) for x in item.loaded],
+                                                muted=False)
+            return
+        self.path_error.value = ""
+        self.images.append(item)
+        self._images_changed()
+        self.path_box.value = ""
 
     def _upload_folder(self) -> Path:
         base = self.experiment.artifacts if self.experiment is not None else self.client.artifacts_dir
@@ -335,7 +353,8 @@ class GenerateForm:
             return
         for entry in files:
             self.add_image(save_upload(entry, self._upload_folder()), label=str(entry.get("name") or "") or None)
-        self.upload.value = ()  # ready for the next pick; the files now live in the list
+        # The button reads "Upload (N)", N the files of the last pick: the value is kept (not emptied),
+        # so the count shows what was just added; the next pick replaces it and is added in turn.
 
     def _images_changed(self) -> None:
         self._touched.add(self.spec.images.field or "images")
@@ -401,7 +420,6 @@ class GenerateForm:
 
     def validate(self) -> list[Issue]:
         """Re-check the whole request (no image is decoded again) and refresh every label."""
-        field = self.spec.images.field
         refs = [item.loaded if item.ok else _NOT_LOADED for item in self.images]
         extra: dict[str, Any] = {}
         if self.spec.has_images:
@@ -413,7 +431,8 @@ class GenerateForm:
             self.issues = []
         except ValidationError as exc:
             self.request = None
-            where = (lambda i: field) if self.spec.images.single else (lambda i: f"{field}[{i}]")
+            named = self._images_name()  # how the request names the references (the caller's name)
+            where = (lambda i: named) if self.spec.images.single else (lambda i: f"{named}[{i}]")
             bad = {where(i): item for i, item in enumerate(self.images) if not item.ok}
             issues = [i for i in exc.issues if i.field not in bad]
             for key, item in bad.items():  # the real reasons, found when the image was added
@@ -425,14 +444,15 @@ class GenerateForm:
 
     def _refresh(self) -> None:
         by_key: dict[str, list[Issue]] = {}
+        field, named = self.spec.images.field, self._images_name()
         for issue in self.issues:
             key = issue.field.split("[", 1)[0]
+            key = field if key == named else key  # the references' messages go under the images
             by_key.setdefault(key if key in self.errors else "general", []).append(issue)
-        field = self.spec.images.field
 
         def image_prefix(issue: Issue) -> str:
-            if issue.field.startswith(field + "[") or (self.spec.images.single and issue.field == field):
-                n = int(issue.field[len(field) + 1:].rstrip("]") or 0) if "[" in issue.field else 0
+            if issue.field.startswith(named + "[") or (self.spec.images.single and issue.field == named):
+                n = int(issue.field[len(named) + 1:].rstrip("]") or 0) if "[" in issue.field else 0
                 name = self.images[n].name if n < len(self.images) else ""
                 return f"{self._tag(n + 1)} ({name}): " if name else ""
             return ""
@@ -534,8 +554,10 @@ class GenerateForm:
         self.reused = False
         self.generate_button.disabled = True
         self.cancel_button.layout.display = None
+        remember_wall(self._walls, self.result)
         self.result = self.error = None
         self.output.outputs = ()
+        self._expected_s = typical_wall_s(self._walls, self.experiment, req)
         self._t0 = time.monotonic()
         self._set_phase("submitting")
         self._worker = threading.Thread(target=self._work, args=(req,), name="runflow_nb-form", daemon=True)
@@ -565,8 +587,9 @@ class GenerateForm:
 
     def _render_status(self) -> None:
         elapsed = time.monotonic() - self._t0
+        eta = eta_text(elapsed, self._expected_s)
         self.status.value = (f'<span style="font-family:monospace">{html.escape(self._phase)} … '
-                             f"{elapsed:.0f} s</span>")
+                             f"{elapsed:.0f} s · {html.escape(eta)}</span>")
 
     def _tick(self, stop: threading.Event) -> None:
         while not stop.wait(0.5):

@@ -4,6 +4,7 @@ Both report their phase to the form's status line and honour its Cancel button."
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 import time
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from ..request import VideoRequest
     from .form import GenerateForm
 
-__all__ = ["Canceled", "run_in_experiment", "run_with_client", "work"]
+__all__ = ["Canceled", "eta_text", "remember_wall", "run_in_experiment", "run_with_client", "typical_wall_s", "work"]
 
 
 class Canceled(Exception):
@@ -153,3 +154,52 @@ def work(self: GenerateForm, req: VideoRequest) -> None:
     self._busy = False
     self.cancel_button.layout.display = "none"
     self.generate_button.disabled = self.request is None
+
+
+# -- how long a run takes: the form's ETA -------------------------------------------------------------
+
+def _kind(model: Any, duration: Any, resolution: Any) -> tuple[Any, ...]:
+    return (str(model), None if duration is None or duration != duration else int(duration), str(resolution))
+
+
+def remember_wall(walls: dict[tuple[Any, ...], list[float]], result: Any) -> None:
+    """Keep a finished run's wall time (a Result or a stored row) in ``walls``, by model, duration
+    and resolution, for the next run's ETA."""
+    if result is None:
+        return
+    get = result.get if isinstance(result, dict) else (lambda k: getattr(result, k, None))
+    req = getattr(result, "request", None)
+    wall = get("wall_s")
+    if not isinstance(wall, (int, float)) or wall != wall or wall <= 0:
+        return
+    model = get("model") or getattr(getattr(req, "spec", None), "model", None)
+    kind = _kind(model, get("duration") or getattr(req, "duration", None),
+                 get("resolution") or getattr(req, "resolution", None))
+    walls.setdefault(kind, []).append(float(wall))
+
+
+def typical_wall_s(walls: dict[tuple[Any, ...], list[float]], experiment: Any, req: Any) -> float | None:
+    """The median wall time of earlier runs like ``req`` (same model, duration and resolution): the
+    form's own (``walls``) and the experiment's stored ones. None before the first."""
+    import statistics
+
+    kind = _kind(req.spec.model, req.duration, req.resolution)
+    seen = list(walls.get(kind, []))
+    if experiment is not None:
+        with contextlib.suppress(Exception):  # an ETA is a nicety: no store trouble stops a run here
+            df = experiment.store.table(experiment.name, status="succeeded")
+            for rec in df.to_dict("records"):
+                wall = rec.get("wall_s")
+                if isinstance(wall, (int, float)) and wall == wall and wall > 0 and _kind(
+                        rec.get("model"), rec.get("duration"), rec.get("resolution")) == kind:
+                    seen.append(float(wall))
+    return statistics.median(seen) if seen else None
+
+
+def eta_text(elapsed: float, expected: float | None) -> str:
+    """What the status line says about the time left."""
+    if expected is None:
+        return "ETA after the first run"
+    if elapsed < expected:
+        return f"ETA ~{expected - elapsed:.0f} s (runs like this took ~{expected:.0f} s)"
+    return f"longer than usual (~{expected:.0f} s)"
