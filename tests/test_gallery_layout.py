@@ -98,6 +98,19 @@ def test_an_edit_sits_under_the_clip_it_came_from(tmp_path: Path, monkeypatch: p
     assert cell.index("edit0001.mp4") < cell.index("parent02.mp4")  # under its parent, in the same column
     # with rows="model" the edit still sits with its parent, not in a row of its own
     assert study.grid(df, rows="model", cols="seed").row_keys == [r2v]
+    # the live grid (JupyterLab): the same cell holds the parent then its edits, each with its own rating
+    pytest.importorskip("ipywidgets")
+    from runflow_nb.widgets.gallery import Gallery
+
+    root = Gallery(df, rows="prompt", cols="seed", experiment=exp).widget()
+    cells = [c for grid in root.children if hasattr(grid, "children") for c in grid.children
+             if "rf-cell" in getattr(c, "_dom_classes", ())]
+    (cell,) = [c for c in cells if any("parent01.mp4" in getattr(p, "value", "") for p in c.children)]
+    order = [name for p in cell.children for name in ("parent01", "edit0001", "edit0002")
+             if f"{name}.mp4" in getattr(p, "value", "")]
+    assert order == ["parent01", "edit0001", "edit0002"]
+    rows = [p for p in cell.children if "rf-rating-row" in getattr(p, "_dom_classes", ())]
+    assert len(rows) == 3 and all(r.layout.flex_flow == "row nowrap" for r in rows)  # one line each
 
 
 def test_captions_leave_out_what_the_headers_say(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

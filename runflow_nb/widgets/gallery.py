@@ -71,11 +71,20 @@ def _notes(g: study.Grid, axis: str, key: Any, *, inline: bool = False) -> str:
     notes = g.notes(axis, key)
     if not notes:
         return ""
-    text = " · ".join(f"{name}: {_label(tuple(value) if isinstance(value, list) else value) if value not in (None, [], ()) else 'none'}" for name, value in notes.items())
+    text = " · ".join(f"{name}: {_note_value(value)}" for name, value in notes.items())
+    full = " · ".join(f"{name}: {_label(tuple(v) if isinstance(v, list) else v)}" for name, v in notes.items())
     short = text if len(text) <= 120 else text[:119] + "…"
     tag = "span" if inline else "div"
-    return (f' <{tag} class="rf-axis-note" title="{_html.attr(text)}" style="font-size:11px;font-weight:normal;'
+    return (f' <{tag} class="rf-axis-note" title="{_html.attr(full)}" style="font-size:11px;font-weight:normal;'
             f'color:#6b7280">{"(" if inline else ""}{_html.text(short)}{")" if inline else ""}</{tag}>')
+
+
+def _note_value(value: Any) -> str:
+    """A value under a header: "none" when empty, files by their names (the full paths on hover)."""
+    if value in (None, [], ()):
+        return "none"
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    return ", ".join(str(v).replace("\\", "/").rsplit("/", 1)[-1] if isinstance(v, str) else str(v) for v in items)
 
 
 def _axis_header(g: study.Grid, axis: str, key: Any) -> str:
