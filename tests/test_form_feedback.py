@@ -16,7 +16,7 @@ import runflow_nb as rf
 from runflow_nb import Experiment
 
 pytest.importorskip("ipywidgets")
-from runflow_nb.widgets.form import GenerateForm  # noqa: E402
+from runflow_nb.widgets.form import GenerateForm
 
 
 def _png(size: tuple[int, int] = (800, 600)) -> bytes:
