@@ -30,7 +30,7 @@ from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
 from ..views import display
 from ..views import html as _html
 from .fields import issues_html, make_control
-from .form_items import THUMB_PX, ImageItem, row_result_html, save_upload
+from .form_items import THUMB_PX, ImageItem, refusal_html, row_result_html, save_upload
 from .form_run import eta_text, remember_wall, typical_wall_s, work
 from .saved import SavedView
 
@@ -325,21 +325,14 @@ class GenerateForm:
         return "image" if self.spec.images.single else "images"
 
     def _add_from_box(self) -> None:
-        """Add the image named in the box; one that cannot be a reference (a malformed URL, an
-        unsupported scheme, a missing file) is refused with the reason, and the text stays to fix."""
+        """Add the image named in the box, or say why it cannot be a reference (the text stays to fix)."""
         text = self.path_box.value.strip()
-        if not text:
-            return
-        item = ImageItem.load(text, spec=self.spec)
-        if not item.ok:
-            assert not isinstance(item.loaded, Reference)
-            self.path_error.value = issues_html([Issue("image", x.message, x.fix) for x in item.loaded],
-                                                muted=False)
-            return
-        self.path_error.value = ""
-        self.images.append(item)
-        self._images_changed()
-        self.path_box.value = ""
+        item = ImageItem.load(text, spec=self.spec) if text else None
+        self.path_error.value = refusal_html(item)
+        if item is not None and item.ok:
+            self.images.append(item)
+            self._images_changed()
+            self.path_box.value = ""
 
     def _upload_folder(self) -> Path:
         base = self.experiment.artifacts if self.experiment is not None else self.client.artifacts_dir

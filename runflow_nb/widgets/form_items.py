@@ -17,7 +17,7 @@ from ..request import Reference, load_reference
 from ..specs import REFERENCE_TO_VIDEO, ModelSpec
 from ..views import display
 
-__all__ = ["THUMB_PX", "ImageItem", "row_result_html", "save_upload"]
+__all__ = ["THUMB_PX", "ImageItem", "refusal_html", "row_result_html", "save_upload"]
 
 THUMB_PX = 96
 
@@ -50,6 +50,15 @@ class ImageItem:
         if isinstance(got, list):
             return cls(source, tuple(got), label=label)
         return cls(source, got, _thumbnail(got.data) if got.data is not None else None, label=label)
+
+
+def refusal_html(item: ImageItem | None) -> str:
+    """Why ``item`` (an image named in the form's box) cannot be a reference, or "" when it can."""
+    if item is None or isinstance(item.loaded, Reference):
+        return ""
+    from .fields import issues_html
+
+    return issues_html([Issue("image", x.message, x.fix) for x in item.loaded], muted=False)
 
 
 def _thumbnail(data: bytes) -> bytes | None:
