@@ -1,8 +1,9 @@
 """The offline simulator's render time per clip, against the encoder alone on the same frames.
 
-Every new seed films its references differently (framing, pans, grade, seed stamp), so a seed sweep
-encodes one picture per seed; a repeated seed (another prompt over the same references) reuses
-the cached picture and only encodes its audio. Baseline, measured in the same run: PyAV encoding
+Every new seed films its references differently (framing, pans, grade, seed stamp), and so does a
+new prompt (a colour cast, a turn of the camera path, a caption), so a sweep encodes one picture per
+seed and prompt; a repeated run (the same seed and prompt, no prompt here) reuses the cached picture
+and only encodes its audio. Baseline, measured in the same run: PyAV encoding
 the same number of frames of one still image with the renderer's x264 settings — the floor any
 per-seed picture pays.
 
