@@ -267,8 +267,12 @@ def test_client_validation_follows_the_documented_table(v: dict[str, Any]) -> No
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_emulator_validation_follows_the_documented_table(v: dict[str, Any]) -> None:
+    from runflow_nb.emulator.catalog import model_detail
     from runflow_nb.emulator.images import decode_image as _decode_image
+    from runflow_nb.emulator.rules import page_rules
     from runflow_nb.specs import REFERENCE_TO_VIDEO as spec
+
+    image_rules = page_rules(model_detail(spec.model)).images
 
     expected = documented_refusals(v)
     wire = {k: val for k, val in v.items() if k != "images" and val is not None}
@@ -277,7 +281,7 @@ def test_emulator_validation_follows_the_documented_table(v: dict[str, Any]) -> 
     if not DOC_IMAGES[0] <= len(v["images"]) <= DOC_IMAGES[1]:
         refused.add("image_urls")  # the count is checked where the URLs are resolved
     refused |= {f"image_urls[{i}]" for i, k in enumerate(v["images"][: DOC_IMAGES[1]])
-                if isinstance(_decode_image(IMAGES[k][0], f"image_urls[{i}]", spec), list)}
+                if isinstance(_decode_image(IMAGES[k][0], f"image_urls[{i}]", image_rules), list)}
     assert refused == expected, (v, issues)
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..plan import Estimate, Plan
     from ..request import VideoRequest
 
-__all__ = ["MAX_SEEDS", "SEED_MAX", "SeedsPlan"]
+__all__ = ["MAX_SEEDS", "SEED_MAX", "SeedsPlan", "form_experiment"]
 
 MAX_SEEDS = 16
 """The most seeds one press sends (a strip, not a study: use ``rf.grid`` for more)."""
@@ -83,3 +83,10 @@ class SeedsPlan:
     def rows(self, store: Any, experiment: str) -> list[Mapping[str, Any] | None]:
         """Each seed's stored row (None while it is not stored yet), in seed order."""
         return [store.find_run(experiment=experiment, run_key=req.run_key()) for req in self.plan]
+
+
+def form_experiment(client: Any = None) -> Any:
+    """The experiment a form without one sends its seeds to: ``"form"`` in the default store."""
+    from ..experiment import Experiment
+
+    return Experiment("form", client=client)

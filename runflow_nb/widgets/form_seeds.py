@@ -15,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunflowError
-from ..studio.seeds import MAX_SEEDS, SeedsPlan
+from ..studio.seeds import MAX_SEEDS, SeedsPlan, form_experiment
 from ..views import display
 from ..views import html as _html
 
@@ -138,9 +138,7 @@ class SeedsPanel:
         if self.form.experiment is not None:
             return self.form.experiment
         if self._own is None:  # opened once, on the first press
-            from ..experiment import Experiment
-
-            self._own = Experiment("form", client=self.form.client)
+            self._own = form_experiment(self.form.client)
         return self._own
 
     def run(self) -> SweepHandle | None:
