@@ -1,188 +1,133 @@
-"""The form in a real browser: JupyterLab on loopback, Playwright driving Debian's chromium.
+"""The live-Lab test bed: real JupyterLab on loopback, Playwright driving Debian's chromium.
 
-Opens ``notebooks/quickstart.ipynb`` (a minimal form notebook if it has no GenerateForm cell yet),
-runs it, fills the form, generates against the in-kernel simulator and checks that the ``<video>``
-plays with the requested duration; then shows that an invalid image is explained beside the field
-and sends nothing, and that the compare view keeps its two videos in step. Screenshots go to
-``test-artifacts/browser/``.
+Each bundled notebook (quickstart, seed_sweep, compare_models, compare) is opened and Run All; then
+EVERY ``<video>`` on the page must fetch from the page as ``video/*`` and reach readyState >= 2 and
+advance when played, every still (poster, output image) must fetch as ``image/*``, and nothing may be
+typeset by MathJax. The same with notebooks in a sub-folder of the Lab root, with the store and
+artifacts outside the Lab root (``RUNFLOW_STORE``/``RUNFLOW_ARTIFACTS``), and with artifacts on S3
+(moto's server on loopback, presigned URLs). The form, the compare view, the gallery's rating and the
+report are driven as a researcher would. One JupyterLab serves the whole session; screenshots of
+every cell with clips go to ``test-artifacts/browser/``. Skips cleanly without chromium.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+from _lab import (
+    KERNEL_IDLE as _KERNEL_IDLE,
+)
+from _lab import (
+    ROOT,
+    SCREENSHOTS,
+    Lab,
+    assert_media,
+    assert_no_math,
+    check_media,
+    jupyterlab,
+    kernel_eval,
+    offline_env,
+    open_notebook,
+    run_all,
+    screenshot_cells,
+    why_skip,
+    write_notebook,
+)
+from _lab import (
+    RUN_CODE as _RUN_CODE,
+)
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "test-artifacts" / "browser"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 DURATION = 4  # requested through the form's slider; the quickstart pre-fills 3
 XSS = "<script>alert(1)</script>"
 DIALOGS: list[str] = []
+NOTEBOOKS = ROOT / "notebooks"
+SUB = "sub/study"  # notebooks in a sub-folder of the Lab root
+AWAY = "away"  # notebooks whose store and artifacts are outside the Lab root
 
 
-def _why_skip() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)"
-    for module, package in (("jupyterlab", "jupyterlab"), ("playwright", "playwright")):
-        if importlib.util.find_spec(module) is None:
-            return f"{package} is not installed: pip install {package}"
-    return None
+@pytest.fixture(scope="session")
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder outside the Lab root for a store and its artifacts."""
+    return tmp_path_factory.mktemp("outside-lab-root")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _fallback_notebook() -> dict[str, Any]:
-    source = ("import runflow_nb as rf\n"
-              "form = rf.GenerateForm()\n"
-              "form")
-    return {"cells": [{"cell_type": "code", "execution_count": None, "id": "form", "metadata": {},
-                       "outputs": [], "source": source}],
-            "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
-                                        "name": "python3"}},
-            "nbformat": 4, "nbformat_minor": 5}
-
-
-def _pick_notebook(root: Path) -> str:
-    """quickstart.ipynb when it has a GenerateForm cell, else a minimal notebook written here."""
-    quickstart = root / "quickstart.ipynb"
-    if quickstart.exists():
-        nb = json.loads(quickstart.read_text())
-        if any(c["cell_type"] == "code" and "GenerateForm" in "".join(c["source"]) for c in nb["cells"]):
-            return quickstart.name
-    (root / "form_check.ipynb").write_text(json.dumps(_fallback_notebook()))
-    return "form_check.ipynb"
-
-
-@dataclass
-class Lab:
-    url: str
-    root: Path
-    notebook: str
-    log: Path
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    reason = _why_skip()
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, outside: Path) -> Iterator[Lab]:
+    reason = why_skip()
     if reason:
         pytest.skip(reason)
     from PIL import Image
 
     root = tmp_path_factory.mktemp("lab")
-    if (ROOT / "notebooks").is_dir():
-        shutil.copytree(ROOT / "notebooks", root, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runflow_data", "artifacts"))
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "runflow_data", "artifacts")
+    shutil.copytree(NOTEBOOKS, root, dirs_exist_ok=True, ignore=ignore)
+    shutil.copytree(NOTEBOOKS, root / SUB, dirs_exist_ok=True, ignore=ignore)
+    env_cell = ("import os\n"
+                f"os.environ['RUNFLOW_STORE'] = {str(outside / 'runs.sqlite')!r}\n"
+                f"os.environ['RUNFLOW_ARTIFACTS'] = {str(outside / 'clips')!r}")
+    for name in ("seed_sweep.ipynb", "compare.ipynb"):
+        write_notebook(root / AWAY / name, env_cell, before=NOTEBOOKS / name)
     Image.new("RGB", (800, 600), (40, 120, 200)).save(root / "browser-ref.png")
     Image.new("RGB", (200, 200), (200, 40, 40)).save(root / "small.png")
-    notebook = _pick_notebook(root)
-    port = _free_port()
-    home = tmp_path_factory.mktemp("jupyter-home")
-    env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL")}
-    env.update(RUNFLOW_SIMULATOR_LATENCY="0.2", JUPYTER_CONFIG_DIR=str(home / "config"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_DATA_DIR=str(home / "data"),
-               JUPYTER_PLATFORM_DIRS="1", PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
-    env["JUPYTER_PATH"] = os.pathsep.join([str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH", "")])
-    # No "would you like news?" toast over the form in screenshots.
-    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(home / "settings")
-    log = home / "lab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
-           f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
-           "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           f"--LabApp.workspaces_dir={home / 'workspaces'}"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/api/status", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield Lab(url=url, root=root, notebook=notebook, log=log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with jupyterlab(root, tmp_path_factory.mktemp("jupyter-home")) as server:
+        yield server
 
 
-@pytest.fixture(scope="module")
-def page(lab: Lab) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def browser(lab: Lab) -> Iterator[Any]:
+    from _lab import CHROMIUM, LAUNCH_ARGS
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        context = browser.new_context(viewport={"width": 1300, "height": 2000})
-        page = context.new_page()
-        DIALOGS.clear()
-        page.on("dialog", lambda d: (DIALOGS.append(d.message), d.dismiss()))
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
-            yield page
+            yield chromium
         finally:
-            context.close()
-            browser.close()
+            chromium.close()
 
 
-# -- helpers running in the page --------------------------------------------------------------------
+def _new_page(browser: Any) -> Any:
+    context = browser.new_context(viewport={"width": 1300, "height": 2000})
+    page = context.new_page()
+    page.on("dialog", lambda d: (DIALOGS.append(d.message), d.dismiss()))
+    return page
 
-_KERNEL_IDLE = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const s = w && w.sessionContext;
-  return !!(s && s.session && s.session.kernel && s.kernelDisplayStatus === 'idle');
-}"""
 
-_RUN_CODE = """async (code) => {
-  const app = window.jupyterapp;
-  const nb = app.shell.currentWidget.content;
-  const n = nb.model.cells.length;
-  nb.model.sharedModel.insertCell(n, {cell_type: 'code', source: code});
-  nb.activeCellIndex = n;
-  await app.commands.execute('notebook:run-cell');
-  return n;
-}"""
+@pytest.fixture(scope="module")
+def page(browser: Any) -> Iterator[Any]:
+    """The quickstart's page, shared by the form, reopen, compare and gallery tests (in that order)."""
+    DIALOGS.clear()
+    page = _new_page(browser)
+    try:
+        yield page
+    finally:
+        page.context.close()
+
+
+@pytest.fixture
+def fresh_page(browser: Any) -> Iterator[Any]:
+    page = _new_page(browser)
+    try:
+        yield page
+    finally:
+        page.context.close()
 
 
 def _kernel_eval(page: Any, code: str, marker: str, timeout_ms: int = 20000) -> str:
-    """Run ``code`` in a new cell at the end; return the text after ``marker`` in its output."""
-    index = page.evaluate(_RUN_CODE, code)
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    out = cell.locator(".jp-OutputArea-output", has_text=marker).first
-    out.wait_for(timeout=timeout_ms)
-    text = out.inner_text()
-    return text.split(marker, 1)[1].split()[0]
+    return kernel_eval(page, code, marker, timeout_ms=timeout_ms)
 
 
 def _count_runs(page: Any) -> int:
@@ -202,10 +147,15 @@ def _set_slider(page: Any, css: str, value: int) -> None:
 
 
 def test_form_generates_a_playable_clip_and_refuses_a_small_image(lab: Lab, page: Any) -> None:
+    """quickstart.ipynb, Run All: every clip on the page plays (rf.show's), then the form is filled and
+    generates a clip that plays with sound at the requested duration."""
+    open_notebook(page, lab, "quickstart.ipynb")
+    run_all(page)
+    media = check_media(page)
+    assert_media(media, videos=1)  # rf.show(result)
+    assert_no_math(page)
+    screenshot_cells(page, "quickstart")
     t0 = time.monotonic()
-    page.goto(f"{lab.url}/lab/tree/{lab.notebook}")
-    page.wait_for_function(_KERNEL_IDLE, timeout=30000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     form = page.locator(".rf-generate-form").first
     form.wait_for(timeout=30000)
 
@@ -249,6 +199,8 @@ def test_form_generates_a_playable_clip_and_refuses_a_small_image(lab: Lab, page
     assert XSS in state["caption"] and "SIMULATED" in state["caption"]  # the prompt renders as text
     assert DIALOGS == []  # no alert(): the prompt was not run as script
     assert _count_runs(page) == runs_before + 1
+    assert_media(check_media(page, ".rf-generate-form"), videos=1)  # the form's own clip, checked like every other
+    form.locator(".rf-result video").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "generate_form_result.png"))
 
     # an invalid reference, uploaded: explained beside the images, Generate disabled, nothing sent
@@ -263,7 +215,7 @@ def test_form_generates_a_playable_clip_and_refuses_a_small_image(lab: Lab, page
     page.wait_for_timeout(300)
     assert _count_runs(page) == runs_before + 1
     page.screenshot(path=str(SCREENSHOTS / "generate_form_invalid.png"))
-    assert time.monotonic() - t0 < 60
+    assert time.monotonic() - t0 < 120
 
 
 _POSTERS_LOADED = """async (root) => {
@@ -316,6 +268,7 @@ def test_form_reopened_after_a_kernel_restart_shows_its_saved_view(lab: Lab, pag
     assert XSS in saved.inner_text() and "SIMULATED" in saved.inner_text()  # the prompt, as text
     posters = page.evaluate(_POSTERS_LOADED, ".rf-saved")
     assert len(posters) == 1 and posters[0]["ok"] and posters[0]["w"] > 0, posters
+    assert_media(check_media(page), videos=2)  # the saved form's clip and rf.show's, after the restart
     assert DIALOGS == []
     saved.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "generate_form_reopened.png"))
@@ -331,7 +284,7 @@ def test_compare_plays_both_videos_in_step_and_saves_a_rating(lab: Lab, page: An
         "        for i, k in enumerate('ab')]\n"
         "_cmp.compare(*_ids)"
     )
-    page.evaluate(_RUN_CODE, code)
+    index = page.evaluate(_RUN_CODE, code)
     view = page.locator(".rf-compare").last
     view.locator("video").nth(1).wait_for(timeout=20000)
     synced = page.evaluate("""async () => {
@@ -351,8 +304,9 @@ def test_compare_plays_both_videos_in_step_and_saves_a_rating(lab: Lab, page: An
     got = _kernel_eval(page, "print('RATED=' + str(_cmp.store.get_run(_ids[0])['rating']) + ','"
                              " + '|'.join(_cmp.store.get_run(_ids[0])['tags']))", "RATED=")
     assert got.startswith("4,preferred_over:"), got
+    assert_media(check_media(page, index), videos=2, stills=False)  # runs written by hand: no poster_path
     view.scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "compare.png"))
+    page.screenshot(path=str(SCREENSHOTS / "compare_pair.png"))
 
 
 
@@ -360,8 +314,7 @@ def test_compare_plays_both_videos_in_step_and_saves_a_rating(lab: Lab, page: An
 
 def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(lab: Lab, page: Any) -> None:
     if "/lab/tree/" not in page.url:
-        page.goto(f"{lab.url}/lab/tree/{lab.notebook}")
-        page.wait_for_function(_KERNEL_IDLE, timeout=30000)
+        open_notebook(page, lab, "quickstart.ipynb")
     code = (
         "import runflow_nb as _rf\n"
         "from runflow_nb.samples import sample_images as _si\n"
@@ -378,6 +331,9 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
     page.wait_for_function(_KERNEL_IDLE, timeout=60000)
     posters = page.evaluate(_POSTERS_LOADED, ".rf-gallery.rf-live")
     assert posters, "no clips in the gallery"
+    live = check_media(page, ".rf-gallery.rf-live")
+    assert_media(live, videos=len(posters))  # every live tile plays, not just one
+    assert all(v["attr"].startswith("/files/") for v in live["videos"]), live  # the server's own route
     assert all(p["ok"] and p["w"] > 0 for p in posters), posters  # every still decodes in the page
     text = cell.inner_text()
     assert "$0.42" in text and "$" in text  # the estimate and the captions show dollars as text
@@ -391,7 +347,7 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
         g => [g.scrollWidth, g.clientWidth])""")
     assert fit and all(sw <= cw + 1 for sw, cw in fit), fit  # the grid fits the panel: no sideways scrolling
     cell.locator(".rf-gallery.rf-live").first.scroll_into_view_if_needed()
-    SHOTS = ROOT / "test-artifacts"
+    SHOTS = SCREENSHOTS
     cell.screenshot(path=str(SHOTS / "gallery.png"))
 
     # rating and favourite from the gallery land in the store
@@ -426,23 +382,56 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
         return r;
     }""", index)
     assert sound == {"aPlaying": True, "bPlaying": True, "aMuted": False, "bMuted": True}, sound
-    cmp_cell.screenshot(path=str(SHOTS / "compare.png"))
+    cmp_cell.screenshot(path=str(SHOTS / "sweep_compare.png"))
 
 
-def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_every_video(
-        lab: Lab, page: Any, tmp_path: Path) -> None:
-    page = page.context.new_page()  # a fresh tab: the other notebook's page may ask before it unloads
-    page.goto(f"{lab.url}/lab/tree/seed_sweep.ipynb")
-    page.wait_for_function(_KERNEL_IDLE, timeout=30000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.locator(".rf-gallery.rf-live").first.wait_for(timeout=120000)
-    page.wait_for_function(_KERNEL_IDLE, timeout=120000)
+# (notebook, fewest clips it shows): each bundled notebook at the Lab root, some in a sub-folder, and
+# with the store and artifacts outside the Lab root. Live widgets and their saved views both count.
+NOTEBOOK_RUNS = [
+    pytest.param("seed_sweep.ipynb", 2, id="root-seed_sweep"),
+    pytest.param("compare_models.ipynb", 7, id="root-compare_models"),
+    pytest.param("compare.ipynb", 2, id="root-compare"),
+    pytest.param(f"{SUB}/quickstart.ipynb", 1, id="subfolder-quickstart"),
+    pytest.param(f"{SUB}/seed_sweep.ipynb", 2, id="subfolder-seed_sweep"),
+    pytest.param(f"{SUB}/compare_models.ipynb", 7, id="subfolder-compare_models"),
+    pytest.param(f"{AWAY}/seed_sweep.ipynb", 2, id="outside-seed_sweep"),
+    pytest.param(f"{AWAY}/compare.ipynb", 2, id="outside-compare"),
+]
+
+
+@pytest.mark.parametrize(("notebook", "clips"), NOTEBOOK_RUNS)
+def test_every_clip_and_still_loads_in_a_bundled_notebook_run_in_jupyterlab(
+        lab: Lab, fresh_page: Any, outside: Path, notebook: str, clips: int) -> None:
+    page = fresh_page
+    open_notebook(page, lab, notebook)
+    run_all(page)
+    media = check_media(page)
+    assert_media(media, videos=clips)
+    assert_no_math(page)
+    srcs = [v["attr"] for v in media["videos"]]  # as the kernel wrote them
+    if notebook.startswith(AWAY):
+        # the Lab server cannot serve these files: the kernel sent them, and they were really made outside
+        assert all(src.startswith("data:video/mp4") for src in srcs), srcs
+        assert list((outside / "clips").rglob("*.mp4")), "the clips were not written outside the Lab root"
+    else:
+        # the server's own route to the file, by reference (a sub-folder's notebook may use a store above it)
+        assert all(src.startswith("/files/") for src in srcs), srcs
+        assert all((lab.root / unquote(src.removeprefix("/files/"))).is_file() for src in srcs), srcs
+    name = notebook.replace("/", "_").removesuffix(".ipynb")
+    shots = screenshot_cells(page, name)
+    assert shots
+
+
+def test_the_report_of_a_sweep_run_in_jupyterlab_plays_every_video(lab: Lab, fresh_page: Any, tmp_path: Path) -> None:
+    """seed_sweep.ipynb was run in JupyterLab (above); its report, built from the repository root,
+    reuses those clips and every one of them plays in the report's HTML, served over http."""
+    if not (lab.root / "runflow_data").is_dir():
+        open_notebook(fresh_page, lab, "seed_sweep.ipynb")
+        run_all(fresh_page)
     out = tmp_path / "report"
-    env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, "-m", "runflow_nb.cli", "report", str(lab.root / "seed_sweep.ipynb"),
-                           "-p", "seeds", "[1, 2]", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+                           "-p", "seeds", "[1, 2]", "--out", str(out)], cwd=ROOT, env=offline_env(),
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     # The report uses the store the notebook used in JupyterLab (found from the notebook's folder, where
     # its kernel ran): the clips made there are reused and shown, nothing is submitted or paid again.
@@ -450,18 +439,35 @@ def test_seed_sweep_in_jupyterlab_then_report_from_the_repository_root_plays_eve
     assert "expired" not in done.stderr and "do not exist" not in done.stderr, done.stderr[-2000:]
     assert "without encryption" not in done.stderr  # the report's kernel talks over local sockets
     html_file = next(out.glob("*.html"))
-    page.goto(html_file.as_uri())
-    page.wait_for_load_state("load")
-    states = page.evaluate("""async () => {
-        const vids = [...document.querySelectorAll('video')];
-        for (const v of vids) { v.preload = 'auto'; v.load(); }
-        const deadline = Date.now() + 20000;
-        while (Date.now() < deadline && vids.some(v => v.readyState < 2)) await new Promise(r => setTimeout(r, 200));
-        return vids.map(v => ({src: v.currentSrc.slice(-40), ready: v.readyState}));
-    }""")
-    assert states and all(s["ready"] >= 2 for s in states), states
-    page.screenshot(path=str(ROOT / "test-artifacts" / "report.png"), full_page=False)
-    page.close()
+    top = Path(os.path.commonpath([html_file.parent, lab.root]))
+    with _serve(top) as base:
+        fresh_page.goto(f"{base}/{html_file.relative_to(top).as_posix()}")
+        fresh_page.wait_for_load_state("load")
+        media = check_media(fresh_page)
+    assert_media(media, videos=2)
+    assert all(not v["attr"].startswith(("data:", "/", "http")) for v in media["videos"]), media  # by relative path
+    fresh_page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
+
+
+@contextlib.contextmanager
+def _serve(folder: Path) -> Iterator[str]:
+    """``folder`` over http on loopback (a report's relative paths, as a web server would serve them)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_static_gallery_fits_the_page_and_scrolls_only_past_its_smallest_cells(page: Any, tmp_path: Path) -> None:

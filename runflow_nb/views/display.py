@@ -1,10 +1,12 @@
 """Inline video by reference, every clip with its still: ``<video>`` tags that point at files or URLs.
 
-Videos are never base64: ``src`` is a path relative to the kernel's working folder (the
-notebook's folder in Jupyter), so JupyterLab serves it and an exported HTML report opened beside
-its artifacts plays it. The poster frame is different: JupyterLab rewrites a relative ``src`` to
-its ``/files/`` route but not ``poster``, so a relative poster would fetch the Lab page instead
-of the still. Posters are therefore small JPEG ``data:`` URIs (a few kilobytes, made once per
+Videos go by reference: in a live JupyterLab kernel ``src`` is the notebook server's own
+``/files/`` URL for the file (it plays in HTML outputs and in widgets alike, see :mod:`.served`);
+in a report it is a path relative to the working folder, so the HTML opened beside its artifacts
+plays it. Only a file that no server can serve (outside the Jupyter root; VS Code, Colab) is sent
+as its bytes. The poster frame is different: JupyterLab rewrites a relative ``src`` to its
+``/files/`` route but not ``poster``, so a relative poster would fetch the Lab page instead of the
+still. Posters are therefore small JPEG ``data:`` URIs (a few kilobytes, made once per
 file), which every front end (JupyterLab, VS Code, Colab, static HTML) shows without a request.
 
 Hovering a clip plays a silent preview, clicking plays it with sound, and only one clip plays
@@ -28,6 +30,7 @@ from urllib.parse import quote
 
 from ..media.artifacts import is_remote_uri, url_for
 from . import html as _html
+from . import served
 from .qa_badge import qa_badge
 
 __all__ = ["caption_html", "media_src", "notice_html", "poster_uri", "result_html", "row_html", "safe_url", "show", "video_html"]
@@ -75,15 +78,21 @@ def safe_url(url: str | None, *, data: bool = True) -> str:
 
 
 def media_src(path_or_url: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None) -> str:
-    """A URL for a ``src`` attribute: http(s) URLs as they are, files relative to ``base`` (cwd),
-    shared storage (``s3://...``, see :mod:`runflow_nb.media.artifacts`) as a presigned URL. Any other
-    scheme (``javascript:`` ...) gives ``""``: a server-supplied URL never becomes script."""
+    """A URL for a ``src`` attribute: http(s) URLs as they are, shared storage (``s3://...``, see
+    :mod:`runflow_nb.media.artifacts`) as a presigned URL, a local file in a live front end as
+    :func:`.served.local_src` says (the notebook server's ``/files/`` URL, or its bytes), else
+    relative to ``base`` (cwd; reports). Any other scheme (``javascript:`` ...) gives ``""``: a
+    server-supplied URL never becomes script."""
     text = os.fspath(path_or_url)
     if text.startswith(("http://", "https://", "/files/", "data:")) or _SCHEME.match(_URL_NOISE.sub("", text)):
         if is_remote_uri(text):
             return safe_url(url_for(text))
         return safe_url(text)
     path = Path(text)
+    if base is None:
+        live = served.local_src(path)  # a live front end: its server's /files/ URL, or the bytes
+        if live is not None:
+            return live
     base_dir = Path(base) if base is not None else Path.cwd()
     try:
         rel = os.path.relpath(path.resolve(), base_dir.resolve())
