@@ -298,6 +298,8 @@ def assert_no_math(page: Any) -> None:
 def screenshot_cells(page: Any, name: str, *, selector: str = "video, .jp-OutputArea img") -> list[Path]:
     """A screenshot of every cell whose outputs hold ``selector``: test-artifacts/browser/NAME-cellN.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob(f"{name}-cell*.png"):  # an earlier run's cells
+        old.unlink()
     indexes = page.evaluate(f"""() => [...window.jupyterapp.shell.currentWidget.node.querySelectorAll(
         '.jp-Notebook .jp-Cell')].map((c, i) =>
         c.querySelector('.jp-OutputArea') && [...c.querySelectorAll({json.dumps(selector)})].some(

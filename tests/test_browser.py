@@ -13,6 +13,7 @@ every cell with clips go to ``test-artifacts/browser/``. Skips cleanly without c
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -496,3 +497,46 @@ def test_a_static_gallery_fits_the_page_and_scrolls_only_past_its_smallest_cells
     assert got[6]["scroll"] <= got[6]["client"] + 1, got[6]
     assert got[12]["scroll"] > got[12]["client"], got[12]  # too many to fit: it scrolls, cells stay usable
     assert len(got[12]["cells"]) == 12 and min(got[12]["cells"]) >= MIN_CELL_PX - 1, got[12]
+
+
+def test_an_s3_study_plays_every_clip_by_presigned_url_in_jupyterlab(lab: Lab, fresh_page: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Artifacts on S3 (moto's server on loopback): the gallery (live and saved), compare and rf.show
+    play every clip from its presigned URL, fetched from the Lab page as video/*."""
+    missing = [m for m in ("moto", "s3fs", "boto3") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"needs moto[server], s3fs and boto3 (missing: {', '.join(missing)})")
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)  # dummies: nothing may reach real AWS
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="lab-clips")
+        setup = ("import os\n"
+                 "os.environ.update(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing',"
+                 " AWS_DEFAULT_REGION='us-east-1')\n"
+                 "import runflow_nb as rf\n"
+                 "from runflow_nb.samples import sample_images\n"
+                 "exp = rf.Experiment('s3-lab', store='s3_study.sqlite', artifacts='s3://lab-clips/study/',\n"
+                 "    storage_options={'key': 'testing', 'secret': 'testing',\n"
+                 f"                     'client_kwargs': {{'endpoint_url': {endpoint!r}, 'region_name': 'us-east-1'}}}})\n"
+                 "df = exp.run(rf.grid(prompt='character1 waves', images=[str(p) for p in sample_images(1)],\n"
+                 "                     seed=[1, 2], duration=3, resolution='720p'), progress=None)")
+        write_notebook(lab.root / "s3_study.ipynb", setup, "exp.gallery(rows='prompt', cols='seed')",
+                       "exp.compare(*df['run_id'])", "rf.show(exp.table().iloc[0].to_dict())")
+        open_notebook(fresh_page, lab, "s3_study.ipynb")
+        run_all(fresh_page)
+        media = check_media(fresh_page)
+        assert_media(media, videos=2 + 2 + 2 + 1)  # gallery (saved + live), compare (saved + live), rf.show
+        assert all(v["attr"].startswith(f"{endpoint}/lab-clips/study/") and "X-Amz-Signature=" in v["attr"]
+                   for v in media["videos"]), media
+        assert_no_math(fresh_page)
+        assert screenshot_cells(fresh_page, "s3_study")
+    finally:
+        server.stop()
