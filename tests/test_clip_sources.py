@@ -145,3 +145,22 @@ def _walk(widget: Any) -> Iterator[Any]:
     yield widget
     for child in getattr(widget, "children", ()):
         yield from _walk(child)
+
+
+def test_a_vs_code_kernel_gets_the_bytes_and_papermill_gets_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """VS Code starts kernels without a Jupyter server and marks its notebooks' namespace; a kernel
+    papermill started (no marker, no session variable) keeps report paths."""
+    class ZMQInteractiveShell:  # what ipykernel's shell is called; user_ns as VS Code leaves it
+        def __init__(self) -> None:
+            self.user_ns: dict[str, Any] = {}
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    shell = ZMQInteractiveShell()
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+    assert display.media_src(clip) == "c.mp4"  # papermill: no marker
+    shell.user_ns = {"__vsc_ipynb_file__": str(tmp_path / "nb.ipynb")}
+    served.kernel_file_server.cache_clear()
+    assert display.media_src(clip) == "data:video/mp4;base64,AAAAGGZ0eXBtcDQy"

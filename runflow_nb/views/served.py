@@ -110,9 +110,17 @@ def kernel_file_server() -> FileServer | None:
 
 
 def live_frontend() -> bool:
-    """A kernel a person looks at: JupyterLab/Notebook (and VS Code, which sets the same session
-    variable), or Colab."""
-    return interactive_frontend() or "google.colab" in sys.modules
+    """A kernel a person looks at: JupyterLab or Notebook (the server's session variable), VS Code
+    (which puts ``__vsc_ipynb_file__`` in the user's namespace) or Colab (``google.colab`` loaded)."""
+    if interactive_frontend() or "google.colab" in sys.modules:
+        return True
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return (shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+            and "__vsc_ipynb_file__" in getattr(shell, "user_ns", {}))
 
 
 def embedded(path: str | os.PathLike[str]) -> str | None:
