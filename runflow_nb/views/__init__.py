@@ -1,6 +1,7 @@
 """What a researcher sees in a notebook that is not a widget: inline video by reference with its
 still (:mod:`.display`), the readable table (:mod:`.tableview`), HTML escaping that survives
-MathJax (:mod:`.html`) and whether a live front end is there to draw in (:mod:`.frontend`).
+MathJax (:mod:`.html`), whether a live front end is there to draw in (:mod:`.frontend`) and where
+that front end fetches a local clip from (:mod:`.served`).
 
 May import: media, the store's paths, settings and errors. The library never imports views at
 module level; widgets and reports do.
