@@ -304,6 +304,9 @@ def screenshot_cells(page: Any, name: str, *, selector: str = "video, .jp-Output
         '.jp-Notebook .jp-Cell')].map((c, i) =>
         c.querySelector('.jp-OutputArea') && [...c.querySelectorAll({json.dumps(selector)})].some(
             e => e.getClientRects().length > 0) ? i : -1).filter(i => i >= 0)""")
+    # the checks scrolled grids sideways to reach their clips: back to where a reader starts
+    page.evaluate("""() => window.jupyterapp.shell.currentWidget.node.querySelectorAll('.jp-OutputArea *').forEach(
+        e => { if (e.scrollLeft) e.scrollLeft = 0; })""")
     shots = []
     for i in indexes:
         cell = page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell").nth(i)

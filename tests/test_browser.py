@@ -540,3 +540,27 @@ def test_an_s3_study_plays_every_clip_by_presigned_url_in_jupyterlab(lab: Lab, f
         assert screenshot_cells(fresh_page, "s3_study")
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(600)  # 36 renders on a loaded machine
+def test_a_three_model_study_from_a_sub_folder_plays_all_36_clips(lab: Lab, fresh_page: Any) -> None:
+    """The issue's study, from a notebook two folders down: 2 prompts × 6 seeds × 3 models, shown as
+    a gallery of models by seed; every one of the clips plays (live widget and saved view)."""
+    code = ("import runflow_nb as rf\n"
+            "from runflow_nb.samples import sample_images\n"
+            "exp = rf.Experiment('three-models', store='study_runs/runs.sqlite')\n"
+            "plan = rf.grid(model=['t2v', 'i2v', 'r2v'], prompt=['character1 trots', 'character1 rears up'],\n"
+            "               references=[str(p) for p in sample_images()], seed=range(1, 7), duration=3,\n"
+            "               resolution='720p')\n"
+            "df = exp.run(plan, concurrency=4, progress=None)\n"
+            "print('SUCCEEDED', int((df['status'] == 'succeeded').sum()))")
+    write_notebook(lab.root / "deep" / "er" / "three_models.ipynb", code,
+                   "exp.gallery(rows='model', cols='seed', run_key=plan.keys())")
+    open_notebook(fresh_page, lab, "deep/er/three_models.ipynb")
+    run_all(fresh_page, timeout_s=270)
+    assert "SUCCEEDED 36" in fresh_page.locator(".jp-OutputArea").first.inner_text()
+    media = check_media(fresh_page)
+    assert_media(media, videos=72)  # 36 in the live widget, 36 in its saved view
+    assert all(v["attr"].startswith("/files/deep/er/study_runs/") for v in media["videos"]), media["videos"][:2]
+    assert_no_math(fresh_page)
+    assert screenshot_cells(fresh_page, "three_models_subfolder")
