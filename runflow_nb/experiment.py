@@ -305,7 +305,7 @@ class Experiment:
         >>> row = exp.edit(df.run_id[0], prompt="make it night, @Image1 in the sky",
         ...                references=["moon.png"], audio_setting="origin")   # doctest: +SKIP
         """
-        from .lineage import edit_request, parent_row
+        from .followups.lineage import edit_request, parent_row
         from .plan import Plan
 
         parent = parent_row(run, self.store)

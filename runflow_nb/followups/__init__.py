@@ -1,0 +1,10 @@
+"""Follow-ups on a stored run: from a row back to its request, and the runs that grow from it.
+
+Owns turning a stored run into the :class:`~runflow_nb.request.VideoRequest` that made it
+(:mod:`.rebuild`), the Python that rebuilds that request (:mod:`.code`), re-runs, sweeps around one
+clip and upscales with their lineage (:mod:`.rerun`, :mod:`.changes`), one run's detail view as
+HTML (:mod:`.detail`) and video-edit requests for a finished clip (:mod:`.lineage`).
+
+May import: the request and plan, specs, ``store``, ``media``, ``views``, ``study``, settings and
+errors. Never ``experiment``, ``widgets``, ``report`` or ``cli`` (they sit above and call in here).
+"""
