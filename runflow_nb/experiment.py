@@ -175,6 +175,9 @@ class Experiment:
                                          "use the seconds to wait for each run (above zero), or None")])
         if not isinstance(plan, Plan):
             plan = Plan(plan)
+        from .followups.rebuild import keep_references
+
+        keep_references(plan, self.artifacts)  # each reference's exact pixels, for request() later
         cancel = threading.Event()
         estimate = plan.estimate()
         scope = ("for this call" if budget_usd is not None else
@@ -317,6 +320,56 @@ class Experiment:
         assert row is not None
         return row
 
+    # -- from a row back to a request (runflow_nb.followups) -----------------------------------------
+
+    @public
+    def request(self, run: Any, /) -> VideoRequest:
+        """The request that made ``run`` (a run id, a table row or a Result): same ``run_key()``; its
+        references found by content (a file that is gone is an error saying how to bring it back)."""
+        from .followups.steps import request_of
+
+        return request_of(self, run)
+
+    @public
+    def code(self, run: Any, /) -> str:
+        """Python that rebuilds ``run``'s request in a fresh kernel (binds ``request``; no key)."""
+        from .followups.steps import code_of
+
+        return code_of(self, run)
+
+    @public
+    def rerun(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = None, **changes: Any) -> Any:
+        """``run``'s request again with ``changes`` (seed, duration, prompt, aspect_ratio, resolution,
+        references, model, audio_setting), recorded with ``parent_run_id`` = ``run``; the same re-run
+        again pays nothing. ``seed=range(8)`` (or a list) is a sweep around one clip: returns its table.
+
+        >>> row = exp.rerun(df.run_id[0], seed=11)                          # doctest: +SKIP
+        """
+        from .followups.steps import rerun_of
+
+        return rerun_of(self, run, changes, budget_usd=budget_usd, progress=progress)
+
+    @public
+    def upscale(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = None) -> dict[str, Any]:
+        """``run`` again with the same seed and inputs at the model's highest resolution (1080p)."""
+        from .followups.steps import upscale_of
+
+        return upscale_of(self, run, budget_usd=budget_usd, progress=progress)
+
+    @public
+    def detail(self, run: Any, /) -> Any:
+        """One run in full: player, prompt with references, request as sent, timing, cost, seeds,
+        lineage and code; in JupyterLab with buttons (re-run, upscale, edit, form, code)."""
+        if _frontend_kernel():
+            from .widgets.actions import DetailView
+
+            return DetailView(self, run)
+        from IPython.display import HTML
+
+        from .followups.steps import detail_of
+
+        return HTML(detail_of(self, run))
+
     # -- the table ---------------------------------------------------------------------------------
 
     @public
@@ -330,6 +383,7 @@ class Experiment:
         absolute, whichever folder the runs were made in. For reading, :meth:`view` is compact.
         ``qa="flagged"`` / ``"ok"`` / ``"unchecked"`` keeps the runs whose clip QA says so (:meth:`qa`).
         """
+        from .followups.changes import with_changes
         from .study import column_order
 
         df = self.store.table(self.name, status=status, tags=tags, where=where)
@@ -337,7 +391,7 @@ class Experiment:
             from .qa.check import filter_qa
 
             df = filter_qa(df, qa)
-        return df[column_order(df)]
+        return with_changes(df[column_order(df)], self.store)
 
     @public
     def view(self, *, columns: Iterable[str] | None = None, status: str | Iterable[str] | None = None,
