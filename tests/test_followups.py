@@ -163,3 +163,74 @@ def test_the_detail_view_shows_player_prompt_references_request_lineage_and_code
     assert "seed requested / returned" in markup and "queue / inference / wall" in markup
     child = detail_of(exp, edit)
     assert "rf-parent" in child and r2v[:12] in child
+
+
+# -- the buttons (widget traits; each click goes through the library call tested above) -------------------
+
+
+def _classes(widget: Any) -> list[str]:
+    found = list(getattr(widget, "_dom_classes", ()))
+    for child in getattr(widget, "children", ()):
+        found += _classes(child)
+    return found
+
+
+def test_the_rerun_button_runs_the_seed_in_the_box_once(study: dict[str, Any]) -> None:
+    from runflow_nb.widgets.actions import ActionRow
+
+    exp, run_id, url = study["exp"], study["runs"]["i2v"], study["url"]
+    actions = ActionRow(exp, run_id)
+    actions.seed.value = 4242
+    before = len(creates(url))
+    actions.rerun_button.click()
+    actions.wait(300)
+    assert actions.error is None and actions.result["seed"] == 4242 and actions.result["parent_run_id"] == run_id
+    assert len(creates(url)) == before + 1 and "succeeded" in actions.status.value
+    actions.rerun_button.click()
+    actions.wait(300)
+    assert len(creates(url)) == before + 1  # the same re-run: nothing paid again
+
+
+def test_the_upscale_edit_form_and_code_buttons_go_through_the_library(study: dict[str, Any]) -> None:
+    from runflow_nb.widgets.actions import ActionRow
+
+    exp, run_id = study["exp"], study["runs"]["t2v"]
+    actions = ActionRow(exp, exp.table().set_index("run_id", drop=False).loc[run_id])  # a table row works too
+    actions.upscale_button.click()
+    actions.wait(300)
+    assert actions.result["run_id"] == exp.upscale(run_id)["run_id"] and actions.result["resolution"] == "1080p"
+    actions.edit_button.click()
+    assert actions.edit_box.layout.display != "none"
+    actions.edit_prompt.value = "make it rain"
+    actions.edit_send.click()
+    actions.wait(300)
+    edit = actions.result
+    assert actions.error is None and edit["parent_run_id"] == run_id and edit["model"].endswith("video-edit")
+    actions.form_button.click()
+    form = actions.form
+    assert form is not None and form.spec.alias == "t2v"
+    assert form.request is not None and form.request.run_key() == exp.store.get_run(run_id)["run_key"]
+    actions.code_button.click()
+    assert "rf.VideoRequest.build(" in actions.code.value and "rf-copy" in actions.code.value
+    assert actions.copy_code() == exp.code(run_id)
+
+
+def test_the_form_opens_an_image_run_with_its_references_in_order(study: dict[str, Any]) -> None:
+    from runflow_nb.widgets.form import GenerateForm
+
+    exp, run_id = study["exp"], study["runs"]["r2v"]
+    form = GenerateForm.from_run(run_id, experiment=exp)
+    assert form.request is not None and form.request.run_key() == exp.store.get_run(run_id)["run_key"]
+    assert [i.loaded.sha256 for i in form.images] == exp.store.get_run(run_id)["image_sha256"]
+
+
+def test_gallery_compare_and_detail_carry_the_button_rows(study: dict[str, Any]) -> None:
+    from runflow_nb.widgets.actions import DetailView
+
+    exp, runs = study["exp"], study["runs"]
+    gallery = exp.gallery(rows="model", cols="seed").widget()
+    succeeded = int((exp.table().status == "succeeded").sum())
+    assert _classes(gallery).count("rf-actions") == succeeded
+    assert _classes(exp.compare(runs["t2v"], runs["i2v"]).widget).count("rf-actions") == 2
+    view = DetailView(exp, runs["edit"])
+    assert _classes(view.widget).count("rf-actions") == 1 and "rf-parent" in view.markup

@@ -171,6 +171,18 @@ class GenerateForm:
         self.seeds: Any = None  # the "N seeds" row (runflow_nb.widgets.form_seeds), made with the fields
         self._build_fields()
 
+    @classmethod
+    def from_run(cls, run: Any, *, experiment: Experiment | None = None, client: Client | None = None) -> GenerateForm:
+        """A form pre-filled with the request that made ``run`` (a run id or table row of ``experiment``,
+        or a Result): tweak it and press Generate (:mod:`.prefill`)."""
+        from .prefill import fill
+
+        if experiment is None and not hasattr(run, "request"):
+            raise UsageError("from_run needs the experiment of a run id or table row: from_run(run, experiment=exp)")
+        req = run.request if experiment is None else experiment.request(run)
+        form: GenerateForm = fill(cls(client, experiment, model=req.model), req)
+        return form
+
     def set_model(self, model: str | ModelSpec) -> None:
         """Switch to another model of the family: its fields replace the old ones (values of the
         fields both share are kept; images are checked again against the new model's rules).
