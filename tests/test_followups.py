@@ -234,3 +234,32 @@ def test_gallery_compare_and_detail_carry_the_button_rows(study: dict[str, Any])
     assert _classes(exp.compare(runs["t2v"], runs["i2v"]).widget).count("rf-actions") == 2
     view = DetailView(exp, runs["edit"])
     assert _classes(view.widget).count("rf-actions") == 1 and "rf-parent" in view.markup
+
+
+# -- the shell -----------------------------------------------------------------------------------------------
+
+
+def test_cli_rerun_and_show_use_the_runs_experiment_and_pay_once(
+        study: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from runflow_nb.cli import main
+
+    exp, run_id, url = study["exp"], study["runs"]["r2v"], study["url"]
+    monkeypatch.setenv("RUNFLOW_API_KEY", KEY)
+    monkeypatch.setenv("RUNFLOW_BASE_URL", url)
+    store = str(exp.store.folder / "runflow.sqlite")
+    before = len(creates(url))
+    assert main(["rerun", run_id, "--seed", "31", "--resolution", "1080p", "--store", store]) == 0
+    out = capsys.readouterr().out
+    new = [line for line in out.splitlines() if line.endswith(".mp4")][-1].split()[0]
+    assert len(creates(url)) == before + 1
+    row = exp.store.get_run(new)
+    assert (row["parent_run_id"], row["seed"], row["resolution"]) == (run_id, 31, "1080p")
+    assert main(["rerun", run_id, "--seed", "31", "--resolution", "1080p", "--store", store]) == 0
+    assert len(creates(url)) == before + 1
+    capsys.readouterr()
+    assert main(["show", new, "--store", store]) == 0
+    shown = capsys.readouterr().out
+    assert "request as sent:" in shown and "seed 1→31; resolution 720p→1080p" in shown and KEY not in shown
+    assert main(["show", new, "--code", "--store", store]) == 0
+    assert capsys.readouterr().out == exp.code(new)
+    assert main(["rerun", run_id, "--store", store]) == 2  # nothing to change
