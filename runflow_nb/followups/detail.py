@@ -131,7 +131,7 @@ def detail_html(row: Mapping[str, Any], *, code: str | None, code_error: str | N
     snippet = (f"<pre class='rf-code' style='background:#f6f8fa;padding:6px'>{esc(code)}</pre>" if code else
                f"<div class='rf-code-missing'>{esc(code_error or 'no code')}</div>")
     return (f"<div class='rf-detail {_html.NO_MATH}' style='font-size:13px;max-width:900px'>"
-            f"<div style='max-width:640px'>{row_html(row, caption=False)}</div>"
+            f"<div style='max-width:640px'>{row_html(row)}</div>"
             f"<h4>prompt</h4>{_prompt_html(row, references)}"
             f"<h4>run</h4><table>{facts}</table>"
             + (f"<h4>lineage</h4>{''.join(lineage)}" if lineage else "")

@@ -169,16 +169,19 @@ def find_reference(display: str, sha: str, *, index: int, spec: Any, store_folde
 
 def candidates(display: str, sha: str, *, store_folder: Path | None, artifacts_root: Path | str | None
                ) -> list[Path]:
-    """Where reference ``display`` may be, best first: the kept copy, then where it was read from."""
-    out: list[Path] = []
-    if isinstance(artifacts_root, Path) and (artifacts_root / KEPT).is_dir():
-        out += sorted((artifacts_root / KEPT).glob(f"{sha}.*"))
+    """Where reference ``display`` may be, best first: where it was read from when that is within
+    reach of the working folder (code names it as the researcher did), then the kept copy, then
+    anywhere else it was read from. The caller checks each one's sha256."""
+    near: list[Path] = []
+    far: list[Path] = []
     if display and not display.startswith("<") and "://" not in display:
         path = Path(display).expanduser()
-        out.append(path)
-        if not path.is_absolute() and store_folder is not None:
-            out.append(Path(store_folder) / path)
-    return [p for p in dict.fromkeys(out) if p.is_file()]
+        for where in [path] + ([Path(store_folder) / path] if not path.is_absolute() and store_folder else []):
+            (far if Path(local_display(where)).is_absolute() else near).append(where)
+    kept: list[Path] = []
+    if isinstance(artifacts_root, Path) and (artifacts_root / KEPT).is_dir():
+        kept = sorted((artifacts_root / KEPT).glob(f"{sha}.*"))
+    return [p for p in dict.fromkeys(near + kept + far) if p.is_file()]
 
 
 def _find_video(row: Mapping[str, Any], *, store: Store | None) -> VideoSource | list[Issue]:
