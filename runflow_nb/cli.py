@@ -289,7 +289,9 @@ def _cmd_table(a: argparse.Namespace) -> int:
             print(f"runflow-nb: no experiment {a.experiment!r} in {store.url} (experiments there: {known})",
                   file=sys.stderr)
             return 2
-        df = store.table(a.experiment)
+        from .followups.changes import with_changes
+
+        df = with_changes(store.table(a.experiment), store)  # lineage: what each run changed from its parent
     if a.format == "parquet":
         if not a.out:
             print("runflow-nb: --out FILE is required for parquet", file=sys.stderr)
@@ -302,7 +304,7 @@ def _cmd_table(a: argparse.Namespace) -> int:
         problem = _write_out(a.out, "csv", lambda path: df.to_csv(path, index=False))
     else:
         # The model when the experiment spans several, and the clip an edit came from when there are edits.
-        extra = [c for c in ("model", "parent_run_id") if c in df.columns
+        extra = [c for c in ("model", "parent_run_id", "changes") if c in df.columns
                  and (df[c].nunique() > 1 if c == "model" else df[c].notna().any())]
         cols = [c for c in ("run_id", "status", *extra, "prompt", "seed", "duration", "resolution", "aspect_ratio",
                             "cost_usd", "wall_s", "video_path") if c in df.columns]

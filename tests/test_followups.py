@@ -263,3 +263,21 @@ def test_cli_rerun_and_show_use_the_runs_experiment_and_pay_once(
     assert main(["show", new, "--code", "--store", store]) == 0
     assert capsys.readouterr().out == exp.code(new)
     assert main(["rerun", run_id, "--store", store]) == 2  # nothing to change
+
+
+def test_a_rerun_over_the_budget_is_skipped_and_sends_nothing(study: dict[str, Any]) -> None:
+    exp, run_id, url = study["exp"], study["runs"]["t2v"], study["url"]
+    before = len(creates(url))
+    row = exp.upscale(exp.rerun(run_id, seed=555, budget_usd=0)["run_id"], budget_usd=0)
+    assert len(creates(url)) == before
+    assert row["status"] == "skipped_budget"
+
+
+def test_the_cli_table_shows_what_each_run_changed(study: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from runflow_nb.cli import main
+
+    exp, run_id = study["exp"], study["runs"]["t2v"]
+    exp.rerun(run_id, seed=66)
+    assert main(["table", "loop", "--store", str(exp.store.folder / "runflow.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "changes" in out.splitlines()[0] and "seed 1→66" in out
