@@ -281,3 +281,15 @@ def test_the_cli_table_shows_what_each_run_changed(study: dict[str, Any], capsys
     assert main(["table", "loop", "--store", str(exp.store.folder / "runflow.sqlite")]) == 0
     out = capsys.readouterr().out
     assert "changes" in out.splitlines()[0] and "seed 1→66" in out
+
+
+def test_the_table_view_reads_the_lineage(study: dict[str, Any]) -> None:
+    from runflow_nb.views.tableview import view_columns
+
+    exp, run_id = study["exp"], study["runs"]["i2v"]
+    child = exp.rerun(run_id, seed=88)
+    df = exp.table()
+    assert "changes" in view_columns(df) and list(df.columns).index("changes") == list(df.columns).index(
+        "parent_run_id") + 1
+    assert "seed 1→88" in exp.view().frame.to_string()
+    assert df.set_index("run_id").loc[child["run_id"], "parent_run_id"] == run_id
