@@ -64,7 +64,9 @@ def _prompt_html(row: Mapping[str, Any], references: Sequence[str | None] | None
             parts.append(f"<b>{_html.text(piece)}</b>" + (thumbs[n - 1] if n <= len(thumbs) else ""))
         else:
             parts.append(_html.text(piece))
-    return f"<div style='line-height:1.9'>{''.join(parts)}</div><div>{strip}</div>"
+    named = {int(n) for n in re.findall(r"(?:character|@Image)([1-9])", prompt)}
+    rest = "".join(t for i, t in enumerate(thumbs) if i + 1 not in named)  # references the prompt never names
+    return f"<div style='line-height:1.9'>{''.join(parts)}</div>" + (f"<div>{rest}</div>" if rest else "")
 
 
 def _thumb(display: str, index: int) -> str:
@@ -128,12 +130,12 @@ def detail_html(row: Mapping[str, Any], *, code: str | None, code_error: str | N
     for child in children:
         lineage.append(f"<div class='rf-child'>child: {_link(child, str(child.get('run_id')), row)}</div>")
     sent = json.dumps(sent_input(row), indent=2, ensure_ascii=False, default=str)
-    snippet = (f"<pre class='rf-code' style='background:#f6f8fa;padding:6px'>{esc(code)}</pre>" if code else
+    snippet = (f"<pre class='rf-code' style='background:#f6f8fa;padding:6px;white-space:pre-wrap'>{esc(code)}</pre>" if code else
                f"<div class='rf-code-missing'>{esc(code_error or 'no code')}</div>")
     return (f"<div class='rf-detail {_html.NO_MATH}' style='font-size:13px;max-width:900px'>"
             f"<div style='max-width:640px'>{row_html(row)}</div>"
             f"<h4>prompt</h4>{_prompt_html(row, references)}"
-            f"<h4>run</h4><table>{facts}</table>"
+            f"<h4>run</h4><table style='font-size:13px'>{facts}</table>"
             + (f"<h4>lineage</h4>{''.join(lineage)}" if lineage else "")
             + f"<h4>request as sent</h4><pre style='white-space:pre-wrap'>{esc(sent)}</pre>"
             f"<h4>code</h4>{snippet}</div>")
