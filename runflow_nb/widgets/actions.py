@@ -72,7 +72,7 @@ class ActionRow:
                                     self.run_id, prompt=self.edit_prompt.value, progress=self._progress)))
         self.edit_box = w.HBox([self.edit_prompt, self.edit_send], layout=w.Layout(display="none"))
         self.code = w.HTML()
-        self.code.add_class("rf-action-code")
+        self.code.add_class("rf-action-snippet")
         self.status = w.HTML()
         self.status.add_class("rf-action-status")
         self.output = w.Output()
