@@ -338,19 +338,16 @@ class Experiment:
         return code_of(self, run)
 
     @public
-    def rerun(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = None, **changes: Any) -> Any:
+    def rerun(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = "auto", **changes: Any) -> Any:
         """``run``'s request again with ``changes`` (seed, duration, prompt, aspect_ratio, resolution,
         references, model, audio_setting), recorded with ``parent_run_id`` = ``run``; the same re-run
-        again pays nothing. ``seed=range(8)`` (or a list) is a sweep around one clip: returns its table.
-
-        >>> row = exp.rerun(df.run_id[0], seed=11)                          # doctest: +SKIP
-        """
+        again pays nothing. ``seed=range(8)`` (or a list) is a sweep around one clip: returns its table."""
         from .followups.steps import rerun_of
 
         return rerun_of(self, run, changes, budget_usd=budget_usd, progress=progress)
 
     @public
-    def upscale(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = None) -> dict[str, Any]:
+    def upscale(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = "auto") -> dict[str, Any]:
         """``run`` again with the same seed and inputs at the model's highest resolution (1080p)."""
         from .followups.steps import upscale_of
 
@@ -360,15 +357,9 @@ class Experiment:
     def detail(self, run: Any, /) -> Any:
         """One run in full: player, prompt with references, request as sent, timing, cost, seeds,
         lineage and code; in JupyterLab with buttons (re-run, upscale, edit, form, code)."""
-        if _frontend_kernel():
-            from .widgets.actions import DetailView
+        from .widgets.actions import detail  # widgets depend on the library; imported only when drawn
 
-            return DetailView(self, run)
-        from IPython.display import HTML
-
-        from .followups.steps import detail_of
-
-        return HTML(detail_of(self, run))
+        return detail(self, run)
 
     # -- the table ---------------------------------------------------------------------------------
 

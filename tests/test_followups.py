@@ -278,6 +278,7 @@ def test_the_cli_table_shows_what_each_run_changed(study: dict[str, Any], capsys
 
     exp, run_id = study["exp"], study["runs"]["t2v"]
     exp.rerun(run_id, seed=66)
+    capsys.readouterr()  # the re-run's progress lines
     assert main(["table", "loop", "--store", str(exp.store.folder / "runflow.sqlite")]) == 0
     out = capsys.readouterr().out
     assert "changes" in out.splitlines()[0] and "seed 1→66" in out

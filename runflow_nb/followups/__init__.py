@@ -3,7 +3,8 @@
 Owns turning a stored run into the :class:`~runflow_nb.request.VideoRequest` that made it
 (:mod:`.rebuild`), the Python that rebuilds that request (:mod:`.code`), re-runs, sweeps around one
 clip and upscales with their lineage (:mod:`.rerun`, :mod:`.changes`), one run's detail view as
-HTML (:mod:`.detail`) and video-edit requests for a finished clip (:mod:`.lineage`).
+HTML (:mod:`.detail`) and as shell text (:mod:`.shell`), video-edit requests for a finished clip
+(:mod:`.lineage`), and the steps the experiment's methods delegate to (:mod:`.steps`).
 
 May import: the request and plan, specs, ``store``, ``media``, ``views``, ``study``, settings and
 errors. Never ``experiment``, ``widgets``, ``report`` or ``cli`` (they sit above and call in here).

@@ -50,10 +50,12 @@ def keep_references(requests: Iterable[VideoRequest], artifacts_root: Path | str
     from .._files import write_whole
 
     folder = artifacts_root / KEPT
+    seen: set[str] = set()  # a plan's requests share their references: each file is looked at once
     for req in requests:
         for ref in req.images:
-            if ref.data is None or ref.format not in _EXT:
+            if ref.data is None or ref.format not in _EXT or ref.sha256 in seen:
                 continue
+            seen.add(ref.sha256)
             dest = folder / f"{ref.sha256}.{_EXT[ref.format]}"
             if dest.exists():
                 continue

@@ -48,7 +48,7 @@ def code_of(exp: Experiment, run: Any, *, here: Path | None = None) -> str:
 
 
 def rerun_of(exp: Experiment, run: Any, changes: Mapping[str, Any], *, budget_usd: float | None = None,
-             concurrency: int = 4, progress: Any = None) -> Any:
+             concurrency: int = 4, progress: Any = "auto") -> Any:
     """Run ``run``'s request again with ``changes`` (a list or range of seeds: a sweep around it).
 
     Returns the new run's stored row, or the table of the sweep's runs in the order of the seeds.
@@ -73,7 +73,7 @@ def rerun_of(exp: Experiment, run: Any, changes: Mapping[str, Any], *, budget_us
     return picked.reset_index(drop=True)
 
 
-def upscale_of(exp: Experiment, run: Any, *, budget_usd: float | None = None, progress: Any = None
+def upscale_of(exp: Experiment, run: Any, *, budget_usd: float | None = None, progress: Any = "auto"
                ) -> dict[str, Any]:
     """``run`` again at its model's highest resolution, with the seed it was made with."""
     row = _row(exp, run)

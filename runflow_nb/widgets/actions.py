@@ -26,7 +26,7 @@ from ..views import html as _html
 if TYPE_CHECKING:
     from ..experiment import Experiment
 
-__all__ = ["ActionRow", "DetailView", "action_row"]
+__all__ = ["ActionRow", "DetailView", "action_row", "detail"]
 
 _SMALL = {"width": "auto", "padding": "0 6px"}
 
@@ -179,6 +179,22 @@ def _summary(got: Any) -> str:
 def action_row(exp: Experiment, run: Any) -> Any:
     """The button row of ``run`` as a widget (what the gallery and compare put under a clip)."""
     return ActionRow(exp, run).widget
+
+
+def detail(exp: Experiment, run: Any) -> Any:
+    """:meth:`Experiment.detail`: a :class:`DetailView` in a live front end, else the run's HTML."""
+    from ..views.frontend import interactive_frontend
+
+    if interactive_frontend():
+        try:
+            return DetailView(exp, run)
+        except ImportError:  # no ipywidgets: the HTML alone
+            pass
+    from IPython.display import HTML
+
+    from ..followups.steps import detail_of
+
+    return HTML(detail_of(exp, run))
 
 
 class DetailView:
