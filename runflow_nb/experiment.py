@@ -175,9 +175,6 @@ class Experiment:
                                          "use the seconds to wait for each run (above zero), or None")])
         if not isinstance(plan, Plan):
             plan = Plan(plan)
-        from .followups.rebuild import keep_references
-
-        keep_references(plan, self.artifacts)  # each reference's exact pixels, for request() later
         cancel = threading.Event()
         estimate = plan.estimate()
         scope = ("for this call" if budget_usd is not None else
@@ -202,7 +199,10 @@ class Experiment:
                 raise
             except Exception as exc:  # only library errors leave the public API
                 raise library_error(exc) from exc
+            from .followups.rebuild import keep_references
             from .notices import warn
+
+            keep_references(plan, self.artifacts, store=self.store, experiment=self.name)  # for request() later
 
             for run_id, note in self._notices:
                 warn(run_id, [note], stacklevel=4)

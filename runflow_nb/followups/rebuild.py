@@ -6,8 +6,8 @@ sent (``params``), the sha256 of each reference image and of the input clip, and
 
 * a reference image is looked for where it was read from (as stored; relative paths from the
   working folder and from the store's folder) and in the experiment's kept copies
-  (``<artifacts>/references/<sha256>.<ext>``, written by :func:`keep_references` when a run is
-  planned, so a PIL image or a file edited since can still be found); a file counts only when its
+  (``<artifacts>/references/<sha256>.<ext>``, written by :func:`keep_references` once a run has
+  made its clip, so a PIL image or a file edited since can still be found); a file counts only when its
   sha256 is the one the run used;
 * video-edit's clip is the stored file, else the parent run's video, else a URL standing in for it
   (the stored clip's output URL), with the stored sha256, so the run key is the stored one.
@@ -36,35 +36,48 @@ if TYPE_CHECKING:
 __all__ = ["KEPT", "keep_references", "request_for", "stored_inputs"]
 
 KEPT = "references"
-"""The folder under an experiment's artifacts that keeps a copy of every reference image, by sha256."""
+"""The folder under an experiment's artifacts that keeps a copy of every reference image of its
+clips, by sha256."""
 
 _EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
 
 
-def keep_references(requests: Iterable[VideoRequest], artifacts_root: Path | str) -> None:
-    """Keep a copy of every local reference image of ``requests`` under ``<artifacts>/references/``,
-    named by its sha256 (written once, whole), so :func:`request_for` finds the exact pixels later.
-    Shared storage (``s3://``) keeps none: the references are found where they were read from."""
+def keep_references(requests: Iterable[VideoRequest], artifacts_root: Path | str, *, store: Store,
+                    experiment: str) -> None:
+    """Keep a copy of every local reference image of the requests whose runs made a clip, under
+    ``<artifacts>/references/``, named by its sha256 (written once, whole), so :func:`request_for`
+    finds the exact pixels later (a failed run leaves no file behind). Shared storage (``s3://``)
+    keeps none: the references are found where they were read from."""
     if not isinstance(artifacts_root, Path):
         return
     from .._files import write_whole
 
     folder = artifacts_root / KEPT
-    seen: set[str] = set()  # a plan's requests share their references: each file is looked at once
+    missing: dict[str, Reference] = {}  # sha256 -> a reference not kept yet (each distinct file looked at once)
+    wanting: dict[str, list[str]] = {}  # run key -> the missing references its request used
+    seen: set[str] = set()
     for req in requests:
         for ref in req.images:
-            if ref.data is None or ref.format not in _EXT or ref.sha256 in seen:
+            if ref.data is None or ref.format not in _EXT:
                 continue
-            seen.add(ref.sha256)
-            dest = folder / f"{ref.sha256}.{_EXT[ref.format]}"
-            if dest.exists():
-                continue
-            data = ref.data
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_whole(dest, lambda tmp, data=data: tmp.write_bytes(data))  # type: ignore[misc]
-            except OSError:
-                return  # a read-only artifacts folder: the sweep's own check says so
+            if ref.sha256 not in seen:
+                seen.add(ref.sha256)
+                if not (folder / f"{ref.sha256}.{_EXT[ref.format]}").exists():
+                    missing[ref.sha256] = ref
+            if ref.sha256 in missing:
+                wanting.setdefault(req.run_key(), []).append(ref.sha256)
+    if not wanting:
+        return
+    made = store.runs(experiment, status="succeeded", where={"run_key": list(wanting)})
+    for sha in dict.fromkeys(sha for row in made for sha in wanting.get(str(row["run_key"]), ())):
+        ref = missing[sha]
+        dest = folder / f"{sha}.{_EXT[str(ref.format)]}"
+        data = ref.data
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_whole(dest, lambda tmp, data=data: tmp.write_bytes(data))  # type: ignore[misc]
+        except OSError:
+            return  # a read-only artifacts folder: the sweep's own check says so
 
 
 def stored_inputs(row: Mapping[str, Any]) -> dict[str, Any]:
