@@ -33,6 +33,7 @@ from .errors import (
     ValidationError,
     library_error,
 )
+from .followups.api import FollowUps
 from .sweep.background import SweepHandle, run_blocking
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["Experiment", "SweepHandle", "queue", "run_blocking"]
 
 
-class Experiment:
+class Experiment(FollowUps):
     """A named study: runs are logged to ``store`` and videos kept under ``artifacts``.
 
     ``store`` defaults to ``RUNFLOW_STORE``, else ``runflow_data/runflow.sqlite`` (the default the
@@ -63,6 +64,7 @@ class Experiment:
     submit, never exceeds ``B`` — across any number of ``run()`` calls (and sessions sharing the
     store). ``exp.run(plan, budget_usd=b)`` caps one call: what that call commits (spent + in
     flight + unknown). With both, both hold. The progress line says which budget applies.
+    From a run back to its request, re-runs and upscales: :class:`~runflow_nb.followups.api.FollowUps`.
 
     >>> exp = Experiment("demo", store=":memory:", budget_usd=20)   # doctest: +SKIP
     >>> exp.table().empty                                   # doctest: +SKIP
@@ -202,7 +204,7 @@ class Experiment:
             from .followups.rebuild import keep_references
             from .notices import warn
 
-            keep_references(plan, self.artifacts, store=self.store, experiment=self.name)  # for request() later
+            keep_references(plan, self.artifacts, store=self.store, experiment=self.name)  # for exp.request()
 
             for run_id, note in self._notices:
                 warn(run_id, [note], stacklevel=4)
@@ -319,47 +321,6 @@ class Experiment:
         row = self.store.find_run(experiment=self.name, run_key=plan[0].run_key())
         assert row is not None
         return row
-
-    # -- from a row back to a request (runflow_nb.followups) -----------------------------------------
-
-    @public
-    def request(self, run: Any, /) -> VideoRequest:
-        """The request that made ``run`` (a run id, a table row or a Result): same ``run_key()``; its
-        references found by content (a file that is gone is an error saying how to bring it back)."""
-        from .followups.steps import request_of
-
-        return request_of(self, run)
-
-    @public
-    def code(self, run: Any, /) -> str:
-        """Python that rebuilds ``run``'s request in a fresh kernel (binds ``request``; no key)."""
-        from .followups.steps import code_of
-
-        return code_of(self, run)
-
-    @public
-    def rerun(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = "auto", **changes: Any) -> Any:
-        """``run``'s request again with ``changes`` (seed, duration, prompt, aspect_ratio, resolution,
-        references, model, audio_setting), recorded with ``parent_run_id`` = ``run``; the same re-run
-        again pays nothing. ``seed=range(8)`` (or a list) is a sweep around one clip: returns its table."""
-        from .followups.steps import rerun_of
-
-        return rerun_of(self, run, changes, budget_usd=budget_usd, progress=progress)
-
-    @public
-    def upscale(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = "auto") -> dict[str, Any]:
-        """``run`` again with the same seed and inputs at the model's highest resolution (1080p)."""
-        from .followups.steps import upscale_of
-
-        return upscale_of(self, run, budget_usd=budget_usd, progress=progress)
-
-    @public
-    def detail(self, run: Any, /) -> Any:
-        """One run in full: player, prompt with references, request as sent, timing, cost, seeds,
-        lineage and code; in JupyterLab with buttons (re-run, upscale, edit, form, code)."""
-        from .widgets.actions import detail  # widgets depend on the library; imported only when drawn
-
-        return detail(self, run)
 
     # -- the table ---------------------------------------------------------------------------------
 

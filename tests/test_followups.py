@@ -294,3 +294,14 @@ def test_the_table_view_reads_the_lineage(study: dict[str, Any]) -> None:
         "parent_run_id") + 1
     assert "seed 1→88" in exp.view().frame.to_string()
     assert df.set_index("run_id").loc[child["run_id"], "parent_run_id"] == run_id
+
+
+def test_a_run_that_did_not_finish_is_run_again_as_itself(study: dict[str, Any]) -> None:
+    exp, run_id, url = study["exp"], study["runs"]["t2v"], study["url"]
+    skipped = exp.rerun(run_id, seed=556, budget_usd=0)
+    assert skipped["status"] == "skipped_budget"
+    before = len(creates(url))
+    again = exp.rerun(skipped["run_id"])  # nothing changed: the same run, sent now (what the queue's Re-run does)
+    assert again["run_id"] == skipped["run_id"] and again["status"] == "succeeded"
+    assert len(creates(url)) == before + 1
+    assert exp.rerun(again["run_id"])["run_id"] == again["run_id"] and len(creates(url)) == before + 1

@@ -4,8 +4,10 @@ Owns turning a stored run into the :class:`~runflow_nb.request.VideoRequest` tha
 (:mod:`.rebuild`), the Python that rebuilds that request (:mod:`.code`), re-runs, sweeps around one
 clip and upscales with their lineage (:mod:`.rerun`, :mod:`.changes`), one run's detail view as
 HTML (:mod:`.detail`) and as shell text (:mod:`.shell`), video-edit requests for a finished clip
-(:mod:`.lineage`), and the steps the experiment's methods delegate to (:mod:`.steps`).
+(:mod:`.lineage`), the steps the experiment's methods delegate to (:mod:`.steps`), and those
+methods themselves (:mod:`.api`, mixed into ``Experiment``).
 
 May import: the request and plan, specs, ``store``, ``media``, ``views``, ``study``, settings and
-errors. Never ``experiment``, ``widgets``, ``report`` or ``cli`` (they sit above and call in here).
+errors. Never ``experiment``, ``report`` or ``cli`` (they sit above and call in here); ``widgets``
+only from :mod:`.api`, which sits at the experiment's level and draws the detail view's widget.
 """

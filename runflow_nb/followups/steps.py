@@ -52,12 +52,15 @@ def rerun_of(exp: Experiment, run: Any, changes: Mapping[str, Any], *, budget_us
     """Run ``run``'s request again with ``changes`` (a list or range of seeds: a sweep around it).
 
     Returns the new run's stored row, or the table of the sweep's runs in the order of the seeds.
-    A change that changes nothing gives the run itself back (nothing is sent)."""
+    A change that changes nothing gives a finished run itself back (nothing is sent); a run that
+    did not finish (failed, skipped, unknown) is run again as itself, resumed as any sweep resumes it."""
     from ..plan import Plan
 
     row = _row(exp, run)
     base = request_of(exp, run)
     planned = rerun_requests(base, str(row["run_id"]), changes)
+    if row.get("status") != "succeeded" and row.get("experiment") == exp.name:
+        planned = [base if r is None else r for r in planned]
     new = list({r.run_key(): r for r in planned if r is not None}.values())
     if new:
         exp.run(Plan(new), concurrency=max(1, min(concurrency, len(new))), budget_usd=budget_usd, progress=progress)

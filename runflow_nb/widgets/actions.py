@@ -135,10 +135,12 @@ class ActionRow:
 
     def open_form(self) -> Any:
         """A :class:`~runflow_nb.widgets.form.GenerateForm` pre-filled with this run's request."""
-        from .form import GenerateForm
+        # Through the package's public name, as a user types it: the form may open an experiment of
+        # its own and the experiment draws this row, so a direct import would close an import circle.
+        import runflow_nb as rf
 
         try:
-            self.form = GenerateForm.from_run(self.run_id, experiment=self.exp)
+            self.form = rf.GenerateForm.from_run(self.run_id, experiment=self.exp)
         except RunflowError as exc:
             self.error = exc
             self.status.value = _line(f"form: {_html.text(exc)}", colour="#b91c1c")
