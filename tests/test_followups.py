@@ -305,3 +305,17 @@ def test_a_run_that_did_not_finish_is_run_again_as_itself(study: dict[str, Any])
     assert again["run_id"] == skipped["run_id"] and again["status"] == "succeeded"
     assert len(creates(url)) == before + 1
     assert exp.rerun(again["run_id"])["run_id"] == again["run_id"] and len(creates(url)) == before + 1
+
+
+def test_a_result_from_client_generate_gives_its_request_and_code(study: dict[str, Any]) -> None:
+    exp, refs, url = study["exp"], study["refs"], study["url"]
+    client = rf.Client(api_key=KEY, base_url=url, poll_interval=0.05)
+    try:
+        result = client.generate(model="i2v", image=refs[0], prompt="the horse turns", duration=3,
+                                 resolution="720p", seed=9, out_dir=study["folder"] / "out")
+    finally:
+        client.close()
+    assert exp.request(result).run_key() == result.request.run_key()
+    namespace: dict[str, Any] = {}
+    exec(exp.code(result), namespace)  # the snippet is ours; a fresh interpreter is tested above
+    assert namespace["request"].run_key() == result.request.run_key()
