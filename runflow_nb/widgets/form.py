@@ -32,6 +32,7 @@ from ..views import html as _html
 from .fields import issues_html, make_control
 from .form_items import THUMB_PX, ImageItem, refusal_html, row_result_html, save_upload
 from .form_run import eta_text, remember_wall, typical_wall_s, work
+from .prefill import from_run as _from_run
 from .saved import SavedView
 
 if TYPE_CHECKING:
@@ -173,15 +174,8 @@ class GenerateForm:
 
     @classmethod
     def from_run(cls, run: Any, *, experiment: Experiment | None = None, client: Client | None = None) -> GenerateForm:
-        """A form pre-filled with the request that made ``run`` (a run id or table row of ``experiment``,
-        or a Result): tweak it and press Generate (:mod:`.prefill`)."""
-        from .prefill import fill
-
-        if experiment is None and not hasattr(run, "request"):
-            raise UsageError("from_run needs the experiment of a run id or table row: from_run(run, experiment=exp)")
-        req = run.request if experiment is None else experiment.request(run)
-        form: GenerateForm = fill(cls(client, experiment, model=req.model), req)
-        return form
+        """A form pre-filled with the request that made ``run`` (a run id or row of ``experiment``, or a Result)."""
+        return _from_run(cls, run, experiment=experiment, client=client)
 
     def set_model(self, model: str | ModelSpec) -> None:
         """Switch to another model of the family: its fields replace the old ones (values of the

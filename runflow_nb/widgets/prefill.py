@@ -11,7 +11,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..request import VideoRequest
 
-__all__ = ["fill"]
+__all__ = ["fill", "from_run"]
+
+
+def from_run(cls: Any, run: Any, *, experiment: Any = None, client: Any = None) -> Any:
+    """``cls`` (the GenerateForm class) pre-filled with the request that made ``run``: a run id or
+    table row of ``experiment``, or a Result (its own request)."""
+    from ..errors import UsageError
+
+    if experiment is None and not hasattr(run, "request"):
+        raise UsageError("from_run needs the experiment of a run id or table row: from_run(run, experiment=exp)")
+    req = run.request if experiment is None else experiment.request(run)
+    return fill(cls(client, experiment, model=req.model), req)
 
 
 def fill(form: Any, request: VideoRequest) -> Any:
