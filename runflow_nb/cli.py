@@ -1,4 +1,4 @@
-"""`runflow-nb`: generate, sweep, tables, reports, the emulator and store migrations.
+"""`runflow-nb`: generate, sweep, tables, re-runs and one run in full, reports, the emulator and store migrations.
 
 Every command has ``--help``. Errors print one readable message (no traceback) and exit 2 for bad
 input, 1 for anything else.
@@ -178,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
                                "whether it came from the environment or the default. The API key is "
                                "shown only as set or unset.")
 
+    rr = sub.add_parser("rerun", help="run a stored run again with some inputs changed (lineage kept; paid once)",
+                        description="Run a stored run's request again with the given inputs changed, recorded with "
+                                    "the run as its parent. The same re-run again reuses it. Several seeds "
+                                    "(--seed 0-7) are a sweep around the clip; --resolution 1080p upscales.")
+    rr.add_argument("run_id", help="a run id from `runflow-nb table` (or Runflow's run id)")
+    rr.add_argument("--seed", type=_parse_seeds, default=None, help="the new seed, or seeds to sweep (0-7, 1,5,9)")
+    rr.add_argument("--resolution", default=None, help="720p or 1080p (1080p: the upscale)")
+    rr.add_argument("--duration", type=int, default=None, help="seconds, 3-15")
+    rr.add_argument("--aspect-ratio", default=None, help="16:9, 9:16, 1:1, 4:3 or 3:4")
+    rr.add_argument("--prompt", default=None, help="a new prompt")
+    rr.add_argument("--model", default=None, help="another model of the family (its inputs carry over)")
+    rr.add_argument("--image", action="append", dest="images", metavar="PATH_OR_URL", help="new references (repeat)")
+    rr.add_argument("--budget-usd", type=float, default=None, help="stop submitting before this much is spent")
+    rr.add_argument("--store", default=None, help=_STORE_HELP + "; must exist")
+    sh = sub.add_parser("show", help="print one run: request as sent, timing, cost, seeds, lineage and its code",
+                        description="Print one stored run in full, with the Python that rebuilds its request.")
+    sh.add_argument("run_id", help="a run id from `runflow-nb table` (or Runflow's run id)")
+    sh.add_argument("--code", action="store_true", help="print only the code that rebuilds the request")
+    sh.add_argument("--store", default=None, help=_STORE_HELP + "; must exist")
+
     m = sub.add_parser("migrate", help="upgrade a store's schema in place",
                        description="Upgrade the store at STORE_URL to this version's schema (never drops data).")
     m.add_argument("store_url", help="SQLite path or database URL")
@@ -269,7 +289,9 @@ def _cmd_table(a: argparse.Namespace) -> int:
             print(f"runflow-nb: no experiment {a.experiment!r} in {store.url} (experiments there: {known})",
                   file=sys.stderr)
             return 2
-        df = store.table(a.experiment)
+        from .followups.changes import with_changes
+
+        df = with_changes(store.table(a.experiment), store)  # lineage: what each run changed from its parent
     if a.format == "parquet":
         if not a.out:
             print("runflow-nb: --out FILE is required for parquet", file=sys.stderr)
@@ -282,7 +304,7 @@ def _cmd_table(a: argparse.Namespace) -> int:
         problem = _write_out(a.out, "csv", lambda path: df.to_csv(path, index=False))
     else:
         # The model when the experiment spans several, and the clip an edit came from when there are edits.
-        extra = [c for c in ("model", "parent_run_id") if c in df.columns
+        extra = [c for c in ("model", "parent_run_id", "changes") if c in df.columns
                  and (df[c].nunique() > 1 if c == "model" else df[c].notna().any())]
         cols = [c for c in ("run_id", "status", *extra, "prompt", "seed", "duration", "resolution", "aspect_ratio",
                             "cost_usd", "wall_s", "video_path") if c in df.columns]
@@ -412,6 +434,54 @@ def _cmd_config(a: argparse.Namespace) -> int:
     return 0
 
 
+def _run_experiment(a: argparse.Namespace) -> Any:
+    """The experiment of ``a.run_id`` in an existing store, and the run's stored record."""
+    from .experiment import Experiment
+    from .followups.lineage import parent_row
+    from .store.runstore import Store
+
+    store = Store(a.store, create=False)  # MissingStoreError (a StoreError): a mistyped --store creates nothing
+    row = parent_row(a.run_id, store)
+    return Experiment(str(row["experiment"]), store=store), row
+
+
+def _cmd_rerun(a: argparse.Namespace) -> int:
+    from .followups.shell import changes_from_args, run_line
+
+    exp, row = _run_experiment(a)
+    with exp, exp.store:
+        changes = changes_from_args(a)
+        if not changes:
+            print("runflow-nb rerun: nothing to change: give --seed, --resolution, --duration, --prompt, ...",
+                  file=sys.stderr)
+            return 2
+        got = exp.rerun(row["run_id"], budget_usd=a.budget_usd, progress="text", **changes)
+        rows = [got] if isinstance(got, dict) else got.to_dict("records")
+        for r in rows:
+            print(run_line(r))
+    return 0 if all(r.get("status") == "succeeded" for r in rows) else 1
+
+
+def _cmd_show(a: argparse.Namespace) -> int:
+    from .errors import RunflowError
+    from .followups.shell import show_text
+
+    exp, row = _run_experiment(a)
+    with exp, exp.store:
+        code, error = None, None
+        try:
+            code = exp.code(row["run_id"])
+        except RunflowError as exc:
+            error = str(exc)
+        if a.code:
+            print(code or error, end="" if code else "\n")
+            return 0 if code else 1
+        parent = exp.store.get_run(str(row["parent_run_id"])) if row.get("parent_run_id") else None
+        print(show_text(row, code=code, code_error=error, parent=parent,
+                        children=exp.store.runs(where={"parent_run_id": str(row["run_id"])})))
+    return 0
+
+
 def _cmd_migrate(a: argparse.Namespace) -> int:
     from .store.runstore import MissingStoreError, migrate
 
@@ -435,7 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import RunflowError, ValidationError
 
     handlers = {"generate": _cmd_generate, "sweep": _cmd_sweep, "table": _cmd_table, "report": _cmd_report,
-                "demo": _cmd_demo, "doctor": _cmd_doctor, "config": _cmd_config, "migrate": _cmd_migrate}
+                "demo": _cmd_demo, "doctor": _cmd_doctor, "config": _cmd_config, "migrate": _cmd_migrate,
+                "rerun": _cmd_rerun, "show": _cmd_show}
     try:
         return handlers[a.command](a)
     except ValidationError as exc:

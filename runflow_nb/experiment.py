@@ -33,6 +33,7 @@ from .errors import (
     ValidationError,
     library_error,
 )
+from .followups.api import FollowUps
 from .sweep.background import SweepHandle, run_blocking
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["Experiment", "SweepHandle", "queue", "run_blocking"]
 
 
-class Experiment:
+class Experiment(FollowUps):
     """A named study: runs are logged to ``store`` and videos kept under ``artifacts``.
 
     ``store`` defaults to ``RUNFLOW_STORE``, else ``runflow_data/runflow.sqlite`` (the default the
@@ -63,6 +64,7 @@ class Experiment:
     submit, never exceeds ``B`` — across any number of ``run()`` calls (and sessions sharing the
     store). ``exp.run(plan, budget_usd=b)`` caps one call: what that call commits (spent + in
     flight + unknown). With both, both hold. The progress line says which budget applies.
+    From a run back to its request, re-runs and upscales: :class:`~runflow_nb.followups.api.FollowUps`.
 
     >>> exp = Experiment("demo", store=":memory:", budget_usd=20)   # doctest: +SKIP
     >>> exp.table().empty                                   # doctest: +SKIP
@@ -199,7 +201,10 @@ class Experiment:
                 raise
             except Exception as exc:  # only library errors leave the public API
                 raise library_error(exc) from exc
+            from .followups.rebuild import keep_references
             from .notices import warn
+
+            keep_references(plan, self.artifacts, store=self.store, experiment=self.name)  # for exp.request()
 
             for run_id, note in self._notices:
                 warn(run_id, [note], stacklevel=4)
@@ -305,7 +310,7 @@ class Experiment:
         >>> row = exp.edit(df.run_id[0], prompt="make it night, @Image1 in the sky",
         ...                references=["moon.png"], audio_setting="origin")   # doctest: +SKIP
         """
-        from .lineage import edit_request, parent_row
+        from .followups.lineage import edit_request, parent_row
         from .plan import Plan
 
         parent = parent_row(run, self.store)
@@ -330,6 +335,7 @@ class Experiment:
         absolute, whichever folder the runs were made in. For reading, :meth:`view` is compact.
         ``qa="flagged"`` / ``"ok"`` / ``"unchecked"`` keeps the runs whose clip QA says so (:meth:`qa`).
         """
+        from .followups.changes import with_changes
         from .study import column_order
 
         df = self.store.table(self.name, status=status, tags=tags, where=where)
@@ -337,7 +343,7 @@ class Experiment:
             from .qa.check import filter_qa
 
             df = filter_qa(df, qa)
-        return df[column_order(df)]
+        return with_changes(df[column_order(df)], self.store)
 
     @public
     def view(self, *, columns: Iterable[str] | None = None, status: str | Iterable[str] | None = None,

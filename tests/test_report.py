@@ -55,8 +55,14 @@ def _sweep_params(data: Path) -> dict[str, Any]:
 
 
 def _runs(store: Path, experiment: str = "seed-sweep") -> list[dict[str, Any]]:
+    """The sweep's own runs (the notebook ends by upscaling one of them: see :func:`_upscales`)."""
     with Store(store) as st:
-        return st.runs(experiment)
+        return [r for r in st.runs(experiment) if not r["parent_run_id"]]
+
+
+def _upscales(store: Path, experiment: str = "seed-sweep") -> list[dict[str, Any]]:
+    with Store(store) as st:
+        return [r for r in st.runs(experiment) if r["parent_run_id"]]
 
 
 def _outputs(nb_path: Path) -> list[dict[str, Any]]:
@@ -97,6 +103,11 @@ def test_papermill_sweep_table_has_exactly_the_requested_seeds(papermill_run: di
     assert {r["status"] for r in runs} == {"succeeded"}
     assert {(r["duration"], r["resolution"], r["backend"]) for r in runs} == {(3, "720p", "simulator")}
     assert all(r["attempts"] == 1 for r in runs)
+    # The notebook ends with the loop: the picked clip again at 1080p with its seed, once, naming its parent.
+    (keeper,) = _upscales(papermill_run["data"] / "runflow.sqlite")
+    parent = next(r for r in runs if r["run_id"] == keeper["parent_run_id"])
+    assert (keeper["status"], keeper["resolution"], keeper["seed"], keeper["attempts"]) == (
+        "succeeded", "1080p", parent["seed"], 1)
     # ... and the table the notebook shows holds the same three rows.
     tables = [_html_of(o) for o in _outputs(papermill_run["notebook"]) if "rf-view" in _html_of(o)]
     assert len(tables) == 1
@@ -115,6 +126,7 @@ def test_report_rerun_reuses_every_run_and_submits_nothing(rerun: Any) -> None:
     assert "reused 3, submitted 0" in out.message
     after = {r["run_id"]: r for r in _runs(Path(out.store))}
     assert after.keys() == before.keys()  # no new rows
+    assert [r["attempts"] for r in _upscales(Path(out.store))] == [1]  # the upscale is reused too
     for run_id, row in after.items():  # and nothing re-submitted
         assert (row["attempts"], row["submitted_at"], row["remote_id"]) == (
             before[run_id]["attempts"], before[run_id]["submitted_at"], before[run_id]["remote_id"])
@@ -134,7 +146,7 @@ def test_html_report_plays_videos_from_its_folder_and_has_table_and_plot(rerun: 
     _, out = rerun
     page = out.html.read_text(encoding="utf-8")
     videos = re.findall(r"<video\b[^>]*>", page)
-    assert len(videos) == len(SEEDS)
+    assert len(videos) == len(SEEDS) + 1  # the sweep's clips and the upscaled pick in its detail view
     for tag in videos:
         assert "data:video" not in tag
         src = re.search(r'\bsrc="([^"]+)"', tag).group(1)  # type: ignore[union-attr]
@@ -431,6 +443,8 @@ def test_demo_is_offline_even_with_a_key_and_resumes(offline_env: dict[str, str]
     assert "character1 trots" not in page.split("<body", 1)[1] or "exp.run(" not in page  # code cells hidden
     stills = {}
     for tag in re.findall(r"<figure class=\"rf-clip\".*?</figure>", page, flags=re.S):
+        if "<b>res</b> 1080p" in tag:
+            continue  # the notebook's last cell: the picked clip upscaled
         seed = re.search(r"<b>seed</b> (\d+)", tag)
         poster = re.search(r'poster="data:image/jpeg;base64,([^"]+)"', tag)
         assert seed and poster, tag[:300]

@@ -224,7 +224,7 @@ def test_cli_library_and_notebook_share_the_default_store(tmp_path: Path, monkey
     assert out.store == str(tmp_path / "runflow_data" / "runflow.sqlite")
     assert out.summary is not None and (out.summary["reused"], out.summary["submitted"]) == (1, 0)
     assert main(["table", "shared"]) == 0
-    assert capsys.readouterr().out.count("| succeeded |") == 1
+    assert capsys.readouterr().out.count("| succeeded |") == 2  # the clip and the notebook's upscale of it
 
 
 def test_a_notebook_in_a_subfolder_finds_the_projects_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

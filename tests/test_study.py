@@ -52,7 +52,8 @@ def test_table_puts_what_varied_first_and_ids_last(exp: Experiment, tmp_path: Pa
     cols = list(exp.table().columns)
     assert cols[:2] == ["prompt", "seed"] and cols.index("status") < cols.index("wall_s") < cols.index("cost_usd")
     assert cols.index("cost_usd") < cols.index("run_id") and cols[-1] in study.IDS
-    assert set(cols) == set(exp.store.table("s").columns)
+    assert set(cols) == {*exp.store.table("s").columns, "changes"}  # what each run changed from its parent
+    assert cols.index("changes") == cols.index("parent_run_id") + 1
 
 
 def test_gallery_aligns_facets_and_says_why_cells_are_empty(exp: Experiment, tmp_path: Path) -> None:

@@ -35,13 +35,15 @@ _itables_ready = False
 
 def view_columns(df: pd.DataFrame) -> list[str]:
     """The parameters that varied (all parameters when none did), then status (and clip QA's ``qa`` when
-    some clip was flagged), rating, cost, wall time, and ``note`` when some run has one (e.g. the
-    server replaced a reference with a placeholder)."""
+    some clip was flagged), rating, cost, wall time, ``note`` when some run has one (e.g. the server
+    replaced a reference with a placeholder), and ``changes`` when some run is a re-run, upscale or
+    edit of another (what it changed from its parent)."""
     varied = study.varying(df) or [c for c in ("prompt", "seed") if c in df.columns]
     notes = ["note"] if "note" in df.columns and df["note"].fillna("").astype(str).str.strip().ne("").any() else []
     qa = ["qa"] if "qa" in df.columns and df["qa"].fillna("ok").astype(str).ne("ok").any() else []
+    lineage = ["changes"] if "changes" in df.columns and df["changes"].notna().any() else []
     shown = [c for c in _OUTCOME if c in df.columns]
-    return varied + shown[:1] + qa + shown[1:] + notes
+    return varied + shown[:1] + qa + shown[1:] + notes + lineage
 
 
 def _cell(name: str, value: Any, rec: dict[str, Any], *, numeric: bool = False) -> str:

@@ -141,7 +141,10 @@ class CompareWidget:
             boxes.append(w.HBox([w.HTML(f"<b>rate {label}</b>", layout=w.Layout(width="60px")), toggle],
                                 layout=w.Layout(margin="0 24px 0 0")))
         self.saved = w.HTML()
-        self.widget = w.VBox([self.videos, self.choice, w.HBox(boxes), self.saved])
+        from .actions import action_row
+
+        actions = w.HBox([action_row(exp, row) for row in (row_a, row_b)])  # re-run, upscale, edit, form, code
+        self.widget = w.VBox([self.videos, self.choice, w.HBox(boxes), actions, self.saved])
         self.widget.add_class("rf-compare")
 
     def _ipython_display_(self) -> None:

@@ -32,6 +32,7 @@ from ..views import html as _html
 from .fields import issues_html, make_control
 from .form_items import THUMB_PX, ImageItem, refusal_html, row_result_html, save_upload
 from .form_run import eta_text, remember_wall, typical_wall_s, work
+from .prefill import from_run as _from_run
 from .saved import SavedView
 
 if TYPE_CHECKING:
@@ -170,6 +171,11 @@ class GenerateForm:
         self.saved = SavedView(self.widget, "", label="GenerateForm")
         self.seeds: Any = None  # the "N seeds" row (runflow_nb.widgets.form_seeds), made with the fields
         self._build_fields()
+
+    @classmethod
+    def from_run(cls, run: Any, *, experiment: Experiment | None = None, client: Client | None = None) -> GenerateForm:
+        """A form pre-filled with the request that made ``run`` (a run id or row of ``experiment``, or a Result)."""
+        return _from_run(cls, run, experiment=experiment, client=client)
 
     def set_model(self, model: str | ModelSpec) -> None:
         """Switch to another model of the family: its fields replace the old ones (values of the

@@ -215,6 +215,8 @@ class Gallery:
         """The grid as ipywidgets, every clip with a 1–5 rating and a ☆ favourite saved to the store."""
         import ipywidgets as w
 
+        from .actions import action_row
+
         exp = self.experiment
         if exp is None:
             raise ConfigurationError("an interactive gallery needs the experiment: use exp.gallery()")
@@ -240,6 +242,7 @@ class Gallery:
                         parts.append(html_box(_run_html(g, run, shown)))
                         if run.get("status") == "succeeded":
                             parts.append(_rating_controls(exp, run))
+                            parts.append(action_row(exp, run))  # re-run, upscale, edit, form, code
                     box = w.VBox(parts, layout=w.Layout(border="1px solid #e5e7eb", padding="4px"))
                     box.add_class("rf-cell")
                     cells.append(box)

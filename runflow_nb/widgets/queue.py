@@ -243,7 +243,7 @@ class QueuePanel:
 
         def work() -> None:
             try:
-                exp.rerun(run_id)  # type: ignore[attr-defined]
+                exp.rerun(run_id)
                 text = f"re-ran {run_id[:8]}"
             except Exception as exc:  # shown in the panel; the kernel stays usable
                 text = f"re-run of {run_id[:8]} failed: {exc}"

@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Issue, ValidationError
-from .media.video_input import VideoSource, load_video
-from .specs import VIDEO_EDIT
+from ..errors import Issue, ValidationError
+from ..media.video_input import VideoSource, load_video
+from ..specs import VIDEO_EDIT
 
 if TYPE_CHECKING:
-    from .request import VideoRequest
-    from .store.runstore import Store
+    from ..request import VideoRequest
+    from ..store.runstore import Store
 
 __all__ = ["edit_request", "parent_row"]
 
@@ -66,7 +66,7 @@ def edit_request(parent: Mapping[str, Any], *, prompt: Any, references: Any = No
                  resolution: Any = None, seed: Any = None, base: str | os.PathLike[str] | None = None
                  ) -> VideoRequest:
     """The video-edit request that edits ``parent``'s clip (see the module docstring)."""
-    from .request import VideoRequest
+    from ..request import VideoRequest
 
     rules = VIDEO_EDIT.video
     assert rules is not None
