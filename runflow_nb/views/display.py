@@ -286,6 +286,12 @@ def reason_html(row: Mapping[str, Any] | None, *, missing: str = "not run") -> s
             f'style="{style}">{body}</div>')
 
 
+def lineage_label(row: Mapping[str, Any]) -> str:
+    """How a run with a parent names it: a video-edit clip is an "edit of" its parent; a re-run or an
+    upscale (the same model, some inputs changed) is a "re-run of" it."""
+    return "edit of" if str(row.get("model") or "").endswith("video-edit") else "re-run of"
+
+
 def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """The caption fields of a stored run: parameters, cost, rating and a short run id."""
     simulated = row.get("backend") == "simulator"
@@ -293,7 +299,7 @@ def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     model, parent = row.get("model"), row.get("parent_run_id")
     fields = {
         "model": str(model).rsplit("/", 1)[-1] if _present(model) else None,  # e.g. text-to-video
-        "edit of": str(parent)[:12] if _present(parent) else None,
+        lineage_label(row): str(parent)[:12] if _present(parent) else None,
         "seed": row.get("seed"),
         "dur": f"{row.get('duration')} s" if _present(row.get("duration")) else None,
         "res": row.get("resolution") if _present(row.get("resolution")) else None,

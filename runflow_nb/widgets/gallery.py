@@ -113,7 +113,8 @@ def _run_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) ->
     parent = g.parents.get(str(r.get("run_id"))) if g is not None else None
     if parent:
         return (f'<div class="rf-cell-run rf-edit" data-parent="{_html.attr(parent)}" style="margin-bottom:6px">'
-                f'<div style="font-size:11px;color:#7c3aed">↳ edit of run {_html.text(parent[:8])}</div>{clip}</div>')
+                f'<div style="font-size:11px;color:#7c3aed">↳ {display.lineage_label(r)} run {_html.text(parent[:8])}</div>'
+                f'{clip}</div>')
     return f'<div class="rf-cell-run" style="margin-bottom:6px">{clip}</div>'
 
 
