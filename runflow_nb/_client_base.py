@@ -76,7 +76,7 @@ class _Base:
 
     def __init__(self, api_key: str | settings.Secret | None = None, *, base_url: str | None = None, backend: str = "auto",
                  timeout: float | httpx.Timeout | None = None, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-                 max_retries: int = 5, poll_interval: float | None = None, poll_max: float = 10.0,
+                 max_retries: int = 4, poll_interval: float | None = None, poll_max: float = 10.0,
                  transport: Any = None, simulator_latency: float | None = None,
                  artifacts_dir: str | os.PathLike[str] | None = None, download_timeout: float = 900.0) -> None:
         # An explicit key is held by a Secret: never in vars(), a repr or a pickle of this client.
@@ -97,8 +97,9 @@ class _Base:
                 seconds(name, value)
         if simulator_latency is not None:
             seconds("simulator_latency", simulator_latency, zero=True)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 20:
-            raise ConfigurationError(f"max_retries is {max_retries!r}: use a whole number from 0 to 20")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 4:
+            raise ConfigurationError(f"max_retries is {max_retries!r}: use a whole number from 0 to 4 (the docs allow "
+                                     "at most 5 attempts per request)")
         if artifacts_dir is not None and not isinstance(artifacts_dir, (str, os.PathLike)):
             raise ConfigurationError(f"artifacts_dir is {type(artifacts_dir).__name__}: use a folder path")
         self._download_timeout = float(download_timeout)

@@ -17,6 +17,7 @@ to one of these. Messages never contain the API key.
     │   ├── RateLimitError           429 RATE_LIMITED (after retries)
     │   └── ServerError              5xx, MODEL_UNAVAILABLE (after retries)
     ├── NetworkError             no answer (connect, read, protocol) after retries
+    │   └── RunMayExistError         a create may have made the run; no look-up sees it yet
     ├── RunFailedError           the run ended failed / canceled (not billed)
     ├── RunTimeoutError          waited longer than the total timeout; the run may still finish
     ├── DownloadError            artifact truncated, hash mismatch, or refused URL
@@ -52,6 +53,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "RunFailedError",
+    "RunMayExistError",
     "RunTimeoutError",
     "RunflowError",
     "ServerError",
@@ -178,6 +180,16 @@ class ServerError(APIError):
 
 class NetworkError(RunflowError):
     """The server could not be reached or the answer was lost, after retries."""
+
+
+class RunMayExistError(NetworkError):
+    """A create may have reached the server (a lost answer, a 5xx) and no look-up has seen the run
+    yet. "Not visible yet" is never "not made": the run is never sent again until it is seen or the
+    list has had time to show it (look it up again by ``client_ref`` first)."""
+
+    def __init__(self, message: str, *, client_ref: str | None = None) -> None:
+        self.client_ref = client_ref
+        super().__init__(message)
 
 
 class RunFailedError(RunflowError):

@@ -166,7 +166,8 @@ class Run:
             duration_ms=_num(data.get("duration_ms")),
             failure_code=_str(data.get("failure_code")),
             failure_message=_str(data.get("failure_message")),
-            failure_stage_code=_str(data.get("failure_stage_code")),
+            # Both spellings appear in the docs: ``failure_stage_code`` (run object) and ``failure_stage``.
+            failure_stage_code=_str(data.get("failure_stage_code") or data.get("failure_stage")),
             request_id=_str(data.get("request_id")),
             client_ref=_str(data.get("client_ref")),
             metadata=meta if isinstance(meta, dict) else {},

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(a.store)
     if a.kill_at:
         _install_kill_point(a.kill_at, store)
-    client = rf.Client(api_key=a.key, base_url=a.url, poll_interval=0.05, max_retries=8)
+    client = rf.Client(api_key=a.key, base_url=a.url, poll_interval=0.05, max_retries=4)
     exp = rf.Experiment(a.experiment, store=store, artifacts=a.artifacts, client=client)
     plan = rf.grid(prompt=PROMPT, images=[[a.image]], seed=parse_seeds(a.seeds), duration=a.duration,
                    resolution=a.resolution)

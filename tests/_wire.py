@@ -38,7 +38,7 @@ class Clock:
         return self.now
 
 
-def protocol(*, clock: Clock | None = None, max_retries: int = 5, **overrides: Any) -> Protocol:
+def protocol(*, clock: Clock | None = None, max_retries: int = 4, **overrides: Any) -> Protocol:
     proto = Protocol(base_url=BASE, retry=RetryPolicy(max_retries=max_retries), poll_interval=2.0, poll_max=10.0,
                      wait_timeout=600.0, clock=clock or Clock())
     for name, value in overrides.items():
@@ -173,7 +173,8 @@ class Service:
             if sent != request.content.decode():
                 return httpx.Response(409, json={"code": "CONFLICT", "message": "same Idempotency-Key with a "
                                                  "different body", "errors": None})
-            return answer
+            return httpx.Response(answer.status_code, content=answer.content,
+                                  headers={**answer.headers, "Idempotent-Replayed": "true"})
         answer = make()
         if key and answer.status_code < 300:
             self.keys[key] = (request.content.decode(), answer)

@@ -110,7 +110,7 @@ def test_fifty_generations_under_faults_bill_exactly_fifty(ref_images: list[Path
         async def main() -> list[Result]:
             sem = asyncio.Semaphore(10)
             async with AsyncClient(api_key=TEST_KEY, base_url=server.url, poll_interval=0.05,
-                                   max_retries=8) as client:
+                                   max_retries=4) as client:
                 async def one(seed: int) -> Result:
                     async with sem:
                         return await client.generate(prompt="character1 under load", images=ref_images[:1],

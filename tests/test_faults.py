@@ -49,7 +49,7 @@ class Sweep:
         self.store = Store(work / "faults.sqlite")
         self.artifacts = work / "artifacts"
         # A per-request timeout below the emulator's slow polls (slow_s=1.0): those time out and retry.
-        self.client = rf.Client(api_key=KEY, base_url=emu.url, poll_interval=0.05, max_retries=8, timeout=0.5)
+        self.client = rf.Client(api_key=KEY, base_url=emu.url, poll_interval=0.05, max_retries=4, timeout=0.5)
         self.exp = rf.Experiment("faults", store=self.store, artifacts=self.artifacts, client=self.client)
         self.plan = rf.grid(prompt=PROMPT, images=[[image]], seed=range(RUNS), duration=3, resolution="720p")
 

@@ -113,7 +113,7 @@ def test_an_experiment_cap_holds_across_repeated_calls(ref_images: list[Path], t
 
 def test_failed_runs_free_their_share_and_503s_never_overspend(ref_images: list[Path], tmp_path: Path) -> None:
     with scripted(latency=0.2, faults="fail=3x,503=0.3,drop=2x,seed=11") as (emu, url):
-        exp = experiment(tmp_path, url, max_retries=8)
+        exp = experiment(tmp_path, url, max_retries=4)
         df = exp.run(plan(ref_images, range(10)), concurrency=3, budget_usd=4 * RUN_720_3S, progress=None)
         counts = statuses(df)
         assert counts["failed"] == 3 and counts["succeeded"] >= 1, counts

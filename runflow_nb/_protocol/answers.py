@@ -14,24 +14,41 @@ import httpx
 from ..errors import APIError, NetworkError, ServerError, api_error_from_response
 from ..runs import Run
 
-__all__ = ["BadAnswer", "RetryPolicy", "retry_after_seconds"]
+__all__ = ["CREATES_NOTHING", "MAX_ATTEMPTS", "BadAnswer", "RetryPolicy", "retry_after_seconds"]
+
+#: The documented limit: at most this many attempts per request (the first one included).
+MAX_ATTEMPTS = 5
+#: Answers to a create that the docs say create nothing: the run was refused, so its money is free
+#: and (for 409/429) a later send is safe. Any other failure (5xx, a lost answer, a 2xx that is not
+#: a run) may have made the run.
+CREATES_NOTHING = frozenset({400, 401, 402, 403, 409, 422, 429})
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter, honouring ``Retry-After`` (capped).
 
-    >>> policy = RetryPolicy(max_retries=5, base_s=0.5, cap_s=30.0)
+    ``max_retries`` counts the attempts after the first; the docs allow at most
+    :data:`MAX_ATTEMPTS` in all, so :attr:`attempts` never exceeds it.
+
+    >>> policy = RetryPolicy(max_retries=4, base_s=0.5, cap_s=30.0)
+    >>> policy.attempts
+    5
     >>> 0.0 <= policy.delay(3) <= 4.0        # full jitter below base * 2**attempt
     True
     >>> policy.delay(0, retry_after=7.0)     # the server's Retry-After wins when present
     7.0
     """
 
-    max_retries: int = 5
+    max_retries: int = MAX_ATTEMPTS - 1
     base_s: float = 0.5
     cap_s: float = 30.0
     max_retry_after_s: float = 120.0
+
+    @property
+    def attempts(self) -> int:
+        """How many times one request may be sent: the first attempt and its retries, at most 5."""
+        return max(1, min(self.max_retries + 1, MAX_ATTEMPTS))
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         backoff = random.uniform(0, min(self.cap_s, self.base_s * 2**attempt))

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import APIError
+from ..errors import APIError, RunMayExistError
 from ..runs import Run
 from .actions import Action, Outcome, Send, Sleep
 from .answers import BadAnswer, _create_failure, _error, _json
@@ -41,21 +41,25 @@ class Batches(Submits):
         """Create a batch (items carry their ``client_ref``): ``(batch id, client_ref → Run)``.
 
         A 422 raises :class:`BatchRefused` (a model without batches, or items it would not take:
-        send them as single runs). A lost answer is handled as for single runs: re-sent under the
-        same key when the server honours keys, else each item is looked up by its ``client_ref`` (a
-        ``None`` value: the item may exist but is not listed yet). A 409 for the key is looked up.
+        send them as single runs). A create that may have made the batch (lost answer, 5xx, a 2xx
+        that is not a batch) follows the rule of :mod:`.submit`: its items are looked up by
+        ``client_ref`` over the grace period; if any is listed the batch was made (the others map to
+        ``None``: made, not listed yet); if none is, the batch is sent again only where the batch
+        route was seen replaying keys, else :class:`RunMayExistError` (never POSTed twice).
         """
         refs = [str(item["client_ref"]) for item in body["input"]]
         since = datetime.now(timezone.utc) - SKEW
         path = f"/v1/models/{model}/batches"
         last: Exception | None = None
-        for attempt in range(self.retry.max_retries + 1):
+        may_exist = False
+        for attempt in range(self.retry.attempts):
             out = yield Send("POST", self.url(path), json=body, headers={"Idempotency-Key": idempotency_key},
                              deadline=self._deadline(None))
             retry_after: float | None = None
+            maybe_made = False
             failure = _create_failure(out, "submitting the batch")
             if failure is not None:
-                last, ambiguous, retry_after = failure
+                last, maybe_made, retry_after = failure
             elif isinstance(out, httpx.Response) and out.status_code == 422:
                 raise BatchRefused(_error(out))
             elif isinstance(out, httpx.Response) and out.status_code == 409:
@@ -67,20 +71,28 @@ class Batches(Submits):
             else:
                 assert isinstance(out, httpx.Response)
                 try:
-                    return _batch_runs(out, refs)
+                    made = _batch_runs(out, refs)
                 except BadAnswer as exc:  # 2xx but not a batch: it may have been created
-                    last, ambiguous = exc, True
-            if ambiguous:  # as for single runs: a re-send after a lost answer, a look-up after a 5xx
-                lost = isinstance(out, Exception)
-                honoured = (yield from self.keys_honoured()) if lost else False
-                if not honoured:
-                    found = yield from self._find_items(refs, str(last), grace=lost, metadata=body.get("metadata"),
-                                                        since=since)
-                    if any(run is not None for run in found.values()):
-                        return None, found  # the batch was created: the rest are not listed yet
-            if attempt < self.retry.max_retries:
+                    last, maybe_made = exc, True
+                else:
+                    self.note_replay("batches", out)
+                    return made
+            if maybe_made:
+                may_exist = True
+                found = yield from self._find_items(refs, str(last), grace=True, metadata=body.get("metadata"),
+                                                    since=since)
+                if any(run is not None for run in found.values()):
+                    return None, found  # the batch was made: the rest are not listed yet
+                if not self.replays.get("batches"):
+                    raise RunMayExistError(
+                        f"{last} — the batch may have been created: none of its {len(refs)} runs is listed yet, and "
+                        "this server was never seen replaying a batch create by its Idempotency-Key, so it is not "
+                        "sent again until a look-up sees its runs (or the list has had time to show them)")
+            if attempt < self.retry.attempts - 1:
                 yield Sleep(self.retry.delay(attempt, retry_after))
         assert last is not None
+        if may_exist:
+            raise RunMayExistError(f"{last} — the batch may have been created (every answer was lost)")
         raise last
 
     def batch_items(self, batch_id: str) -> Generator[Action, Outcome, list[Run]]:

@@ -49,8 +49,14 @@ class Calls:
         self.backoff_after_s = 30.0
         # Pauses between look-ups by client_ref after a submit's answer was lost (about 7 s in all).
         self.submit_grace_s: tuple[float, ...] = (1.0, 2.0, 4.0)
-        #: Does the server replay creates by Idempotency-Key? None until checked (see :meth:`keys_honoured`).
-        self.honours_keys: bool | None = None
+        #: How long a run the server made may stay missing from its run list (search indexes and
+        #: replicas lag). A create whose run is not listed stays "may exist" this long after it was
+        #: sent; only after that does a look-up that finds nothing (read back past the send) say the
+        #: create made nothing, and only then may the run be sent again.
+        self.list_lag_s = 600.0
+        #: Create routes ("runs", "batches") seen replaying a create by its key (an answer marked
+        #: ``Idempotent-Replayed``): only such a route may be sent a create again after a lost answer.
+        self.replays: dict[str, bool] = {}
         # Uploaded references by sha256: (signed url, asset id, monotonic time), reused for a while so a
         # sweep uploads each reference once and a re-sent create carries the same body.
         self.uploads: dict[str, tuple[str, str, float]] = {}
@@ -75,7 +81,7 @@ class Calls:
         5xx only for idempotent calls. Nothing (request, retries, pauses) outlasts ``deadline``."""
         what = what or f"{method} {path}"
         last: Exception | None = None
-        for attempt in range(self.retry.max_retries + 1):
+        for attempt in range(self.retry.attempts):
             out = yield Send(method, self.url(path), json=json, params=params, headers=dict(headers or {}),
                              deadline=self._deadline(deadline), auth=auth)
             if isinstance(out, Exception):
@@ -87,7 +93,7 @@ class Calls:
                 if out.status_code != 429 and not idempotent:
                     raise last
                 pause = self.retry.delay(attempt, retry_after_seconds(out))
-                if attempt < self.retry.max_retries and self._pause(pause, deadline):
+                if attempt < self.retry.attempts - 1 and self._pause(pause, deadline):
                     yield Sleep(pause)
                     continue
                 raise last
@@ -96,7 +102,7 @@ class Calls:
             elif out is not None:
                 return out
             pause = self.retry.delay(attempt)
-            if attempt < self.retry.max_retries and self._pause(pause, deadline):
+            if attempt < self.retry.attempts - 1 and self._pause(pause, deadline):
                 yield Sleep(pause)
             else:
                 break

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import APIError, NetworkError
+from ..errors import APIError, NetworkError, RunMayExistError
 from ..runs import Run, parse_time
 from .actions import Action, Outcome, Sleep
 from .answers import BadAnswer, _json
@@ -116,8 +116,9 @@ class LookUp(Calls):
         except (APIError, NetworkError) as exc:
             # The run may exist (and be billed): never report this as a refusal, or the
             # caller would submit it again under a new client_ref and pay twice.
-            raise NetworkError(f"{why}; looking the run up by client_ref {client_ref} then failed ({exc}): "
-                               "it may have been created — look it up again before submitting anew") from exc
+            raise RunMayExistError(f"{why}; looking the run up by client_ref {client_ref} then failed ({exc}): "
+                                   "it may have been created — look it up again before submitting anew",
+                                   client_ref=client_ref) from exc
 
     def _find_items(self, refs: list[str], why: str, *, grace: bool, metadata: dict[str, Any] | None = None,
                     since: datetime | None = None) -> Generator[Action, Outcome, dict[str, Run | None]]:
@@ -132,8 +133,8 @@ class LookUp(Calls):
                 if all(run is not None for run in found.values()):
                     break
         except (APIError, NetworkError) as exc:
-            raise NetworkError(f"{why}; looking the batch's runs up by client_ref then failed ({exc}): they may "
-                               "have been created — look them up again before submitting anew") from exc
+            raise RunMayExistError(f"{why}; looking the batch's runs up by client_ref then failed ({exc}): they "
+                                   "may have been created — look them up again before submitting anew") from exc
         return found
 
 

@@ -34,8 +34,10 @@ class Polling(Calls):
         """Poll until the run ends, emitting a :class:`RunEvent` at every status change.
 
         ``timeout`` is wall-clock for the whole wait, polls included. A poll that fails (after its
-        own retries) does not end the wait: only :attr:`max_bad_polls` failures in a row do, and
-        only :attr:`not_found_polls` 404s in a row make the run count as gone (NotFoundError).
+        own retries) does not end the wait: only :attr:`max_bad_polls` failures in a row do. A 404
+        never ends it: the id came from a 201 (or a listed run), so the run exists and a 404 is a
+        read that lags behind the create; it is polled again until the timeout
+        (:class:`RunTimeoutError`: its fate is then unknown, never "not made").
         """
         timeout = self.wait_timeout if timeout is None else timeout
         start = self.clock()
@@ -45,15 +47,15 @@ class Polling(Calls):
         interval = self.poll_interval
         bad = not_found = 0
         latest = first
+        lag = ""
         while True:
             if run is None or not run.done:
                 try:
                     run = latest = yield from self.get(run_id, deadline=deadline)
                     bad = not_found = 0
-                except NotFoundError:
+                except NotFoundError:  # lag: the run exists (we hold its id from the server)
                     not_found += 1
-                    if not_found >= self.not_found_polls:
-                        raise
+                    lag = f" (the server answered 404 to its last {not_found} poll(s): a read lagging behind the create)"
                     run = None
                 except (ServerError, RateLimitError, NetworkError):
                     bad += 1
@@ -69,7 +71,7 @@ class Polling(Calls):
             if elapsed >= timeout:
                 state = latest.status if latest is not None else "in an unknown state"
                 raise RunTimeoutError(
-                    f"run {run_id} is still {state} after {elapsed:.0f} s (wait timeout {timeout:.0f} s); "
+                    f"run {run_id} is still {state} after {elapsed:.0f} s (wait timeout {timeout:.0f} s){lag if not_found else ''}; "
                     "it may still finish — wait on it again, nothing is lost", run=latest)
             yield Sleep(min(interval, max(0.0, timeout - elapsed)))
             if elapsed > self.backoff_after_s:  # poll briskly at first, then ease off on long jobs

@@ -58,7 +58,7 @@ class Transfers(Calls):
     def _put_bytes(self, upload_url: str, data: bytes, content_type: str) -> Generator[Action, Outcome, bool]:
         """PUT to a presigned URL: True once stored, False on a 403 (the URL expired); other failures raise."""
         out: Outcome = None
-        for attempt in range(self.retry.max_retries + 1):
+        for attempt in range(self.retry.attempts):
             # Up to 50 MiB: as long as a video download may take, never unbounded. Never the API key.
             out = yield Send("PUT", upload_url, content=data, headers={"Content-Type": content_type},
                              auth=False, deadline=self.clock() + self.download_timeout_s)
@@ -68,7 +68,7 @@ class Transfers(Calls):
                 return False
             if isinstance(out, httpx.Response) and 400 <= out.status_code < 500 and out.status_code != 429:
                 raise _error(out)
-            if attempt < self.retry.max_retries:
+            if attempt < self.retry.attempts - 1:
                 yield Sleep(self.retry.delay(attempt))
         if isinstance(out, Exception):
             raise _network_error(out, "uploading the file")
@@ -83,7 +83,7 @@ class Transfers(Calls):
         Never sends the API key: output URLs are presigned.
         """
         check_output_url(url)
-        attempts = attempts or self.retry.max_retries + 1
+        attempts = attempts or self.retry.attempts
         deadline = self.clock() + self.download_timeout_s  # the whole download, every attempt included
         last: Exception | None = None
         for attempt in range(attempts):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._protocol import BatchRefused
-from ..errors import APIError, NetworkError, RunflowError, RunTimeoutError
+from ..errors import APIError, NetworkError, RunflowError, RunMayExistError, RunTimeoutError
 from ..runs import Run, RunEvent
 
 if TYPE_CHECKING:
@@ -203,9 +203,9 @@ class Batcher:
         for it in items:
             run = runs.get(it.client_ref)
             if run is None:
-                it.future.set_exception(NetworkError(
+                it.future.set_exception(RunMayExistError(
                     f"the batch answer was lost and run {it.client_ref} is not listed yet: it may have been "
-                    "created — look it up again before submitting anew"))
+                    "created — look it up again before submitting anew", client_ref=it.client_ref))
                 continue
             it.future.set_result(run)
 

@@ -75,6 +75,11 @@ class Budget:
                     return None
                 await self._cond.wait()
 
+    def fits(self) -> bool:
+        """Whether everything committed (held runs included) is within the cap: a run that holds an
+        unchecked reservation (re-attached, unknown) may be sent again only then."""
+        return not self.closed and (self.cap is None or self.committed <= self.cap + _EPS)
+
     async def hold(self, usd: float, kind: str) -> Reservation:
         """Reserve without checking the cap: a run that may already be billed (re-attached, unknown)."""
         async with self._cond:

@@ -3,11 +3,14 @@
 Each run of a batch records the batch's ``Idempotency-Key`` (``batch_key``) just before the batch
 is sent. When the answer is lost and a later look-up by client_ref lists none of its runs, sending
 them again one by one, or in another batch, would carry other keys: a server that did make the
-batch would make, and bill, its runs a second time. So a resumed sweep sends the same runs again as
-the same batch (same body, same key): a server that made it replays it, and the runs are recorded
-as made; one that did not makes it now. Runs of a lost batch that cannot all be sent again together
-(one of them is listed after all, or is not part of this plan) are never sent again: they stay
-unknown, their money reserved, and each later sweep looks them up again.
+batch would make, and bill, its runs a second time. "Not visible yet" is never "not made": while
+the batch was sent less than the list's lag ago (``list_lag_s``), its runs stay ``unknown`` with
+their money held and nothing is sent. Only once that has passed and a look-up read back past the
+send still lists none of them is the batch sent again — whole, same body, same key (a server that
+made it replays it) — and only if the budget holds it: its runs' reservations must fit the cap
+before anything goes out (a resume with ``budget_usd=0`` sends nothing). Runs of a lost batch that
+cannot all be sent again together (one of them is listed after all, or is not part of this plan)
+are never sent again: they stay unknown, their money reserved, and each later sweep looks them up.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunflowError
+from .recording import now_utc
 
 if TYPE_CHECKING:
     from .recording import Job
@@ -43,13 +47,27 @@ async def resend_lost_batches(sweep: Any, stored: list[dict[str, Any]]) -> None:
             continue
         try:
             found = {j.run_id: await sweep._reattach(j.row) for j in jobs}
+            if not any(found.values()) and not all(sweep._unlisted_long_enough(j.row) for j in jobs):
+                sweep._say(f"{len(jobs)} run(s) of a batch whose answer was lost are not listed yet: they may exist, "
+                           "so they stay unknown with their money held and nothing is sent again")
+                continue
+            if not any(found.values()) and not sweep.money.fits():
+                sweep._say(f"{len(jobs)} run(s) of a batch whose answer was lost were not sent again: the budget "
+                           f"(${sweep.money.cap or 0:.2f}) does not hold them; they stay unknown")
+                continue
             if not any(found.values()):
+                for job in jobs:  # reserved first (their held share, checked above), sent second
+                    await sweep.money.move(job.hold, "in_flight")
+                    job.row = await sweep._update(job.run_id, submitted_at=now_utc())  # the lag counts from here
                 runs = await _batcher(sweep).resend(
                     jobs[0].req.model, [(j.req, j.row["client_ref"], sweep._metadata(j.run_id)) for j in jobs])
                 found = {j.run_id: runs.get(j.row["client_ref"]) for j in jobs}
                 sweep._say(f"sent the {len(jobs)} run(s) of a batch whose answer was lost again, whole and under its "
                            "own key: a server that had made it replays it, so nothing is paid twice")
         except RunflowError as exc:
+            for job in jobs:  # may have been made: the money stays held
+                if job.hold.kind == "in_flight":
+                    await sweep.money.move(job.hold, "unknown")
             sweep._say(f"{len(jobs)} run(s) of a batch whose answer was lost stay unknown ({exc}); a re-run tries again")
             continue
         for job in jobs:

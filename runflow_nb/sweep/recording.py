@@ -4,10 +4,11 @@
 every change of a run's status goes to the store and to the live counts, and every ending books
 the run's money (:mod:`runflow_nb.sweep.budget`):
 
-* ended unbilled (failed, canceled, refused, gone from the server): the reservation is handed back;
+* ended unbilled (failed, canceled, refused): the reservation is handed back;
 * ended billed: the real cost (or the estimate when none is reported) is spent; a ``succeeded``
   run without a video is charged and marked ``download_failed`` (a re-run fetches it again);
-* fate unknown (an error while the server may have the run): it stays ``unknown`` and keeps its
+* fate unknown (an error while the server may have the run, a create no look-up sees yet, a run
+  the server answers 404 for although we hold its id): it stays ``unknown`` and keeps its
   reservation until a later sweep resolves it;
 * caught by a stop: recorded where it was, resumable, never lost;
 * a fatal answer (401/403, 402 ``INSUFFICIENT_CREDIT``) closes the budget: nothing more is submitted.
@@ -162,10 +163,13 @@ class Recorder:
                                            "its video can no longer be fetched")
             return
         if isinstance(exc, NotFoundError) and job.phase == "remote":
-            # The server says the run does not exist (after repeated 404s): nothing to bill, resolved.
-            await self.money.settle(job.hold)
-            await self._move(job, "failed", error_code=exc.code or "RUN_NOT_FOUND", cost_usd=0.0,
-                             error_message=f"the server no longer knows this run ({exc}); a re-run submits it anew")
+            # We hold the run's id from the server (a 201, a listed run): it exists, and a 404 is a read
+            # lagging behind the create, never an ending. It keeps its money; a later sweep reads it again.
+            await self.money.move(job.hold, "unknown")
+            await self._move(job, "unknown", error_code=exc.code or "RUN_NOT_FOUND",
+                             error_message=f"the server does not show this run yet ({exc}); it was created (its id "
+                                           "came from the server), so it keeps its budget share and a re-run reads "
+                                           "it again — it is never sent anew")
             return
         current = await self._db(self.store.get_run, job.run_id) or job.row
         if current.get("remote_id") or job.phase in ("submitting", "remote") or job.status in (*ACTIVE, "unknown"):

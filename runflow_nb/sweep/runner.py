@@ -68,9 +68,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SweepProgress", "SweepSummary", "charged_usd", "run_plan"]
 
-#: A create sent less than this long ago may be missing from the run list (it catches up): a look-up
-#: by client_ref then reads the list again over a few seconds before "not listed" frees the run.
-_LIST_LAG_S = 600.0
 _CAP_LOOKS = 5  # looks at an experiment cap contested by a concurrent sweep before a run is skipped
 
 
@@ -288,12 +285,16 @@ class _Sweep(Recorder):
             elif job.status == "download_failed":
                 return None  # billed: never submitted again
             elif went_out_in_a_lost_batch(row):  # other keys would pay again: see runflow_nb.sweep.lost_batches
-                await self._update(run_id, error_code="LOST_BATCH",
-                                   error_message="its batch's answer was lost and the run is not listed: it may "
-                                                 "exist, so it is never sent again; a re-run looks it up again")
+                await self._keep_unknown(job, "LOST_BATCH", "its batch's answer was lost and the run is not listed: "
+                                         "it may exist, so it is never sent again; a re-run looks it up again")
+                return None
+            elif not self._unlisted_long_enough(row):  # "not visible yet" is never "not made"
+                await self._keep_unknown(job, "NOT_LISTED_YET", "its create may have reached the server and the run "
+                                         "is not listed yet: it keeps its budget share and is not sent again until a "
+                                         "look-up sees it, or the list has had time to show it")
                 return None
             else:
-                await self.money.settle(job.hold)  # nothing under that client_ref: it never got there
+                await self.money.settle(job.hold)  # not listed long after its send: it never got there
                 job.phase = "planned"
         if run is None:
             if self.submitting_closed:
@@ -415,6 +416,22 @@ class _Sweep(Recorder):
             await self._update(job.run_id, status="submitting")
         return False
 
+    def _unlisted_long_enough(self, row: dict[str, Any]) -> bool:
+        """Whether a create that no look-up found was sent so long ago (more than the list's lag) that
+        its run would be listed if it had been made; without a send time, never."""
+        sent = row.get("submitted_at")
+        return isinstance(sent, datetime) and (now_utc() - sent).total_seconds() > self.client._proto.list_lag_s
+
+    async def _keep_unknown(self, job: Job, code: str, message: str) -> None:
+        """A run that may exist and is not seen: ``unknown``, its reservation kept, never re-sent now."""
+        if job.hold.kind != "unknown":
+            await self.money.move(job.hold, "unknown")
+        if job.status != "unknown":
+            await self._move(job, "unknown", error_code=code, error_message=message)
+        else:
+            await self._update(job.run_id, error_code=code, error_message=message)
+        job.phase = "done"
+
     async def _reattach(self, row: dict[str, Any]) -> Run | None:
         """The remote run behind a row whose outcome is unknown, by remote id or client_ref."""
         if row.get("remote_id"):
@@ -424,7 +441,7 @@ class _Sweep(Recorder):
             # The experiment tells our run from another caller's under the same client_ref; run_id is not
             # asked for: runs created in a batch echo the batch's metadata, which cannot carry it.
             sent = row.get("submitted_at")
-            recent = not isinstance(sent, datetime) or (now_utc() - sent).total_seconds() < _LIST_LAG_S
+            recent = not self._unlisted_long_enough(row)
             since = sent - SKEW if isinstance(sent, datetime) else None  # read the list back to the create
             return await self.client.find(row["client_ref"], metadata={"experiment": self.experiment}, grace=recent,
                                           since=since)
