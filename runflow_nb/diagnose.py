@@ -189,14 +189,19 @@ def _check_remote(report: DoctorReport, client: Any, spec: ModelSpec) -> None:
 def _check_balance(report: DoctorReport, client: Any, spec: ModelSpec) -> None:
     try:
         data = client._read("/v1/billing/balance")
+    except AuthenticationError as exc:  # 401/403: the key is refused here, so every run would be too
+        report.add("balance", "fail", f"the balance was refused (HTTP {exc.status_code}: {exc.message}): the key "
+                                      "cannot read this account's billing",
+                   "use a key of the account (or organization) that pays for runs; set RUNFLOW_API_KEY to it")
+        return
     except (APIError, NetworkError) as exc:
         report.add("balance", "warn", f"could not read the balance: {exc}", "check it in the dashboard")
         return
-    try:
-        balance = Decimal(str(data["balance"]))
-    except (KeyError, TypeError, InvalidOperation):
-        report.add("balance", "warn", f"the balance answer has no readable balance ({str(data)[:80]})",
-                   "check it in the dashboard")
+    balance = _decimal(data.get("balance") if isinstance(data, dict) else None)
+    if balance is None:
+        shown = data.get("balance") if isinstance(data, dict) else data
+        report.add("balance", "warn", f"the balance answer holds no readable amount ({str(shown)[:80]!r} is not a "
+                                      "plain decimal number)", "check the balance in the dashboard before a sweep")
         return
     default = spec.defaults
     duration = default.get("duration") or 5
@@ -204,11 +209,7 @@ def _check_balance(report: DoctorReport, client: Any, spec: ModelSpec) -> None:
     clip = Decimal(str(spec.price_usd(duration=duration, resolution=resolution)))
     clips = int(balance // clip) if clip > 0 else 0
     msg = f"{_usd(balance)} left: about {clips} clip{'s' if clips != 1 else ''} of {duration} s at {resolution}"
-    threshold = data.get("low_balance_threshold") if isinstance(data, dict) else None
-    try:
-        low = Decimal(str(threshold)) if threshold is not None else None
-    except InvalidOperation:
-        low = None
+    low = _decimal(data.get("low_balance_threshold"))
     if balance < clip:
         report.add("balance", "fail", msg, "add credit: a run is refused (402 INSUFFICIENT_CREDIT) without it")
     elif low is not None and balance <= low:
@@ -218,9 +219,26 @@ def _check_balance(report: DoctorReport, client: Any, spec: ModelSpec) -> None:
         report.add("balance", "ok", msg)
 
 
+def _decimal(value: Any) -> Decimal | None:
+    """A finite amount of money below a trillion from a decimal string or number, else None
+    ("NaN", "Infinity", "1e30", garbage and booleans are not balances)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() and abs(amount) < Decimal("1e12") else None
+
+
 def _check_model(report: DoctorReport, client: Any, spec: ModelSpec) -> None:
     try:
         page = client._read("/v1/models/" + "/".join(_quote(s) for s in spec.model.split("/")))
+    except AuthenticationError as exc:  # 403: this key may not use the model; 401: refused outright
+        report.add("model", "fail", f"the model page was refused (HTTP {exc.status_code}: {exc.message}): this key "
+                                    f"cannot use {spec.model}",
+                   "enable the model for the account (or use a key that can run it); every run would be refused")
+        return
     except (APIError, NetworkError) as exc:
         report.add("model", "warn", f"could not read the model page: {exc}",
                    "the built-in spec will be used unchecked")
@@ -371,13 +389,20 @@ def _compare_images(spec: ModelSpec, entry: dict[str, Any]) -> list[tuple[str, s
 
 
 _PRICE = re.compile(r"\$?\s*(\d+(?:\.\d+)?)\s*(?:USD\s*)?(?:/|per)\s*s(?:ec(?:ond)?)?\b[^$\d]*?(\d{3,4}p)", re.I)
+#: The docs' own way of writing the price of the higher resolution: "resolution: $0.28/second".
+_RESOLUTION_PRICE = re.compile(r"\bresolution\s*[:=]\s*\$?\s*(\d+(?:\.\d+)?)\s*(?:USD\s*)?(?:/|per)\s*s(?:ec(?:ond)?)?\b",
+                               re.I)
 
 
 def _price_findings(spec: ModelSpec, note: Any) -> list[tuple[str, str, str]]:
     if not isinstance(note, str):
         return []
     out = []
-    for amount, resolution in _PRICE.findall(note):
+    found = list(_PRICE.findall(note))
+    if spec.price_per_second:
+        top = max(spec.price_per_second, key=lambda r: spec.price_per_second[r])  # 1080p: what "resolution" adds
+        found += [(amount, top) for amount in _RESOLUTION_PRICE.findall(note)]
+    for amount, resolution in dict.fromkeys(found):
         ours = spec.price_per_second.get(resolution.lower())
         if ours is not None and abs(float(amount) - ours) > 1e-9:
             out.append(("warn", f"price at {resolution}: {_usd(float(amount))}/s on the model page, "
