@@ -283,6 +283,21 @@ class Experiment(FollowUps):
         return found
 
     @public
+    def reconcile(self) -> Any:
+        """Read the server's runs of this experiment back and record any the table lacks (status
+        ``duplicate``, with its cost) or any unknown run it shows; returns what was found. Every
+        sweep ends with one (:mod:`runflow_nb.sweep.reconcile`)."""
+        from .sweep.reconcile import reconcile
+
+        async def go() -> Any:
+            client = self._async_client()
+            try:
+                return await reconcile(store=self.store, experiment=self.name, client=client)
+            finally:
+                await client.aclose()
+
+        return run_blocking(go)
+
     def generate(self, request: VideoRequest | None = None, /, **inputs: Any) -> dict[str, Any]:
         """One run, logged like a sweep of one; returns its stored row."""
         from .plan import Plan

@@ -207,3 +207,36 @@ def test_a_lost_batch_is_never_re_sent_on_a_resume_the_budget_does_not_cover(
     assert Counter(df.status) == Counter({"succeeded": 4})
     assert _made_twice(emu) == {} and emu.billed() == (4, round(4 * RUN, 2))
     assert len([c for c in emu.state.creates() if c["route"] == "batches"]) == 1
+
+
+# -- 7. a run the table lacks is found afterwards ----------------------------------------------
+
+
+def test_a_billed_run_the_table_lacks_is_reconciled_and_counted_by_the_table_and_the_budget(
+        server: Any, ref_images: list[Path], tmp_path: Path) -> None:
+    emu: Lagging = server.emulator
+    exp = _experiment(server.url, tmp_path, budget_usd=3 * RUN)
+    plan = _plan(ref_images, range(2))
+    exp.run(plan, progress=None)
+    assert exp.last_summary is not None and any("reconciled with the server: 2 run(s)" in m
+                                                for m in exp.last_summary.messages)
+    row = next(r for r in exp.store.runs(exp.name) if r["seed"] == 0)
+    # an earlier copy of row's create that made a run no one recorded (a crashed process, an older toolkit)
+    other = rf.Client(api_key=KEY, base_url=server.url)
+    other.submit(prompt=PROMPT, images=[ref_images[0]], duration=3, resolution="720p", seed=0,
+                 client_ref=row["client_ref"], idempotency_key="an-earlier-copy",
+                 metadata={"experiment": "lag", "run_id": row["run_id"]})
+    other.close()
+    emu.settle()
+    exp.run(plan, progress=None)  # nothing to send; its closing reconcile finds the extra run
+    assert exp.last_summary is not None
+    line = exp.last_summary.messages[-1]
+    assert "1 run(s) the table lacked were made and billed" in line and "duplicate" in line, line
+    table = exp.table()
+    assert Counter(table.status) == Counter({"succeeded": 2, "duplicate": 1})
+    assert _stored_cost(exp) == emu.billed()[1] == round(3 * RUN, 2)
+    # the experiment's cap counts it: nothing more is sent
+    df = exp.run(_plan(ref_images, range(3)), progress=None)
+    emu.settle()
+    assert Counter(df.status)["skipped_budget"] == 1 and emu.billed() == (3, round(3 * RUN, 2))
+    assert exp.reconcile().extra_runs == 0  # recorded once

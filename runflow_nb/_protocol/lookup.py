@@ -79,6 +79,34 @@ class LookUp(Calls):
             path, params = page
         return unverified
 
+    def recent(self, *, since: datetime, max_pages: int = DEEP_PAGES) -> Generator[Action, Outcome, list[dict[str, Any]]]:
+        """Every run the list shows created since ``since`` (newest first, paged by either cursor
+        spelling, at most ``max_pages`` pages of 100): what a reconcile reads back."""
+        path, params = "/v1/runs", {"limit": 100, "sort_by": "created_at:desc"}
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            resp = yield from self.call("GET", path, params=params, what="reading the run list")
+            data = _json(resp)
+            if not isinstance(data, (dict, list)):
+                raise BadAnswer(f"reading the run list: HTTP {resp.status_code} is not a list of runs",
+                                status_code=resp.status_code)
+            items = data if isinstance(data, list) else next(
+                (data[k] for k in ("items", "data", "runs", "results") if isinstance(data.get(k), list)), [])
+            out += [item for item in items if isinstance(item, dict) and item.get("id")]
+            if _reached(items, since):
+                break
+            cursor = next((data.get(k) for k in ("next_pq", "next", "next_cursor") if isinstance(data, dict)
+                           and isinstance(data.get(k), str) and data.get(k)), None)
+            if not cursor or not items or cursor in seen:
+                break
+            seen.add(cursor)
+            page = self._next_page(cursor, params)
+            if page is None:
+                break
+            path, params = page
+        return out
+
     def _next_page(self, cursor: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """``(path, params)`` of the page a cursor names, or None: a bare token is sent as ``pq``; a
         link (path or same-origin URL) is followed with its own query; another host's link gives up

@@ -465,6 +465,23 @@ class _Sweep(Recorder):
                 t.cancel()
             await asyncio.sleep(0.1)
 
+    async def _reconcile(self) -> None:
+        """Read the server's runs of this plan back (see :mod:`runflow_nb.sweep.reconcile`); one line says
+        what was found."""
+        from .reconcile import reconcile
+
+        mine = {j.run_id for j in self.jobs}
+        rows = await self._db(self.store.runs, self.experiment)
+        sent = [r["submitted_at"] for r in rows if r["run_id"] in mine and isinstance(r.get("submitted_at"), datetime)]
+        if not sent:
+            return
+        try:
+            found = await reconcile(store=self.store, experiment=self.experiment, client=self.client, since=min(sent))
+        except Exception as exc:  # the sweep's own outcome stands; say why the read-back failed
+            self.progress.messages.append(f"reconcile: could not compare with the server ({exc})")
+            return
+        self.progress.messages.append(found.line())
+
     def _stop_report(self) -> tuple[int, float]:
         left = [j for j in self.jobs if j.phase in ("submitting", "remote") and j.hold.kind]
         return len(left), round(sum(j.hold.usd for j in left), 2)
@@ -482,6 +499,7 @@ class _Sweep(Recorder):
                 await asyncio.gather(*tasks, return_exceptions=True)
             finally:
                 watcher.cancel()
+            await self._reconcile()
         finally:
             self.leases.stop()
             self._db_pool.shutdown(wait=False)

@@ -119,7 +119,7 @@ def charged_usd(row: dict[str, Any]) -> float:
     """What a stored run has cost (or, when its fate is open, may cost)."""
     status = row.get("status")
     cost, est = row.get("cost_usd"), row.get("cost_estimate_usd")
-    if status in CHARGED:
+    if status in (*CHARGED, "duplicate"):  # a duplicate: a run the server made that no plan asked for
         return float(cost) if isinstance(cost, (int, float)) and cost == cost else float(est or 0.0)
     if status in (*ACTIVE, "unknown"):
         return float(est or 0.0)
