@@ -7,7 +7,7 @@
 
 :meth:`VideoRequest.build` gathers every problem (bad fields, unreadable images, dangling
 ``characterN`` tags) into one :class:`~runflow_nb.errors.ValidationError` that names each field
-and says how to fix it. References may be local paths, PIL images, raw bytes or http(s) URLs;
+and says how to fix it. References may be local paths, PIL images, numpy arrays, raw bytes or http(s) URLs;
 local ones are decoded with Pillow (the format is what the bytes say, not the file name) and
 hashed, so a run key can name exactly which pixels went in.
 """
@@ -168,6 +168,14 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
         fmt, w, h = checked
         digest = hashlib.sha256(data).hexdigest()
         return Reference("bytes", f"<{fmt} bytes {w}x{h} {digest[:12]}>", digest, data, fmt, w, h)
+    if _is_ndarray(obj):  # pixels in memory: encoded like a PIL image, so its key follows its pixels
+        from PIL import Image
+
+        try:
+            obj = Image.fromarray(obj)
+        except (TypeError, ValueError) as exc:
+            return [Issue(where, f"a numpy array of shape {obj.shape} and dtype {obj.dtype} is not an image ({exc})",
+                          "pass an H×W or H×W×3 (or ×4) uint8 array, or a PIL image")]
     if _is_pil(obj):
         w, h = obj.size
         early = _geometry_issues(w, h, where, _rules(spec))
@@ -206,6 +214,10 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
         return Reference("path", str(path), hashlib.sha256(data).hexdigest(), data, fmt, w, h)
     return [Issue(where, f"{a_or_an(type(obj).__name__)} is not a reference image",
                   "pass a file path, a PIL image, image bytes or an http(s) URL")]
+
+
+def _is_ndarray(obj: Any) -> bool:
+    return type(obj).__module__ == "numpy" and hasattr(obj, "shape") and hasattr(obj, "dtype")
 
 
 def _is_pil(obj: Any) -> bool:

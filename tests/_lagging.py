@@ -51,6 +51,9 @@ class Lagging(Emulator):
         self.get_lag_s = get_lag_s
         self.key_replay = key_replay
         self.kept500 = kept500
+        #: Runs the list leaves out while this says so (a predicate on the listed item), e.g. by seed.
+        self.list_hides: Any = None
+        self.create_bodies: list[dict[str, Any]] = []  # every single-run create's JSON body, in order
         self.born: dict[str, float] = {}  # run or batch id -> monotonic time it was made
         self._mu = threading.Lock()
 
@@ -85,6 +88,9 @@ class Lagging(Emulator):
                     "all_but_single_create": route != "runs"}[self.key_replay]
         if route and not honoured and "idempotency-key" in request.headers:
             del request.headers["idempotency-key"]  # this route has no middleware: the key is ignored
+        if route == "runs":
+            with self._mu:
+                self.create_bodies.append(json.loads(request.content or b"{}"))
         response = super().handle(request)
         if request.extensions.get(BROKEN_ANSWER) == "create500kept":  # kept by the middleware, answered 500
             body = {"code": "INTERNAL_ERROR", "message": "internal server error (after the create)", "errors": None}
@@ -112,10 +118,12 @@ class Lagging(Emulator):
 
     def _ep_list_runs(self, request: httpx.Request, request_id: str) -> httpx.Response:
         response = super()._ep_list_runs(request, request_id)
-        if self.list_lag_s <= 0 or response.status_code != 200:
+        if (self.list_lag_s <= 0 and self.list_hides is None) or response.status_code != 200:
             return response
         body = json.loads(response.content)
-        body["items"] = [item for item in body.get("items", []) if not self._young(str(item.get("id")), self.list_lag_s)]
+        hides = self.list_hides or (lambda item: False)
+        body["items"] = [item for item in body.get("items", [])
+                         if not self._young(str(item.get("id")), self.list_lag_s) and not hides(item)]
         return httpx.Response(200, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
 
     # -- what the server made --------------------------------------------------------------------
