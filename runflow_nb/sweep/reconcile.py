@@ -89,6 +89,9 @@ async def reconcile(*, store: Store, experiment: str, client: AsyncClient, since
         row = by_ref.get(str(item.get("client_ref"))) or by_id.get(str(meta.get("run_id")))
         if row is None:  # no row of this store names it (another store's experiment of the same name)
             continue
+        run = Run.parse(item)
+        if run.status in ("failed", "canceled") and not run.cost_usd:
+            continue  # an earlier attempt that ended unbilled (a failed run is sent again under a new client_ref)
         if row is not None and not row.get("remote_id") and row.get("client_ref") == item.get("client_ref") \
                 and row.get("status") in (*ACTIVE, "unknown"):
             await asyncio.to_thread(store.update_run, row["run_id"], remote_id=run_id)
@@ -96,7 +99,7 @@ async def reconcile(*, store: Store, experiment: str, client: AsyncClient, since
             known.add(run_id)
             found.sighted += 1
             continue
-        cost = await asyncio.to_thread(_record_duplicate, store, experiment, Run.parse(item), row)
+        cost = await asyncio.to_thread(_record_duplicate, store, experiment, run, row)
         known.add(run_id)
         found.extra_runs += 1
         found.extra_usd = round(found.extra_usd + cost, 6)
