@@ -104,7 +104,7 @@ def test_large_references_go_through_the_upload_flow(emulator_server: Any, tmp_p
     assert [a["status"] for a in assets.values()] == ["confirmed"]  # sent by upload, not inline
 
 
-def test_fifty_generations_under_faults_bill_exactly_fifty(ref_images: list[Path], tmp_path: Path) -> None:
+def test_fifty_generations_under_faults_bill_each_made_run_exactly_once(ref_images: list[Path], tmp_path: Path) -> None:
     faults = "429=0.08,429ra=0.04,500=0.04,503=0.04,drop=0.1,truncate=0.05,seed=7,retry_after=1"
     with serve(port=0, latency=0.05, faults=faults) as server:
         async def main() -> list[Result]:
@@ -116,14 +116,21 @@ def test_fifty_generations_under_faults_bill_exactly_fifty(ref_images: list[Path
                         return await client.generate(prompt="character1 under load", images=ref_images[:1],
                                                      duration=3, resolution="720p", seed=seed,
                                                      out_dir=tmp_path)
-                return await asyncio.gather(*(one(s) for s in range(50)))
+                return await asyncio.gather(*(one(s) for s in range(50)), return_exceptions=True)
 
-        results = asyncio.run(main())
+        outcomes = asyncio.run(main())
         ledger = httpx.get(f"{server.url}/_emulator/ledger").json()
         stats = server.emulator.stats()
-    assert len(results) == 50 and all(r.video_path and r.video_path.exists() for r in results)
-    assert len(ledger["billed"]) == 50
-    assert len({b["run_id"] for b in ledger["billed"]}) == 50
+    results = [r for r in outcomes if isinstance(r, Result)]
+    # A create answered 5xx may have made its run: unseen in the list, it is never sent again and
+    # generate() says so (here the 500/503 came before anything was made, so nothing is billed for it).
+    maybe = [r for r in outcomes if not isinstance(r, Result)]
+    assert all(isinstance(e, errors.RunMayExistError) and e.client_ref for e in maybe), maybe
+    assert len(results) + len(maybe) == 50 and all(r.video_path and r.video_path.exists() for r in results)
+    assert len(results) >= 40
+    billed_refs = [b["client_ref"] for b in ledger["billed"]]
+    assert len(billed_refs) == len(results) and len(set(billed_refs)) == len(billed_refs)  # each paid once
+    assert not {e.client_ref for e in maybe} & set(billed_refs)
     injected = {k: v for k, v in stats["faults"].items() if v}
     print(f"50 generations, faults injected: {injected}")
     assert sum(injected.values()) > 10

@@ -68,13 +68,13 @@ def _end_with(status: str, service: Service, sweeper: Sweeper, ref_images: list[
             if status == "error" and is_create(request):
                 return answer(422, {"code": "VALIDATION_ERROR", "message": "prompt: refused by the server",
                                     "errors": [{"field": "prompt", "message": "refused"}]})
-            if status == "canceled" and is_poll(request):
-                rid = request.url.path.rsplit("/", 1)[-1]
-                return answer(200, {"id": rid, "status_code": "canceled", "failure_message": "canceled by an admin"})
             return None
 
         service.async_before.append(refuse_or_cancel)
+        if status == "canceled":
+            service.emu.faults = "cancel=1x"  # canceled by an administrator on the server: not billed
         sweeper.run(plan(ref_images, range(1)))
+        service.emu.faults = None
         service.async_before.remove(refuse_or_cancel)
     (row,) = sweeper.rows()
     assert row["status"] == status, row
@@ -290,7 +290,7 @@ def test_a_claim_contested_by_a_sweep_that_then_steps_back_is_sent_after_a_secon
     sweeper.store.runs = runs  # type: ignore[method-assign]
     s = sweeper.run(plan(ref_images, range(1)), experiment_budget_usd=2 * RUN, on_progress=contender)
     assert s.submitted == 1 and service.created() == 1 and s.skipped_budget == 0
-    assert len(looks) == 2  # a contested look, then a clear one
+    assert len(looks) == 3  # a contested look, then a clear one (and the closing reconcile's read)
     # between its looks the run stepped back to planned, so the other sweep did not count it as a contender
     assert written[:2] == ["planned", "submitting"], written
 
@@ -308,7 +308,7 @@ def test_a_claim_past_the_cap_with_no_contender_is_skipped_at_the_first_look(
 
     s = sweeper.run(plan(ref_images, range(1, 2)), experiment_budget_usd=2.5 * RUN, on_progress=spent_elsewhere)
     assert s.submitted == 0 and s.skipped_budget == 1 and service.created() == 0
-    assert len(looks) == 1 and "planned" not in written  # looked once, never stepped back to wait
+    assert len(looks) == 2 and "planned" not in written  # looked once (then the reconcile), never stepped back
 
 
 def test_a_claim_that_stays_contested_gives_up_after_its_looks_and_says_why(
@@ -322,7 +322,7 @@ def test_a_claim_that_stays_contested_gives_up_after_its_looks_and_says_why(
 
     s = sweeper.run(plan(ref_images, range(1)), experiment_budget_usd=2 * RUN, on_progress=contender)
     assert s.submitted == 0 and s.skipped_budget == 1 and service.created() == 0
-    assert len(looks) == 5  # every look the contest allows
+    assert len(looks) == 6  # every look the contest allows, then the closing reconcile's read
     assert written.count("planned") == 4 and written[-1] == "skipped_budget"
     (row,) = [r for r in sweeper.rows() if r["prompt"] != "elsewhere"]
     assert row["status"] == "skipped_budget" and row["error_code"] == "BUDGET" and row["submitted_at"] is None
@@ -608,7 +608,7 @@ def test_this_sweeps_own_submits_never_count_as_a_contest_for_the_cap(
     s = sweeper.run(plan(ref_images, range(2)), concurrency=2, experiment_budget_usd=2.5 * RUN,
                     on_progress=spent_elsewhere)
     assert s.submitted == 0 and s.skipped_budget == 2
-    assert len(looks) == 2  # one look each: the other run of this sweep is no contender to wait for
+    assert len(looks) == 3  # one look each (and the reconcile's): the other run is no contender to wait for
 
 
 def test_while_a_run_waits_its_row_follows_the_server_queued_running_then_ended(

@@ -60,9 +60,11 @@ class Reconciled:
 
 
 async def reconcile(*, store: Store, experiment: str, client: AsyncClient, since: datetime | None = None,
-                    max_pages: int = DEEP_PAGES) -> Reconciled:
-    """Match the server's runs of ``experiment`` with the store (see the module docstring)."""
-    rows = await asyncio.to_thread(store.runs, experiment)
+                    max_pages: int = DEEP_PAGES, rows: list[dict[str, Any]] | None = None) -> Reconciled:
+    """Match the server's runs of ``experiment`` with the store (see the module docstring); ``rows``:
+    the experiment's stored runs when the caller has just read them."""
+    if rows is None:
+        rows = await asyncio.to_thread(store.runs, experiment)
     found = Reconciled()
     sent = [r["submitted_at"] for r in rows if isinstance(r.get("submitted_at"), datetime)]
     start = since or (min(sent) if sent else None)

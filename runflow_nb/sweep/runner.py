@@ -476,7 +476,8 @@ class _Sweep(Recorder):
         if not sent:
             return
         try:
-            found = await reconcile(store=self.store, experiment=self.experiment, client=self.client, since=min(sent))
+            found = await reconcile(store=self.store, experiment=self.experiment, client=self.client, since=min(sent),
+                                    rows=rows)
         except Exception as exc:  # the sweep's own outcome stands; say why the read-back failed
             self.progress.messages.append(f"reconcile: could not compare with the server ({exc})")
             return
