@@ -23,7 +23,7 @@ TEST_KEY = "rf_test_0000000000000000"
 # re-run the suite on the lowest and the newest dependency versions leave them out (-m "not harness"),
 # since what they prove does not change with a dependency's version and they are half the suite's time.
 HARNESS_FILES = frozenset({"test_money.py", "test_crash.py", "test_faults.py", "test_team.py", "test_secrets.py",
-                           "test_bad_input.py", "test_leases.py"})
+                           "test_bad_input.py", "test_leases.py", "test_soak_lags.py"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
