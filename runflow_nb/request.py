@@ -217,7 +217,8 @@ def _load_reference(obj: Any, where: str, spec: ModelSpec) -> Reference | list[I
 
 
 def _is_ndarray(obj: Any) -> bool:
-    return type(obj).__module__ == "numpy" and hasattr(obj, "shape") and hasattr(obj, "dtype")
+    """A numpy array of pixels (H×W or H×W×C); numpy scalars such as ``np.str_`` paths are not."""
+    return type(obj).__module__ == "numpy" and type(obj).__name__ == "ndarray" and getattr(obj, "ndim", 0) in (2, 3)
 
 
 def _is_pil(obj: Any) -> bool:
