@@ -78,6 +78,17 @@ class Child:
         out, err = proc.communicate(timeout=60)
         return proc.returncode, out, err
 
+    def long_after(self) -> None:
+        """The restart comes long after the crash: a run whose create may have gone out (a row left
+        ``submitting`` or ``unknown`` without a remote id) is listed by then if it was made, so "not
+        listed" means "not made" and it may be sent again (a restart moments later keeps it unknown)."""
+        from datetime import timedelta
+
+        with Store(self.store_path) as store:
+            for r in store.runs(EXPERIMENT):
+                if r["status"] in ("submitting", "unknown") and not r["remote_id"] and r["submitted_at"]:
+                    store.update_run(r["run_id"], submitted_at=r["submitted_at"] - timedelta(hours=1))
+
     def rows(self) -> list[dict[str, Any]]:
         with Store(self.store_path) as store:
             problems = store.integrity_check()
@@ -153,6 +164,7 @@ def test_sigkill_at_a_protocol_point_then_restart_pays_once(point: str, emulator
         assert all(not Path(r["video_path"] or "/nonexistent").name.endswith(".part") for r in rows)
     created_before = _settled_run_count(emulator)
 
+    child.long_after()
     code, out, err = child.run()
     assert code == 0, err[-3000:]
     summary = json.loads(out.strip().splitlines()[-1])
@@ -183,7 +195,8 @@ def test_random_sigkills_then_cli_resume_pays_once(emulator: EmulatorProcess, re
         proc.communicate(timeout=60)  # reaped: a dead owner's pid must not look alive
         finished += proc.returncode == 0
         child.rows()  # integrity_check after every crash
-    # the restart that finishes is the CLI a user would type again
+    # the restart that finishes is the CLI a user would type again, long after the crashes
+    child.long_after()
     env = {**CHILD_ENV, "RUNFLOW_API_KEY": KEY, "RUNFLOW_BASE_URL": emulator.url}
     cli = subprocess.run(
         [sys.executable, "-m", "runflow_nb.cli", "sweep", "--experiment", EXPERIMENT, "--prompt", PROMPT,

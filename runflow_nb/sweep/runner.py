@@ -418,9 +418,10 @@ class _Sweep(Recorder):
 
     def _unlisted_long_enough(self, row: dict[str, Any]) -> bool:
         """Whether a create that no look-up found was sent so long ago (more than the list's lag) that
-        its run would be listed if it had been made; without a send time, never."""
+        its run would be listed if it had been made. A row without a send time was never sent: the
+        send time is written in the same step that marks a run ``submitting``, before any create."""
         sent = row.get("submitted_at")
-        return isinstance(sent, datetime) and (now_utc() - sent).total_seconds() > self.client._proto.list_lag_s
+        return not isinstance(sent, datetime) or (now_utc() - sent).total_seconds() > self.client._proto.list_lag_s
 
     async def _keep_unknown(self, job: Job, code: str, message: str) -> None:
         """A run that may exist and is not seen: ``unknown``, its reservation kept, never re-sent now."""
