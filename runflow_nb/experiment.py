@@ -35,6 +35,7 @@ from .errors import (
 )
 from .followups.api import FollowUps
 from .sweep.background import SweepHandle, run_blocking
+from .sweep.reconciling import Reconciling
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["Experiment", "SweepHandle", "queue", "run_blocking"]
 
 
-class Experiment(FollowUps):
+class Experiment(FollowUps, Reconciling):
     """A named study: runs are logged to ``store`` and videos kept under ``artifacts``.
 
     ``store`` defaults to ``RUNFLOW_STORE``, else ``runflow_data/runflow.sqlite`` (the default the
@@ -283,21 +284,6 @@ class Experiment(FollowUps):
         return found
 
     @public
-    def reconcile(self) -> Any:
-        """Read the server's runs of this experiment back and record any the table lacks (status
-        ``duplicate``, with its cost) or any unknown run it shows; returns what was found. Every
-        sweep ends with one (:mod:`runflow_nb.sweep.reconcile`)."""
-        from .sweep.reconcile import reconcile
-
-        async def go() -> Any:
-            client = self._async_client()
-            try:
-                return await reconcile(store=self.store, experiment=self.name, client=client)
-            finally:
-                await client.aclose()
-
-        return run_blocking(go)
-
     def generate(self, request: VideoRequest | None = None, /, **inputs: Any) -> dict[str, Any]:
         """One run, logged like a sweep of one; returns its stored row."""
         from .plan import Plan
