@@ -227,7 +227,7 @@ def test_concurrent_renders_encode_the_picture_once(images, tmp_path, monkeypatc
     assert not errors
     assert len(calls) == 1
     assert len(list(cache_dir.glob("*.mp4"))) == 1
-    assert not list(cache_dir.glob("*.tmp"))
+    assert not list(cache_dir.glob(".*.part"))
     assert len({_sha(tmp_path / f"{n}.mp4") for n in range(3)}) == 1
 
 

@@ -12,11 +12,11 @@ import hashlib
 import os
 import pathlib
 import shutil
-import tempfile
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from runflow_nb._files import publish, temp_beside, write_whole
 from runflow_nb.errors import DownloadError
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ __all__ = ["HashingWriter", "VideoProbe", "open_input", "poster_frame", "probe",
 # A 15 s 1080p clip is tens of MB; no video of this family comes near 2 GiB. A server declaring (or
 # streaming) more is broken or hostile, and would fill the disk.
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
-_FILE_MODE = 0o644  # temp files start as 0600; artifacts are meant to be served and shared
 _DURATION_SLACK_S = 0.1  # packets may end this much before the declared duration
 
 
@@ -126,16 +125,7 @@ def poster_frame(
         img = img.resize((max_width, max(1, round(img.height * max_width / img.width))),
                          Image.Resampling.LANCZOS)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.convert("RGB").save(fh, format="JPEG", quality=quality)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_whole(dest, lambda tmp: img.convert("RGB").save(tmp, format="JPEG", quality=quality))
     return dest
 
 
@@ -173,10 +163,10 @@ class HashingWriter:
         self.max_bytes = max_bytes
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.dest.parent, prefix=f".{self.dest.name}.", suffix=".part")
+            fd, tmp = temp_beside(self.dest)
         except OSError as exc:
             raise DownloadError(f"cannot write to {self.dest.parent}: {exc.strerror or exc}") from exc
-        self._tmp = pathlib.Path(tmp)
+        self._tmp = tmp
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self._size = 0
@@ -248,8 +238,7 @@ class HashingWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            os.chmod(self._tmp, _FILE_MODE)
-            os.replace(self._tmp, self.dest)
+            publish(self._tmp, self.dest)
         except OSError as exc:
             self.abort()
             raise DownloadError(f"{self.dest.name}: could not store the download ({exc.strerror or exc})") from exc

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from runflow_nb._files import write_whole
 from runflow_nb.simulator.look import (
     SeedLook,
     badge_planes,
@@ -113,14 +114,14 @@ def render_clip(
                 with contextlib.suppress(OSError):
                     os.utime(video_path)
             else:
-                _atomic_write(
+                write_whole(
                     video_path,
-                    lambda tmp: _encode_video(tmp, images, look=look, duration=duration,
+                    lambda tmp: _encode_video(str(tmp), images, look=look, duration=duration,
                                               size=(width, height), fps=fps, label=label, caption=caption),
                 )
                 _prune(cache, keep=video_path)
         try:
-            _atomic_write(dest, lambda tmp: _mux(tmp, video_path, samples, seed=seed, label=label))
+            write_whole(dest, lambda tmp: _mux(str(tmp), video_path, samples, seed=seed, label=label))
             return dest
         except _CacheReadError:
             # Pruned or damaged by someone else between the check and the read: rebuild once.
@@ -173,20 +174,6 @@ def _locked(lock_path: pathlib.Path) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _atomic_write(dest: pathlib.Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temp file next to ``dest``, then move it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp_name)
-        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 is too strict for served artifacts
-        os.replace(tmp_name, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
 
 
 def _prune(cache: pathlib.Path, *, keep: pathlib.Path) -> None:

@@ -19,11 +19,11 @@ import pathlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._files import write_whole
 from ..specs import VIDEO_EDIT
 from .look import plane_arrays, rgb_to_yuv_planes
 from .render import (
     SAMPLE_RATE,
-    _atomic_write,
     _audio_packets,
     _interleave,
     _tone_track,
@@ -54,8 +54,8 @@ def render_edit(video: str | os.PathLike[str], *, references: Sequence[Image.Ima
     width, height = VIDEO_EDIT.output_size(f"{src_w}:{src_h}", resolution)
     dest = pathlib.Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(dest, lambda tmp: _encode(tmp, src_path, references=references, prompt=prompt, seed=seed,
-                                            size=(width, height), audio_setting=audio_setting, label=label))
+    write_whole(dest, lambda tmp: _encode(str(tmp), src_path, references=references, prompt=prompt, seed=seed,
+                                          size=(width, height), audio_setting=audio_setting, label=label))
     return dest
 
 
