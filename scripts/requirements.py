@@ -1,6 +1,6 @@
 """Print requirements declared in pyproject.toml, one a line, for the CI's install jobs.
 
-    python scripts/requirements.py            # the package's own dependencies and the team extra
+    python scripts/requirements.py            # the package's own dependencies, the notebooks and team extras
     python scripts/requirements.py --tests    # ... plus the test tools the core suite needs
 
 Used by scripts/test.sh's lowest-versions job, which installs exactly these with
@@ -27,9 +27,10 @@ def main() -> int:
     ap.add_argument("--tests", action="store_true", help="add the test extra (minus browser and lint tools)")
     args = ap.parse_args()
     project = tomllib.loads((pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["team"])
+    extras = project["optional-dependencies"]
+    reqs = list(project["dependencies"]) + list(extras["notebooks"]) + list(extras["team"])
     if args.tests:
-        for req in project["optional-dependencies"]["test"]:
+        for req in extras["test"]:
             name = req.split("[")[0].split(">")[0].split("<")[0].split("=")[0].split(";")[0].strip().lower()
             if name not in NOT_FOR_CORE:
                 reqs.append(req)

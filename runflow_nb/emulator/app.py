@@ -6,6 +6,7 @@ The routes themselves live by topic in :mod:`.runs`, :mod:`.batches`, :mod:`.ass
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -118,10 +119,8 @@ class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes, HookRoutes):
 
     async def ahandle(self, request: httpx.Request) -> httpx.Response:
         """:meth:`handle` in a worker thread, for async clients that must not block their loop."""
-        import anyio.to_thread
-
         await request.aread()
-        return await anyio.to_thread.run_sync(self.handle, request)
+        return await asyncio.to_thread(self.handle, request)
 
     def _dispatch(self, request: httpx.Request, request_id: str) -> httpx.Response:
         path = request.url.path.rstrip("/") or "/"
