@@ -74,8 +74,11 @@ class Emulator(RunRoutes, BatchRoutes, AssetRoutes, AccountRoutes, HookRoutes):
     for that long), ``key_replay`` (``all`` / ``creates`` / ``all_but_single_create`` / ``none``:
     which POST routes honour Idempotency-Key; ``idempotency=True/False`` is ``all``/``none``).
 
-    >>> emulator = Emulator(latency=0.05, faults="429=0.2,seed=3")              # doctest: +SKIP
-    >>> client = httpx.Client(transport=httpx.MockTransport(emulator.handle), base_url="http://emu")  # doctest: +SKIP
+    >>> emulator = Emulator(latency=0.05, faults="429=0.2,seed=3")
+    >>> client = httpx.Client(transport=httpx.MockTransport(emulator.handle), base_url="http://emu")
+    >>> client.get("/v1/health").json()["status"]
+    'ok'
+    >>> emulator.close()
     """
 
     def __enter__(self) -> Emulator:

@@ -5,7 +5,7 @@ a sun or moon, layered hills and a caption with the start of the prompt. Colours
 from the seed (and the prompt's words), so seeds differ at a glance while the same seed and prompt
 always give the same picture. NumPy and Pillow only; a 1472×828 scene takes about a tenth of a second.
 
->>> img = text_scene("a horse on a beach at dusk", seed=7, size=(640, 360))   # doctest: +SKIP
+>>> img = text_scene("a horse on a beach at dusk", seed=7, size=(640, 360))
 >>> img.size
 (640, 360)
 """
