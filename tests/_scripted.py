@@ -98,7 +98,7 @@ class Scripted(Emulator):
     def runs_created(self) -> int:
         return int(self.simulator.counts()["runs"])
 
-    def settle(self, timeout: float = 30.0) -> None:
+    def settle(self, timeout: float = 120.0) -> None:
         """Wait until every run on the server has ended (so the ledger is final)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

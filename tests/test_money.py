@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _fast_sweep import HOLD_S, Clock
 from _scripted import Scripted, answer, is_create, is_download, is_poll, json_of, trickle
 from _sweep_child import record
 
@@ -48,6 +49,28 @@ def scripted(latency: float = 0.2, **kw: Any) -> Iterator[tuple[Scripted, str]]:
             yield emu, server.url
     finally:
         emu.close()
+
+
+@contextlib.contextmanager
+def held(latency: float = 0.2) -> Iterator[tuple[Scripted, str, Callable[[], None]]]:
+    """An emulator on loopback whose runs stay queued or running until ``release()`` is called
+    (their time passes on the simulator's clock, not the wall's): a sweep's wait gives up on them
+    however slowly the machine runs. After ``release()`` they end at once, and new runs take
+    ``latency`` seconds."""
+    clock = Clock()
+    sim = Simulator(latency=HOLD_S, clock=clock)
+
+    def release() -> None:
+        sim.latency = latency
+        clock.offset += 2 * HOLD_S
+
+    emu = Scripted(simulator=sim, latency=HOLD_S)
+    try:
+        with serve(emulator=emu) as server:
+            yield emu, server.url, release
+    finally:
+        emu.close()
+        sim.close()
 
 
 def client(url: str, **kw: Any) -> rf.Client:
@@ -84,14 +107,14 @@ def statuses(df: Any) -> Counter[str]:
 
 
 def test_runs_that_end_unknown_keep_their_budget_share(ref_images: list[Path], tmp_path: Path) -> None:
-    with scripted(latency=3.0) as (emu, url):
+    with held() as (emu, url, release):
         exp = experiment(tmp_path, url)
         df = exp.run(plan(ref_images, range(8)), concurrency=4, budget_usd=3 * RUN_720_3S, timeout=0.5, progress=None)
         counts = statuses(df)
         assert counts["unknown"] == 3 and counts["skipped_budget"] == 5, counts
         assert exp.last_summary is not None and "unknown" in str(exp.last_summary.messages) + str(counts)
-        billed = budget_held("unknown runs (wait timeout)", emu, 3 * RUN_720_3S)
-        assert billed == pytest.approx(3 * RUN_720_3S)  # they were alive and billed: that is why they count
+        release()  # they were alive, and end billed: that is why they count
+        assert budget_held("unknown runs (wait timeout)", emu, 3 * RUN_720_3S) == pytest.approx(3 * RUN_720_3S)
         # the next sweep resolves them (re-attached, not paid again) and stays within its own budget
         df = exp.run(plan(ref_images, range(8)), concurrency=4, budget_usd=2 * RUN_720_3S, progress=None)
         assert statuses(df)["succeeded"] >= 3
@@ -121,9 +144,10 @@ def test_failed_runs_free_their_share_and_503s_never_overspend(ref_images: list[
 
 
 def test_a_resumed_sweep_counts_reattached_runs_against_the_budget(ref_images: list[Path], tmp_path: Path) -> None:
-    with scripted(latency=2.0) as (emu, url):
+    with held() as (emu, url, release):
         exp = experiment(tmp_path, url)
         exp.run(plan(ref_images, range(3)), concurrency=3, timeout=0.2, progress=None)  # 3 left unknown
+        release()
         # resumed with room for 4 runs: the 3 re-attached ones count, so only 1 new run is submitted
         df = exp.run(plan(ref_images, range(8)), concurrency=4, budget_usd=4 * RUN_720_3S, progress=None)
         assert statuses(df) == Counter({"succeeded": 4, "skipped_budget": 4}), statuses(df)
@@ -284,6 +308,7 @@ def _stop_checks(name: str, emu: Scripted, exp: rf.Experiment, info: Any, t_stop
 
 
 @pytest.mark.parametrize("kind", ["signal", "interrupt_main"])
+@pytest.mark.usefixtures("default_sigint")
 def test_kernel_interrupt_while_runs_are_polled_stops_submitting(kind: str, ref_images: list[Path],
                                                                  tmp_path: Path) -> None:
     with scripted(latency=5.0) as (emu, url):
@@ -307,6 +332,7 @@ def test_kernel_interrupt_while_runs_are_polled_stops_submitting(kind: str, ref_
         _stop_checks(f"Jupyter interrupt while polling ({kind})", emu, exp, info, fired[0], p)
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_kernel_interrupt_during_a_submit_records_it_as_unknown(ref_images: list[Path], tmp_path: Path) -> None:
     with scripted(latency=0.3) as (emu, url):
         exp = experiment(tmp_path, url)
@@ -327,6 +353,7 @@ def test_kernel_interrupt_during_a_submit_records_it_as_unknown(ref_images: list
         _stop_checks("Jupyter interrupt during a submit", emu, exp, info, fired[0], p)
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_in_a_script_during_a_download_removes_the_partial_file(ref_images: list[Path],
                                                                        tmp_path: Path) -> None:
     # concurrency=1 and 2 s runs: while the first run's video trickles in, the second run is in flight
@@ -396,6 +423,7 @@ def test_the_stop_button_of_a_background_sweep_stops_submitting(ref_images: list
         _stop_checks("Stop button of a background sweep", emu, exp, Info, t_stop, p)
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_client_generate_removes_the_partial_file(ref_images: list[Path], tmp_path: Path) -> None:
     with scripted(latency=0.1) as (emu, url):
         def slow(request: httpx.Request) -> httpx.Response | None:
