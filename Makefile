@@ -1,6 +1,8 @@
 # The README's two set-up commands are `make demo` (the main job) and `make test`.
 PYTHON ?= python3
 PIP := PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 $(PYTHON) -m pip
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: help install demo test bench lint mutate
 
@@ -15,9 +17,14 @@ help:
 install:
 	bash scripts/install.sh
 
+# pip lists each package as it installs (a few minutes the first time, seconds after); the demo then
+# runs with the very interpreter it was installed into, whatever `runflow-nb` is first on PATH.
 demo:
-	$(PIP) install -q --progress-bar off -e .
-	runflow-nb demo
+	@echo "==> pip install -e '.[notebooks]' into $$($(PYTHON) -c 'import sys; print(sys.prefix)') (a few minutes the first time)"
+	@$(PIP) install --progress-bar off -e '.[notebooks]' | sed -u '/^Requirement already satisfied/d' \
+	  || { echo "make demo: pip install failed. If pip says the environment is externally managed, make and activate a virtualenv first: python3 -m venv .venv && . .venv/bin/activate"; exit 1; }
+	@echo "==> $(PYTHON) -m runflow_nb demo"
+	$(PYTHON) -m runflow_nb demo
 
 test:
 	bash scripts/test.sh

@@ -25,6 +25,43 @@ apt_packages=(chromium chromium-driver postgresql)
 
 is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
+# apt and dpkg hold these (fcntl locks) while they run: another apt-get, unattended-upgrades on a
+# fresh machine. Wait for them instead of failing; apt-get itself also waits (DPkg::Lock::Timeout)
+# should another one start in between. RUNFLOW_APT_LOCKS overrides the list (for testing).
+apt_locks=${RUNFLOW_APT_LOCKS:-/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock}
+apt_lock_wait_s=${RUNFLOW_APT_LOCK_WAIT_S:-1200}
+apt_locks_free() {
+  "$PYTHON" - $apt_locks <<'PY'
+import fcntl, os, sys
+for path in sys.argv[1:]:
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:  # no such lock here (or not ours to take): nothing to wait for
+        continue
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock apt takes; released at once
+    except OSError:
+        sys.exit(1)
+    finally:
+        os.close(fd)
+PY
+}
+wait_for_apt() {
+  local waited=0
+  while ! apt_locks_free; do
+    if [ $((waited % 30)) -eq 0 ]; then
+      say "system packages: another apt-get or dpkg is running; waiting for it to finish (${waited}s so far)"
+    fi
+    if [ "$waited" -ge "$apt_lock_wait_s" ]; then
+      say "system packages: still locked after ${waited}s; stop the other apt or run again later" >&2
+      return 1
+    fi
+    sleep 5
+    waited=$((waited + 5))
+  done
+  [ "$waited" -eq 0 ] || say "system packages: the other apt finished after ${waited}s"
+}
+
 install_system_packages() {
   if [ "${RUNFLOW_SKIP_SYSTEM_PACKAGES:-0}" = 1 ]; then
     say "system packages: skipped (RUNFLOW_SKIP_SYSTEM_PACKAGES=1); browser and PostgreSQL tests will skip"
@@ -49,11 +86,14 @@ install_system_packages() {
   fi
   say "system packages: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  wait_for_apt || return 1
+  apt-get -o DPkg::Lock::Timeout="$apt_lock_wait_s" update -qq
+  wait_for_apt || return 1
   # Quiet apt, but keep its errors: on failure, show the tail of the log and stop.
   local log
   log=$(mktemp)
-  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  if ! apt-get -o DPkg::Lock::Timeout="$apt_lock_wait_s" install -y -qq --no-install-recommends "${missing[@]}" \
+       >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     rm -f "$log"
     say "system packages: apt-get install failed (set RUNFLOW_SKIP_SYSTEM_PACKAGES=1 to go on without them)" >&2

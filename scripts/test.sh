@@ -150,39 +150,44 @@ PY
   rm -rf "$work"
 }
 
-prepare_versions() {  # prepare_versions lowest-direct|highest oldest|newest: a fresh venv with those versions
-  local resolution=$1 which=$2 ver py venv
-  if [ "$which" = oldest ]; then read -r ver py < <(find_pythons | tail -n 1); else read -r ver py < <(find_pythons | head -n 1); fi
-  if [ -z "${py:-}" ]; then echo "no Python 3.10+ found"; return 1; fi
-  venv="$ci_tmp/$resolution-venv"
+prepare_versions() {  # prepare_versions JOB lowest-direct|highest oldest|newest|X.Y: a fresh venv with those versions
+  local job=$1 resolution=$2 which=$3 ver py venv
+  case "$which" in
+    oldest) read -r ver py < <(find_pythons | tail -n 1) ;;
+    newest) read -r ver py < <(find_pythons | head -n 1) ;;
+    *) read -r ver py < <(find_pythons | grep "^${which//./\\.}\\." | head -n 1) ;;
+  esac
+  if [ -z "${py:-}" ]; then echo "no Python ${which} found"; return 1; fi
+  venv="$ci_tmp/$job-venv"
   echo "$resolution declared versions on Python $ver ($py)"
-  "$PYTHON" scripts/requirements.py --tests >"$ci_tmp/$resolution.txt" || return 1
+  "$PYTHON" scripts/requirements.py --tests >"$ci_tmp/$job.txt" || return 1
   "$PYTHON" -m uv venv -q --python "$py" "$venv" || return 1
-  "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --resolution "$resolution" -r "$ci_tmp/$resolution.txt" || return 1
+  "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --resolution "$resolution" -r "$ci_tmp/$job.txt" || return 1
   "$PYTHON" -m uv pip install -q --python "$venv/bin/python" --no-deps . || return 1
   rm -rf build
   echo "resolved: $("$PYTHON" -m uv pip list --python "$venv/bin/python" 2>/dev/null | awk 'NR > 2 {print $1 "==" $2}' \
-    | grep -iE '^(av|httpx|pydantic|pillow|numpy|sqlalchemy|pandas|pyarrow|ipywidgets|ipython|papermill|nbconvert|nbformat|ipykernel|matplotlib|pyyaml|psycopg|fsspec|s3fs|moto|itables)==' \
+    | grep -iE '^(av|httpx|pydantic|pillow|numpy|sqlalchemy|pandas|pyarrow|ipywidgets|ipython|traitlets|jupyter-client|papermill|nbconvert|nbformat|ipykernel|matplotlib|pyyaml|psycopg|fsspec|s3fs|moto|itables)==' \
     | tr '\n' ' ')"
   touch "$venv/.ready"
 }
 
-suite_on_versions() {  # suite_on_versions lowest-direct|highest: the core suite in its prepared venv
-  # Everything but the browser tests (JupyterLab in chromium), the slow team soak and the harness
-  # (tests/conftest.py: the toolkit's own money/crash/fault/secret scenarios, which the main run covers):
+suite_on_versions() {  # suite_on_versions JOB: the core suite in its prepared venv
+  # Everything but the browser tests (JupyterLab in chromium) and the harness (tests/conftest.py: the
+  # toolkit's own money/crash/fault/secret scenarios and the team soak, which the main run covers):
   # every test that exercises PyAV, pydantic, Pillow, httpx, SQLAlchemy, pandas, papermill, nbconvert,
   # ipywidgets, fsspec and the rest. Its own temporary folder, as it runs beside the main suite.
   local venv="$ci_tmp/$1-venv"
   env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$ci_tmp/$1-pytest" \
-    -m "not browser and not slow and not harness" tests
+    -m "not browser and not harness" tests
 }
 
-# The two version jobs run one after the other in the background while the main suite runs (two
-# cores: one each), at a lower priority so the main suite's timing is the one that is kept.
+# The version jobs run one after the other in the background while the main suite runs, at a lower
+# priority so the main suite's timing is the one that is kept.
+VERSION_JOBS=(lowest-oldest lowest-3.13 highest-newest)
 versions_pid=""
 start_version_jobs() {
   local ok=() r
-  for r in lowest-direct highest; do [ -f "$ci_tmp/$r-venv/.ready" ] && ok+=("$r"); done
+  for r in "${VERSION_JOBS[@]}"; do [ -f "$ci_tmp/$r-venv/.ready" ] && ok+=("$r"); done
   (
     for r in "${ok[@]}"; do
       start=$SECONDS
@@ -193,7 +198,7 @@ start_version_jobs() {
   ) &
   versions_pid=$!
 }
-finish_version_job() {  # finish_version_job NAME RESOLUTION: wait for the background jobs, show one
+finish_version_job() {  # finish_version_job NAME JOB: wait for the background jobs, show one
   local name=$1 r=$2 rc secs
   [ -n "$versions_pid" ] && wait "$versions_pid" 2>/dev/null
   versions_pid=""
@@ -215,8 +220,11 @@ run_ruff() {
 }
 run_mypy() { "$PYTHON" -m mypy; }  # what to check is configured in pyproject.toml
 run_pytest() {
+  # One worker per core (pytest-xdist); a file's tests stay together on one worker, so the servers and
+  # clips a module's fixtures make are made once. pytest-randomly shuffles the order on every run and
+  # prints the seed (-p randomly -p "randomly_seed=N" repeats one).
   rm -f test-artifacts/harness-summary.txt
-  "$PYTHON" -m pytest -q -p no:cacheprovider --durations=15 tests
+  "$PYTHON" -m pytest -q -p no:cacheprovider -n "${RUNFLOW_TEST_WORKERS:-auto}" --dist loadfile --durations=15 tests
   local rc=$?
   if [ -f test-artifacts/harness-summary.txt ]; then
     echo "--- fault, crash, bad-input and secret harness ---"
@@ -249,14 +257,16 @@ echo "postgres: ${RUNFLOW_TEST_PG_URL:-none (PostgreSQL tests will skip)}"
 
 step "ruff" run_ruff
 step "mypy" run_mypy
-step "venv: lowest declared versions, oldest Python" prepare_versions lowest-direct oldest
-step "venv: newest releases, newest Python" prepare_versions highest newest
+step "venv: lowest declared versions, oldest Python" prepare_versions lowest-oldest lowest-direct oldest
+step "venv: lowest declared versions, Python 3.13" prepare_versions lowest-3.13 lowest-direct 3.13
+step "venv: newest releases, newest Python" prepare_versions highest-newest highest newest
 start_version_jobs
 step "pytest tests/" run_pytest
 step "nbval notebooks/" run_notebooks
 step "wheel: fresh venv, newest Python, demo from an empty folder" check_wheel
-finish_version_job "lowest declared versions, oldest Python: core suite" lowest-direct
-finish_version_job "newest releases, newest Python: core suite" highest
+finish_version_job "lowest declared versions, oldest Python: core suite" lowest-oldest
+finish_version_job "lowest declared versions, Python 3.13: core suite" lowest-3.13
+finish_version_job "newest releases, newest Python: core suite" highest-newest
 
 section "summary"
 for r in "${results[@]}"; do
