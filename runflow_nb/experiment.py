@@ -572,12 +572,15 @@ def _make_reporter(progress: Any, estimate: Any, budget_usd: float | None, *,
         except ImportError:
             mode = "text"
     budget = f", budget ${budget_usd:.2f} {scope}".rstrip() if budget_usd is not None else ""
-    print(f"runflow_nb: sweep of {estimate}{budget} (Ctrl-C stops submitting)", flush=True)
+    print(f"runflow_nb: sweep of {estimate}{budget} (Ctrl-C stops submitting)", file=sys.stderr, flush=True)
     return TextProgress().update
 
 
 class TextProgress:
-    """Plain lines for papermill, nbval and scripts: at most one every few seconds, plus the last."""
+    """Plain lines for papermill, nbval and scripts: at most one every few seconds, plus the last.
+
+    They go to standard error (``stream`` unset), as tqdm's do, so a script's own output on standard
+    output (a table, a path) stays clean to pipe."""
 
     def __init__(self, *, every_s: float = 5.0, stream: Any = None) -> None:
         self.every_s = every_s
@@ -589,7 +592,7 @@ class TextProgress:
     def update(self, progress: SweepProgress) -> None:
         with self._lock:
             now = time.monotonic()
-            out = self.stream or sys.stdout
+            out = self.stream or sys.stderr
             for msg in progress.messages[self._printed_messages:]:
                 print(f"runflow_nb: {msg}", file=out, flush=True)
             self._printed_messages = len(progress.messages)
