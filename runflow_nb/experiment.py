@@ -110,6 +110,19 @@ class Experiment(FollowUps, Reconciling):
     def __repr__(self) -> str:
         return f"Experiment({self.name!r}, store={self.store!r}, artifacts={str(self.artifacts)!r})"
 
+    def _repr_html_(self) -> str:
+        """Where the experiment lives and how its last sweep went (escaped, money safe from MathJax)."""
+        from .views import html as _html
+
+        rows = [("store", _html.text(self.store.url)), ("artifacts", _html.text(self.artifacts))]
+        if self.budget_usd is not None:
+            rows.append(("budget (the whole experiment)", _html.money(self.budget_usd)))
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in rows)
+        last = (f"<p>Last sweep:</p>{self.last_summary._repr_html_()}" if self.last_summary is not None
+                else "<p>No sweep in this session yet: exp.run(plan) runs one; exp.table() and exp.view() "
+                     "show the stored runs.</p>")
+        return _html.block(f"<p><b>Experiment</b> {_html.text(self.name)}</p><table>{body}</table>{last}")
+
     def close(self) -> None:
         """Close the store's database connections (a store passed in by the caller is left open).
 

@@ -63,6 +63,8 @@ class Estimate:
         return _html.block(f"<b>Plan estimate:</b> {_html.text(self)}", tag="p")
 
 
+_HTML_ROWS = 20  # runs a plan's HTML view lists before "… and N more"
+
 #: The most runs one plan may hold (a mistyped range such as ``seed=range(10**9)`` is refused, not built).
 MAX_PLAN_RUNS = 10_000
 
@@ -148,6 +150,28 @@ class Plan(Sequence[VideoRequest]):
 
     def __repr__(self) -> str:
         return f"<Plan {self.estimate()}>"
+
+    def _repr_html_(self) -> str:
+        """The estimate and the first runs as a table (user text escaped, money safe from MathJax)."""
+        from .views import html as _html
+
+        shown = self._requests[:_HTML_ROWS]
+        params: list[str] = []
+        for r in shown:
+            params += [k for k in r.params() if k not in params]
+        head = "".join(f"<th>{_html.text(c)}</th>" for c in ("model", "prompt", *params, "estimate"))
+        rows = []
+        for r in shown:
+            values = r.params()
+            prompt = r.prompt if len(r.prompt) <= 80 else r.prompt[:79] + "…"
+            cells = [_html.text(r.spec.variant), _html.text(prompt),
+                     *(_html.text("" if values.get(k) is None else values[k]) for k in params),
+                     _html.money(r.estimate_usd())]
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        more = len(self) - len(shown)
+        tail = f"<p>… and {more} more (plan.table() lists them all)</p>" if more > 0 else ""
+        return _html.block(f"<p><b>Plan:</b> {_html.text(self.estimate())}</p>"
+                           f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}")
 
 
 def _content_key(obj: Any) -> tuple[Any, ...] | None:

@@ -6,6 +6,7 @@ guard (:mod:`.budget`), progress and summaries (:mod:`.status`), sweeps off the 
 (:mod:`.background`), and reconciling an experiment with the server's run list (:mod:`.reconcile`,
 ``exp.reconcile()`` through :mod:`.reconciling`).
 
-May import: the client, ``_protocol``, ``store``, ``media``, the request and plan, specs, settings
-and errors. Never ``experiment``, ``views``, ``widgets``, ``report`` or ``cli`` (they sit above).
+May import: the client, ``_protocol``, ``store``, ``media``, the request and plan, specs, settings,
+errors and ``views.html`` (the escaping every HTML output shares). Never ``experiment``, the rest of
+``views``, ``widgets``, ``report`` or ``cli`` (they sit above).
 """

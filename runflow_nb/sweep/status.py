@@ -114,6 +114,27 @@ class SweepSummary:
                    "(exp.table(qa='flagged'))" if self.flagged else "")
                 + (f"; stopped: {self.stopped}" if self.stopped else ""))
 
+    def _repr_html_(self) -> str:
+        """The summary as a small table, its messages below (escaped, money safe from MathJax)."""
+        from ..views import html as _html
+
+        t = _html.text
+        rows = [("planned runs", t(self.total)),
+                ("by status", t(", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())) or "none")),
+                ("submitted / re-attached / reused", t(f"{self.submitted} / {self.reattached} / {self.reused}")),
+                ("skipped by the budget", t(self.skipped_budget)),
+                ("simulated spend (nothing charged)" if self.simulated else "spent",
+                 _html.money(self.spent_usd, simulated=self.simulated)),
+                ("wall time", t(f"{self.wall_s:.1f} s"))]
+        if self.stopped:
+            rows.append(("stopped", t(self.stopped)))
+        if self.still_running:
+            rows.append(("still on the server",
+                         f"{t(self.still_running)} runs, may cost up to {_html.money(self.may_cost_usd)}"))
+        body = "".join(f"<tr><th style='text-align:left'>{t(k)}</th><td>{v}</td></tr>" for k, v in rows)
+        notes = "".join(f"<li>{_html.text(m)}</li>" for m in self.messages)
+        return _html.block(f"<table>{body}</table>" + (f"<ul>{notes}</ul>" if notes else ""))
+
 
 def charged_usd(row: dict[str, Any]) -> float:
     """What a stored run has cost (or, when its fate is open, may cost)."""
