@@ -163,7 +163,8 @@ class Plan(Sequence[VideoRequest]):
         rows = []
         for r in shown:
             values = r.params()
-            prompt = r.prompt if len(r.prompt) <= 80 else r.prompt[:79] + "…"
+            prompt = r.prompt or ""
+            prompt = prompt if len(prompt) <= 80 else prompt[:79] + "…"
             cells = [_html.text(r.spec.variant), _html.text(prompt),
                      *(_html.text("" if values.get(k) is None else values[k]) for k in params),
                      _html.money(r.estimate_usd())]
