@@ -240,7 +240,9 @@ run_notebooks() {
     echo "no notebooks/*.ipynb: nothing to run"
     return 0
   fi
-  "$PYTHON" -m pytest -q -p no:cacheprovider --nbval-lax "${notebooks[@]}"
+  # Every cell must run; the cells marked `# NBVAL_CHECK_OUTPUT` must print what is stored in them
+  # (scripts/checked_outputs.py). In file order: -p no:randomly.
+  "$PYTHON" -m pytest -q -p no:cacheprovider -p no:randomly --nbval-lax "${notebooks[@]}"
 }
 
 if ! step "install (scripts/install.sh)" bash scripts/install.sh; then

@@ -1,17 +1,22 @@
 """The shipped notebooks as files: stripped, runnable offline, with the documented parameters.
 
-Executing them is nbval's job: ``scripts/test.sh`` runs ``pytest --nbval-lax notebooks/`` as its own
-step (the simulator, small defaults), and tests/test_report.py runs seed_sweep.ipynb through papermill
-with non-default parameters.
+Executing them is nbval's job: ``scripts/test.sh`` runs ``pytest --nbval-lax notebooks/*.ipynb`` as its own
+step (the simulator, small defaults), comparing the stored output of every cell marked
+``# NBVAL_CHECK_OUTPUT`` (``scripts/checked_outputs.py`` stores them), and tests/test_report.py runs
+seed_sweep.ipynb through papermill with non-default parameters.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from checked_outputs import checked
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -36,9 +41,14 @@ def test_notebook_is_stripped_and_explains_the_simulator(name: str) -> None:
     assert not {"widgets", "papermill"} & set(nb.metadata), "execution metadata committed"
     first = nb.cells[0]
     assert first.cell_type == "markdown" and "RUNFLOW_API_KEY" in first.source and "simulator" in first.source
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, f"{name}: outputs are not stripped"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if checked(cell):  # nbval compares these: the output is stored, and the cell counts as run
+            assert cell.outputs and cell.execution_count is not None, f"{name} cell {i}: no stored output"
+            assert not any(o.get("name") == "stderr" or o.output_type == "error" for o in cell.outputs)
+        else:
+            assert cell.outputs == [] and cell.execution_count is None, f"{name} cell {i}: outputs are not stripped"
     assert (NOTEBOOKS / name).stat().st_size < 20_000
 
 
@@ -69,6 +79,16 @@ def test_compare_models_parameters_are_the_documented_contract() -> None:
 def test_ci_runs_every_notebook_with_nbval() -> None:
     script = (REPO / "scripts" / "test.sh").read_text()
     assert "--nbval-lax" in script and "notebooks/*.ipynb" in script
+    assert "-p no:randomly" in script  # a notebook's cells run in order
+
+
+def test_the_estimates_are_compared_by_nbval() -> None:
+    for name in ("seed_sweep.ipynb", "compare_models.ipynb"):
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        (cell,) = [c for c in nb.cells if checked(c)]
+        assert "estimate()" in cell.source
+        shown = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+        assert "runs=" in shown or "runs, " in shown, shown
 
 
 def test_every_shipped_notebook_is_bundled_by_name_and_takes_its_store_from_the_settings() -> None:
