@@ -21,8 +21,10 @@ install:
 # runs with the very interpreter it was installed into, whatever `runflow-nb` is first on PATH.
 demo:
 	@echo "==> pip install -e '.[notebooks]' into $$($(PYTHON) -c 'import sys; print(sys.prefix)') (a few minutes the first time)"
-	@$(PIP) install --progress-bar off -e '.[notebooks]' | sed -u '/^Requirement already satisfied/d' \
-	  || { echo "make demo: pip install failed. If pip says the environment is externally managed, make and activate a virtualenv first: python3 -m venv .venv && . .venv/bin/activate"; exit 1; }
+	@( while sleep 30; do echo "    ... pip is still at work ($$((SECONDS))s)"; done ) & ticker=$$!; \
+	  $(PIP) install --progress-bar off -e '.[notebooks]' | sed -u '/^Requirement already satisfied/d'; rc=$$?; \
+	  kill $$ticker 2>/dev/null; \
+	  if [ $$rc -ne 0 ]; then echo "make demo: pip install failed. If pip says the environment is externally managed, make and activate a virtualenv first: python3 -m venv .venv && . .venv/bin/activate"; exit 1; fi
 	@echo "==> $(PYTHON) -m runflow_nb demo"
 	$(PYTHON) -m runflow_nb demo
 
