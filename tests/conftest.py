@@ -28,10 +28,18 @@ HARNESS_FILES = frozenset({"test_money.py", "test_crash.py", "test_faults.py", "
                            "test_bad_input.py", "test_leases.py", "test_soak_lags.py"})
 
 
+# Slow: every test of these files takes seconds to minutes (papermill reports, SIGKILLed children,
+# loopback fault and money scenarios, the team soak). `pytest -m "not slow and not browser"` leaves
+# them out while working; make test runs them all.
+SLOW_FILES = HARNESS_FILES | {"test_report.py", "test_compare_models.py"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in HARNESS_FILES:
             item.add_marker(pytest.mark.harness)
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
