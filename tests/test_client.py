@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from runflow_nb import errors
 from runflow_nb.client import AsyncClient, Client, Result
 from runflow_nb.emulator import Emulator, serve
 from runflow_nb.request import VideoRequest
+from runflow_nb.simulator.engine import Simulator
 
 TEST_KEY = "rf_test_0000000000000000"
 
@@ -181,14 +183,27 @@ def test_no_raw_httpx_error_escapes(ref_images: list[Path]) -> None:
 
 
 def test_total_wait_timeout_leaves_the_run_resumable(ref_images: list[Path]) -> None:
-    emu = Emulator(latency=2.0)
+    clock = _Clock()  # the run's time passes on the simulator's clock: it outlasts the wait however slow the machine
+    emu = Emulator(simulator=Simulator(latency=1000, clock=clock), latency=1000)
     client = Client(api_key=TEST_KEY, base_url="http://emu.test", transport=httpx.MockTransport(emu.handle),
                     poll_interval=0.05)
     run = client.submit(prompt="character1", images=ref_images[:1], duration=3, resolution="720p", seed=2)
     with pytest.raises(errors.RunTimeoutError) as exc:
         client.wait(run.id, timeout=0.3)
     assert "wait on it again" in str(exc.value) and exc.value.run.id == run.id
-    assert client.wait(run.id, timeout=30).status == "succeeded"
+    clock.offset += 2000  # the run ends on the server
+    assert client.wait(run.id, timeout=300).status == "succeeded"
+    emu.close()
+
+
+class _Clock:
+    """Epoch seconds that a test can move ahead."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
 
 
 def test_failed_runs_raise_and_expired_urls_are_reported(ref_images: list[Path], tmp_path: Path) -> None:

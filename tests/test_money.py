@@ -372,7 +372,7 @@ def test_ctrl_c_in_a_script_during_a_download_removes_the_partial_file(ref_image
             return trickle(b"\0" * 4000, every_s=0.05, chunk=50, content_type="video/mp4")  # 4 s
 
         def stop_when_the_second_run_is_in_flight() -> None:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 300  # waits on state; a hang guard
             while not (started.is_set() and emu.runs_created() >= 2) and time.monotonic() < deadline:
                 time.sleep(0.01)
             time.sleep(0.2)
@@ -408,7 +408,7 @@ def test_the_stop_button_of_a_background_sweep_stops_submitting(ref_images: list
             box["widget"].update(progress)
 
         handle = exp.run(p, concurrency=2, background=True, progress=make)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300  # waits on state; a hang guard
         while emu.runs_created() < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         t_stop = time.monotonic()

@@ -204,7 +204,7 @@ def test_a_fake_clock_holds_runs_in_queue_until_time_passes(workdir: Path) -> No
         with pytest.raises(RunTimeoutError):  # the clock is frozen: waiting cannot end
             sim.wait(rid, timeout=0.2)
         clock.t += 70
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 300  # waits on state; a hang guard
         while sim.get(rid)["status_code"] != "succeeded" and time.monotonic() < deadline:
             time.sleep(0.01)  # the render itself runs in real time
         run = sim.get(rid)
