@@ -12,11 +12,12 @@ mutation testing run these tests for every planted bug. The fixtures (``fast_cli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,8 @@ class Sweeper:
             finally:
                 await c.aclose()
 
-        return asyncio.run(go())
+        with _one_batch_per_wave(kw):
+            return asyncio.run(go())
 
     def rows(self) -> list[dict[str, Any]]:
         return list(self.store.runs(self.experiment))
@@ -208,6 +210,36 @@ class Sweeper:
         for r in self.rows():
             out[r["status"]] = out.get(r["status"], 0) + 1
         return out
+
+
+@contextlib.contextmanager
+def _one_batch_per_wave(kw: dict[str, Any]) -> Iterator[None]:
+    """A batched sweep sends the runs it has in flight together (a full batch of ``concurrency``
+    goes at once), however slowly the machine hands them to the batcher: the runner's own 0.1 s
+    gathering window would split them on a loaded machine. A test that set its own window
+    (:func:`gather_batches`) keeps it."""
+    import functools
+
+    import runflow_nb.sweep.batches as batches
+
+    real = batches.Batcher
+    if not kw.get("batch") or isinstance(real, functools.partial):
+        yield
+        return
+    wave = max(1, min(int(kw["concurrency"]), batches.MAX_BATCH_ITEMS))
+
+    class Wave(real):  # type: ignore[valid-type,misc]  # a class still, for the sweep's isinstance checks
+        def __init__(self, client: Any, **options: Any) -> None:
+            options.setdefault("window_s", 5.0)
+            options.setdefault("max_delay_s", 10.0)
+            options.setdefault("max_items", wave)
+            super().__init__(client, **options)
+
+    batches.Batcher = Wave  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        batches.Batcher = real  # type: ignore[misc]
 
 
 def plan(images: list[Path], seeds: Any, **kw: Any) -> rf.Plan:
