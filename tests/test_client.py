@@ -106,6 +106,7 @@ def test_large_references_go_through_the_upload_flow(emulator_server: Any, tmp_p
     assert [a["status"] for a in assets.values()] == ["confirmed"]  # sent by upload, not inline
 
 
+@pytest.mark.slow
 def test_fifty_generations_under_faults_bill_each_made_run_exactly_once(ref_images: list[Path], tmp_path: Path) -> None:
     faults = "429=0.08,429ra=0.04,500=0.04,503=0.04,drop=0.1,truncate=0.05,seed=7,retry_after=1"
     with serve(port=0, latency=0.05, faults=faults) as server:

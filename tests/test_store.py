@@ -359,6 +359,7 @@ def _write_runs(url: str, worker: int, n: int, barrier: object) -> None:
         raise
 
 
+@pytest.mark.slow
 def test_two_processes_write_200_runs_each_without_errors(store_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
