@@ -4,7 +4,7 @@ The sweep calls :meth:`ProgressWidget.update` from its own thread, as often as r
 The widget redraws at most :attr:`ProgressWidget.max_rate` times a second (the latest state always
 wins, and the final state is drawn at once), so a 500-run sweep sends a handful of messages a
 second, not thousands. Papermill, nbval and scripts get plain text lines instead (see
-:class:`runflow_nb.experiment.TextProgress`).
+:class:`runflow_nb.views.sweep_progress.TextProgress`).
 """
 
 from __future__ import annotations
