@@ -265,7 +265,8 @@ def _short_traceback(exc: BaseException) -> list[str]:
 
 
 def _callers_line(exc: BaseException) -> str:
-    """The last frame outside runflow_nb (the notebook cell or script that called it), as text."""
+    """The last frame outside runflow_nb before the first frame inside it (the notebook cell or script
+    that called the library, not a standard-library helper the library called later), as text."""
     import linecache
     import os
 
@@ -275,7 +276,10 @@ def _callers_line(exc: BaseException) -> str:
     while tb is not None:
         code = tb.tb_frame.f_code
         path = os.path.abspath(code.co_filename)
-        if not path.startswith(here + os.sep):
+        if path.startswith(here + os.sep):
+            if found:  # the caller is known: later outside frames are the library's own helpers
+                break
+        else:
             text = linecache.getline(code.co_filename, tb.tb_lineno).strip()
             where = "a cell" if "ipykernel_" in path or code.co_filename.startswith("<") else code.co_filename
             found = f"{where}, line {tb.tb_lineno}" + (f": {text}" if text else "")
