@@ -237,3 +237,24 @@ def test_synced_compare_labels_each_clip_by_what_differs_between_them() -> None:
     assert XSS not in "".join(labels) and "duration" not in "".join(labels)  # what did not vary stays out
     same_prompt = synced_html(rows[:2], token="u")
     assert "character1 trots" not in same_prompt and "seed 2 · " in same_prompt
+
+
+def test_rf_queue_with_no_store_shows_the_store_of_the_experiments_this_kernel_opened(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = Experiment("mine", store="study/runs.sqlite", artifacts=workdir / "artifacts")
+    exp.store.insert_run({"run_id": "waiting", "experiment": "mine", "run_key": "w", "status": "planned",
+                          "prompt": "x"})
+    panel = rf.queue(interval=0.2)
+    try:
+        panel.stop()
+        panel.refresh()
+        assert "waiting" in panel.views and panel.store.url == exp.store.url
+        monkeypatch.chdir(workdir / "study")  # the kernel moved: the relative store path still names that store
+        again = rf.queue(interval=0.2)
+        again.stop()
+        again.views.clear()
+        again.refresh()
+        assert "waiting" in again.views and not (workdir / "study" / "study").exists()
+        assert not (workdir / "runflow_data").exists()  # no empty default store made beside it
+    finally:
+        panel.stop()
