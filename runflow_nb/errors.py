@@ -247,6 +247,9 @@ class SweepInterrupted(KeyboardInterrupt):
         self.summary = summary
         super().__init__(message)
 
+    # In a notebook it reads like a library error: what stopped and what to do, not the wait it broke.
+    _render_traceback_ = RunflowError._render_traceback_
+
 
 _RED, _GREEN, _DIM, _RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[2m", "\x1b[0m"
 
@@ -255,7 +258,7 @@ def _short_traceback(exc: BaseException) -> list[str]:
     """The error's name and message, where the user's code called the library, and how to see more."""
     lines = [f"{_RED}{type(exc).__name__}{_RESET}: {exc}"]
     cause = exc.__cause__ or exc.__context__
-    if cause is not None and not isinstance(cause, RunflowError):
+    if cause is not None and not isinstance(cause, (RunflowError, KeyboardInterrupt)):  # an interrupt says nothing more
         lines.append(f"{_DIM}(caused by {type(cause).__name__}: {str(cause)[:200]}){_RESET}")
     caller = _callers_line(exc)
     if caller:
