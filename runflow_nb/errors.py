@@ -247,6 +247,9 @@ class SweepInterrupted(KeyboardInterrupt):
         self.summary = summary
         super().__init__(message)
 
+    # In a notebook it reads like a library error: what stopped and what to do, not the wait it broke.
+    _render_traceback_ = RunflowError._render_traceback_
+
 
 _RED, _GREEN, _DIM, _RESET = "\x1b[0;31m", "\x1b[0;32m", "\x1b[2m", "\x1b[0m"
 
@@ -255,7 +258,7 @@ def _short_traceback(exc: BaseException) -> list[str]:
     """The error's name and message, where the user's code called the library, and how to see more."""
     lines = [f"{_RED}{type(exc).__name__}{_RESET}: {exc}"]
     cause = exc.__cause__ or exc.__context__
-    if cause is not None and not isinstance(cause, RunflowError):
+    if cause is not None and not isinstance(cause, (RunflowError, KeyboardInterrupt)):  # an interrupt says nothing more
         lines.append(f"{_DIM}(caused by {type(cause).__name__}: {str(cause)[:200]}){_RESET}")
     caller = _callers_line(exc)
     if caller:
@@ -265,7 +268,8 @@ def _short_traceback(exc: BaseException) -> list[str]:
 
 
 def _callers_line(exc: BaseException) -> str:
-    """The last frame outside runflow_nb (the notebook cell or script that called it), as text."""
+    """The last frame outside runflow_nb before the first frame inside it (the notebook cell or script
+    that called the library, not a standard-library helper the library called later), as text."""
     import linecache
     import os
 
@@ -275,7 +279,10 @@ def _callers_line(exc: BaseException) -> str:
     while tb is not None:
         code = tb.tb_frame.f_code
         path = os.path.abspath(code.co_filename)
-        if not path.startswith(here + os.sep):
+        if path.startswith(here + os.sep):
+            if found:  # the caller is known: later outside frames are the library's own helpers
+                break
+        else:
             text = linecache.getline(code.co_filename, tb.tb_lineno).strip()
             where = "a cell" if "ipykernel_" in path or code.co_filename.startswith("<") else code.co_filename
             found = f"{where}, line {tb.tb_lineno}" + (f": {text}" if text else "")

@@ -77,7 +77,7 @@ class Experiment(FollowUps, Reconciling):
                  budget_usd: float | None = None) -> None:
         from . import settings
         from .media.artifacts import Artifacts
-        from .store.runstore import Store
+        from .store.runstore import Store, remember_opened
 
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"an experiment needs a name (a non-empty string), got {name!r}")
@@ -97,6 +97,7 @@ class Experiment(FollowUps, Reconciling):
             self.store = store
         else:
             self.store = Store(settings.store_url(store))
+        remember_opened(self.store)  # rf.queue() with no store shows the store opened last
         target = artifacts if artifacts is not None else settings.artifacts_location(store=self.store.url)
         self.artifact_store = (target if isinstance(target, Artifacts)
                                else Artifacts(target, storage_options=storage_options))
@@ -507,12 +508,11 @@ class Experiment(FollowUps, Reconciling):
 
 def queue(store: str | os.PathLike[str] | Store | None = None, **options: Any) -> Any:
     """``rf.queue()``: the kernel's live queue and history panel over every experiment of ``store``
-    (default ``RUNFLOW_STORE``); see :mod:`runflow_nb.widgets.queue`."""
-    from . import settings
+    (default: the store of the experiment opened last, else ``RUNFLOW_STORE``); see :mod:`runflow_nb.widgets.queue`."""
     from .store.runstore import Store
     from .widgets.queue import queue as panel
 
-    opened = store if isinstance(store, Store) else Store(settings.store_url(store))
+    opened = store if store is None or isinstance(store, Store) else Store(store)
     return panel(opened, experiment_type=Experiment, **options)
 
 

@@ -61,6 +61,27 @@ def test_a_library_error_in_a_cell_reads_in_one_screen_and_tb_shows_the_rest(she
     assert len(full.splitlines()) > len(short.splitlines())
 
 
+def test_a_misspelt_argument_in_a_cell_names_the_cells_line_not_the_standard_library(shell: Any) -> None:
+    shell.run_cell("import runflow_nb as rf\nplan = rf.grid(prompt='character1 runs', seeds=[1, 2])")
+    short = "\n".join(shell.shown[-1])
+    assert "did you mean seed=?" in short
+    assert "raised by" in short and "a cell, line 2: plan = rf.grid(prompt='character1 runs', seeds=[1, 2])" in short
+    assert "contextlib.py" not in short
+
+
+def test_an_interrupted_sweep_reads_in_one_screen_and_tb_shows_the_rest(shell: Any) -> None:
+    shell.run_cell("from runflow_nb.errors import SweepInterrupted\n"
+                   "try:\n    raise KeyboardInterrupt\n"
+                   "except KeyboardInterrupt as e:\n"
+                   "    raise SweepInterrupted('stopped: nothing more was submitted; 14 left planned') from e")
+    short = "\n".join(shell.shown[-1])
+    assert len(short.splitlines()) <= 4, short
+    assert "SweepInterrupted" in short and "stopped: nothing more was submitted; 14 left planned" in short
+    assert "Traceback" not in short and "caused by KeyboardInterrupt" not in short and "%tb" in short
+    shell.run_cell("%tb")
+    assert "Traceback" in "\n".join(shell.shown[-1])
+
+
 def test_other_errors_keep_ipythons_own_traceback(shell: Any) -> None:
     shell.run_cell("def f():\n    return 1 / 0\nf()")
     text = "\n".join(shell.shown[-1])

@@ -77,3 +77,16 @@ def test_the_same_prompt_and_seed_give_the_same_clip(clips: dict[str, Path]) -> 
     again = clips.get(PROMPTS[0] + " (again)")
     assert again is not None
     assert [f.tobytes() for f in _frames(again)[:3]] == [f.tobytes() for f in _frames(clips[PROMPTS[0]])[:3]]
+
+
+@pytest.mark.parametrize("size", [(828, 1472), (1472, 828), (414, 736)])
+def test_a_text_to_video_caption_fits_inside_the_frame_in_portrait_and_landscape(size: tuple[int, int]) -> None:
+    from runflow_nb.simulator.scenes import text_scene
+
+    width = size[0]
+    pixels = np.asarray(text_scene("character1 gallops along the shore at dusk", seed=1, size=size))
+    box = np.all(pixels == 16, axis=2)  # the caption's dark backing
+    columns = np.flatnonzero(box.any(axis=0))
+    assert columns.size, "no caption drawn"
+    # inside the window a pan shows (the scene is 1.15 × the clip): the whole caption stays in view
+    assert columns.max() < width / 1.15, (columns.min(), columns.max(), width)

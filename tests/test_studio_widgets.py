@@ -219,3 +219,42 @@ def test_a_live_queue_panel_lets_the_interpreter_exit_at_once(workdir: Path) -> 
             "print('refreshing', panel.running)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "refreshing True" and done.stderr == "", done
+
+
+def test_synced_compare_labels_each_clip_by_what_differs_between_them() -> None:
+    from runflow_nb.studio.synced import synced_html
+
+    def row(i: int, model: str, prompt: str, seed: int) -> dict[str, Any]:
+        return {"run_id": f"run{i:05d}", "status": "succeeded", "video_path": f"https://cdn.example/{i}.mp4",
+                "model": f"alibaba/happy-horse/{model}", "prompt": prompt, "seed": seed, "duration": 3}
+
+    rows = [row(0, "text-to-video", "character1 trots", 1), row(1, "text-to-video", "character1 trots", 2),
+            row(2, "image-to-video", "character1 rears up", 1), row(3, "image-to-video", XSS, 2)]
+    labels = [re.sub(r"<[^>]+>", "", m) for m in re.findall(r'<div class="rf-sync-label[^>]*>(.*?)</div>',
+                                                             synced_html(rows, token="t"))]
+    assert labels[0].startswith("A · text-to-video · character1 trots · seed 1 · run run00000")
+    assert labels[2].startswith("C · image-to-video · character1 rears up · seed 1")
+    assert XSS not in "".join(labels) and "duration" not in "".join(labels)  # what did not vary stays out
+    same_prompt = synced_html(rows[:2], token="u")
+    assert "character1 trots" not in same_prompt and "seed 2 · " in same_prompt
+
+
+def test_rf_queue_with_no_store_shows_the_store_of_the_experiments_this_kernel_opened(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = Experiment("mine", store="study/runs.sqlite", artifacts=workdir / "artifacts")
+    exp.store.insert_run({"run_id": "waiting", "experiment": "mine", "run_key": "w", "status": "planned",
+                          "prompt": "x"})
+    panel = rf.queue(interval=0.2)
+    try:
+        panel.stop()
+        panel.refresh()
+        assert "waiting" in panel.views and panel.store.url == exp.store.url
+        monkeypatch.chdir(workdir / "study")  # the kernel moved: the relative store path still names that store
+        again = rf.queue(interval=0.2)
+        again.stop()
+        again.views.clear()
+        again.refresh()
+        assert "waiting" in again.views and not (workdir / "study" / "study").exists()
+        assert not (workdir / "runflow_data").exists()  # no empty default store made beside it
+    finally:
+        panel.stop()

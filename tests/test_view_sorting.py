@@ -75,3 +75,16 @@ def test_a_click_on_a_header_name_sorts_numbers_as_numbers(exp: Experiment, tmp_
                 assert _column(page, name) == ascending[::-1]
         finally:
             browser.close()
+
+
+def test_reference_files_show_by_name_with_the_full_path_on_hover() -> None:
+    import pandas as pd
+
+    refs = ["/home/me/.cache/samples/v1/character1-horse.png", "/home/me/.cache/samples/v1/character2-robot.png"]
+    df = pd.DataFrame({"run_id": ["a1", "b2"], "prompt": ["p", "p"], "images": [refs, refs[:1]], "seed": [1, 2],
+                       "status": ["succeeded", "succeeded"]})
+    frame = tableview.view_frame(df, ["images", "seed"])
+    both, one = frame["images"]
+    assert ">character1-horse.png, character2-robot.png<" in both and ">character1-horse.png<" in one
+    assert both.count("/home/me/.cache") == 2 and 'title="' in both  # the full paths on hover only
+    assert "/home/me" not in both.split(">", 1)[1]

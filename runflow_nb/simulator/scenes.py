@@ -75,14 +75,20 @@ def text_scene(prompt: str, *, seed: int, size: tuple[int, int]) -> Image.Image:
     caption = prompt.strip() or "(no prompt)"
     caption = caption if len(caption) <= 60 else caption[:57] + "..."
     draw = ImageDraw.Draw(pil)
-    try:
-        font: ImageFont.FreeTypeFont | ImageFont.ImageFont = ImageFont.load_default(size=max(12, height // 30))
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType
-        font = ImageFont.load_default()
     text = f"text-to-video · seed {seed}: {caption}"
-    left, top_, right, bottom_ = draw.textbbox((0, 0), text, font=font)
     pad = max(4, height // 90)
     x0, y0 = round(0.1 * width), round(0.78 * height)  # inside any pan window
+    room = width / 1.15 - x0 - 2 * pad  # the caption ends inside the window a pan shows, portrait too
+    font_px = max(12, height // 30)
+    while True:
+        try:
+            font: ImageFont.FreeTypeFont | ImageFont.ImageFont = ImageFont.load_default(size=font_px)
+        except (TypeError, OSError, ImportError):  # Pillow without FreeType
+            font = ImageFont.load_default()
+        left, top_, right, bottom_ = draw.textbbox((0, 0), text, font=font)
+        if right - left <= room or font_px <= 10 or not isinstance(font, ImageFont.FreeTypeFont):
+            break
+        font_px = max(10, int(font_px * room / (right - left)))  # scale the font to the room left
     draw.rectangle((x0 - pad, y0 - pad, x0 + right - left + pad, y0 + bottom_ - top_ + pad), fill=(16, 16, 16))
     draw.text((x0 - left, y0 - top_), text, font=font, fill=(240, 240, 240))
     return pil

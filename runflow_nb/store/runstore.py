@@ -81,7 +81,9 @@ __all__ = [
     "Store",
     "StoreError",
     "UnknownRunError",
+    "last_opened",
     "migrate",
+    "remember_opened",
 ]
 
 
@@ -529,3 +531,16 @@ def _filters(
         needle = _dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         out.append(sa.type_coerce(_RUNS.c.tags, sa.Text).like(f"%{needle}%", escape="\\"))
     return out
+
+
+_last_opened: list[Store] = []
+
+
+def remember_opened(store: Store) -> None:
+    """Note ``store`` as the one an experiment of this process opened last (``rf.queue()``'s default)."""
+    _last_opened[:] = [store]
+
+
+def last_opened() -> Store | None:
+    """The store an experiment of this process opened last (a closed store reconnects), if any."""
+    return _last_opened[0] if _last_opened else None

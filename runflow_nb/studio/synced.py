@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import Issue, ValidationError
+from ..study import PARAMETERS
 from ..views import display
 from ..views import html as _html
 
@@ -53,6 +54,31 @@ def _label(i: int) -> str:
     return "ABCDEF"[i]
 
 
+def _differing(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The request parameters (besides the seed, always shown) that differ between the compared runs."""
+    out = []
+    for name in PARAMETERS:
+        values = {repr(r.get(name)) for r in rows if r.get(name) is not None}
+        if name != "seed" and len(values) > 1:
+            out.append(name)
+    return out
+
+
+def _value(name: str, value: Any) -> str:
+    """A differing parameter as a label reads it: a model by its short name, files by their names."""
+    if value is None:
+        return f"no {name}"
+    if name == "model":
+        return str(value).rsplit("/", 1)[-1]
+    if name == "images":
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return ", ".join(str(v).split("?", 1)[0].rsplit("/", 1)[-1] for v in items) or "no images"
+    if name == "duration":
+        return f"{value} s"
+    text = str(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 def synced_html(rows: Sequence[Mapping[str, Any]], *, token: str | None = None) -> str:
     """The view for 2–6 stored runs (each with a playable video); ``token`` names its elements."""
     if not MIN_CLIPS <= len(rows) <= MAX_CLIPS:
@@ -65,6 +91,7 @@ def synced_html(rows: Sequence[Mapping[str, Any]], *, token: str | None = None) 
     dom_id = f"rf-sync-{token}"
     fps = 24
     cells = []
+    differing = _differing(rows)
     for i, row in enumerate(rows):
         src = display.media_src(str(row["video_path"]))
         poster = display.poster_uri(row.get("poster_path"))
@@ -73,7 +100,11 @@ def synced_html(rows: Sequence[Mapping[str, Any]], *, token: str | None = None) 
                  'class="rf-sync-video"', f'data-run="{_html.attr(row["run_id"])}"']
         if poster and display.safe_url(poster):
             attrs.append(f'poster="{_html.attr(display.safe_url(poster))}"')
-        label = (f'<div class="rf-sync-label {_html.NO_MATH}" style="font-size:12px;font-weight:bold">{_label(i)} · '
+        # what tells the clips apart (model, prompt, ...) and the seed, on one line (all of it on hover)
+        what = "".join(f"{_html.text(_value(n, row.get(n)))} · " for n in differing)
+        full = " · ".join(f"{n}: {row.get(n)}" for n in [*differing, "seed", "run_id"])
+        label = (f'<div class="rf-sync-label {_html.NO_MATH}" title="{_html.attr(full)}" style="font-size:12px;'
+                 f'font-weight:bold;white-space:nowrap;overflow:hidden;text-overflow:ellipsis">{_label(i)} · {what}'
                  f'seed {_html.text(row.get("seed"))} · <span style="font-weight:normal;color:#6b7280">run '
                  f'{_html.text(str(row["run_id"])[:8])}</span></div>')
         cells.append(f'<div class="rf-sync-cell" data-index="{i}">{label}<video {" ".join(attrs)}></video></div>')

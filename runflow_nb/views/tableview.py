@@ -60,12 +60,24 @@ def _cell(name: str, value: Any, rec: dict[str, Any], *, numeric: bool = False) 
     if name == "status" and value != "succeeded":
         detail = rec.get("error_message")
         return (f'<span title="{_html.attr(detail)}">{_html.text(value)}</span>' if detail else _html.text(value))
+    if name in _FILE_COLUMNS and isinstance(value, (str, list, tuple)):
+        items = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        names = ", ".join(_file_name(v) for v in items)
+        return f'<span title="{_html.attr(", ".join(items))}">{_html.text(names)}</span>'
     if isinstance(value, (list, tuple)):
         value = ", ".join(map(str, value))
     text = str(value)
     if name == "prompt" and len(text) > 120:
         return f'<span title="{_html.attr(text)}">{_html.text(text[:117])}…</span>'
     return _html.text(text)
+
+
+_FILE_COLUMNS = ("images", "video")  # references and an edit's input clip: paths or URLs
+
+
+def _file_name(path_or_url: str) -> str:
+    """A reference by its file name (a URL's last path segment), as the gallery's headers name it."""
+    return path_or_url.split("?", 1)[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or path_or_url
 
 
 def _order_key(value: Any) -> str:

@@ -307,10 +307,11 @@ def queue(store: Store | None = None, *, experiment: str | None = None, **option
     global _panel
     from ..store.runstore import Store as _Store
 
-    if store is None:
+    if store is None:  # the store an experiment of this kernel opened last, else RUNFLOW_STORE's
         from .. import settings
+        from ..store.runstore import last_opened
 
-        store = _Store(settings.store_url(None))
+        store = last_opened() or _Store(settings.store_url(None))
     with _panel_lock:
         if _panel is not None and _panel.widget.comm is not None:
             _panel.stop()
