@@ -299,7 +299,7 @@ def row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     model, parent = row.get("model"), row.get("parent_run_id")
     fields = {
         "model": str(model).rsplit("/", 1)[-1] if _present(model) else None,  # e.g. text-to-video
-        lineage_label(row): str(parent)[:12] if _present(parent) else None,
+        lineage_label(row): str(parent)[:8] if _present(parent) else None,
         "seed": row.get("seed"),
         "dur": f"{row.get('duration')} s" if _present(row.get("duration")) else None,
         "res": row.get("resolution") if _present(row.get("resolution")) else None,
