@@ -40,6 +40,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.harness)
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
+    _keep_file_order(items)
+
+
+def _keep_file_order(items: list[pytest.Item]) -> None:
+    """A module that sets ``KEEP_ORDER = True`` (its tests walk one page through steps) runs its tests
+    in file order, wherever a random order put the module; every other test keeps the order it got.
+    This runs after pytest-randomly's shuffle (which reorders before plain hooks)."""
+    def key(item: pytest.Item) -> tuple[int, tuple[tuple[str, int], ...]]:
+        spec = getattr(item, "callspec", None)
+        return item.location[1] or 0, tuple(sorted(spec.indices.items())) if spec is not None else ()
+
+    slots: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        module = getattr(item, "module", None)
+        if getattr(module, "KEEP_ORDER", False):
+            slots.setdefault(item.nodeid.split("::", 1)[0], []).append(i)
+    for positions in slots.values():
+        ordered = sorted((items[i] for i in positions), key=key)
+        for i, item in zip(positions, ordered, strict=True):
+            items[i] = item
 
 
 @pytest.fixture(autouse=True)

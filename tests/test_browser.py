@@ -49,6 +49,7 @@ from _lab import (
 )
 
 pytestmark = pytest.mark.browser
+KEEP_ORDER = True  # the quickstart page is walked through form, reopen, compare and gallery, in file order
 
 DURATION = 4  # requested through the form's slider; the quickstart pre-fills 3
 XSS = "<script>alert(1)</script>"
@@ -86,8 +87,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, outside: Path) -> Iterator[Lab
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(lab: Lab) -> Iterator[Any]:
+    """One chromium per test file: Playwright's sync API keeps an event loop set on this thread while
+    it runs, so it must stop before the worker's next file (whose asyncio.run() would refuse to start)."""
     from _lab import CHROMIUM, LAUNCH_ARGS
     from playwright.sync_api import sync_playwright
 

@@ -15,8 +15,7 @@ import test_browser as tb
 
 pytestmark = pytest.mark.browser
 
-lab = tb.lab  # the same JupyterLab and browser fixtures as the other browser tests
-page = tb.page
+outside, lab, browser, page = tb.outside, tb.lab, tb.browser, tb.page  # the browser tests' fixtures
 
 
 def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab: tb.Lab, page: Any) -> None:

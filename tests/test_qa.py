@@ -192,7 +192,7 @@ def test_a_sweep_with_mixed_faults_shows_the_right_qa_per_row(ref_images: list[P
     assert n_flagged == 7 + int(df[[f is None for f in flaws.values()]].nsfw_detected.fillna(False).sum())
     assert len(exp.table(qa="flagged")) == n_flagged and len(exp.table(qa="ok")) == 10 - n_flagged
     assert exp.last_summary is not None and exp.last_summary.flagged == n_flagged
-    assert f"{n_flagged} flagged by QA" in capsys.readouterr().out
+    assert f"{n_flagged} flagged by QA" in capsys.readouterr().err  # text progress goes to stderr
     assert f"{n_flagged} clips flagged by QA" in str(exp.last_summary)
     # the ranking and the best clip pass over flagged clips unless asked
     assert set(exp.ranking().qa) == {"ok"} and len(exp.ranking(flagged=True)) == 10
