@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from _lagging import Lagging
+from _ledger import billed, settle
 from PIL import Image
 
 import runflow_nb as rf
@@ -68,17 +69,17 @@ def test_a_batch_answered_500_and_listed_in_part_maps_the_listed_runs_and_keeps_
     exp = _experiment(server.url, tmp_path)
     plan = _plan([ref_images[:1]], range(4))
     df = exp.run(plan, concurrency=4, batch="auto", progress=None)
-    emu.settle()
+    settle(emu)
     by_seed = {int(r.seed): r for r in df.itertuples()}
     assert {s: by_seed[s].status for s in by_seed} == {0: "succeeded", 1: "unknown", 2: "succeeded", 3: "unknown"}
     made = {r["client_ref"]: r["id"] for r in emu.simulator.list_runs(limit=500)[0]}
     for seed in (0, 2):  # each listed run mapped to its own row
         assert by_seed[seed].remote_id == made[by_seed[seed].client_ref]
-    assert _batch_posts(emu) == 1 and len(made) == 4 and emu.billed()[0] == 4
+    assert _batch_posts(emu) == 1 and len(made) == 4 and billed(emu)[0] == 4
     emu.list_hides = None  # the list catches up: the next sweep collects them, nothing is made again
     df = exp.run(plan, batch="auto", progress=None)
-    emu.settle()
-    assert Counter(df.status) == Counter({"succeeded": 4}) and _batch_posts(emu) == 1 and emu.billed()[0] == 4
+    settle(emu)
+    assert Counter(df.status) == Counter({"succeeded": 4}) and _batch_posts(emu) == 1 and billed(emu)[0] == 4
 
 
 @pytest.mark.parametrize("server", [{"faults": "drop=1x", "key_replay": "none"}], indirect=True)
@@ -89,14 +90,14 @@ def test_a_lost_batch_a_resume_finds_in_part_without_key_replay_sends_nothing_an
     exp = _experiment(server.url, tmp_path)
     plan = _plan([ref_images[:1]], range(4))
     exp.run(plan, concurrency=4, batch="auto", progress=None)
-    emu.settle()
+    settle(emu)
     # resumed with room for the two unknown runs only: they hold it, so the two new seeds are skipped
     df = exp.run(_plan([ref_images[:1]], range(6)), concurrency=4, batch="auto", budget_usd=2 * RUN, progress=None)
-    emu.settle()
+    settle(emu)
     status = {int(r.seed): r.status for r in df.itertuples()}
     assert status == {0: "succeeded", 1: "unknown", 2: "succeeded", 3: "unknown", 4: "skipped_budget",
                       5: "skipped_budget"}, status
-    assert _batch_posts(emu) == 1 and emu.billed()[0] == 4 and not emu.state.counts().get("creates:replayed")
+    assert _batch_posts(emu) == 1 and billed(emu)[0] == 4 and not emu.state.counts().get("creates:replayed")
 
 
 # -- in-memory images ---------------------------------------------------------------------------
@@ -129,8 +130,8 @@ def test_two_in_memory_images_of_one_size_and_mode_make_two_runs_each_with_its_o
     images = _pair(kind, tmp_path)
     exp = _experiment(server.url, tmp_path)
     df = exp.run(_plan([[images[0]], [images[1]]], [7]), progress=None)
-    emu.settle()
-    assert len(df) == 2 and Counter(df.status) == Counter({"succeeded": 2}) and emu.billed()[0] == 2
+    settle(emu)
+    assert len(df) == 2 and Counter(df.status) == Counter({"succeeded": 2}) and billed(emu)[0] == 2
     sent = [_sent_pixels(emu, ref) for ref in df.client_ref]
     expected = [np.asarray(img if kind == "numpy" else img.convert("RGB")) for img in images]
     assert {bool(np.array_equal(sent[0], e)) for e in expected} == {True, False}
@@ -146,9 +147,9 @@ def test_a_reference_file_edited_in_place_is_a_new_run_sent_with_its_new_pixels(
     exp.run(_plan([[path]], [7]), progress=None)
     Image.fromarray(second).save(path)  # edited in place: same name, size and mode
     exp.run(_plan([[path]], [7]), progress=None)
-    emu.settle()
+    settle(emu)
     rows = sorted(exp.runs(), key=lambda r: r["created_at"])
-    assert emu.billed()[0] == 2 and len(rows) == 2 and rows[0]["run_key"] != rows[1]["run_key"]
+    assert billed(emu)[0] == 2 and len(rows) == 2 and rows[0]["run_key"] != rows[1]["run_key"]
     assert [r["status"] for r in rows] == ["succeeded", "succeeded"]
     assert np.array_equal(_sent_pixels(emu, rows[0]["client_ref"]), first)
     assert np.array_equal(_sent_pixels(emu, rows[1]["client_ref"]), second)

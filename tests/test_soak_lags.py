@@ -20,11 +20,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _lagging import Lagging
+from _ledger import billed, made_per_ref, settle
 from _sweep_child import record
 
 import runflow_nb as rf
-from runflow_nb.emulator import serve
+from runflow_nb.emulator import Emulator, serve
 
 KEY = "rf_test_soak_lags"
 SEED = 20261207
@@ -37,12 +37,16 @@ KEY_MODES = ["all", "creates", "all_but_single_create", "none"]
 
 
 def _draw(rng: random.Random) -> dict[str, Any]:
+    list_lag_s = rng.choice([0.0, 0.5, 2.0, 9.0])  # 9 s outlasts the client's look-ups (about 7 s)
+    get_lag_s = rng.choice([0.0, 0.3, 1.0])
+    key_replay = rng.choice(KEY_MODES)
+    kept = rng.choice([0, 0, 1])  # creates made, answered 500, their 201 kept for a replay
+    faults = f"{rng.choice(FAULTS)},seed={rng.randrange(10_000)}".replace("none,", "")
     return {
-        "list_lag_s": rng.choice([0.0, 0.5, 2.0, 9.0]),  # 9 s outlasts the client's look-ups (about 7 s)
-        "get_lag_s": rng.choice([0.0, 0.3, 1.0]),
-        "key_replay": rng.choice(KEY_MODES),
-        "kept500": rng.choice([0, 0, 1]),
-        "faults": f"{rng.choice(FAULTS)},seed={rng.randrange(10_000)}".replace("none,", ""),
+        "list_lag_s": list_lag_s,
+        "get_lag_s": get_lag_s,
+        "key_replay": key_replay,
+        "faults": f"{faults},create500kept={kept}x" if kept else faults,
         "seeds": rng.randint(3, 6),
         "budget_runs": rng.choice([2, 3, 5]),
         "batch": rng.choice([False, "auto"]),
@@ -52,8 +56,8 @@ def _draw(rng: random.Random) -> dict[str, Any]:
 
 
 def _schedule(cfg: dict[str, Any], images: list[Path], folder: Path) -> Counter[str]:
-    emu = Lagging(latency=0.05, list_lag_s=cfg["list_lag_s"], get_lag_s=cfg["get_lag_s"],
-                  key_replay=cfg["key_replay"], kept500=cfg["kept500"], faults=cfg["faults"])
+    emu = Emulator(latency=0.05, list_lag_s=cfg["list_lag_s"], get_lag_s=cfg["get_lag_s"],
+                   key_replay=cfg["key_replay"], faults=cfg["faults"])
     budget = cfg["budget_runs"] * RUN
     try:
         with serve(emulator=emu) as server:
@@ -71,17 +75,15 @@ def _schedule(cfg: dict[str, Any], images: list[Path], folder: Path) -> Counter[
                 handle.cancel()
                 handle.wait(120)
             exp.run(plan, concurrency=3, batch=cfg["resume_batch"], progress=None, timeout=20)  # resumed at once
-            emu.settle()
+            settle(emu)
             # the lags end and the faults stop: a last resume collects every run that was made
-            emu.list_lag_s = emu.get_lag_s = 0.0
-            emu.faults = None
-            emu.key_replay = "all"
+            emu.configure(list_lag_s=0.0, get_lag_s=0.0, faults="none", key_replay="all")
             df = exp.run(plan, concurrency=3, progress=None, timeout=60)
-            emu.settle()
-            made = emu.made_per_ref()
+            settle(emu)
+            made = made_per_ref(emu)
             twice = {ref: n for ref, n in made.items() if n > 1}
             assert not twice, f"{cfg}: client_refs made twice: {twice}"
-            _, billed_usd = emu.billed()
+            _, billed_usd = billed(emu)
             stored = round(sum(float(r["cost_usd"]) for r in exp.store.runs("soak")
                                if isinstance(r.get("cost_usd"), (int, float))), 2)
             assert billed_usd == stored, f"{cfg}: billed ${billed_usd:.2f}, the store records ${stored:.2f}"
