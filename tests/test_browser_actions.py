@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import _lab
 import pytest
 import test_browser as tb
 
 pytestmark = pytest.mark.browser
 
-outside, lab, browser, page = tb.outside, tb.lab, tb.browser, tb.page  # the browser tests' fixtures
+outside, lab, browser, fresh_page = tb.outside, tb.lab, tb.browser, tb.fresh_page  # the browser tests' fixtures
 
 
-def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab: tb.Lab, page: Any) -> None:
-    page = page.context.new_page()
-    page.goto(f"{lab.url}/lab/tree/{lab.notebook}")
-    page.wait_for_function(tb._KERNEL_IDLE, timeout=30000)
+def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab: _lab.Lab, fresh_page: Any) -> None:
+    page = fresh_page
+    _lab.open_notebook(page, lab, "quickstart.ipynb")
     code = (
         "import runflow_nb as _rf\n"
         "_ax = _rf.Experiment('browser-actions', store='actions.sqlite', artifacts='artifacts')\n"
@@ -29,11 +29,11 @@ def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab
         "        progress=None)\n"
         "_ax.gallery(rows='prompt', cols='seed')"
     )
-    index = page.evaluate(tb._RUN_CODE, code)
+    index = _lab.run_code(page, code)
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
     actions = cell.locator(".rf-gallery.rf-live .rf-actions").first
     actions.wait_for(timeout=120000)
-    page.wait_for_function(tb._KERNEL_IDLE, timeout=60000)
+    page.wait_for_function(_lab.KERNEL_IDLE, timeout=60000)
     fit = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live .widget-gridbox')].map(
         g => [g.scrollWidth, g.clientWidth])""")
     assert fit and all(sw <= cw + 1 for sw, cw in fit), fit  # the buttons wrap inside the cell
@@ -43,7 +43,7 @@ def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab
     seed.press("Enter")
     actions.locator(".rf-action-rerun").click()
     actions.locator(".rf-action-status", has_text="succeeded").wait_for(timeout=120000)
-    got = tb._kernel_eval(page, "_k = [r for r in _ax.runs() if r['parent_run_id']]\n"
+    got = _lab.kernel_eval(page, "_k = [r for r in _ax.runs() if r['parent_run_id']]\n"
                                 "print('KIDS=' + ','.join(f\"{r['seed']}:{r['resolution']}\" for r in _k))", "KIDS=")
     assert got == "41:720p", got
 
@@ -58,14 +58,14 @@ def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab
     actions.locator(".rf-action-upscale").click()
     actions.locator(".rf-action-status", has_text="1080p").wait_for(timeout=120000)
     actions.scroll_into_view_if_needed()
-    tb.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    cell.screenshot(path=str(tb.SCREENSHOTS / "actions.png"))
+    _lab.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    cell.screenshot(path=str(_lab.SCREENSHOTS / "actions.png"))
 
-    index = page.evaluate(tb._RUN_CODE, "_ax.detail(_ax.runs()[0]['run_id'])")
+    index = _lab.run_code(page, "_ax.detail(_ax.runs()[0]['run_id'])")
     detail = page.locator(".jp-Notebook .jp-Cell").nth(index)
     detail.locator(".rf-detail-view .rf-actions").wait_for(timeout=30000)
     text = detail.inner_text()
     assert "request as sent" in text and "rf.VideoRequest.build(" in text and "resolution 720p→1080p" in text
     assert detail.locator("mjx-container, .MathJax").count() == 0
-    detail.screenshot(path=str(tb.SCREENSHOTS / "detail.png"))
+    detail.screenshot(path=str(_lab.SCREENSHOTS / "detail.png"))
     page.close()

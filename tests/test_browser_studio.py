@@ -8,27 +8,15 @@ in the page. Screenshots go to ``test-artifacts/browser/``.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _lab import CHROMIUM, LAUNCH_ARGS, SCREENSHOTS, jupyterlab, why_skip
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "test-artifacts" / "browser"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 NOTEBOOK = "studio.ipynb"
 SETUP = """import runflow_nb as rf
 exp = rf.Experiment('studio', store='studio.sqlite', artifacts='artifacts')
@@ -38,25 +26,10 @@ ids = list(exp.table().run_id)
 print('READY', len(ids))"""
 
 
-def _why_skip() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)"
-    for module in ("jupyterlab", "playwright"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed: pip install {module}"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """JupyterLab serving a folder with one notebook (its first cell makes four clips offline)."""
-    reason = _why_skip()
+    reason = why_skip()
     if reason:
         pytest.skip(reason)
     from PIL import Image
@@ -68,45 +41,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
           "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
           "nbformat": 4, "nbformat_minor": 5}
     (root / NOTEBOOK).write_text(json.dumps(nb))
-    home = tmp_path_factory.mktemp("studio-home")
-    env = {k: v for k, v in os.environ.items() if k not in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL", "RUNFLOW_STORE")}
-    env.update(RUNFLOW_SIMULATOR_LATENCY="0.2", JUPYTER_CONFIG_DIR=str(home / "config"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_DATA_DIR=str(home / "data"),
-               JUPYTER_PLATFORM_DIRS="1", PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
-    env["JUPYTER_PATH"] = os.pathsep.join([str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH", "")])
-    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(home / "settings")
-    port = _free_port()
-    log = home / "lab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
-           f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
-           "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           f"--LabApp.workspaces_dir={home / 'workspaces'}"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/api/status", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with jupyterlab(root, tmp_path_factory.mktemp("studio-home")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
