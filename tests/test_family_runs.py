@@ -17,6 +17,8 @@ import runflow_nb as rf
 from runflow_nb.client import simulator_emulator
 from runflow_nb.media.probe import probe
 
+KEEP_ORDER = True  # its tests walk one study: an edit, then a parent's file removed, in file order
+
 
 def frame_at(path: str | Path, index: int = 36) -> np.ndarray:
     import av
@@ -187,7 +189,7 @@ def test_compare_plays_two_models_side_by_side_and_names_them(study: dict[str, A
         from runflow_nb.views.display import row_html
 
         row = edits.iloc[0].to_dict()
-        assert str(row["parent_run_id"])[:12] in row_html(row)
+        assert str(row["parent_run_id"])[:8] in row_html(row)
 
 
 def test_a_cross_model_sweep_sends_each_model_only_its_documented_inputs(tmp_path: Path) -> None:

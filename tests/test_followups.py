@@ -19,6 +19,8 @@ from PIL import Image
 import runflow_nb as rf
 from runflow_nb.errors import ValidationError
 
+KEEP_ORDER = True  # its tests walk one study: re-runs and upscales are counted on one ledger, in file order
+
 KEY = "rf_test_followups_0000000000"
 MODELS = ("t2v", "i2v", "r2v", "edit")
 ROOT = Path(__file__).resolve().parents[1]
