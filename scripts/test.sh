@@ -180,7 +180,7 @@ suite_on_versions() {  # suite_on_versions JOB: the core suite in its prepared v
   # temporary folder, as it runs beside the main suite.
   local venv="$ci_tmp/$1-venv" marks="not browser and not harness"
   [ "$1" = lowest-3.13 ] && marks="$marks and not slow"
-  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$ci_tmp/$1-pytest" \
+  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider -p no:randomly --basetemp="$ci_tmp/$1-pytest" \
     -m "$marks" tests
 }
 
