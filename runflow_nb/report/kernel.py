@@ -65,12 +65,36 @@ def _kernel_environment(overrides: Mapping[str, str | None]) -> Iterator[None]:
                     os.environ[name] = value
 
 
+def _ensure_event_loop() -> None:
+    """Older jupyter_core (papermill's ``run_sync``) asks for this thread's current event loop; after an
+    ``asyncio.run()`` earlier in the process there is none ("There is no current event loop"), so one
+    is set. A thread that already has a loop keeps it."""
+    import asyncio
+    import warnings
+
+    try:
+        asyncio.get_running_loop()
+        return
+    except RuntimeError:
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+            if not loop.is_closed():
+                return
+        except RuntimeError:
+            pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def execute(source: Path, out_nb: Path, params: dict[str, Any], *, cwd: Path, kernel_name: str | None,
              env: Mapping[str, str | None], quiet: bool) -> None:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     stream = None if quiet else sys.stderr
+    _ensure_event_loop()
     try:
         with _kernel_environment(env):
             pm.execute_notebook(str(source), str(out_nb), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
