@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from _lab import CHROMIUM, LAUNCH_ARGS, SCREENSHOTS, jupyterlab, why_skip
+from _lab import KERNEL_IDLE as _KERNEL_IDLE
+from _lab import RUN_CODE as _RUN_CODE
 
 pytestmark = pytest.mark.browser
 
@@ -63,23 +65,6 @@ def page(lab: str) -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
-
-
-_KERNEL_IDLE = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const s = w && w.sessionContext;
-  return !!(s && s.session && s.session.kernel && s.kernelDisplayStatus === 'idle');
-}"""
-
-_RUN_CODE = """async (code) => {
-  const app = window.jupyterapp;
-  const nb = app.shell.currentWidget.content;
-  const n = nb.model.cells.length;
-  nb.model.sharedModel.insertCell(n, {cell_type: 'code', source: code});
-  nb.activeCellIndex = n;
-  await app.commands.execute('notebook:run-cell');
-  return n;
-}"""
 
 
 def _run(page: Any, code: str) -> Any:
