@@ -171,20 +171,22 @@ prepare_versions() {  # prepare_versions JOB lowest-direct|highest oldest|newest
   touch "$venv/.ready"
 }
 
-suite_on_versions() {  # suite_on_versions JOB: the core suite in its prepared venv
-  # Everything but the browser tests (JupyterLab in chromium) and the harness (tests/conftest.py: the
-  # toolkit's own money/crash/fault/secret scenarios and the team soak, which the main run covers):
-  # every test that exercises PyAV, pydantic, Pillow, httpx, SQLAlchemy, pandas, papermill, nbconvert,
-  # ipywidgets, fsspec and the rest. The two lowest-version jobs run its fast part (not the papermill
-  # reports, which the main run and the newest-versions job run). Its own temporary folder, as it runs
-  # beside the main suite.
-  local venv="$ci_tmp/$1-venv" marks="not browser and not harness"
-  # On the lowest versions (Python 3.10) a papermill report of compare_models was seen to hang after its
-  # last cell had run (the kernel idle, papermill still waiting); until that is understood, the
-  # lowest-version jobs leave the papermill reports (marked slow) to the other two runs.
-  case "$1" in lowest-*) marks="$marks and not slow" ;; esac
-  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider -p no:randomly --basetemp="$ci_tmp/$1-pytest" \
-    -m "$marks" tests
+suite_on_versions() {  # suite_on_versions JOB: the compat tests in its prepared venv, on the installed package
+  # The compat tests (tests/conftest.py names their files) drive each dependency's own API at the toolkit's
+  # edges: PyAV, numpy, Pillow, httpx, pydantic, SQLAlchemy, pandas, ipywidgets, IPython, papermill,
+  # nbformat, jupyter_client, fsspec, itables and the rest. Not the browser tests or the slow papermill
+  # reports (the main run and nbval run those). The lowest-versions-on-3.13 job checks the floors that
+  # hold only on 3.13 with one file per dependency family. They run from a folder outside the checkout,
+  # so they test the package as installed into the venv, in their own temporary folder.
+  local venv="$ci_tmp/$1-venv" repo=$PWD files=(tests)
+  case "$1" in
+    lowest-3.13) files=(tests/test_dependencies.py tests/test_media.py tests/test_render.py tests/test_wire.py
+                        tests/test_request.py tests/test_store.py tests/test_widgets.py tests/test_notebook_errors.py
+                        tests/test_artifacts_s3.py tests/test_view_sorting.py) ;;
+  esac
+  (cd "$ci_tmp" && env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider -p no:randomly \
+     --rootdir "$repo" -c "$repo/pyproject.toml" --basetemp="$ci_tmp/$1-pytest" \
+     -m "compat and not browser and not slow" "${files[@]/#/$repo/}")
 }
 
 # The version jobs run one after the other in the background while the main suite runs, at a lower
@@ -278,9 +280,9 @@ start_version_jobs
 step "pytest tests/" run_pytest
 step "nbval notebooks/" run_notebooks
 step "wheel: fresh venv, newest Python, demo from an empty folder" check_wheel
-finish_version_job "lowest declared versions, oldest Python: core suite" lowest-oldest
-finish_version_job "lowest declared versions, Python 3.13: core suite" lowest-3.13
-finish_version_job "newest releases, newest Python: core suite" highest-newest
+finish_version_job "lowest declared versions, oldest Python: compat tests" lowest-oldest
+finish_version_job "lowest declared versions, Python 3.13: compat tests" lowest-3.13
+finish_version_job "newest releases, newest Python: compat tests" highest-newest
 
 section "summary"
 for r in "${results[@]}"; do

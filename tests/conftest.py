@@ -21,9 +21,7 @@ os.environ.setdefault("RUNFLOW_SIMULATOR_LATENCY", "0.05")
 TEST_KEY = "rf_test_0000000000000000"
 
 # The harness: long loopback scenarios (interrupts, SIGKILLs, fault plans, budgets, fuzzing, every
-# output searched for the key) of the toolkit's own logic. They run in the main suite; the jobs that
-# re-run the suite on the lowest and the newest dependency versions leave them out (-m "not harness"),
-# since what they prove does not change with a dependency's version and they are half the suite's time.
+# output searched for the key) of the toolkit's own logic. They run in the main suite.
 HARNESS_FILES = frozenset({"test_money.py", "test_crash.py", "test_faults.py", "test_team.py", "test_secrets.py",
                            "test_bad_input.py", "test_leases.py", "test_soak_lags.py"})
 
@@ -34,10 +32,34 @@ HARNESS_FILES = frozenset({"test_money.py", "test_crash.py", "test_faults.py", "
 SLOW_FILES = HARNESS_FILES | {"test_report.py", "test_compare_models.py"}
 
 
+# Compat: the files whose tests drive a dependency's own API at the toolkit's edges (PyAV and numpy on
+# real MP4s, Pillow, httpx over loopback, pydantic, SQLAlchemy, pandas and pyarrow, ipywidgets, IPython
+# and traitlets, papermill, nbformat and jupyter_client, fsspec/s3fs, itables, pyyaml, the CLI). The jobs
+# that re-run the suite on the lowest and the newest dependency versions run these (-m compat); the
+# toolkit's own sweep, money and lag logic above them does not change with a dependency's version and
+# runs in the main suite.
+COMPAT_FILES = frozenset({
+    "test_media.py", "test_render.py", "test_qa.py", "test_simulator.py",  # PyAV, numpy, Pillow
+    "test_client.py", "test_wire.py", "test_protocol_flows.py", "test_client_flows.py",  # httpx
+    "test_request.py", "test_request_edges.py", "test_request_messages.py", "test_request_limits.py",  # pydantic
+    "test_emulator.py",  # the loopback server the clients talk to
+    "test_store.py", "test_migrate.py", "test_settings.py", "test_cli_table.py", "test_study.py",  # SQLAlchemy, pandas
+    "test_widgets.py", "test_usage_errors_widgets.py", "test_form_feedback.py", "test_studio_widgets.py",  # ipywidgets
+    "test_display.py", "test_html_reprs.py", "test_notebook_errors.py", "test_notebook_commands.py",  # IPython
+    "test_gallery_layout.py", "test_view_sorting.py", "test_ranking_view.py",  # itables, views
+    "test_notebooks.py", "test_report.py",  # papermill, nbformat, nbconvert, jupyter_client (the fast part)
+    "test_artifacts_s3.py", "test_clip_sources.py",  # fsspec, s3fs, moto
+    "test_dependencies.py", "test_doctests.py", "test_layout.py", "test_escaping.py", "test_cli.py",
+    "test_file_modes.py", "test_environment.py",
+})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in HARNESS_FILES:
             item.add_marker(pytest.mark.harness)
+        if item.path.name in COMPAT_FILES:
+            item.add_marker(pytest.mark.compat)
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
     _keep_file_order(items)
