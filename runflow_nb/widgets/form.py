@@ -10,6 +10,11 @@ Nothing is sent until Generate is pressed, and Generate is disabled while the re
 Every change re-runs :meth:`VideoRequest.build` (cheap: each reference image is decoded once, when
 it is added) and puts each problem beside its own field. The result is shown by reference (a path
 Jupyter serves, never base64) inside an ``Output`` so JupyterLab resolves its relative URL.
+
+This module builds the form and runs Generate; its other parts live beside it: the reference images
+(:mod:`.form_images`), the live checks (:mod:`.form_checks`), the two ways a request is run
+(:mod:`.form_run`), the "N seeds" row (:mod:`.form_seeds`) and the pieces that are not widgets
+(:mod:`.form_items`).
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from ..views import display
 from ..views import html as _html
 from .fields import make_control
 from .form_checks import FormChecks
-from .form_images import FormImages, _short
-from .form_items import ImageItem, row_result_html
+from .form_images import FormImages
+from .form_items import ImageItem, row_result_html, short_repr
 from .form_run import eta_text, remember_wall, typical_wall_s, work
 from .prefill import from_run as _from_run
 from .saved import SavedView
@@ -81,10 +86,10 @@ class GenerateForm(FormImages, FormChecks):
 
         self.spec = _spec(model) if model is not None else spec
         if client is not None and not _is_client(client):
-            raise UsageError(f"client must be a runflow_nb.Client (e.g. rf.Client()), got {_short(client)}")
+            raise UsageError(f"client must be a runflow_nb.Client (e.g. rf.Client()), got {short_repr(client)}")
         if experiment is not None and not all(hasattr(experiment, a) for a in ("run", "store", "artifacts", "name")):
             raise UsageError(f"experiment must be a runflow_nb.Experiment (e.g. rf.Experiment('demo')), "
-                             f"got {_short(experiment)}")
+                             f"got {short_repr(experiment)}")
         self.client = client if client is not None else Client()
         self.experiment = experiment
         self.images: list[ImageItem] = []

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..views import display
-from .form_items import THUMB_PX, ImageItem, refusal_html, save_upload
+from .form_items import THUMB_PX, ImageItem, refusal_html, save_upload, short_repr
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -24,11 +24,6 @@ __all__ = ["FormImages"]
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    text = " ".join(repr(value).split())
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 class FormImages:
@@ -55,9 +50,9 @@ class FormImages:
         text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
         if not isinstance(text, str):
             raise UsageError(f"add_image takes a path or http(s) URL of an image (str or pathlib.Path), "
-                             f"got {_short(source)}")
+                             f"got {short_repr(source)}")
         if label is not None and not isinstance(label, str):
-            raise UsageError(f"label must be text, got {_short(label)}")
+            raise UsageError(f"label must be text, got {short_repr(label)}")
         item = ImageItem.load(text.strip(), spec=self.spec, label=label)
         self.images.append(item)
         self._images_changed()
@@ -80,7 +75,7 @@ class FormImages:
             raise UsageError(f"no image {index!r} to move: the form holds {n} image{'s' if n != 1 else ''}"
                              + (f" (indexes 0-{n - 1})" if n else ""))
         if not _is_int(offset):
-            raise UsageError(f"offset must be a whole number (-1 moves left, +1 right), got {_short(offset)}")
+            raise UsageError(f"offset must be a whole number (-1 moves left, +1 right), got {short_repr(offset)}")
         j = index + offset
         if 0 <= index < len(self.images) and 0 <= j < len(self.images):
             self.images[index], self.images[j] = self.images[j], self.images[index]
