@@ -281,7 +281,8 @@ def test_seeds_stop_ends_submitting_and_comes_back_plain(workdir: Path, service:
     assert seeds.stop_button.disabled and handle.stopping
     assert seeds.wait(120)
     assert _stop_state(seeds) == IDLE and not seeds.button.disabled
-    assert service.created() == 4 and [r["seed"] for r in exp.runs(status="planned")] == [44, 45]
+    assert service.created() == 4 and len(exp.runs(status="planned")) == 2  # the two never sent
+    assert sorted(r["seed"] for r in exp.runs()) == list(range(40, 46))
     assert "stopped" in seeds.status.value
 
 
