@@ -155,6 +155,25 @@ def test_queue_stops_one_of_two_background_sweeps_from_a_row(page: Any) -> None:
     _kernel(page, "h2.cancel(); h2.wait(120); panel.stop(); print('STOPPED=' + str(panel.running))", "STOPPED=")
 
 
+_STOP_STATE = """() => {
+  const b = [...document.querySelectorAll('.rf-seeds-stop')].pop();
+  return {disabled: b.disabled, warning: b.classList.contains('mod-warning')};
+}"""
+
+# Each seed caption of the last strip: its line boxes, rendered height and one line's height.
+_CAPTIONS = """() => {
+  const strip = [...document.querySelectorAll('.rf-seed-strip')].pop();
+  return [...strip.querySelectorAll('.rf-seed-cell')].map(cell => {
+    const el = cell.firstElementChild, st = getComputedStyle(el), range = document.createRange();
+    range.selectNodeContents(el);
+    const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    const line = parseFloat(st.lineHeight) || 1.2 * parseFloat(st.fontSize);
+    return {lines: tops.size, height: el.getBoundingClientRect().height, line, width: el.clientWidth,
+            full: el.scrollWidth, text: el.textContent, title: el.getAttribute('title')};
+  });
+}"""
+
+
 def test_form_sends_n_seeds_and_shows_the_strip(page: Any) -> None:
     cell = _run(page, "form = rf.GenerateForm(experiment=exp)\nform")
     form = cell.locator(".rf-generate-form").first
@@ -167,14 +186,21 @@ def test_form_sends_n_seeds_and_shows_the_strip(page: Any) -> None:
     seeds = form.locator(".rf-seeds")
     seeds.locator(".rf-seeds-n input").fill("3")
     seeds.locator(".rf-seeds-n input").press("Enter")
-    seeds.locator(".rf-seeds-start input").fill("70")
+    seeds.locator(".rf-seeds-start input").fill("2147483640")  # ten-digit seeds: captions that wrapped in a 220 px cell
     seeds.locator(".rf-seeds-start input").press("Enter")
-    seeds.locator(".rf-seeds-estimate", has_text="seeds 70…72").wait_for(timeout=10000)
+    seeds.locator(".rf-seeds-estimate", has_text="seeds 2147483640…2147483642").wait_for(timeout=10000)
+    assert page.evaluate(_STOP_STATE) == {"disabled": True, "warning": False}  # nothing to stop yet
     seeds.locator(".rf-seeds-run").click()
     page.wait_for_function("() => document.querySelectorAll('.rf-seeds-strip video').length === 3", timeout=120000)
     got = _kernel(page, "print('SEEDS=' + ','.join(str(r['seed']) + r['status'] for r in exp.runs() "
                         "if r['prompt'] == 'character1 jumps a fence'))", "SEEDS=")
-    assert sorted(got.split(",")) == ["70succeeded", "71succeeded", "72succeeded"], got
+    assert sorted(got.split(",")) == ["2147483640succeeded", "2147483641succeeded", "2147483642succeeded"], got
+    page.wait_for_function(f"() => {{ const s = ({_STOP_STATE})(); return s.disabled && !s.warning; }}",
+                           timeout=30000)  # the sweep ended: Stop is disabled and plain, not orange
+    captions = page.evaluate(_CAPTIONS)
+    assert len(captions) == 3 and all(c["lines"] == 1 and c["height"] < 1.5 * c["line"] for c in captions), captions
+    assert all(c["full"] > c["width"] for c in captions), captions  # cut with an ellipsis, not wrapped
+    assert [c["title"] for c in captions] == [c["text"] for c in captions], captions  # the full text on hover
     seeds.scroll_into_view_if_needed()
     cell.screenshot(path=str(SCREENSHOTS / "studio_seeds.png"))
 

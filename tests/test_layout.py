@@ -118,6 +118,16 @@ def test_the_top_folder_holds_at_most_25_modules() -> None:
     assert len(top) <= 25, top
 
 
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_exceeds_600_lines() -> None:
+    """One concern a module: a module this long holds two (split it along a seam, e.g. a mixin)."""
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
 def test_every_sub_package_says_what_it_owns_and_may_import() -> None:
     for init in PACKAGE.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""

@@ -28,9 +28,12 @@ def test_a_stopped_sweep_says_stopped_and_a_finished_one_done(sweeper: Any, serv
     line = stopped.line.value  # the last update (the sweep's end) is drawn at once
     assert "stopped after" in line and "done in" not in line
     assert stopped.bar.bar_style == "warning"
+    stop = stopped.stop_button  # live (orange) while it ran; disabled and plain once the sweep has ended
+    assert (stop.disabled, stop.button_style, stop.description) == (True, "", "Stop")
 
     service.thaw()
     sweeper.cancel.clear()
     done = ProgressWidget(estimate=None, budget_usd=None, display=False)
     sweeper.run(plan(ref_images, [1, 2, 3, 4]), on_progress=done.update)
     assert "done in" in done.line.value and "stopped" not in done.line.value
+    assert (done.stop_button.disabled, done.stop_button.button_style) == (True, "")

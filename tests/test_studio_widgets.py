@@ -206,6 +206,99 @@ def test_form_sends_n_seeds_as_one_sweep_and_shows_the_strip(workdir: Path, serv
     assert seeds.budget.value == pytest.approx(1.26)  # the user set the budget: it stays
 
 
+def _seeds_form(exp: Experiment, *, n: int, start: int) -> Any:
+    form = GenerateForm(experiment=exp)
+    form.controls["prompt"].value = PROMPT
+    form.controls["duration"].value = 3
+    form.controls["resolution"].value = "720p"
+    form.add_image("horse.png")
+    form.seeds.n.value = n
+    form.seeds.start.value = str(start)
+    return form.seeds
+
+
+def _stop_state(seeds: Any) -> tuple[bool, str, str]:
+    button = seeds.stop_button
+    return button.disabled, button.button_style, button.description
+
+
+IDLE = (True, "", "Stop")  # disabled and plain: nothing to stop
+LIVE = (False, "warning", "Stop")
+
+
+@pytest.mark.parametrize("ending", ["finished", "budget cut", "error"])
+def test_seeds_stop_is_live_while_the_sweep_runs_and_plain_once_it_ends(workdir: Path, service: Any,
+                                                                        ending: str) -> None:
+    import asyncio
+    import threading
+
+    import httpx
+    from _scripted import answer, is_create
+
+    gate = threading.Event()  # an answer of no credit held back until the test has seen the live row
+
+    async def no_credit(request: httpx.Request) -> httpx.Response | None:
+        if not is_create(request):
+            return None
+        while not gate.is_set():
+            await asyncio.sleep(0.01)
+        return answer(402, {"code": "INSUFFICIENT_CREDIT", "message": "top up"})
+
+    service.freeze()  # the runs stay on the server until the test lets them end
+    if ending == "error":
+        service.async_before.append(no_credit)
+    exp = Experiment("form", store=str(workdir / "s.sqlite"), artifacts=workdir / "a", client=service.client(),
+                     budget_usd=0.84 if ending == "budget cut" else None)  # the experiment's cap: two of three
+    seeds = _seeds_form(exp, n=3, start=30)
+    assert _stop_state(seeds) == IDLE
+    assert seeds.run() is not None
+    assert _stop_state(seeds) == LIVE and seeds.button.disabled and seeds.running
+    if ending == "error":
+        gate.set()
+    service.thaw()
+    assert seeds.wait(120)
+    assert _stop_state(seeds) == IDLE and not seeds.button.disabled and not seeds.running
+    counts = {r["status"] for r in exp.runs()}
+    if ending == "finished":
+        assert counts == {"succeeded"} and "succeeded" in seeds.status.value and seeds.error is None
+    elif ending == "budget cut":
+        assert sorted(r["status"] for r in exp.runs()) == ["skipped_budget", "succeeded", "succeeded"]
+        assert service.billed() <= 0.84 and seeds.error is None
+    else:
+        assert isinstance(seeds.error, rf.errors.InsufficientCreditError) and "failed" in seeds.status.value
+        assert service.created() == 0
+    assert seeds.stop_button.click() is None and _stop_state(seeds) == IDLE  # a click after the end does nothing
+
+
+def test_seeds_stop_ends_submitting_and_comes_back_plain(workdir: Path, service: Any) -> None:
+    service.freeze()
+    exp = Experiment("form", store=str(workdir / "s.sqlite"), artifacts=workdir / "a", client=service.client())
+    seeds = _seeds_form(exp, n=6, start=40)  # four at a time: two wait their turn
+    handle = seeds.run()
+    assert handle is not None and _stop_state(seeds) == LIVE
+    _until(lambda: service.created() == 4, what="four seeds on the server")
+    seeds.stop_button.click()
+    assert seeds.stop_button.disabled and handle.stopping
+    assert seeds.wait(120)
+    assert _stop_state(seeds) == IDLE and not seeds.button.disabled
+    assert service.created() == 4 and len(exp.runs(status="planned")) == 2  # the two never sent
+    assert sorted(r["seed"] for r in exp.runs()) == list(range(40, 46))
+    assert "stopped" in seeds.status.value
+
+
+def test_seed_captions_keep_to_one_line_with_the_full_text_on_hover() -> None:
+    from runflow_nb.widgets.form_seeds import strip_html
+
+    row = {"run_id": "r1", "status": "download_failed", "cost_usd": 0.42, "seed": 2147483000}
+    markup = strip_html([row, None], [2147483000, 7])
+    captions = re.findall(r'<div class="[^"]*rf-seed-caption"[^>]*>', markup)
+    assert len(captions) == 2
+    for tag in captions:
+        assert all(rule in tag for rule in ("white-space:nowrap", "overflow:hidden", "text-overflow:ellipsis"))
+    assert 'title="seed 2147483000 · download_failed · &#36;0.42"' in captions[0]
+    assert 'title="seed 7"' in captions[1]
+
+
 def test_a_live_queue_panel_lets_the_interpreter_exit_at_once(workdir: Path) -> None:
     """Kernel shutdown: the refresh thread is stopped at exit, nothing hangs or prints a traceback."""
     import subprocess

@@ -10,6 +10,11 @@ Nothing is sent until Generate is pressed, and Generate is disabled while the re
 Every change re-runs :meth:`VideoRequest.build` (cheap: each reference image is decoded once, when
 it is added) and puts each problem beside its own field. The result is shown by reference (a path
 Jupyter serves, never base64) inside an ``Output`` so JupyterLab resolves its relative URL.
+
+This module builds the form and runs Generate; its other parts live beside it: the reference images
+(:mod:`.form_images`), the live checks (:mod:`.form_checks`), the two ways a request is run
+(:mod:`.form_run`), the "N seeds" row (:mod:`.form_seeds`) and the pieces that are not widgets
+(:mod:`.form_items`).
 """
 
 from __future__ import annotations
@@ -17,20 +22,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
-import os
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Issue, RunflowError, RunTimeoutError, UsageError, ValidationError
-from ..request import Reference, VideoRequest
+from ..request import VideoRequest
 from ..specs import FAMILY, REFERENCE_TO_VIDEO, ModelSpec, get_spec
 from ..views import display
 from ..views import html as _html
-from .fields import issues_html, make_control
-from .form_items import THUMB_PX, ImageItem, refusal_html, row_result_html, save_upload
+from .fields import make_control
+from .form_checks import FormChecks
+from .form_images import FormImages
+from .form_items import ImageItem, row_result_html, short_repr
 from .form_run import eta_text, remember_wall, typical_wall_s, work
 from .prefill import from_run as _from_run
 from .saved import SavedView
@@ -40,8 +45,6 @@ if TYPE_CHECKING:
     from ..experiment import Experiment
 
 __all__ = ["GenerateForm", "ImageItem", "row_result_html"]
-
-_NOT_LOADED = object()  # stands in for a reference whose problems are already known (no re-decoding)
 
 
 def _spec(model: Any) -> ModelSpec:
@@ -60,16 +63,7 @@ def _is_client(client: Any) -> bool:
                                              for name in ("submit", "events", "download"))
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    text = " ".join(repr(value).split())
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
-
-
-class GenerateForm:
+class GenerateForm(FormImages, FormChecks):
     """A form for one clip of any model of the family, generated from the model's spec.
 
     The model picker at the top re-shapes the form: text-to-video has no images, image-to-video
@@ -92,10 +86,10 @@ class GenerateForm:
 
         self.spec = _spec(model) if model is not None else spec
         if client is not None and not _is_client(client):
-            raise UsageError(f"client must be a runflow_nb.Client (e.g. rf.Client()), got {_short(client)}")
+            raise UsageError(f"client must be a runflow_nb.Client (e.g. rf.Client()), got {short_repr(client)}")
         if experiment is not None and not all(hasattr(experiment, a) for a in ("run", "store", "artifacts", "name")):
             raise UsageError(f"experiment must be a runflow_nb.Experiment (e.g. rf.Experiment('demo')), "
-                             f"got {_short(experiment)}")
+                             f"got {short_repr(experiment)}")
         self.client = client if client is not None else Client()
         self.experiment = experiment
         self.images: list[ImageItem] = []
@@ -289,226 +283,6 @@ class GenerateForm:
         except RunflowError:
             return "runflow"
 
-    # -- images -----------------------------------------------------------------------------------
-
-    def add_image(self, source: str | os.PathLike[str], *, label: str | None = None) -> ImageItem:
-        """Add a reference (path or http(s) URL); it is decoded and checked now, once."""
-        text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
-        if not isinstance(text, str):
-            raise UsageError(f"add_image takes a path or http(s) URL of an image (str or pathlib.Path), "
-                             f"got {_short(source)}")
-        if label is not None and not isinstance(label, str):
-            raise UsageError(f"label must be text, got {_short(label)}")
-        item = ImageItem.load(text.strip(), spec=self.spec, label=label)
-        self.images.append(item)
-        self._images_changed()
-        return item
-
-    def remove_image(self, index: int) -> None:
-        """Remove image ``index`` (0-based; -1 is the last)."""
-        n = len(self.images)
-        if not _is_int(index) or not -n <= index < n:
-            raise UsageError(f"no image {index!r} to remove: the form holds {n} image{'s' if n != 1 else ''}"
-                             + (f" (indexes 0-{n - 1})" if n else ""))
-        del self.images[index]
-        self._images_changed()
-
-    def move_image(self, index: int, offset: int) -> None:
-        """Move image ``index`` (0-based) left (-1) or right (+1); its characterN number changes with it.
-        A move past either end leaves the order as it is."""
-        n = len(self.images)
-        if not _is_int(index) or not 0 <= index < n:
-            raise UsageError(f"no image {index!r} to move: the form holds {n} image{'s' if n != 1 else ''}"
-                             + (f" (indexes 0-{n - 1})" if n else ""))
-        if not _is_int(offset):
-            raise UsageError(f"offset must be a whole number (-1 moves left, +1 right), got {_short(offset)}")
-        j = index + offset
-        if 0 <= index < len(self.images) and 0 <= j < len(self.images):
-            self.images[index], self.images[j] = self.images[j], self.images[index]
-            self._images_changed()
-
-    def _images_name(self) -> str:
-        return "image" if self.spec.images.single else "images"
-
-    def _add_from_box(self) -> None:
-        """Add the image named in the box, or say why it cannot be a reference (the text stays to fix)."""
-        text = self.path_box.value.strip()
-        item = ImageItem.load(text, spec=self.spec) if text else None
-        self.path_error.value = refusal_html(item)
-        if item is not None and item.ok:
-            self.images.append(item)
-            self._images_changed()
-            self.path_box.value = ""
-
-    def _upload_folder(self) -> Path:
-        base = self.experiment.artifacts if self.experiment is not None else self.client.artifacts_dir
-        if "://" in str(base):  # artifacts on shared storage: keep uploaded references local
-            base = Path("runflow_uploads")
-        return Path(base) / "uploads"
-
-    def _on_upload(self, change: Mapping[str, Any]) -> None:
-        files = change["new"]
-        if not files:
-            return
-        for entry in files:
-            self.add_image(save_upload(entry, self._upload_folder()), label=str(entry.get("name") or "") or None)
-        # The button reads "Upload (N)", N the files of the last pick: the value is kept (not emptied),
-        # so the count shows what was just added; the next pick replaces it and is added in turn.
-
-    def _images_changed(self) -> None:
-        self._touched.add(self.spec.images.field or "images")
-        self._render_thumbnails()
-        self.validate()
-
-    def _render_thumbnails(self) -> None:
-        import ipywidgets as w
-
-        cards = []
-        n = len(self.images)
-        for i, item in enumerate(self.images):
-            picture: Any
-            if item.thumbnail is not None:
-                picture = w.Image(value=item.thumbnail, format="jpeg",
-                                  layout=w.Layout(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px",
-                                                  object_fit="contain"))
-            elif item.ok:  # a URL: the browser fetches it, the kernel never does
-                picture = w.HTML(f'<img src="{html.escape(display.safe_url(item.source), quote=True)}" alt="" '
-                                 f'style="width:{THUMB_PX}px;height:{THUMB_PX}px;object-fit:contain">')
-            else:
-                picture = w.HTML(f'<div style="width:{THUMB_PX}px;height:{THUMB_PX}px;background:#fee2e2;'
-                                 'display:flex;align-items:center;justify-content:center">⚠</div>')
-            mark = "" if item.ok else ' <span style="color:#b91c1c">⚠</span>'
-            caption = w.HTML(f'<div style="font-size:12px;text-align:center;max-width:{THUMB_PX}px;'
-                             f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap" '
-                             f'title="{html.escape(item.source, quote=True)}"><b>{html.escape(self._tag(i + 1))}</b>'
-                             f"{mark}<br>"
-                             f"{html.escape(item.name)}</div>")
-            small = w.Layout(width="30px", padding="0")
-            left = w.Button(description="◀", tooltip="move left", disabled=i == 0, layout=small)
-            drop = w.Button(description="✕", tooltip="remove", layout=small)
-            right = w.Button(description="▶", tooltip="move right", disabled=i == n - 1, layout=small)
-            left.on_click(lambda _b, it=item: self.move_image(self._index(it), -1))
-            drop.on_click(lambda _b, it=item: self.remove_image(self._index(it)))
-            right.on_click(lambda _b, it=item: self.move_image(self._index(it), +1))
-            card = w.VBox([picture, caption, w.HBox([left, drop, right])],
-                          layout=w.Layout(margin="0 8px 4px 0", align_items="center"))
-            card.add_class("rf-thumbnail")
-            cards.append(card)
-        self.thumbnails.children = cards
-        self.add_button.disabled = n >= self.spec.images.max_count
-        self.upload.disabled = n >= self.spec.images.max_count
-        self.upload.multiple = not self.spec.images.single
-
-    def _tag(self, n: int) -> str:
-        """How image ``n`` (1-based) is named in the prompt (or shown, when the model has no tags)."""
-        tags = self.spec.tags
-        return tags.name(n) if tags is not None else ("image" if self.spec.images.single else f"image {n}")
-
-    def _index(self, item: ImageItem) -> int:
-        return next(i for i, it in enumerate(self.images) if it is item)
-
-    # -- validation -------------------------------------------------------------------------------
-
-    def values(self) -> dict[str, Any]:
-        """The scalar inputs as the form holds them (None for a random seed)."""
-        return {name: ctl.value for name, ctl in self.controls.items()}
-
-    def _changed(self, name: str, _change: Any = None) -> None:
-        self._touched.add(name)
-        self.validate()
-
-    def validate(self) -> list[Issue]:
-        """Re-check the whole request (no image is decoded again) and refresh every label."""
-        refs = [item.loaded if item.ok else _NOT_LOADED for item in self.images]
-        extra: dict[str, Any] = {}
-        if self.spec.has_images:
-            extra["images"] = refs if refs or not self.spec.images.min_count else None
-        if self.spec.video is not None:
-            extra["video"] = self.video_box.value.strip() or None
-        try:
-            self.request = VideoRequest.build(**self.values(), **extra, spec=self.spec)
-            self.issues = []
-        except ValidationError as exc:
-            self.request = None
-            named = self._images_name()  # how the request names the references (the caller's name)
-            where = (lambda i: named) if self.spec.images.single else (lambda i: f"{named}[{i}]")
-            bad = {where(i): item for i, item in enumerate(self.images) if not item.ok}
-            issues = [i for i in exc.issues if i.field not in bad]
-            for key, item in bad.items():  # the real reasons, found when the image was added
-                assert not isinstance(item.loaded, Reference)
-                issues += [Issue(key, x.message, x.fix) for x in item.loaded]
-            self.issues = issues
-        self._refresh()
-        return self.issues
-
-    def _refresh(self) -> None:
-        by_key: dict[str, list[Issue]] = {}
-        field, named = self.spec.images.field, self._images_name()
-        for issue in self.issues:
-            key = issue.field.split("[", 1)[0]
-            key = field if key == named else key  # the references' messages go under the images
-            by_key.setdefault(key if key in self.errors else "general", []).append(issue)
-
-        def image_prefix(issue: Issue) -> str:
-            if issue.field.startswith(named + "[") or (self.spec.images.single and issue.field == named):
-                n = int(issue.field[len(named) + 1:].rstrip("]") or 0) if "[" in issue.field else 0
-                name = self.images[n].name if n < len(self.images) else ""
-                return f"{self._tag(n + 1)} ({name}): " if name else ""
-            return ""
-
-        for key, label in self.errors.items():
-            found = by_key.get(key, [])
-            muted = key != "general" and key not in self._touched
-            label.value = issues_html(found, muted=muted, prefix=image_prefix if key == field else None)
-        self._refresh_prompt_extras()
-        self._refresh_cost()
-        self.generate_button.disabled = self._busy or self.request is None
-
-    def _refresh_prompt_extras(self) -> None:
-        ctl = self.controls.get("prompt")
-        if ctl is None:
-            return
-        prompt = ctl.value or ""
-        limit = ctl.field.max_length or self.spec.prompt_max_length
-        over = len(prompt) > limit
-        self.count.value = (f'<span style="font-size:12px;color:{"#b91c1c" if over else "#6b7280"}">'
-                            f"{len(prompt)} / {limit}</span>")
-        parts = []
-        tags = sorted(set(self.spec.character_refs(prompt)))
-        for n in tags:
-            tag = html.escape(self._tag(n))
-            if 1 <= n <= len(self.images):
-                parts.append(f"<b>{tag}</b> → {html.escape(self.images[n - 1].name)}")
-            else:
-                parts.append(f'<span style="color:#b91c1c"><b>{tag}</b> → no image '
-                             f"(dangling tag: {len(self.images)} image{'s' if len(self.images) != 1 else ''} "
-                             "added)</span>")
-        unused = [i + 1 for i in range(len(self.images)) if i + 1 not in tags] if self.spec.tags else []
-        if unused:
-            parts.append("not named in the prompt: " + ", ".join(self._tag(n) for n in unused))
-        self.hints.value = ('<span style="font-size:12px;color:#374151;margin-left:12px">'
-                            + " · ".join(parts) + "</span>") if parts else ""
-
-    def _refresh_cost(self) -> None:
-        values = self.values()
-        note = " — simulator: nothing is charged" if self._backend() == "simulator" else ""
-        try:
-            resolution = str(values["resolution"])
-            rate = self.spec.price_per_second[resolution]
-            if self.spec.video is not None:  # priced by the input clip's length
-                if self.request is None:
-                    self.cost.value = (f'<span class="{_html.NO_MATH}">Price: &#36;{rate:.2f}/s of the input clip '
-                                       f"at {html.escape(resolution)}{note}</span>")
-                    return
-                seconds, usd = self.request.billed_seconds, self.request.estimate_usd()
-            else:
-                seconds = int(values["duration"])
-                usd = self.spec.price_usd(duration=seconds, resolution=resolution)
-        except (KeyError, TypeError, ValueError):
-            self.cost.value = ""
-            return
-        self.cost.value = (f'<span class="{_html.NO_MATH}">Estimated cost: <b>&#36;{usd:.2f}</b> ({seconds} s × '
-                           f"&#36;{rate:.2f}/s at {html.escape(resolution)}){note}</span>")
 
     # -- code ---------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from ..request import Reference, load_reference
 from ..specs import REFERENCE_TO_VIDEO, ModelSpec
 from ..views import display
 
-__all__ = ["THUMB_PX", "ImageItem", "refusal_html", "row_result_html", "save_upload"]
+__all__ = ["THUMB_PX", "ImageItem", "refusal_html", "row_result_html", "save_upload", "short_repr"]
 
 THUMB_PX = 96
 
@@ -113,3 +113,9 @@ def _seconds(value: Any) -> str | None:
         return f"{float(value):.1f} s"
     except (TypeError, ValueError, OverflowError):
         return "unknown"
+
+
+def short_repr(value: Any) -> str:
+    """``value``'s type and a one-line repr of at most 60 characters, for a message about a wrong argument."""
+    text = " ".join(repr(value).split())
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"

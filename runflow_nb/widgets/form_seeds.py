@@ -1,6 +1,6 @@
 """The form's "N seeds" row: the form's request at N seeds (from a start seed, or random), sent as
 one small sweep capped at the budget shown beside the estimate; the clips land in a strip under
-the form. Thin over :class:`runflow_nb.studio.seeds.SeedsPlan` and :meth:`Experiment.run`.
+the form, and Stop (live only while that sweep runs) ends its submitting. Thin over :class:`runflow_nb.studio.seeds.SeedsPlan` and :meth:`Experiment.run`.
 
 >>> form = rf.GenerateForm(experiment=exp)       # the row sits under Generate   # doctest: +SKIP
 >>> form.seeds.n.value = 4; form.seeds.run()                                    # doctest: +SKIP
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["SeedsPanel", "strip_html"]
 
 
+_CAPTION = "font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+"""A seed's caption keeps to one line (a long seed or status ends in an ellipsis; the full text on hover)."""
+
+
 def strip_html(rows: list[Any], seeds: list[int]) -> str:
     """The seeds' clips in one row (a still each, plays on click), or why a seed has none yet."""
     cells = []
@@ -35,8 +39,9 @@ def strip_html(rows: list[Any], seeds: list[int]) -> str:
                 else display.reason_html(None, missing="not stored yet"))
         cost = display.money(row.get("cost_usd")) if row is not None and row.get("cost_usd") is not None else None
         label = f"seed {seed}" + (f" · {row.get('status')}" if row is not None else "") + (f" · {cost}" if cost else "")
-        cells.append(f'<div class="rf-seed-cell" style="flex:0 0 220px;min-width:0">'
-                     f'{_html.block(_html.text(label), style="font-size:12px")}{body}</div>')
+        caption = (f'<div class="{_html.NO_MATH} rf-seed-caption" style="{_CAPTION}" title="{_html.attr(label)}">'
+                   f"{_html.text(label)}</div>")
+        cells.append(f'<div class="rf-seed-cell" style="flex:0 0 220px;min-width:0">{caption}{body}</div>')
     return f'<div class="rf-seed-strip" style="display:flex;gap:8px;overflow-x:auto">{"".join(cells)}</div>'
 
 
@@ -68,6 +73,12 @@ class SeedsPanel:
                                "as one sweep capped at the budget")
         self.button.add_class("rf-seeds-run")
         self.button.on_click(lambda _b: self.run())
+        # Stop: live (orange) only while this row's sweep runs; disabled and plain again once it ends.
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True,
+                                    tooltip="stop submitting: seeds not sent yet are never sent; runs already "
+                                    "sent stay recorded")
+        self.stop_button.add_class("rf-seeds-stop")
+        self.stop_button.on_click(lambda _b: self.stop())
         self.status = w.HTML()
         self.status.add_class("rf-seeds-status")
         self.strip = w.HTML()
@@ -78,7 +89,7 @@ class SeedsPanel:
         for ctl in (self.n, self.start):
             ctl.observe(lambda _c: self.refresh_estimate(), names="value")
         form.cost.observe(lambda _c: self.refresh_estimate(), names="value")  # the form's inputs changed
-        self.widget = w.VBox([w.HBox([self.n, self.start, self.budget, self.button],
+        self.widget = w.VBox([w.HBox([self.n, self.start, self.budget, self.button, self.stop_button],
                                      layout=w.Layout(align_items="center")), self.estimate, self.status, self.strip])
         self.widget.add_class("rf-seeds")
         self.refresh_estimate()
@@ -143,7 +154,7 @@ class SeedsPanel:
 
     def run(self) -> SweepHandle | None:
         """Send the seeds as one background sweep; None (with the reason shown) when not ready."""
-        if self.handle is not None and not self.handle.done:
+        if self.running:  # the last sweep has not ended, or its strip is still being drawn
             return None
         self.error = None
         try:
@@ -159,11 +170,26 @@ class SeedsPanel:
         self.last, self.handle = seeds, handle
         self._drawn.clear()
         self.button.disabled = True
+        self.stop_button.disabled, self.stop_button.button_style = False, "warning"
         self.status.value = _html.block(_html.text(f"sending seeds {seeds.seeds} (budget ${budget:.2f})"),
                                         style="font-size:12px")
         self._draw(exp)
         threading.Thread(target=self._watch, args=(exp, handle), name="runflow_nb-seeds", daemon=True).start()
         return handle
+
+    def stop(self) -> None:
+        """Stop the row's sweep (what Stop does): nothing more is submitted; runs already sent stay
+        recorded, and the strip is drawn when the sweep has ended."""
+        handle = self.handle
+        if handle is None or handle.done:
+            return
+        self.stop_button.disabled, self.stop_button.description = True, "Stopping"
+        handle.cancel()
+
+    @property
+    def running(self) -> bool:
+        """True while the row's last sweep has not ended (and its strip is not drawn)."""
+        return self.handle is not None and not self._drawn.is_set()
 
     def _progress(self, progress: Any) -> None:
         self.status.value = _html.block(_html.text(progress.line()), style="font-size:12px")
@@ -176,14 +202,20 @@ class SeedsPanel:
         try:
             handle.wait()
             summary = handle.summary
-            self.status.value = _html.block(_html.text(str(summary)), style="font-size:12px;color:#15803d")
+            cut = summary is not None and (summary.stopped or summary.counts.get("skipped_budget"))
+            self.status.value = _html.block(_html.text(str(summary)),
+                                            style=f"font-size:12px;color:{'#b45309' if cut else '#15803d'}")
         except Exception as exc:  # shown under the form; the kernel stays usable
             self.error = exc
             self.status.value = _html.block(_html.text(f"failed: {exc}"), style="font-size:12px;color:#b91c1c")
         finally:
-            self._draw(exp)
-            self.button.disabled = False
-            self._drawn.set()
+            try:
+                self._draw(exp)
+            finally:  # however the sweep ended: Run seeds again, Stop back to disabled and plain
+                self.stop_button.disabled, self.stop_button.button_style = True, ""
+                self.stop_button.description = "Stop"
+                self.button.disabled = False
+                self._drawn.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the strip is drawn after the last :meth:`run` (True), or ``timeout`` passes."""

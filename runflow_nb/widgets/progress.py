@@ -143,6 +143,7 @@ class ProgressWidget:
         elif failed:
             self.bar.bar_style = "warning"
         self.line.value = progress_html(p, estimate=self.estimate)
-        if p.finished:
-            self.stop_button.disabled = True
+        if p.finished:  # Stop goes back to disabled and plain, however the sweep ended
+            self.stop_button.disabled, self.stop_button.button_style = True, ""
+            self.stop_button.description = "Stop"
             self.saved.update(self.line.value)  # the final counts stay readable without the kernel
