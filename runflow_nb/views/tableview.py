@@ -5,7 +5,12 @@ status, rating, cost and timing, and a short run id. Rendered by `itables
 <https://mwouts.github.io/itables/>`_ (DataTables) when it is installed, with its JavaScript
 bundled offline (no CDN), so sorting and the search box work in JupyterLab and in a static report;
 without itables, or where scripts do not run (an untrusted notebook), the same table is plain
-escaped HTML. Every cell is escaped here (prompts are untrusted) and money is MathJax-safe.
+escaped HTML. Every cell is escaped here (prompts are untrusted) and money is MathJax-safe. Text
+reads left-aligned and numbers right-aligned (JupyterLab's own style right-aligns every table cell);
+a model shows by its family name (``reference-to-video``), the full id on hover.
+
+A clip sent as its bytes (a file no Jupyter server can serve) rides in the table once: the static
+preview that stands in while scripts load shows its still without the link.
 
 >>> exp.view()                           # doctest: +SKIP
 >>> exp.view(columns=["prompt", "seed", "rating"])   # doctest: +SKIP
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +66,9 @@ def _cell(name: str, value: Any, rec: dict[str, Any], *, numeric: bool = False) 
     if name == "status" and value != "succeeded":
         detail = rec.get("error_message")
         return (f'<span title="{_html.attr(detail)}">{_html.text(value)}</span>' if detail else _html.text(value))
+    if name == "model" and isinstance(value, str) and "/" in value:  # the family name, the full id on hover
+        return (f'<span title="{_html.attr(value)}" style="white-space:nowrap">'
+                f'{_html.text(value.rstrip("/").rsplit("/", 1)[-1])}</span>')
     if name in _FILE_COLUMNS and isinstance(value, (str, list, tuple)):
         items = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
         names = ", ".join(_file_name(v) for v in items)
@@ -101,7 +110,9 @@ _ORDER_BY_NUMBER = ("function (data, type) { if (type !== 'sort' && type !== 'ty
                     "return m && m[1] !== '' ? parseFloat(m[1]) : -Infinity; }")
 
 
-def _thumb(rec: dict[str, Any]) -> str:
+def _thumb(rec: dict[str, Any], *, link_bytes: bool = True) -> str:
+    """The still, linked to its clip; ``link_bytes=False`` leaves out a link that would carry the clip's
+    bytes (a ``data:`` URI), for a copy of the table that stands beside the one that has it."""
     if not display.has_video(rec):
         return f'<span style="font-size:11px;color:#6b7280">{_html.text(display.STATUS_REASONS.get(str(rec.get("status")), rec.get("status") or ""))}</span>'
     still = display.poster_uri(rec.get("poster_path"), width=THUMB_WIDTH * 2)
@@ -109,17 +120,20 @@ def _thumb(rec: dict[str, Any]) -> str:
     img = (f'<img src="{html.escape(still, quote=True)}" alt="still" '
            f'style="width:{THUMB_WIDTH}px;max-height:{THUMB_WIDTH}px;object-fit:contain;background:#000;display:block">'
            if still else "▶")
+    if src.startswith("data:") and not link_bytes:
+        return qa_badge(rec) + img
     return qa_badge(rec) + f'<a href="{html.escape(src, quote=True)}" target="_blank" title="open the clip">{img}</a>'
 
 
-def view_frame(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The displayed table: a ``clip`` thumbnail column, the chosen columns as escaped HTML, ``run``."""
+def view_frame(df: pd.DataFrame, columns: Sequence[str] | None = None, *, link_bytes: bool = True) -> pd.DataFrame:
+    """The displayed table: a ``clip`` thumbnail column, the chosen columns as escaped HTML, ``run``
+    (``link_bytes``: see :func:`_thumb`)."""
     import pandas as pd
 
     cols = list(columns) if columns is not None else view_columns(df)
     recs = study.records(df)
     numeric = set(numeric_columns(df, cols))
-    out: dict[str, list[str]] = {"clip": [_thumb(r) for r in recs]}
+    out: dict[str, list[str]] = {"clip": [_thumb(r, link_bytes=link_bytes) for r in recs]}
     for c in cols:
         out[c] = [_cell(c, r.get(c), r, numeric=c in numeric) for r in recs]
     out["run"] = [f'<span title="{_html.attr(r.get("run_id"))}">{_html.text(str(r.get("run_id"))[:8])}</span>'
@@ -140,9 +154,8 @@ class TableView:
         self.page_length = page_length
 
     def static_html(self) -> str:
-        """The table as plain HTML (no scripts)."""
-        markup = self.frame.to_html(escape=False, index=False, border=0, classes="rf-view")
-        return _html.block(markup, classes="rf-view-static")
+        """The table as plain HTML (no scripts): text left-aligned, numbers right-aligned."""
+        return _html.block(_static_table(self.frame, self.numeric), classes="rf-view-static")
 
     def _repr_html_(self) -> str:
         try:
@@ -155,21 +168,52 @@ class TableView:
         from itables import JavascriptFunction, to_html_datatable
 
         names = list(self.frame.columns)
-        defs: list[dict[str, Any]] = [{"targets": [names.index("clip")], "orderable": False}]
+        text = [i for i, c in enumerate(names) if c not in self.numeric]
+        # JupyterLab right-aligns every cell of an output's table: say each column's side outright
+        defs: list[dict[str, Any]] = [{"targets": [names.index("clip")], "orderable": False},
+                                      {"targets": text, "className": "dt-left"}]
         if self.numeric:
-            defs.append({"targets": [names.index(c) for c in self.numeric], "type": "num",
+            defs.append({"targets": [names.index(c) for c in self.numeric], "type": "num", "className": "dt-right",
                          "render": JavascriptFunction(_ORDER_BY_NUMBER)})
+        table_id = f"rf_view_{uuid.uuid4().hex}"
         # text_in_header_can_be_selected=False: a click on a header's name sorts (not only its arrow)
-        return str(to_html_datatable(self.frame, connected=False, allow_html=True, showIndex=False,
-                                     pageLength=self.page_length, classes="display compact",
-                                     style="width:auto;margin:0", maxBytes=0, layout={"topEnd": "search"},
-                                     columnDefs=defs, order=[], text_in_header_can_be_selected=False))
+        markup = str(to_html_datatable(self.frame, connected=False, allow_html=True, showIndex=False,
+                                       pageLength=self.page_length, classes="display compact",
+                                       style="width:auto;margin:0", maxBytes=0, layout={"topEnd": "search"},
+                                       columnDefs=defs, order=[], text_in_header_can_be_selected=False,
+                                       table_id=table_id))
+        return self._own_preview(markup, table_id)
+
+    def _own_preview(self, markup: str, table_id: str) -> str:
+        """itables' static preview (shown until the script runs, or instead of it where scripts do not
+        run) replaced by this table's own: aligned like the live one, and without a second copy of any
+        clip sent as its bytes (the table's data already carries it)."""
+        start = markup.find(f'<div id="{table_id}_fallback">')
+        end = markup.find(f'</div><script>document.getElementById("{table_id}")', start)
+        if start < 0 or end < 0:
+            return markup
+        head = start + len(f'<div id="{table_id}_fallback">')
+        rows = self.frame.head(self.page_length).copy()
+        rows["clip"] = [_thumb(r, link_bytes=False) for r in study.records(self.source.head(self.page_length))]
+        return markup[:head] + _static_table(rows, self.numeric) + markup[end:]
 
     def __len__(self) -> int:
         return len(self.frame)
 
     def __repr__(self) -> str:
         return f"<TableView {len(self.frame)} run(s), columns={list(self.frame.columns)}>"
+
+
+def _static_table(frame: pd.DataFrame, numeric: Sequence[str]) -> str:
+    """``frame`` (cells already escaped HTML) as a plain table: numbers right-aligned, the rest left."""
+    pad = "padding:4px 8px;border-bottom:1px solid #e5e7eb;vertical-align:middle"
+    align = {c: "right" if c in numeric else "left" for c in frame.columns}
+    head = "".join(f'<th style="text-align:{align[c]};{pad}">{_html.text(c)}</th>' for c in frame.columns)
+    body = "".join("<tr>" + "".join(f'<td style="text-align:{align[c]};{pad}">{v}</td>'
+                                    for c, v in zip(frame.columns, row, strict=True)) + "</tr>"
+                   for row in frame.itertuples(index=False, name=None))
+    return (f'<table class="rf-view" style="border-collapse:collapse">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 BUNDLE_START, BUNDLE_END = "<!--rf-itables-bundle-->", "<!--/rf-itables-bundle-->"
