@@ -182,10 +182,43 @@ def test_picture_shows_the_references_in_order(cache, tmp_path):
 def test_label_is_drawn(images, cache, tmp_path):
     labelled, _ = _first_last_frames(_render(images, tmp_path / "a.mp4", cache))
     plain, _ = _first_last_frames(_render(images, tmp_path / "b.mp4", cache, label=""))
-    corner = (slice(0, 60), slice(0, 200))
+    corner = (slice(100, 150), slice(1040, 1262))  # top right, under the seed stamp
     changed = np.abs(labelled[corner].astype(int) - plain[corner].astype(int)).max(axis=2) > 40
     assert changed.mean() > 0.15
     assert np.abs(labelled[300:600, 300:900].astype(int) - plain[300:600, 300:900].astype(int)).mean() < 2
+
+
+def _frames_at(path: pathlib.Path, picks: tuple[int, ...]) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24").astype(int) for i, f in enumerate(c.decode(video=0)) if i in picks]
+
+
+def _marks(a: pathlib.Path, b: pathlib.Path, picks: tuple[int, ...]) -> list[np.ndarray]:
+    """Where two renders differ clearly (an H.264 edge is not a mark): one mask per picked frame."""
+    return [np.abs(x - y).max(axis=2) > 60 for x, y in zip(_frames_at(a, picks), _frames_at(b, picks), strict=True)]
+
+
+@pytest.mark.parametrize("aspect_ratio", ["16:9", "1:1"])
+def test_a_references_own_label_reads_clear_of_the_simulated_label(cache, tmp_path, aspect_ratio):
+    """The sample references name their character top left, as many references carry a label: the
+    simulator's SIMULATED label, seed stamp and playhead never cover it (image- and reference-to-video)."""
+    from runflow_nb.samples import sample_images
+
+    labelled = Image.open(sample_images(1, folder=tmp_path / "samples")[0]).convert("RGB")
+    bare = labelled.copy()  # the same picture without its label: each row of the box takes the sky beside it
+    for y in range(20, 176):
+        ImageDraw.Draw(bare).line((24, y, 508, y), fill=labelled.getpixel((700, y)))
+    picks = (0, 36, 71)  # the poster, the middle and the last frame
+    for seed in (1, 2, 3):
+        clips = {(ref, label): _render([img], tmp_path / f"{seed}-{ref}-{label or 'none'}.mp4", cache, seed=seed,
+                                       aspect_ratio=aspect_ratio, label=label)
+                 for ref, img in (("labelled", labelled), ("bare", bare)) for label in ("SIMULATED", "")}
+        reference_label = _marks(clips["labelled", ""], clips["bare", ""], picks)
+        simulated_label = _marks(clips["labelled", "SIMULATED"], clips["labelled", ""], picks)
+        assert any(m.sum() > 2000 for m in reference_label), "the reference's label is in the frame"
+        assert all(m.sum() > 500 for m in simulated_label), "the SIMULATED label is in every frame"
+        for ref_mask, sim_mask in zip(reference_label, simulated_label, strict=True):
+            assert not (ref_mask & sim_mask).any(), f"seed {seed}: the SIMULATED label covers the reference's"
 
 
 def test_same_seed_again_reuses_the_cached_picture(images, tmp_path, monkeypatch):

@@ -67,7 +67,7 @@ def test_the_prompt_is_written_on_the_clip_and_it_stays_marked_simulated(clips: 
     text_a = (a[caption].max(axis=2) > 200) & (a[caption].min(axis=2) > 200)  # white lettering
     text_b = (b[caption].max(axis=2) > 200) & (b[caption].min(axis=2) > 200)
     assert text_a.mean() > 0.02 and text_b.mean() > 0.02 and (text_a != text_b).mean() > 0.02
-    label = (slice(0, 60), slice(0, 200))  # the SIMULATED label, top left, the same on both
+    label = (slice(100, 150), slice(w - 240, w - 18))  # the SIMULATED label, top right under the seed stamp
     assert np.abs(a[label].astype(int) - b[label].astype(int)).max(axis=2).mean() < 60
     lettering = (a[label].min(axis=2) > 200).mean()
     assert lettering > 0.02

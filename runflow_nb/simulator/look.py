@@ -167,20 +167,23 @@ def plane_arrays(frame: Any) -> list[np.ndarray]:
             for p in frame.planes]
 
 
-def paste(planes: list[np.ndarray], badge: list[np.ndarray], *, corner: str = "top-left") -> None:
+def paste(planes: list[np.ndarray], badge: list[np.ndarray], *, corner: str = "top-left", down: int = 0) -> None:
     """Copy a badge into frame planes, inset from ``corner`` ("top-left", "top-right", "bottom-left"
-    or "bottom-right"); a badge wider than the frame is cut at the edge."""
+    or "bottom-right"), a top corner's badge ``down`` (even) pixels lower (under another badge); a badge
+    wider or taller than the frame is cut at the edge."""
     height = planes[0].shape[0]
     m = even(height / 40)
     for k, (dst, src) in enumerate(zip(planes, badge, strict=True)):
         o = m if k == 0 else m // 2
-        src = src[: max(0, dst.shape[0] - o), : max(0, dst.shape[1] - o)]
+        d = down if k == 0 else down // 2
+        top = o + d if corner.startswith("top") else o
+        src = src[: max(0, dst.shape[0] - top), : max(0, dst.shape[1] - o)]
         h, w = src.shape
         if corner == "top-left":
-            dst[o:o + h, o:o + w] = src
+            dst[top:top + h, o:o + w] = src
         elif corner == "bottom-left":
             dst[dst.shape[0] - o - h:dst.shape[0] - o, o:o + w] = src
         elif corner == "top-right":
-            dst[o:o + h, dst.shape[1] - o - w:dst.shape[1] - o] = src
+            dst[top:top + h, dst.shape[1] - o - w:dst.shape[1] - o] = src
         else:
             dst[dst.shape[0] - o - h:dst.shape[0] - o, dst.shape[1] - o - w:dst.shape[1] - o] = src

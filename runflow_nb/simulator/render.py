@@ -1,7 +1,8 @@
 """The offline simulator's clip renderer: a real H.264 + AAC MP4 built from the reference images.
 
 The picture is a slow pan over each reference image (cover-cropped to the output shape) with
-crossfades between them and a visible label, so nobody mistakes it for model output. The seed
+crossfades between them and a visible label (top right, under the seed stamp, clear of the labels
+reference images often carry top left), so nobody mistakes it for model output. The seed
 films it: its :class:`~runflow_nb.simulator.look.SeedLook` picks the framing, the camera path of each shot
 and a colour grade, and a ``seed N`` stamp sits in the top-right corner, so a seed sweep shows
 different pictures (and poster frames) side by side. The prompt shapes it too, as a model's prompt
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["default_cache_dir", "render_clip"]
 
-_RENDER_VERSION = 6  # bump when the picture or the encoder settings change
+_RENDER_VERSION = 7  # bump when the picture or the encoder settings change
 SAMPLE_RATE = 48_000
 # A constant quantizer, not CRF: CRF's per-frame analysis doubled the encode time of a clip for no
 # visible gain on these pictures (bench_render measures it against the same frames encoded with CRF).
@@ -240,8 +241,9 @@ def _encode_video(path: str, images: Sequence[Image.Image], *, look: SeedLook, d
 def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, size: tuple[int, int], fps: int,
             label: str, caption: str = "") -> Iterator[Any]:
     """Yield yuv420p ``av.VideoFrame``s: the look's pans over each (graded) image, crossfades between
-    them, the label top left with a playhead crossing under it, the seed stamp top right and the prompt's
-    caption bottom left."""
+    them, the seed stamp top right with the label under it, the prompt's caption bottom left and a
+    playhead crossing the bottom edge. The top left stays the picture's: a reference's own label (the
+    sample images name their character there) reads clear of the simulator's marks."""
     import av
     import numpy as np
 
@@ -294,19 +296,20 @@ def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, siz
                 dst[...] = src
         paste(planes, stamp, corner="top-right")  # the player's controls cover the bottom edge
         if badge is not None:
-            paste(planes, badge, corner="top-left")
-        _playhead(planes, n / max(1, duration * fps - 1), below=badge[0].shape[0] if badge is not None else 0)
+            paste(planes, badge, corner="top-right", down=stamp[0].shape[0] + even(height / 80))
+        _playhead(planes, n / max(1, duration * fps - 1))
         if words is not None:
             _paste_caption(planes, words, height)
         yield frame
 
 
-def _playhead(planes: list[np.ndarray], progress: float, *, below: int) -> None:
-    """A light square crossing the frame once per clip, under the label: every simulated clip moves,
-    even a pan over a flat reference (which clip QA would rightly call frozen)."""
+def _playhead(planes: list[np.ndarray], progress: float) -> None:
+    """A light square crossing the bottom edge once per clip (under the player's controls when they
+    show, clear of any label): every simulated clip moves, even a pan over a flat reference (which
+    clip QA would rightly call frozen)."""
     height, width = planes[0].shape
     knob = even(max(height, width) / 40)
-    top = min(height - knob, even(height / 40) * 3 // 2 + below)
+    top = max(0, height - knob - even(height / 80))
     x = 2 * round((width - knob) * min(1.0, max(0.0, progress)) / 2)
     planes[0][top:top + knob, x:x + knob] = 220
     for chroma in planes[1:]:

@@ -201,7 +201,7 @@ def _overlay(references: Sequence[Image.Image], *, prompt: str, seed: int, size:
     text = f"{label} · video-edit · seed {seed}: {caption}"
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     pad = max(4, height // 120)
-    x0, y0 = border * 3, height // 12  # below the SIMULATED badge
+    x0, y0 = border * 3, height // 12  # clear of the border; the input's own marks sit top right
     draw.rectangle((x0, y0, x0 + right - left + 2 * pad, y0 + bottom - top + 2 * pad), fill=(16, 16, 16, 255))
     draw.text((x0 + pad - left, y0 + pad - top), text, font=font, fill=(240, 240, 240, 255))
     arr = np.asarray(canvas)
