@@ -417,6 +417,7 @@ def test_every_clip_and_still_loads_in_a_bundled_notebook_run_in_jupyterlab(
         # the Lab server cannot serve these files: the kernel sent them, and they were really made outside
         assert all(src.startswith("data:video/mp4") for src in srcs), srcs
         assert list((outside / "clips").rglob("*.mp4")), "the clips were not written outside the Lab root"
+        _assert_each_clip_saved_once_per_output(page, lab.root / notebook, sorted((outside / "clips").rglob("*.mp4")))
     else:
         # the server's own route to the file, by reference (a sub-folder's notebook may use a store above it)
         assert all(src.startswith("/files/") for src in srcs), srcs
@@ -424,6 +425,73 @@ def test_every_clip_and_still_loads_in_a_bundled_notebook_run_in_jupyterlab(
     name = notebook.replace("/", "_").removesuffix(".ipynb")
     shots = screenshot_cells(page, name)
     assert shots
+
+
+def _assert_each_clip_saved_once_per_output(page: Any, notebook: Path, clips: list[Path]) -> None:
+    """Saved from JupyterLab, the notebook carries a clip sent as its bytes at most once in any one
+    output (the saved view of a widget, the table, rf.show), and no output outweighs its clips."""
+    import base64
+    import json
+    import re
+
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30000)
+    saved = json.loads(notebook.read_text(encoding="utf-8"))
+    encoded = {clip.name: base64.b64encode(clip.read_bytes()).decode("ascii") for clip in clips}
+    middles = {name: text[len(text) // 2:len(text) // 2 + 400] for name, text in encoded.items()}  # headers look alike
+    seen = 0
+    for i, cell in enumerate(saved["cells"]):
+        for output in cell.get("outputs", []):
+            text = json.dumps(output)
+            counts = {name: text.count(middle) for name, middle in middles.items()}
+            assert max(counts.values(), default=0) <= 1, f"cell {i}: a clip's bytes more than once: {counts}"
+            carried = sum(len(encoded[name]) for name, n in counts.items() if n)
+            seen += carried > 0
+            if carried:  # the clips' bytes, then small things (stills, markup) beside the tables library
+                rest = re.sub(r"<!--rf-itables-bundle-->.*?<!--/rf-itables-bundle-->", "", text, flags=re.S)
+                assert len(rest) < carried * 1.25 + 100_000, (i, len(rest), carried)
+    assert seen, "no output carried a clip's bytes"
+
+
+def test_the_view_reads_text_left_numbers_right_and_a_model_by_its_family_name(lab: Lab, fresh_page: Any) -> None:
+    """exp.view()'s table in JupyterLab (whose style right-aligns every output table cell): text columns
+    read left, numbers right, and a model id shows by its family name on one line, whole on hover."""
+    code = ("import pandas as pd\n"
+            "from runflow_nb.views.tableview import TableView\n"
+            "models = ['alibaba/happy-horse/reference-to-video', 'alibaba/happy-horse/image-to-video',\n"
+            "          'alibaba/happy-horse/text-to-video']\n"
+            "df = pd.DataFrame({'run_id': ['r%07d' % i for i in range(3)], 'model': models,\n"
+            "                   'prompt': ['character1 trots', 'character1 rears up', 'character1 waves'],\n"
+            "                   'seed': [1, 22, 333], 'status': ['succeeded', 'failed', 'succeeded'],\n"
+            "                   'cost_usd': [0.42, 1.4, 12.6], 'wall_s': [7.9, 19.1, 15.5], 'backend': 'simulator'})\n"
+            "TableView(df)")
+    write_notebook(lab.root / "view_layout.ipynb", code)
+    open_notebook(fresh_page, lab, "view_layout.ipynb")
+    run_all(fresh_page)
+    fresh_page.wait_for_selector(".jp-OutputArea table.dataTable tbody tr", timeout=60000)
+    got = fresh_page.evaluate("""() => {
+        const t = document.querySelector('.jp-OutputArea table.dataTable');
+        const heads = [...t.querySelectorAll('thead th')];
+        const row = t.querySelector('tbody tr');
+        const out = {};
+        heads.forEach((th, i) => { const td = row.children[i]; const span = td.querySelector('span[title]');
+            out[th.textContent.trim()] = {head: getComputedStyle(th).textAlign, cell: getComputedStyle(td).textAlign,
+                text: td.innerText.trim(), title: span ? span.title : null,
+                lines: span ? span.getClientRects().length : null}; });
+        const area = t.closest('.jp-OutputArea-output');
+        return {cols: out, fits: area.scrollWidth <= area.clientWidth + 1};
+    }""")
+    cols = got["cols"]
+    sides = {name: (c["head"], c["cell"]) for name, c in cols.items()}
+    for name in ("model", "prompt", "status", "run"):
+        assert sides[name] == ("left", "left"), sides
+    for name in ("seed", "cost_usd", "wall_s"):
+        assert sides[name] == ("right", "right"), sides
+    model = cols["model"]
+    assert model["text"] == "reference-to-video" and model["title"] == "alibaba/happy-horse/reference-to-video", model
+    assert model["lines"] == 1, model  # never broken mid-word
+    assert got["fits"], got
+    fresh_page.locator(".jp-OutputArea table.dataTable").first.screenshot(path=str(SCREENSHOTS / "view_layout.png"))
 
 
 def test_the_report_of_a_sweep_run_in_jupyterlab_plays_every_video(lab: Lab, fresh_page: Any, tmp_path: Path) -> None:
