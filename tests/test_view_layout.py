@@ -4,6 +4,7 @@ name, and a clip sent as its bytes carried once per saved output, not twice."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -80,17 +81,23 @@ def vs_code_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     served.kernel_file_server.cache_clear()
 
 
+def _bytes_study(tmp_path: Path, seeds: list[int]) -> tuple[rf.Experiment, pd.DataFrame]:
+    from runflow_nb.samples import sample_images
+
+    exp = rf.Experiment("bytes", store=str(tmp_path / "s.sqlite"), artifacts=tmp_path / "clips",
+                        client=rf.Client(backend="simulator"))
+    df = exp.run(rf.grid(prompt="character1 trots", images=[str(p) for p in sample_images(1)], seed=seeds,
+                         duration=3, resolution="720p"), progress=None)
+    return exp, df
+
+
 def test_a_clip_sent_as_its_bytes_weighs_once_in_every_saved_view(vs_code_kernel: None, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from runflow_nb.samples import sample_images
     from runflow_nb.widgets.compare import CompareWidget
     from runflow_nb.widgets.gallery import best_html
 
     monkeypatch.chdir(tmp_path)
-    exp = rf.Experiment("bytes", store=str(tmp_path / "s.sqlite"), artifacts=tmp_path / "clips",
-                        client=rf.Client(backend="simulator"))
-    df = exp.run(rf.grid(prompt="character1 trots", images=[str(p) for p in sample_images(1)], seed=[1, 2],
-                         duration=3, resolution="720p"), progress=None)
+    exp, df = _bytes_study(tmp_path, [1, 2])
     rows = [exp.store.get_run(r) for r in df.run_id]
     assert all(display.media_src(r["video_path"]).startswith("data:video/mp4;base64,") for r in rows)
     clips = [base64.b64encode(Path(r["video_path"]).read_bytes()).decode() for r in rows]
@@ -110,3 +117,66 @@ def test_a_clip_sent_as_its_bytes_weighs_once_in_every_saved_view(vs_code_kernel
     # the table's output: the tables library, then each clip's bytes once (stills and markup are small)
     assert len(view) - len(bundle) < weight * 1.25, (len(view), len(bundle), weight)
     assert view.count("data:video/mp4") == len(clips)  # in the table's data; the preview shows the stills
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@contextlib.contextmanager
+def _served(folder: Path) -> Iterator[str]:
+    """``folder`` over http on loopback."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.browser
+def test_a_still_whose_clip_was_sent_as_bytes_opens_it_playing_in_a_new_tab(vs_code_kernel: None, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Browsers refuse to open a data: URI in a tab: the view's still opens the clip as a blob: URL."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    monkeypatch.chdir(tmp_path)
+    exp, _ = _bytes_study(tmp_path, [1])
+    tableview._itables_ready = False  # this page carries its own copy of the tables library
+    view = exp.view()
+    assert 'download="' in view.frame["clip"].iloc[0]  # where handlers are stripped, the link saves the clip
+    markup = view._repr_html_()
+    (tmp_path / "view.html").write_text(f"<!doctype html><html><body>{markup}</body></html>", encoding="utf-8")
+    with _served(tmp_path) as base, sync_api.sync_playwright() as p:  # over http, as JupyterLab serves a page
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                                                    "--autoplay-policy=no-user-gesture-required"])
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{base}/view.html")
+            still = page.locator("table.dataTable tbody img[alt=still]").first
+            still.wait_for(timeout=60_000)
+            with context.expect_page(timeout=30_000) as opened:
+                still.click()
+            tab = opened.value
+            tab.wait_for_load_state()
+            assert tab.url.startswith(f"blob:{base}/"), tab.url
+            tab.bring_to_front()
+            state = tab.evaluate("""() => new Promise(done => {
+                const v = document.querySelector('video'); v.muted = true;
+                const end = Date.now() + 30000;
+                const look = () => (v.readyState >= 2 && v.currentTime > 0.1) || Date.now() > end
+                    ? done({ready: v.readyState, t: v.currentTime, width: v.videoWidth}) : setTimeout(look, 100);
+                v.play().catch(() => {}); look(); })""")
+            assert state["ready"] >= 2 and state["t"] > 0 and state["width"] == 1280, state
+        finally:
+            browser.close()

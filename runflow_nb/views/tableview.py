@@ -10,7 +10,9 @@ reads left-aligned and numbers right-aligned (JupyterLab's own style right-align
 a model shows by its family name (``reference-to-video``), the full id on hover.
 
 A clip sent as its bytes (a file no Jupyter server can serve) rides in the table once: the static
-preview that stands in while scripts load shows its still without the link.
+preview that stands in while scripts load shows its still without the link. Its still opens it in a
+new tab as a ``blob:`` URL (browsers refuse to open ``data:`` in a tab), or downloads it where
+handlers are stripped.
 
 >>> exp.view()                           # doctest: +SKIP
 >>> exp.view(columns=["prompt", "seed", "rating"])   # doctest: +SKIP
@@ -120,9 +122,22 @@ def _thumb(rec: dict[str, Any], *, link_bytes: bool = True) -> str:
     img = (f'<img src="{html.escape(still, quote=True)}" alt="still" '
            f'style="width:{THUMB_WIDTH}px;max-height:{THUMB_WIDTH}px;object-fit:contain;background:#000;display:block">'
            if still else "▶")
-    if src.startswith("data:") and not link_bytes:
-        return qa_badge(rec) + img
+    if src.startswith("data:"):
+        if not link_bytes:
+            return qa_badge(rec) + img
+        # Browsers refuse to open a data: URI in a tab: a click opens the bytes as a blob: URL instead
+        # (the clip plays in a new tab), and where handlers are stripped (an untrusted notebook) the
+        # link downloads the file.
+        name = _file_name(str(rec["video_path"]))
+        return (qa_badge(rec) + f'<a href="{html.escape(src, quote=True)}" download="{_html.attr(name)}" '
+                f'onclick="{html.escape(_OPEN_BYTES, quote=True)}" title="open the clip">{img}</a>')
     return qa_badge(rec) + f'<a href="{html.escape(src, quote=True)}" target="_blank" title="open the clip">{img}</a>'
+
+
+# (window.URL: inside an inline handler a bare URL is document.URL, a string)
+_OPEN_BYTES = ("event.preventDefault();var u=this.href,d=atob(u.slice(u.indexOf(',')+1)),b=new Uint8Array(d.length);"
+               "for(var i=0;i<d.length;i++){b[i]=d.charCodeAt(i);}"
+               "window.open(window.URL.createObjectURL(new Blob([b],{type:u.slice(5,u.indexOf(';'))})),'_blank');")
 
 
 def view_frame(df: pd.DataFrame, columns: Sequence[str] | None = None, *, link_bytes: bool = True) -> pd.DataFrame:
