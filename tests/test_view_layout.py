@@ -180,3 +180,16 @@ def test_a_still_whose_clip_was_sent_as_bytes_opens_it_playing_in_a_new_tab(vs_c
             assert state["ready"] >= 2 and state["t"] > 0 and state["width"] == 1280, state
         finally:
             browser.close()
+
+
+def test_view_leaves_out_outcome_columns_that_say_nothing() -> None:
+    import pandas as pd
+
+    from runflow_nb.views.tableview import view_columns
+
+    base = {"run_id": ["a", "b"], "prompt": ["p", "p"], "seed": [1, 2], "cost_usd": [0.42, 0.42],
+            "wall_s": [3.0, 4.0]}
+    quiet = view_columns(pd.DataFrame({**base, "status": ["succeeded"] * 2, "rating": [None, None]}))
+    assert "status" not in quiet and "rating" not in quiet and {"seed", "cost_usd", "wall_s"} <= set(quiet)
+    told = view_columns(pd.DataFrame({**base, "status": ["succeeded", "failed"], "rating": [4, None]}))
+    assert told.index("status") < told.index("rating") < told.index("cost_usd")

@@ -42,16 +42,27 @@ _itables_ready = False
 
 
 def view_columns(df: pd.DataFrame) -> list[str]:
-    """The parameters that varied (all parameters when none did), then status (and clip QA's ``qa`` when
-    some clip was flagged), rating, cost, wall time, ``note`` when some run has one (e.g. the server
+    """The parameters that varied (all parameters when none did), then status when some run did not
+    succeed (and clip QA's ``qa`` when some clip was flagged), rating when some run was rated, cost, wall time, ``note`` when some run has one (e.g. the server
     replaced a reference with a placeholder), and ``changes`` when some run is a re-run, upscale or
     edit of another (what it changed from its parent)."""
     varied = study.varying(df) or [c for c in ("prompt", "seed") if c in df.columns]
     notes = ["note"] if "note" in df.columns and df["note"].fillna("").astype(str).str.strip().ne("").any() else []
     qa = ["qa"] if "qa" in df.columns and df["qa"].fillna("ok").astype(str).ne("ok").any() else []
     lineage = ["changes"] if "changes" in df.columns and df["changes"].notna().any() else []
-    shown = [c for c in _OUTCOME if c in df.columns]
-    return varied + shown[:1] + qa + shown[1:] + notes + lineage
+    shown = [c for c in _OUTCOME if c in df.columns and _tells(df, c)]
+    status = shown[:1] if shown[:1] == ["status"] else []
+    return varied + status + qa + shown[len(status):] + notes + lineage
+
+
+def _tells(df: pd.DataFrame, column: str) -> bool:
+    """Whether an outcome column says anything: status when some run did not succeed, rating when
+    some run was rated; cost and wall time always (they differ by run even in one grid cell)."""
+    if column == "status":
+        return bool(df["status"].astype(str).ne("succeeded").any())
+    if column == "rating":
+        return bool(df["rating"].notna().any())
+    return True
 
 
 def _cell(name: str, value: Any, rec: dict[str, Any], *, numeric: bool = False) -> str:
