@@ -176,3 +176,16 @@ def test_cli_rerun_reuses_a_held_run_and_force_pays_once(
     assert f"already in the experiment: run {runs['r2v', 1][:8]}, nothing charged" in out.err
     assert main(["rerun", runs["r2v", 3], "--seed", "1", "--force", "--store", store]) == 0
     assert creates(url) == before + 1
+
+
+def test_a_rerun_that_once_ended_unpaid_reuses_the_same_request_made_since(study: dict[str, Any]) -> None:
+    exp, runs, url = study["exp"], study["runs"], study["url"]
+    skipped = exp.rerun(runs["t2v", 1], seed=9, budget_usd=0)
+    assert skipped["status"] == "skipped_budget"
+    before = creates(url)
+    exp.run(rf.grid(model="t2v", prompt=PROMPT, seed=[9], duration=3, resolution="720p"), progress=None)
+    assert creates(url) == before + 1
+    made = exp.store.runs("sweep", where={"seed": 9, "parent_run_id": None})
+    got = exp.rerun(runs["t2v", 1], seed=9)
+    assert creates(url) == before + 1 and [got["run_id"]] == [r["run_id"] for r in made]
+    assert exp.store.get_run(skipped["run_id"])["status"] == "skipped_budget"

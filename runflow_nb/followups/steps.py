@@ -62,7 +62,7 @@ def rerun_of(exp: Experiment, run: Any, changes: Mapping[str, Any], *, budget_us
     from ..errors import RunflowError
     from ..plan import Plan
     from ..views.record import RunRecord
-    from .reuse import content_key, held_by_content, reused_line
+    from .reuse import HELD, content_key, held_by_content, reused_line
 
     if not isinstance(force, bool):
         from ..errors import UsageError
@@ -77,7 +77,8 @@ def rerun_of(exp: Experiment, run: Any, changes: Mapping[str, Any], *, budget_us
     if not force:
         held = held_by_content(exp.store, exp.name)
         for pos, req in enumerate(planned):
-            if req is None or exp.store.find_run(experiment=exp.name, run_key=req.run_key()) is not None:
+            own = None if req is None else exp.store.find_run(experiment=exp.name, run_key=req.run_key())
+            if req is None or (own is not None and own.get("status") in HELD):
                 continue  # the run itself, or this very re-run again: the sweep reuses or resumes it
             key = content_key(req)
             if key is not None and key in held:

@@ -175,7 +175,8 @@ def next_seed(exp: Experiment, row: dict[str, Any]) -> int:
     seed = row.get("seed") if _known(row.get("seed")) else row.get("seed_returned")
     if not _known(seed):
         return random.SystemRandom().randrange(2**31)
-    rows = exp.store.runs(exp.name) if row.get("experiment") == exp.name else []
+    rows = (exp.store.runs(exp.name, where={"model": row.get("model"), "prompt": row.get("prompt")})
+            if row.get("experiment") == exp.name else [])  # narrowed in the query: a gallery draws many
     start = int(str(seed))
     return free_seed(taken_seeds(row, rows) | {start}, after=start)
 
