@@ -31,6 +31,7 @@ __all__ = [
     "VideoRequest",
     "doctor",
     "errors",
+    "form",
     "grid",
     "queue",
     "sample_images",
@@ -46,6 +47,7 @@ _LAZY = {
     "Plan": "runflow_nb.plan",
     "grid": "runflow_nb.plan",
     "GenerateForm": "runflow_nb.widgets.form",
+    "form": "runflow_nb.widgets.form",
     "show": "runflow_nb.views.display",
     "errors": "runflow_nb.errors",
     "doctor": "runflow_nb.diagnose",
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     from .request import VideoRequest
     from .samples import sample_images
     from .views.display import show
-    from .widgets.form import GenerateForm
+    from .widgets.form import GenerateForm, form
 
 
 def __getattr__(name: str) -> Any:

@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     rr = sub.add_parser("rerun", help="run a stored run again with some inputs changed (lineage kept; paid once)",
                         description="Run a stored run's request again with the given inputs changed, recorded with "
                                     "the run as its parent. The same re-run again reuses it. Several seeds "
-                                    "(--seed 0-7) are a sweep around the clip; --resolution 1080p upscales.")
+                                    "(--seed 0-7) are a sweep around the clip; --resolution 1080p upscales. A request "
+                                    "the experiment already holds (same inputs and seed) is reused, nothing "
+                                    "charged, unless --force.")
     rr.add_argument("run_id", help="a run id from `runflow-nb table` (or Runflow's run id)")
     rr.add_argument("--seed", type=_parse_seeds, default=None, help="the new seed, or seeds to sweep (0-7, 1,5,9)")
     rr.add_argument("--resolution", default=None, help="720p or 1080p (1080p: the upscale)")
@@ -191,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--model", default=None, help="another model of the family (its inputs carry over)")
     rr.add_argument("--image", action="append", dest="images", metavar="PATH_OR_URL", help="new references (repeat)")
     rr.add_argument("--budget-usd", type=float, default=None, help="stop submitting before this much is spent")
+    rr.add_argument("--force", action="store_true",
+                    help="pay again for a fresh sample when the experiment already holds this exact request")
     rr.add_argument("--store", default=None, help=_STORE_HELP + "; must exist")
     sh = sub.add_parser("show", help="print one run: request as sent, timing, cost, seeds, lineage and its code",
                         description="Print one stored run in full, with the Python that rebuilds its request.")
@@ -455,7 +459,7 @@ def _cmd_rerun(a: argparse.Namespace) -> int:
             print("runflow-nb rerun: nothing to change: give --seed, --resolution, --duration, --prompt, ...",
                   file=sys.stderr)
             return 2
-        got = exp.rerun(row["run_id"], budget_usd=a.budget_usd, progress="text", **changes)
+        got = exp.rerun(row["run_id"], budget_usd=a.budget_usd, progress="text", force=a.force, **changes)
         rows = [got] if isinstance(got, dict) else got.to_dict("records")
         for r in rows:
             print(run_line(r))

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .request import VideoRequest
     from .store.runstore import Store
     from .sweep.runner import SweepProgress, SweepSummary
+    from .views.record import RunRecord
 
 __all__ = ["Experiment", "SweepHandle", "queue", "run_blocking"]
 
@@ -296,23 +297,26 @@ class Experiment(FollowUps, Reconciling, ExperimentTable):
         return found
 
     @public
-    def generate(self, request: VideoRequest | None = None, /, **inputs: Any) -> dict[str, Any]:
-        """One run, logged like a sweep of one; returns its stored row."""
+    def generate(self, request: VideoRequest | None = None, /, **inputs: Any) -> RunRecord:
+        """One run, logged like a sweep of one; returns its stored row (a
+        :class:`~runflow_nb.views.record.RunRecord`: a dict of every column, shown as its clip)."""
         from .plan import Plan
         from .request import VideoRequest
+        from .views.record import RunRecord
 
         req = request if request is not None else VideoRequest.build(**inputs)
         plan = Plan([req])
         self.run(plan, concurrency=1, progress=None)
         row = self.store.find_run(experiment=self.name, run_key=plan[0].run_key())
         assert row is not None
-        return row
+        return RunRecord(row)
 
     @public
     def edit(self, run: Any, /, *, prompt: str, references: Any = None, audio_setting: str | None = None,
              resolution: str | None = None, seed: int | None = None, budget_usd: float | None = None,
-             progress: str | Any = None) -> dict[str, Any]:
-        """Send a finished run's clip to video-edit; returns the new run's stored row.
+             progress: str | Any = None) -> RunRecord:
+        """Send a finished run's clip to video-edit; returns the new run's stored row (a
+        :class:`~runflow_nb.views.record.RunRecord`).
 
         ``run`` is a run id, a row of :meth:`table` or a :class:`~runflow_nb.client.Result`.
         ``references`` are up to 5 images, named ``@Image1``… in the prompt; ``audio_setting``
@@ -325,6 +329,7 @@ class Experiment(FollowUps, Reconciling, ExperimentTable):
         """
         from .followups.lineage import edit_request, parent_row
         from .plan import Plan
+        from .views.record import RunRecord
 
         parent = parent_row(run, self.store)
         req = edit_request(parent, prompt=prompt, references=references, audio_setting=audio_setting,
@@ -333,7 +338,7 @@ class Experiment(FollowUps, Reconciling, ExperimentTable):
         self.run(plan, concurrency=1, budget_usd=budget_usd, progress=progress)
         row = self.store.find_run(experiment=self.name, run_key=plan[0].run_key())
         assert row is not None
-        return row
+        return RunRecord(row)
 
 
 def queue(store: str | os.PathLike[str] | Store | None = None, **options: Any) -> Any:

@@ -19,6 +19,7 @@ from .._boundary import public
 if TYPE_CHECKING:
     from ..experiment import Experiment
     from ..request import VideoRequest
+    from ..views.record import RunRecord
 
 __all__ = ["FollowUps"]
 
@@ -48,25 +49,34 @@ class FollowUps:
 
     @public
     def rerun(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = "auto",
-              **changes: Any) -> Any:
+              force: bool = False, **changes: Any) -> Any:
         """``run``'s request again with ``changes`` (seed, duration, prompt, aspect_ratio, resolution,
-        references, model, audio_setting), recorded with ``parent_run_id`` = ``run``; the same re-run
-        again pays nothing. ``seed=range(8)`` (or a list) is a sweep around one clip: returns its table.
+        references, model, audio_setting), recorded with ``parent_run_id`` = ``run``; returns the new
+        run (a :class:`~runflow_nb.views.record.RunRecord`: its stored row, shown as its clip).
+        ``seed=range(8)`` (or a list) is a sweep around one clip: returns its table.
+
+        Never pays twice: the same re-run again, or a request the experiment already holds (the same
+        model, prompt, references by content, seed and every input, made by a sweep or another
+        follow-up: succeeded, or in flight with its money held) is that run, reused with nothing
+        charged ("already in the experiment: run …, nothing charged"; its own parent unchanged).
+        ``force=True`` pays again for a fresh sample of such a request.
 
         >>> row = exp.rerun(df.run_id[0], seed=11)                          # doctest: +SKIP
         """
         from .steps import rerun_of
 
-        return rerun_of(_exp(self), run, changes, budget_usd=budget_usd, progress=progress)
+        return rerun_of(_exp(self), run, changes, budget_usd=budget_usd, progress=progress, force=force)
 
     @public
-    def upscale(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = "auto"
-                ) -> dict[str, Any]:
+    def upscale(self, run: Any, /, *, budget_usd: float | None = None, progress: Any = "auto",
+                force: bool = False) -> RunRecord:
         """``run`` again with the same seed and inputs at the model's highest resolution (1080p); the
-        estimate and the budget apply; the same upscale again pays nothing."""
+        estimate and the budget apply; the same upscale again, or a 1080p run of the same request the
+        experiment already holds, pays nothing (``force=True`` pays for a fresh sample)."""
         from .steps import upscale_of
 
-        return upscale_of(_exp(self), run, budget_usd=budget_usd, progress=progress)
+        record: RunRecord = upscale_of(_exp(self), run, budget_usd=budget_usd, progress=progress, force=force)
+        return record
 
     @public
     def detail(self, run: Any, /) -> Any:

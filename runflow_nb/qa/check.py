@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..media.artifacts import Artifacts
     from ..store.runstore import Store
 
-__all__ = ["QA_COLUMNS", "QA_FILTERS", "check_clip", "check_stored", "filter_qa", "flagged_mask", "run_qa"]
+__all__ = ["QA_COLUMNS", "QA_FILTERS", "check_clip", "check_stored", "filter_qa", "flagged_mask", "qa_summary", "run_qa"]
 
 #: The run columns clip QA writes (schema 6).
 QA_COLUMNS = ("qa", "qa_black_s", "qa_frozen_s", "qa_silent_s", "qa_rms_db", "qa_peak_db", "qa_clipped",
@@ -66,6 +66,22 @@ def check_stored(store: Store, experiment: str, *, artifacts: Artifacts | None =
         store.update_run(row["run_id"], **columns)
         done.append({"run_id": row["run_id"], "qa": columns["qa"], "was": row.get("qa")})
     return done
+
+
+def qa_summary(done: Iterable[Mapping[str, Any]]) -> str:
+    """One line on a re-check (:func:`check_stored`'s rows): how many clips were checked, how many
+    are flagged (anything but ``ok``) and how many verdicts changed since the last check.
+
+    >>> qa_summary([{"qa": "ok", "was": "ok"}, {"qa": "frozen 1.0–3.0 s", "was": "ok"}, {"qa": "ok", "was": None}])
+    'clip QA: 3 clips checked, 1 flagged, 1 changed since last time, 1 checked for the first time'
+    """
+    rows = list(done)
+    flagged = sum(1 for r in rows if r.get("qa") != OK)
+    first = sum(1 for r in rows if r.get("was") is None)
+    changed = sum(1 for r in rows if r.get("was") is not None and r.get("was") != r.get("qa"))
+    line = (f"clip QA: {len(rows)} clip{'' if len(rows) == 1 else 's'} checked, {flagged} flagged, "
+            f"{changed} changed since last time")
+    return line + (f", {first} checked for the first time" if first else "")
 
 
 @contextlib.contextmanager

@@ -367,12 +367,13 @@ def _present(value: Any) -> bool:
     return value is not None and str(value) not in ("<NA>", "nan", "NaN", "")
 
 
-_SHOW_TAKES = ("show() takes a Result (from generate), a stored run (a mapping, e.g. a row of exp.table() "
-               "as a dict) or a video path or URL")
+_SHOW_TAKES = ("show() takes a Result (from generate), a stored run (a row of exp.table(), e.g. df.iloc[0], "
+               "or a mapping of its columns) or a video path or URL")
 
 
 def show(obj: Any) -> Any:
-    """Display a result, a stored run (mapping), or a video path/URL inline, by reference.
+    """Display a result, a stored run (a row of ``exp.table()``/``exp.ranking()``, e.g. ``df.iloc[0]``,
+    or a mapping of its columns), or a video path/URL inline, by reference.
 
     Anything else raises :class:`~runflow_nb.errors.UsageError` saying what it takes.
     """
@@ -389,6 +390,8 @@ def show(obj: Any) -> Any:
             warn(obj.run.id, notices)
     elif isinstance(obj, Mapping):
         markup = row_html(obj, width=640)
+    elif _is_table_row(obj):  # a row of exp.table() / exp.ranking(): df.iloc[40]
+        markup = row_html(obj.to_dict(), width=640)
     elif isinstance(obj, (str, os.PathLike)):
         text = os.fspath(obj)
         if not isinstance(text, str) or not text.strip() or "\x00" in text:
@@ -400,11 +403,19 @@ def show(obj: Any) -> Any:
             hint = ("; for a table's clips use exp.gallery(), or show one run: "
                     "rf.show(df.iloc[0].to_dict())")
         elif type(obj).__name__ == "Series":
-            hint = "; for a table row pass row.to_dict()"
+            hint = "; a table row needs the run's columns (run_id, status, video_path): use a row of exp.table()"
         raise UsageError(f"{_SHOW_TAKES}; got a {type(obj).__name__} ({_short_repr(obj)}){hint}")
     handle = HTML(markup)
     display(handle)
     return None
+
+
+def _is_table_row(obj: Any) -> bool:
+    """True for a pandas Series that is a stored run: a row of an experiment's table (by its columns)."""
+    if type(obj).__name__ != "Series" or not type(obj).__module__.startswith("pandas"):
+        return False
+    index = getattr(obj, "index", ())
+    return "run_id" in index and "status" in index
 
 
 def _short_repr(obj: Any) -> str:

@@ -92,15 +92,21 @@ class ExperimentTable:
     def qa(self, *, run_ids: Iterable[str] | None = None, **thresholds: float) -> pd.DataFrame:
         """Check this experiment's stored clips again (all finished runs, or ``run_ids``), e.g. after
         changing a clip QA threshold (``RUNFLOW_QA_FROZEN_MIN_S``, ...) or passing one here (``exp.qa(frozen_min_s=2)``);
-        stores and returns each run's new ``qa`` beside the one it had (``was``)."""
+        stores and returns each run's new ``qa`` beside the one it had (``was``).
+
+        Prints one line first (also in the table's ``attrs["summary"]``): how many clips were
+        checked, how many are flagged and how many changed since the last check."""
         import pandas as pd
 
-        from ..qa.check import check_stored
+        from ..qa.check import check_stored, qa_summary
         from ..settings import qa_thresholds
 
         done = check_stored(self.store, self.name, artifacts=self.artifact_store, limits=qa_thresholds(**thresholds),
                             run_ids=None if run_ids is None else [self._own_run(r) for r in run_ids])
-        return pd.DataFrame(done, columns=["run_id", "qa", "was"])
+        df = pd.DataFrame(done, columns=["run_id", "qa", "was"])
+        df.attrs["summary"] = qa_summary(done)
+        print(f"runflow_nb: {df.attrs['summary']}", flush=True)
+        return df
 
     @public
     def runs(self, *, status: str | Iterable[str] | None = None, **filters: Any) -> list[dict[str, Any]]:

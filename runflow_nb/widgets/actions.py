@@ -40,9 +40,7 @@ class ActionRow:
         self.exp = exp
         row = _row(exp, run)
         self.run_id = str(row["run_id"])
-        seed = row.get("seed_returned") if row.get("seed_returned") is not None else row.get("seed")
-        self.seed = w.BoundedIntText(value=(int(seed) + 1) % 2**31 if seed is not None
-                                     else random.SystemRandom().randrange(2**31),
+        self.seed = w.BoundedIntText(value=next_seed(exp, row),
                                      min=0, max=2**31 - 1, layout=w.Layout(width="110px"),
                                      tooltip="the seed of the re-run")
         self.seed.add_class("rf-action-seed")
@@ -167,14 +165,36 @@ class ActionRow:
         return code
 
 
+def next_seed(exp: Experiment, row: dict[str, Any]) -> int:
+    """The seed box's default: the first seed after the run's own that the experiment has not run
+    for the same request (held runs: succeeded, or in flight with their money held), so the
+    button never offers a clip the experiment already has; random when the run had no seed. The box
+    keeps its value after a click, so a second click is the same re-run and pays nothing."""
+    from ..followups.reuse import free_seed, taken_seeds
+
+    seed = row.get("seed") if _known(row.get("seed")) else row.get("seed_returned")
+    if not _known(seed):
+        return random.SystemRandom().randrange(2**31)
+    rows = (exp.store.runs(exp.name, where={"model": row.get("model"), "prompt": row.get("prompt")})
+            if row.get("experiment") == exp.name else [])  # narrowed in the query: a gallery draws many
+    start = int(str(seed))
+    return free_seed(taken_seeds(row, rows) | {start}, after=start)
+
+
+def _known(value: Any) -> bool:
+    return value is not None and str(value) not in ("<NA>", "nan", "")
+
+
 def _line(markup: str, *, colour: str = "#374151") -> str:
     return f"<span class='{_html.NO_MATH}' style='font-size:12px;color:{colour}'>{markup}</span>"
 
 
 def _summary(got: Any) -> str:
     if isinstance(got, dict):
+        notice = getattr(got, "notice", None)
         return (f"run {_html.text(str(got.get('run_id'))[:8])} {_html.text(got.get('status'))}"
-                f" ({_html.text(got.get('resolution'))}, seed {_html.text(got.get('seed'))})")
+                f" ({_html.text(got.get('resolution'))}, seed {_html.text(got.get('seed'))})"
+                + (f": {_html.text(notice)}" if notice else ""))
     return _html.text(f"{len(got)} runs") if hasattr(got, "__len__") else _html.text(got)
 
 

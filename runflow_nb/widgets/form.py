@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..client import Client, Result
     from ..experiment import Experiment
 
-__all__ = ["GenerateForm", "ImageItem", "row_result_html"]
+__all__ = ["GenerateForm", "ImageItem", "form", "row_result_html"]
 
 
 def _spec(model: Any) -> ModelSpec:
@@ -371,3 +371,12 @@ class GenerateForm(FormImages, FormChecks):
 
     def _work(self, req: VideoRequest) -> None:
         work(self, req)
+
+
+form = GenerateForm
+"""``rf.form(...)``: the short name of :class:`GenerateForm` (the same class, the same arguments).
+
+>>> import runflow_nb as rf
+>>> rf.form is rf.GenerateForm
+True
+"""

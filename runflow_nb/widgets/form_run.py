@@ -85,6 +85,11 @@ def run_in_experiment(self: GenerateForm, req: VideoRequest) -> dict[str, Any]:
 
     plan = Plan([req])
     before = exp.store.find_run(experiment=exp.name, run_key=plan[0].run_key())
+    if before is None:  # the same request made another way (e.g. a re-run, whose key names its parent)
+        plan, before = _held_instead(exp, plan)
+        if before is not None and before.get("status") == "succeeded" and display.has_video(before):
+            self.reused = True
+            return before
     self.reused = bool(before and before.get("status") == "succeeded" and display.has_video(before))
     handle = exp.run(plan, concurrency=1, progress=on_progress, background=True)
     while not handle.done:
@@ -103,6 +108,25 @@ def run_in_experiment(self: GenerateForm, req: VideoRequest) -> dict[str, Any]:
         reason = row.get("error_message") or row.get("error_code") or row.get("status")
         raise RunFailedError(f"run {row['run_id']} {row.get('status')}: {reason}")
     return row
+
+
+def _held_instead(exp: Any, plan: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The plan of the held run that asks for what ``plan``'s one request asks for, with that run
+    (see :mod:`runflow_nb.followups.reuse`); ``plan`` and None when the experiment has none."""
+    from ..followups.rebuild import request_for
+    from ..followups.reuse import content_key, held_by_content
+    from ..plan import Plan
+
+    key = content_key(plan[0])
+    match = held_by_content(exp.store, exp.name).get(key) if key is not None else None
+    if match is None:
+        return plan, None
+    if match.get("status") == "succeeded":
+        return plan, match
+    try:  # in flight or unknown: resumed under its own key, as any sweep resumes it
+        return Plan([request_for(match, store=exp.store, artifacts_root=exp.artifacts)]), match
+    except RunflowError:
+        return plan, None
 
 
 def _html_output(markup: str, text: str) -> dict[str, Any]:
