@@ -131,7 +131,8 @@ def _thumb(rec: dict[str, Any], *, link_bytes: bool = True) -> str:
     still = display.poster_uri(rec.get("poster_path"), width=THUMB_WIDTH * 2)
     src = display.media_src(str(rec["video_path"]))
     img = (f'<img src="{html.escape(still, quote=True)}" alt="still" '
-           f'style="width:{THUMB_WIDTH}px;max-height:{THUMB_WIDTH}px;object-fit:contain;background:#000;display:block">'
+           f'style="width:{THUMB_WIDTH}px;max-height:{THUMB_WIDTH}px;max-width:none;'  # never squeezed by the page
+           'object-fit:contain;background:#000;display:block">'
            if still else "▶")
     if src.startswith("data:"):
         if not link_bytes:
