@@ -188,8 +188,8 @@ def test_form_sends_n_seeds_as_one_sweep_and_shows_the_strip(workdir: Path, serv
     seeds.n.value = 3
     seeds.start.value = "10"
     assert seeds.budget.value == pytest.approx(1.26) and "seeds 10…12" in seeds.estimate.value
-    seeds.budget.value = 1.0  # below the estimate: refused, nothing sent
-    assert seeds.run() is None and "1.26" in seeds.status.value and service.created() == 0
+    seeds.budget.value = -1.0  # no amount: refused, nothing sent
+    assert seeds.run() is None and "budget" in seeds.status.value and service.created() == 0
     seeds.budget.value = 1.26
     handle = seeds.run()
     assert handle is not None and seeds.wait(120)
@@ -204,6 +204,22 @@ def test_form_sends_n_seeds_as_one_sweep_and_shows_the_strip(workdir: Path, serv
     assert "random seeds" in seeds.estimate.value
     seeds.n.value = 2
     assert seeds.budget.value == pytest.approx(1.26)  # the user set the budget: it stays
+
+
+def test_form_seeds_under_a_budget_below_the_estimate_run_what_fits_in_order_and_say_what_was_skipped(
+        workdir: Path, service: Any) -> None:
+    exp = Experiment("form", store=str(workdir / "s.sqlite"), artifacts=workdir / "a", client=service.client())
+    seeds = _seeds_form(exp, n=4, start=20)
+    assert seeds.budget.value == pytest.approx(1.68)
+    seeds.budget.value = 0.9  # two of four fit, as exp.run(plan, budget_usd=0.9) would run them
+    handle = seeds.run()
+    assert handle is not None, seeds.status.value
+    assert seeds.wait(120)
+    status = {r["seed"]: r["status"] for r in exp.runs()}
+    assert status == {20: "succeeded", 21: "succeeded", 22: "skipped_budget", 23: "skipped_budget"}, status
+    assert service.created() == 2 and service.billed() <= 0.9
+    assert "2 seeds skipped for the budget" in seeds.status.value, seeds.status.value
+    assert seeds.strip.value.count("<video ") == 2
 
 
 def _seeds_form(exp: Experiment, *, n: int, start: int) -> Any:
