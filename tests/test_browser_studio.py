@@ -155,6 +155,51 @@ def test_queue_stops_one_of_two_background_sweeps_from_a_row(page: Any) -> None:
     _kernel(page, "h2.cancel(); h2.wait(120); panel.stop(); print('STOPPED=' + str(panel.running))", "STOPPED=")
 
 
+_QUEUE_GEOMETRY = """() => {
+  const panel = [...document.querySelectorAll('.rf-live.rf-queue')].pop();
+  const area = panel.querySelector('.rf-queue-rows');
+  const rows = [...area.querySelectorAll('.rf-queue-row')].map(r => {
+    const info = r.querySelector('.widget-html').getBoundingClientRect();
+    const seed = r.querySelector('.rf-queue-seed'), id = r.querySelector('.rf-queue-id');
+    const prompt = r.querySelector('.rf-queue-prompt');
+    const inside = (el) => { const b = el.getBoundingClientRect(); return b.width > 0 && b.right <= info.right + 0.5; };
+    return {seed: seed.textContent, seedShown: inside(seed) && seed.scrollWidth <= seed.clientWidth,
+            idShown: inside(id), promptShown: inside(prompt), cut: prompt.scrollWidth > prompt.clientWidth, title: prompt.getAttribute('title'),
+            widths: [prompt.scrollWidth, prompt.clientWidth, Math.round(info.width)],
+            ellipsis: getComputedStyle(prompt).textOverflow};
+  });
+  return {height: area.getBoundingClientRect().height, scrolls: area.scrollHeight > area.clientHeight + 1,
+          more: (panel.querySelector('.rf-queue-more') || {innerText: ''}).innerText, rows};
+}"""
+
+HISTORY = ("long = 'character1 leaps over a fallen log at dusk while the camera tracks left, the sun low and warm "
+           "behind the trees, dust in the air'\n"
+           "for i in range(40):\n"
+           "    exp.store.insert_run({'run_id': f'hist{i:03d}', 'experiment': 'hist', 'run_key': f'h{i}',\n"
+           "                          'status': 'succeeded', 'prompt': long, 'seed': 1000000 + i, 'cost_usd': 0.42,\n"
+           "                          'backend': 'simulator', 'wall_s': 4.0})\n"
+           "hist = rf.queue(exp.store, experiment='hist', interval=60)\n"
+           "hist")
+
+
+def test_queue_panel_of_a_long_history_is_a_bounded_scroll_with_each_seed_and_id_visible(page: Any) -> None:
+    cell = _run(page, HISTORY)
+    cell.locator(".rf-live.rf-queue .rf-queue-row").first.wait_for(timeout=30000)
+    page.wait_for_function("() => [...document.querySelectorAll('.rf-live.rf-queue')].pop()"
+                           ".querySelectorAll('.rf-queue-row').length === 20", timeout=30000)
+    g = page.evaluate(_QUEUE_GEOMETRY)
+    cell.screenshot(path=str(SCREENSHOTS / "studio_queue_history.png"))
+    assert g["height"] <= 421 and g["scrolls"], g  # a scrolling area, not a page-long panel
+    assert "20 more ended" in g["more"], g
+    assert all(r["seedShown"] and r["idShown"] and r["promptShown"] for r in g["rows"]), g["rows"]  # the seed and the id never clipped
+    seeds = {r["seed"] for r in g["rows"]}
+    assert len(seeds) == 20 and seeds <= {f"seed {1000000 + i}" for i in range(40)}, g["rows"]
+    assert all(r["cut"] and r["ellipsis"] == "ellipsis" and r["title"].startswith("character1 leaps")
+               and r["title"].endswith("dust in the air") for r in g["rows"]), g["rows"]  # the full text on hover
+    cell.screenshot(path=str(SCREENSHOTS / "studio_queue_history.png"))
+    _kernel(page, "hist.stop(); print('HSTOP=' + str(hist.running))", "HSTOP=")
+
+
 _STOP_STATE = """() => {
   const b = [...document.querySelectorAll('.rf-seeds-stop')].pop();
   return {disabled: b.disabled, warning: b.classList.contains('mod-warning')};

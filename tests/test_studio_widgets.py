@@ -94,6 +94,31 @@ def test_queue_panel_lists_the_store_refreshes_live_and_stops(workdir: Path) -> 
     assert panel.refreshes == count  # stopped means stopped
 
 
+def test_queue_panel_is_a_bounded_scrolling_list_open_runs_first_then_n_more_ended(workdir: Path) -> None:
+    long_prompt = "character1 leaps over a log at dusk while the camera tracks left and the sun sets behind " * 2
+    exp = Experiment("many", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    _stored(exp, 30, prompt=long_prompt)
+    for i in range(2):
+        exp.store.insert_run({"run_id": f"wait{i}", "experiment": "many", "run_key": f"w{i}", "status": "planned",
+                              "prompt": "x", "seed": 100 + i})
+    panel = QueuePanel(exp.store, start=False)
+    try:
+        shown = [c for c in panel.table.children]
+        assert len(shown) == 22 and len(panel.rows) == 32  # every open run, the latest 20 ended
+        assert [panel.views["wait0"].box, panel.views["wait1"].box] == shown[:2]  # waiting first
+        assert "10 more ended" in panel.more.value
+        assert panel.table.layout.max_height == "420px" and panel.table.layout.overflow == "hidden auto"
+        row = panel.views["many000"].info.value if "many000" in panel.views else panel.views[
+            next(k for k in panel.views if k.startswith("many"))].info.value
+        seed_at, prompt_at = row.index('class="rf-queue-seed"'), row.index('class="rf-queue-prompt"')
+        assert seed_at < prompt_at  # the seed has its own column, never clipped with the prompt
+        title = re.search(r'class="rf-queue-prompt"[^>]*title="([^"]*)"', row)
+        assert title is not None and title.group(1) == long_prompt.replace("$", "&#36;")  # the full text on hover
+        assert re.search(r'class="rf-queue-id"[^>]*title="run_id many0\d\d"', row)
+    finally:
+        panel.stop()
+
+
 def test_queue_panel_stop_button_stops_the_background_sweep(workdir: Path, service: Any,
                                                             ref_images: list[Path]) -> None:
     service.freeze()
