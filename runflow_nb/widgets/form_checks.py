@@ -128,7 +128,7 @@ class FormChecks:
 
     def _refresh_cost(self) -> None:
         values = self.values()
-        note = f" — simulated ({SIMULATED_NOTE})" if self._backend() == "simulator" else ""
+        note = f" — offline simulator ({SIMULATED_NOTE})" if self._backend() == "simulator" else ""
         try:
             resolution = str(values["resolution"])
             rate = self.spec.price_per_second[resolution]
