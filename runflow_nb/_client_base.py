@@ -47,8 +47,8 @@ def _announce_simulator() -> None:
 
     text = ("runflow_nb: RUNFLOW_API_KEY is not set, so runs use the OFFLINE SIMULATOR. Its clips are synthetic "
             "(pans over your reference images framed and graded by the seed and prompt, drawn scenes for "
-            "text-to-video, re-graded clips for video-edit, with a tone track), not output of the model, and "
-            "cost nothing.")
+            "text-to-video, re-graded clips for video-edit, with a tone track), not output of the model. Nothing "
+            "is charged: what a run would cost shows as simulated spend.")
     show_once("simulator", text)  # once per kernel / CLI invocation, on stderr
     log.warning(text)  # for applications that route the package's logs (no handler: dropped, not lastResort)
 

@@ -8,7 +8,7 @@
 
 Both clients drive the same protocol flows (:mod:`runflow_nb._protocol`); only the sending layer
 differs. With no ``RUNFLOW_API_KEY`` (and no explicit key or base URL) the client runs on the
-offline simulator and says so once: the clips are synthetic and cost nothing. What both clients
+offline simulator and says so once: the clips are synthetic and nothing is charged. What both clients
 share lives in :mod:`runflow_nb._client_base`, the sending layer in :mod:`runflow_nb._http`.
 """
 

@@ -15,6 +15,7 @@ loop thread, so Jupyter's own loop is never re-entered), or returns a handle at 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -203,6 +204,10 @@ class Experiment(FollowUps, Reconciling, ExperimentTable):
             if handle is not None:
                 handle.progress = p
             if reporter is not None:
+                if not background and p.finished and cancel.is_set():
+                    # An interrupted cell raises SweepInterrupted with the stop note as its message:
+                    # the display leaves it out, so the note reads once (the error says it).
+                    p = dataclasses.replace(p, messages=[m for m in p.messages if not m.startswith("stopped:")])
                 reporter(p)
 
         def start(cancel: threading.Event) -> SweepSummary:

@@ -155,6 +155,51 @@ def test_queue_stops_one_of_two_background_sweeps_from_a_row(page: Any) -> None:
     _kernel(page, "h2.cancel(); h2.wait(120); panel.stop(); print('STOPPED=' + str(panel.running))", "STOPPED=")
 
 
+_QUEUE_GEOMETRY = """() => {
+  const panel = [...document.querySelectorAll('.rf-live.rf-queue')].pop();
+  const area = panel.querySelector('.rf-queue-rows');
+  const rows = [...area.querySelectorAll('.rf-queue-row')].map(r => {
+    const info = r.querySelector('.widget-html').getBoundingClientRect();
+    const seed = r.querySelector('.rf-queue-seed'), id = r.querySelector('.rf-queue-id');
+    const prompt = r.querySelector('.rf-queue-prompt');
+    const inside = (el) => { const b = el.getBoundingClientRect(); return b.width > 0 && b.right <= info.right + 0.5; };
+    return {seed: seed.textContent, seedShown: inside(seed) && seed.scrollWidth <= seed.clientWidth,
+            idShown: inside(id), promptShown: inside(prompt), cut: prompt.scrollWidth > prompt.clientWidth, title: prompt.getAttribute('title'),
+            widths: [prompt.scrollWidth, prompt.clientWidth, Math.round(info.width)],
+            ellipsis: getComputedStyle(prompt).textOverflow};
+  });
+  return {height: area.getBoundingClientRect().height, scrolls: area.scrollHeight > area.clientHeight + 1,
+          more: (panel.querySelector('.rf-queue-more') || {innerText: ''}).innerText, rows};
+}"""
+
+HISTORY = ("long = 'character1 leaps over a fallen log at dusk while the camera tracks left, the sun low and warm "
+           "behind the trees, dust in the air'\n"
+           "for i in range(40):\n"
+           "    exp.store.insert_run({'run_id': f'hist{i:03d}', 'experiment': 'hist', 'run_key': f'h{i}',\n"
+           "                          'status': 'succeeded', 'prompt': long, 'seed': 1000000 + i, 'cost_usd': 0.42,\n"
+           "                          'backend': 'simulator', 'wall_s': 4.0})\n"
+           "hist = rf.queue(exp.store, experiment='hist', interval=60)\n"
+           "hist")
+
+
+def test_queue_panel_of_a_long_history_is_a_bounded_scroll_with_each_seed_and_id_visible(page: Any) -> None:
+    cell = _run(page, HISTORY)
+    cell.locator(".rf-live.rf-queue .rf-queue-row").first.wait_for(timeout=30000)
+    page.wait_for_function("() => [...document.querySelectorAll('.rf-live.rf-queue')].pop()"
+                           ".querySelectorAll('.rf-queue-row').length === 20", timeout=30000)
+    g = page.evaluate(_QUEUE_GEOMETRY)
+    cell.screenshot(path=str(SCREENSHOTS / "studio_queue_history.png"))
+    assert g["height"] <= 421 and g["scrolls"], g  # a scrolling area, not a page-long panel
+    assert "20 more ended" in g["more"], g
+    assert all(r["seedShown"] and r["idShown"] and r["promptShown"] for r in g["rows"]), g["rows"]  # the seed and the id never clipped
+    seeds = {r["seed"] for r in g["rows"]}
+    assert len(seeds) == 20 and seeds <= {f"seed {1000000 + i}" for i in range(40)}, g["rows"]
+    assert all(r["cut"] and r["ellipsis"] == "ellipsis" and r["title"].startswith("character1 leaps")
+               and r["title"].endswith("dust in the air") for r in g["rows"]), g["rows"]  # the full text on hover
+    cell.screenshot(path=str(SCREENSHOTS / "studio_queue_history.png"))
+    _kernel(page, "hist.stop(); print('HSTOP=' + str(hist.running))", "HSTOP=")
+
+
 _STOP_STATE = """() => {
   const b = [...document.querySelectorAll('.rf-seeds-stop')].pop();
   return {disabled: b.disabled, warning: b.classList.contains('mod-warning')};
@@ -205,6 +250,35 @@ def test_form_sends_n_seeds_and_shows_the_strip(page: Any) -> None:
     cell.screenshot(path=str(SCREENSHOTS / "studio_seeds.png"))
 
 
+_STOP_FITS = """() => {
+  const b = [...document.querySelectorAll('.rf-progress .rf-progress-stop')].pop();
+  return {client: b.clientWidth, scroll: b.scrollWidth, text: b.innerText.trim(), disabled: b.disabled};
+}"""
+
+
+def test_a_background_sweep_cell_keeps_its_stop_label_whole_and_shows_how_the_sweep_ended(page: Any) -> None:
+    cell = _run(page, (
+        "bg = rf.Experiment('bg', store=exp.store, client=rf.Client(simulator_latency=2))\n"
+        "cut = rf.grid(prompt='character1 bows', images=[['ref.png']], seed=range(40, 44), duration=3,\n"
+        "              resolution='720p')\n"
+        "h = bg.run(cut, concurrency=2, background=True, budget_usd=0.9); h"))
+    cell.locator(".rf-progress .rf-progress-stop").first.wait_for(timeout=30000)
+    running = cell.locator(".jp-OutputArea-output", has_text="<SweepHandle 'bg' running").first
+    running.wait_for(timeout=30000)
+    # the budget guard's long line beside the bar must not squeeze the button to "■ …"
+    cell.locator(".rf-progress", has_text="budget guard").first.wait_for(timeout=60000)
+    fits = page.evaluate(_STOP_FITS)
+    assert fits["scroll"] <= fits["client"] and fits["text"] == "Stop", fits
+    ended = cell.locator(".jp-OutputArea-output", has_text="<SweepHandle 'bg' budget cut: ").first
+    ended.wait_for(timeout=120000)  # the handle's line follows the sweep to its end
+    text = ended.inner_text()
+    assert "skipped_budget 2" in text and "succeeded 2" in text and "simulated spend $0.84 (nothing charged)" in text, text
+    assert cell.locator(".jp-OutputArea-output", has_text="<SweepHandle 'bg' running").count() == 0
+    fits = page.evaluate(_STOP_FITS)
+    assert fits["disabled"] and fits["scroll"] <= fits["client"] and fits["text"] == "Stop", fits
+    cell.screenshot(path=str(SCREENSHOTS / "studio_background_cell.png"))
+
+
 def test_a_background_sweep_end_shows_a_notice_in_the_page(page: Any) -> None:
     _run(page, "from runflow_nb.studio import notify\nnotify.install(min_s=0)\n"
                "h = exp.run(rf.grid(prompt='character1 naps', images=[['ref.png']], seed=[90], duration=3,\n"
@@ -214,9 +288,21 @@ def test_a_background_sweep_end_shows_a_notice_in_the_page(page: Any) -> None:
     toast = page.locator(".Toastify__toast", has_text="background sweep of 'studio' ended")
     toast.first.wait_for(timeout=10000)  # JupyterLab's own notification (the app is exposed here)
     page.screenshot(path=str(SCREENSHOTS / "studio_sweep_end.png"))
+    assert page.locator(".rf-sweep-end[data-rf-notice='shown']").count() == 1
     cell = _run(page, "1 + 1")  # the next cell says it, too
     cell.locator(".jp-OutputArea-output", has_text="runflow_nb: background sweep of 'studio' ended").wait_for(
         timeout=30000)
+
+    # Saved and reloaded (as a reopened notebook is): the saved output runs its script again, and the
+    # notice must not pop up a second time; the line stays in the output.
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30000)
+    page.reload()
+    page.wait_for_function(_KERNEL_IDLE, timeout=120000)
+    page.locator(".rf-sweep-end[data-rf-notice='skipped']", has_text="background sweep of 'studio' ended").wait_for(
+        timeout=60000)
+    assert page.locator(".Toastify__toast", has_text="background sweep of").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "studio_sweep_end_after_reload.png"))
 
 
 def test_the_notice_pins_a_toast_where_jupyterlab_is_not_exposed(page: Any) -> None:

@@ -145,9 +145,10 @@ def test_seeds_plan_counts_from_the_start_seed_or_draws_distinct_random_ones(ref
     assert {r.prompt for r in seeds.plan} == {PROMPT}
     drawn = seeds_for(6, rng=random.Random(7))
     assert len(set(drawn)) == 6 and drawn == seeds_for(6, rng=random.Random(7))
-    assert seeds.check_budget(1.68) == pytest.approx(1.68)
-    with pytest.raises(ValidationError, match=r"1\.68"):
-        seeds.check_budget(1.0)
+    assert seeds.check_budget(1.68) == pytest.approx(1.68) and seeds.fits(1.68) == 4
+    assert seeds.fits(1.0) == 2 and seeds.fits(0.41) == 0  # below the estimate: what fits, in order (as exp.run)
+    with pytest.raises(ValidationError, match="budget"):
+        seeds.check_budget(-1)
     for bad in (0, MAX_SEEDS + 1, True, "3"):
         with pytest.raises(ValidationError, match="seeds"):
             SeedsPlan.build(req, n=bad, start=1)  # type: ignore[arg-type]

@@ -94,6 +94,31 @@ def test_queue_panel_lists_the_store_refreshes_live_and_stops(workdir: Path) -> 
     assert panel.refreshes == count  # stopped means stopped
 
 
+def test_queue_panel_is_a_bounded_scrolling_list_open_runs_first_then_n_more_ended(workdir: Path) -> None:
+    long_prompt = "character1 leaps over a log at dusk while the camera tracks left and the sun sets behind " * 2
+    exp = Experiment("many", store=str(workdir / "s.sqlite"), artifacts=workdir / "artifacts")
+    _stored(exp, 30, prompt=long_prompt)
+    for i in range(2):
+        exp.store.insert_run({"run_id": f"wait{i}", "experiment": "many", "run_key": f"w{i}", "status": "planned",
+                              "prompt": "x", "seed": 100 + i})
+    panel = QueuePanel(exp.store, start=False)
+    try:
+        shown = [c for c in panel.table.children]
+        assert len(shown) == 22 and len(panel.rows) == 32  # every open run, the latest 20 ended
+        assert [panel.views["wait0"].box, panel.views["wait1"].box] == shown[:2]  # waiting first
+        assert "10 more ended" in panel.more.value
+        assert panel.table.layout.max_height == "420px" and panel.table.layout.overflow == "hidden auto"
+        row = panel.views["many000"].info.value if "many000" in panel.views else panel.views[
+            next(k for k in panel.views if k.startswith("many"))].info.value
+        seed_at, prompt_at = row.index('class="rf-queue-seed"'), row.index('class="rf-queue-prompt"')
+        assert seed_at < prompt_at  # the seed has its own column, never clipped with the prompt
+        title = re.search(r'class="rf-queue-prompt"[^>]*title="([^"]*)"', row)
+        assert title is not None and title.group(1) == long_prompt.replace("$", "&#36;")  # the full text on hover
+        assert re.search(r'class="rf-queue-id"[^>]*title="run_id many0\d\d"', row)
+    finally:
+        panel.stop()
+
+
 def test_queue_panel_stop_button_stops_the_background_sweep(workdir: Path, service: Any,
                                                             ref_images: list[Path]) -> None:
     service.freeze()
@@ -188,8 +213,8 @@ def test_form_sends_n_seeds_as_one_sweep_and_shows_the_strip(workdir: Path, serv
     seeds.n.value = 3
     seeds.start.value = "10"
     assert seeds.budget.value == pytest.approx(1.26) and "seeds 10…12" in seeds.estimate.value
-    seeds.budget.value = 1.0  # below the estimate: refused, nothing sent
-    assert seeds.run() is None and "1.26" in seeds.status.value and service.created() == 0
+    seeds.budget.value = -1.0  # no amount: refused, nothing sent
+    assert seeds.run() is None and "budget" in seeds.status.value and service.created() == 0
     seeds.budget.value = 1.26
     handle = seeds.run()
     assert handle is not None and seeds.wait(120)
@@ -204,6 +229,22 @@ def test_form_sends_n_seeds_as_one_sweep_and_shows_the_strip(workdir: Path, serv
     assert "random seeds" in seeds.estimate.value
     seeds.n.value = 2
     assert seeds.budget.value == pytest.approx(1.26)  # the user set the budget: it stays
+
+
+def test_form_seeds_under_a_budget_below_the_estimate_run_what_fits_in_order_and_say_what_was_skipped(
+        workdir: Path, service: Any) -> None:
+    exp = Experiment("form", store=str(workdir / "s.sqlite"), artifacts=workdir / "a", client=service.client())
+    seeds = _seeds_form(exp, n=4, start=20)
+    assert seeds.budget.value == pytest.approx(1.68)
+    seeds.budget.value = 0.9  # two of four fit, as exp.run(plan, budget_usd=0.9) would run them
+    handle = seeds.run()
+    assert handle is not None, seeds.status.value
+    assert seeds.wait(120)
+    status = {r["seed"]: r["status"] for r in exp.runs()}
+    assert status == {20: "succeeded", 21: "succeeded", 22: "skipped_budget", 23: "skipped_budget"}, status
+    assert service.created() == 2 and service.billed() <= 0.9
+    assert "2 seeds skipped for the budget" in seeds.status.value, seeds.status.value
+    assert seeds.strip.value.count("<video ") == 2
 
 
 def _seeds_form(exp: Experiment, *, n: int, start: int) -> Any:

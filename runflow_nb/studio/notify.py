@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import Issue, ValidationError
 from ..sweep.background import on_sweep_end
+from ..sweep.status import SIMULATED_NOTE
 from ..views import html as _html
 
 if TYPE_CHECKING:
@@ -65,7 +67,8 @@ def end_notice(handle: SweepHandle) -> tuple[str, str]:
     if summary is None:  # pragma: no cover - a sweep that ends always has a summary or an error
         return f"background sweep of {name!r} ended", "warning"
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()) if v)
-    money = ("simulated spend" if summary.simulated else "spent") + f" ${summary.spent_usd:.2f}"
+    money = (f"simulated spend ${summary.spent_usd:.2f} ({SIMULATED_NOTE})" if summary.simulated
+             else f"spent ${summary.spent_usd:.2f}")
     text = f"background sweep of {name!r} ended: {counts}; {money} in {summary.wall_s:.0f} s"
     level = "success"
     if summary.stopped:
@@ -81,14 +84,35 @@ def end_notice(handle: SweepHandle) -> tuple[str, str]:
     return text, level
 
 
-def notice_html(text: str, level: str) -> str:
+NOTICE_MAX_AGE_S = 600.0
+"""A sweep-end notice older than this (by the page's clock) is not raised again in the page: a
+notebook reopened later keeps the line in its output, not the pop-up."""
+
+
+def notice_html(text: str, level: str, *, key: str | None = None, ended_at: float | None = None) -> str:
     """A line for the cell's output plus a script that pins the notice to the page (JupyterLab's
-    notification when the page exposes the app, else a toast with a close button)."""
+    notification when the page exposes the app, else a toast with a close button).
+
+    The notice is raised once: ``key`` (one per sweep end) is remembered in the page's local
+    storage, so a reload or a reopened notebook (whose saved output runs the script again) does not
+    raise it a second time; a notice older than :data:`NOTICE_MAX_AGE_S` since ``ended_at`` (epoch
+    seconds) is not raised in any page. The line records what the script did in its
+    ``data-rf-notice`` attribute (``shown`` or ``skipped``)."""
     color = {"success": "#15803d", "warning": "#b45309", "error": "#b91c1c"}.get(level, "#374151")
+    key = key or f"rf-sweep-end:{uuid.uuid4().hex}"
+    ended_ms = int((ended_at if ended_at is not None else time.time()) * 1000)
     line = _html.block(f"runflow_nb: {_html.text(text)}", classes="rf-sweep-end",
-                       style=f"color:{color};font-family:monospace;font-size:12px")
-    payload = json.dumps({"message": "runflow_nb: " + text, "type": level}).replace("</", "<\\/")
-    script = ("<script>(function(){var n=" + payload + ";var app=window.jupyterapp;"
+                       style=f"color:{color};font-family:monospace;font-size:12px").replace(
+        "<div ", f'<div data-rf-key="{_html.attr(key)}" ', 1)
+    payload = json.dumps({"message": "runflow_nb: " + text, "type": level, "key": key, "ended": ended_ms,
+                          "maxAge": NOTICE_MAX_AGE_S * 1000}).replace("</", "<\\/")
+    script = ("<script>(function(){var n=" + payload + ";"
+              "function mark(s){document.querySelectorAll('[data-rf-key=\"'+n.key+'\"]').forEach("
+              "function(e){e.dataset.rfNotice=s;});}"
+              "var seen=null;try{seen=window.localStorage.getItem(n.key);}catch(e){}"
+              "if(seen||Date.now()-n.ended>n.maxAge){mark('skipped');return;}"
+              "try{window.localStorage.setItem(n.key,String(Date.now()));}catch(e){}"
+              "mark('shown');var app=window.jupyterapp;"
               "if(app&&app.commands&&app.commands.hasCommand('apputils:notify')){"
               "app.commands.execute('apputils:notify',{message:n.message,type:n.type,options:{autoClose:false}});"
               "return;}"
@@ -128,7 +152,9 @@ def _on_end(handle: SweepHandle) -> None:
         from ..views.frontend import interactive_frontend
 
         if interactive_frontend():
-            display({"text/html": notice_html(text, level), "text/plain": f"runflow_nb: {text}"}, raw=True)
+            key = f"rf-sweep-end:{uuid.uuid4().hex}"  # one per sweep end: the page raises it once
+            display({"text/html": notice_html(text, level, key=key, ended_at=time.time()),
+                     "text/plain": f"runflow_nb: {text}"}, raw=True)
     except Exception:  # no front end to draw in: the next cell's line still says it
         pass
 

@@ -1,11 +1,13 @@
 """Several seeds of one request, sent as one small sweep: the plan, its estimate and its budget.
 
 >>> seeds = SeedsPlan.build(request, n=4, start=100)     # seeds 100, 101, 102, 103   # doctest: +SKIP
->>> seeds.estimate.usd, seeds.check_budget(2.0)           # doctest: +SKIP
+>>> seeds.estimate.usd, seeds.check_budget(2.0), seeds.fits(1.0)   # doctest: +SKIP
 
 ``start=None`` draws ``n`` distinct random seeds (a ``random.Random`` may be passed for a
-reproducible draw). The budget is checked against the published estimate before anything is
-sent, and the sweep itself is capped at it, so the strip never costs more than the form says.
+reproducible draw). The sweep is capped at the budget the way ``exp.run(plan, budget_usd=...)``
+is: a budget below the estimate runs the seeds that fit, in order, and the rest end
+``skipped_budget`` (:meth:`SeedsPlan.fits` says how many fit before anything is sent), so the strip
+never costs more than the form says.
 """
 
 from __future__ import annotations
@@ -71,14 +73,22 @@ class SeedsPlan:
         return cls(plan=plan, seeds=seeds, estimate=plan.estimate())
 
     def check_budget(self, budget_usd: Any) -> float:
-        """``budget_usd`` as a float when the whole strip fits in it; else ValidationError (nothing sent)."""
+        """``budget_usd`` as a float (a dollar amount of zero or more); else ValidationError (nothing
+        sent). A budget below the estimate is taken, as ``exp.run`` takes it: see :meth:`fits`."""
         if isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float)) or not budget_usd >= 0:
             raise ValidationError([Issue("budget", f"is {budget_usd!r}", "use a dollar amount of zero or more")])
-        if self.estimate.usd > float(budget_usd) + 1e-9:
-            raise ValidationError([Issue("budget", f"${float(budget_usd):.2f} is less than the estimate of "
-                                         f"{len(self.seeds)} seeds (${self.estimate.usd:.2f})",
-                                         f"raise the budget to ${self.estimate.usd:.2f} or ask for fewer seeds")])
         return float(budget_usd)
+
+    def fits(self, budget_usd: Any) -> int:
+        """How many of the seeds, in order, fit in ``budget_usd`` at their published estimate (the
+        rest are skipped for the budget)."""
+        budget, total, n = self.check_budget(budget_usd), 0.0, 0
+        for req in self.plan:
+            total += req.estimate_usd()
+            if total > budget + 1e-9:
+                break
+            n += 1
+        return n
 
     def rows(self, store: Any, experiment: str) -> list[Mapping[str, Any] | None]:
         """Each seed's stored row (None while it is not stored yet), in seed order."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import RunTimeoutError, UsageError
+from .status import SIMULATED_NOTE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,6 +102,7 @@ class SweepHandle:
         self.run_keys = frozenset(run_keys)  # the plan's runs: which stored rows this sweep drives
         self.started_at = time.time()
         self.ended = threading.Event()  # set before the end listeners are called
+        self._done_callbacks: list[Callable[[SweepHandle], None]] = []
 
         def target() -> None:
             try:
@@ -108,9 +110,10 @@ class SweepHandle:
             except BaseException as exc:
                 self._error = exc
             finally:
-                self.ended.set()
                 with _LISTENERS_LOCK:
-                    listeners = list(_END_LISTENERS)
+                    self.ended.set()
+                    listeners = [*self._done_callbacks, *_END_LISTENERS]
+                    self._done_callbacks.clear()
                 for listener in listeners:
                     with contextlib.suppress(Exception):  # a listener's fault never hides the sweep's outcome
                         listener(self)
@@ -155,7 +158,44 @@ class SweepHandle:
     def summary(self) -> SweepSummary | None:
         return self._result
 
+    def add_done_callback(self, fn: Callable[[SweepHandle], None]) -> None:
+        """Call ``fn(handle)`` once the sweep has ended (on the sweep's thread; at once, here, when it
+        has ended already)."""
+        with _LISTENERS_LOCK:
+            if not self.ended.is_set():
+                self._done_callbacks.append(fn)
+                return
+        fn(self)
+
+    def state(self) -> str:
+        """How the sweep stands, in words: ``running …`` with its progress line, or how it ended
+        (``finished``, ``stopped``, ``budget cut`` or ``ended with an error``) with its counts and spend."""
+        if not self.ended.is_set():
+            if not self._thread.is_alive():  # pragma: no cover - the thread sets ``ended`` before it exits
+                return "ended"
+            line = self.progress.line() if self.progress else ""
+            return ("stopping " if self.stopping else "running ") + line
+        if self._error is not None:
+            return f"ended with an error: {type(self._error).__name__}: {self._error}"
+        summary = self._result
+        if summary is None:  # pragma: no cover - a sweep that ends always has a summary or an error
+            return "ended"
+        how = "stopped" if summary.stopped else "budget cut" if summary.skipped_budget else "finished"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()) if v)
+        money = (f"simulated spend ${summary.spent_usd:.2f} ({SIMULATED_NOTE})" if summary.simulated
+                 else f"spent ${summary.spent_usd:.2f}")
+        return f"{how}: {counts}; {money} in {summary.wall_s:.0f} s"
+
     def __repr__(self) -> str:
-        state = "done" if self.done else "running"
-        line = self.progress.line() if self.progress else ""
-        return f"<SweepHandle {self.experiment.name!r} {state} {line}>"
+        return f"<SweepHandle {self.experiment.name!r} {self.state().strip()}>"
+
+    def _ipython_display_(self) -> None:
+        """In a notebook the handle's line is live: shown now, redrawn with the ending once the sweep
+        ends (however it ends), so the cell never keeps claiming a sweep that is over still runs."""
+        import uuid
+
+        from IPython.display import display, update_display
+
+        display_id = f"rf-sweep-handle-{uuid.uuid4().hex}"
+        display({"text/plain": repr(self)}, raw=True, display_id=display_id)
+        self.add_done_callback(lambda h: update_display({"text/plain": repr(h)}, raw=True, display_id=display_id))

@@ -42,21 +42,27 @@ class Reconciled:
     """What a reconcile found: runs listed for the experiment, sightings, and runs the table lacked."""
 
     listed: int = 0
+    held: int = 0  # rows of the experiment in the table (store) when it was compared
     sighted: int = 0
     extra_runs: int = 0
     extra_usd: float = 0.0
     error: str | None = None
 
     def line(self) -> str:
+        """One line saying what was found; empty when the server listed none of the experiment's runs
+        (nothing was read back, so nothing is claimed)."""
         if self.error:
             return f"reconcile: could not read the server's run list ({self.error}); run exp.reconcile() later"
-        text = f"reconciled with the server: {self.listed} run(s) of this experiment listed"
+        if not self.listed:
+            return ""
+        text = (f"reconciled with the server: {self.listed} run(s) of this experiment listed against "
+                f"{self.held} row(s) in the table")
         if self.sighted:
             text += f", {self.sighted} unknown run(s) seen there (their ids are recorded)"
         if self.extra_runs:
             return (text + f"; {self.extra_runs} run(s) the table lacked were made and billed (about "
                     f"${self.extra_usd:.2f}): recorded as status 'duplicate' and counted in the spend")
-        return text + "; the table shows every one"
+        return text + "; every listed run is in the table"
 
 
 async def reconcile(*, store: Store, experiment: str, client: AsyncClient, since: datetime | None = None,
@@ -65,7 +71,7 @@ async def reconcile(*, store: Store, experiment: str, client: AsyncClient, since
     the experiment's stored runs when the caller has just read them."""
     if rows is None:
         rows = await asyncio.to_thread(store.runs, experiment)
-    found = Reconciled()
+    found = Reconciled(held=len(rows))
     sent = [r["submitted_at"] for r in rows if isinstance(r.get("submitted_at"), datetime)]
     start = since or (min(sent) if sent else None)
     if start is None:

@@ -28,7 +28,7 @@ class Reconciling:
         sweep ends with one.
 
         >>> exp.reconcile().line()                                    # doctest: +SKIP
-        'reconciled with the server: 12 run(s) of this experiment listed; the table shows every one'
+        'reconciled with the server: 12 run(s) of this experiment listed against 12 row(s) in the table; every listed run is in the table'
         """
         from .background import run_blocking
         from .reconcile import reconcile

@@ -482,7 +482,9 @@ class _Sweep(Recorder):
         except Exception as exc:  # the sweep's own outcome stands; say why the read-back failed
             self.progress.messages.append(f"reconcile: could not compare with the server ({exc})")
             return
-        self.progress.messages.append(found.line())
+        line = found.line()
+        if line:  # nothing listed: nothing to say
+            self.progress.messages.append(line)
 
     def _stop_report(self) -> tuple[int, float]:
         left = [j for j in self.jobs if j.phase in ("submitting", "remote") and j.hold.kind]

@@ -18,7 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ACTIVE", "CHARGED", "SweepProgress", "SweepSummary", "charged_usd"]
+__all__ = ["ACTIVE", "CHARGED", "SIMULATED_NOTE", "SweepProgress", "SweepSummary", "charged_usd"]
+
+SIMULATED_NOTE = "nothing charged"
+"""Said after every simulated spend (offline simulator): ``simulated spend $X (nothing charged)``."""
 
 ACTIVE = ("submitting", "queued", "dispatching", "running")
 CHARGED = ("succeeded", "partial_succeeded", "download_failed")  # billed: never submitted again
@@ -64,8 +67,8 @@ class SweepProgress:
         return (time.monotonic() - self.started) / done * (todo - done)
 
     def money(self) -> str:
-        spent = "simulated spend" if self.simulated else "spent"
-        text = f"{spent} ${self.spent_usd:.2f}"
+        text = (f"simulated spend ${self.spent_usd:.2f} ({SIMULATED_NOTE})" if self.simulated
+                else f"spent ${self.spent_usd:.2f}")
         if self.in_flight_usd > 0.005:
             text += f" + in flight ${self.in_flight_usd:.2f}"
         if self.unknown_usd > 0.005:
@@ -106,7 +109,7 @@ class SweepSummary:
 
     def __str__(self) -> str:
         parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))
-        money = (f"simulated spend ${self.spent_usd:.2f} (offline simulator: nothing charged)" if self.simulated
+        money = (f"simulated spend ${self.spent_usd:.2f} ({SIMULATED_NOTE})" if self.simulated
                  else f"spent ${self.spent_usd:.2f}")
         return (f"{self.total} planned runs ({parts}); submitted {self.submitted}, re-attached {self.reattached}, "
                 f"reused {self.reused}; {money} in {self.wall_s:.1f} s"
@@ -123,7 +126,7 @@ class SweepSummary:
                 ("by status", t(", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())) or "none")),
                 ("submitted / re-attached / reused", t(f"{self.submitted} / {self.reattached} / {self.reused}")),
                 ("skipped by the budget", t(self.skipped_budget)),
-                ("simulated spend (nothing charged)" if self.simulated else "spent",
+                (f"simulated spend ({SIMULATED_NOTE})" if self.simulated else "spent",
                  _html.money(self.spent_usd, simulated=self.simulated)),
                 ("wall time", t(f"{self.wall_s:.1f} s"))]
         if self.stopped:

@@ -60,6 +60,7 @@ class TextProgress:
         self._last = 0.0
         self._lock = threading.Lock()
         self._printed_messages = 0
+        self._last_line = ""
 
     def update(self, progress: SweepProgress) -> None:
         with self._lock:
@@ -68,6 +69,9 @@ class TextProgress:
             for msg in progress.messages[self._printed_messages:]:
                 print(f"runflow_nb: {msg}", file=out, flush=True)
             self._printed_messages = len(progress.messages)
+            line = progress.line()
+            if line == self._last_line:  # e.g. a sweep of reused runs starts at its end: said once
+                return
             if progress.finished or now - self._last >= self.every_s:
-                self._last = now
-                print(f"runflow_nb: {progress.line()}", file=out, flush=True)
+                self._last, self._last_line = now, line
+                print(f"runflow_nb: {line}", file=out, flush=True)

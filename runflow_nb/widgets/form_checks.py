@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Issue, ValidationError
 from ..request import Reference, VideoRequest
+from ..sweep.status import SIMULATED_NOTE
 from ..views import html as _html
 from .fields import issues_html
 
@@ -127,7 +128,7 @@ class FormChecks:
 
     def _refresh_cost(self) -> None:
         values = self.values()
-        note = " — simulator: nothing is charged" if self._backend() == "simulator" else ""
+        note = f" — offline simulator ({SIMULATED_NOTE})" if self._backend() == "simulator" else ""
         try:
             resolution = str(values["resolution"])
             rate = self.spec.price_per_second[resolution]

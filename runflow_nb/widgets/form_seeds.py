@@ -171,7 +171,10 @@ class SeedsPanel:
         self._drawn.clear()
         self.button.disabled = True
         self.stop_button.disabled, self.stop_button.button_style = False, "warning"
-        self.status.value = _html.block(_html.text(f"sending seeds {seeds.seeds} (budget ${budget:.2f})"),
+        fit = seeds.fits(budget)
+        cut = (f": {fit} of {len(seeds.seeds)} seeds fit, {len(seeds.seeds) - fit} will be skipped for the budget"
+               if fit < len(seeds.seeds) else "")
+        self.status.value = _html.block(_html.text(f"sending seeds {seeds.seeds} (budget ${budget:.2f}{cut})"),
                                         style="font-size:12px")
         self._draw(exp)
         threading.Thread(target=self._watch, args=(exp, handle), name="runflow_nb-seeds", daemon=True).start()
@@ -203,7 +206,10 @@ class SeedsPanel:
             handle.wait()
             summary = handle.summary
             cut = summary is not None and (summary.stopped or summary.counts.get("skipped_budget"))
-            self.status.value = _html.block(_html.text(str(summary)),
+            skipped = summary.skipped_budget if summary is not None else 0
+            said = str(summary) + (f"; {skipped} seed{'s' if skipped != 1 else ''} skipped for the budget "
+                                   "(raise it and press Run seeds again to send them)" if skipped else "")
+            self.status.value = _html.block(_html.text(said),
                                             style=f"font-size:12px;color:{'#b45309' if cut else '#15803d'}")
         except Exception as exc:  # shown under the form; the kernel stays usable
             self.error = exc

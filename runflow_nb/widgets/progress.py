@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from ..sweep.status import SIMULATED_NOTE
+
 __all__ = ["ProgressWidget", "progress_html"]
 
 _COLORS = {"succeeded": "#15803d", "failed": "#b91c1c", "error": "#b91c1c", "download_failed": "#b91c1c",
@@ -29,7 +31,9 @@ def progress_html(progress: Any, *, estimate: Any = None) -> str:
         if n > 0 and status != "planned":
             color = _COLORS.get(status, "#374151")
             chips.append(f'<span style="color:{color}">{html.escape(status)} <b>{n}</b></span>')
-    money = f"spent <b>&#36;{progress.spent_usd:.2f}</b>"  # &#36; and the ignore class: MathJax leaves it
+    # &#36; and the ignore class: MathJax leaves it
+    money = (f"simulated spend <b>&#36;{progress.spent_usd:.2f}</b> ({SIMULATED_NOTE})"
+             if getattr(progress, "simulated", False) else f"spent <b>&#36;{progress.spent_usd:.2f}</b>")
     if progress.budget_usd is not None:
         money += f" of &#36;{progress.budget_usd:.2f}"
     if progress.in_flight_usd > 0:
@@ -78,13 +82,15 @@ class ProgressWidget:
         self.budget_usd = budget_usd
         total = int(getattr(estimate, "runs", 0) or 0)
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), bar_style="info",
-                                 layout=w.Layout(width="260px"))
-        self.line = w.HTML(value=html.escape(f"sweep of {estimate}"))
+                                 layout=w.Layout(width="260px", flex="0 0 auto"))
+        self.line = w.HTML(value=html.escape(f"sweep of {estimate}"), layout=w.Layout(flex="1 1 auto", min_width="0"))
         # A Stop button only where a click can arrive: a background sweep (a blocking cell keeps the
         # kernel busy, so there Kernel ▸ Interrupt is the stop).
         self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop",
                                     tooltip="stop submitting; runs already sent stay recorded",
-                                    layout=w.Layout(width="80px"))
+                                    # its own width, never squeezed by a long line beside it ("■ …")
+                                    layout=w.Layout(width="auto", min_width="80px", flex="0 0 auto"))
+        self.stop_button.add_class("rf-progress-stop")
         self.stop_button.on_click(lambda _b: self._stop(on_stop))
         parts = [self.bar, self.stop_button, self.line] if on_stop is not None else [self.bar, self.line]
         self.widget = w.HBox(parts, layout=w.Layout(align_items="center"))

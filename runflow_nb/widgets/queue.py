@@ -42,24 +42,42 @@ def _clock(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}"
 
 
+_CELL = "overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
+
+
 def row_html(q: QueueRow) -> str:
-    """One run's line: status, where it waits, times, cost, what it is (all text escaped)."""
+    """One run's line: status, id, seed, experiment, where it waits, times, cost, then the prompt (all
+    text escaped). The status, id and seed never shrink, so they always show; the other columns give
+    way first, and the prompt takes what width is left (at least ~140 px), cut with an ellipsis, its
+    full text (and any error) on hover."""
     color = _COLORS.get(q.status, "#374151")
     where = f"waiting #{q.position}" if q.position else q.driver
     times = f"{_clock(q.elapsed_s)} of ~{_clock(q.expected_s)}" if not q.ended and q.expected_s else _clock(q.elapsed_s)
     cost = _html.money(q.cost_usd) + (f" {q.cost_kind}" if q.cost_kind else "") if q.cost_usd > 0 else "—"
-    what = f"{q.prompt[:60]}{'…' if len(q.prompt) > 60 else ''} · seed {q.seed}"
+    seed = "—" if q.seed is None else str(q.seed)
     err = f' <span style="color:#b91c1c">{_html.text(q.error[:80])}</span>' if q.error and q.ended else ""
+    hover = q.prompt + (f"\n{q.error}" if q.error and q.ended else "")
+
+    def cell(flex: str, body: str, *, style: str = "", cls: str = "", title: str = "") -> str:
+        c = f' class="{cls}"' if cls else ""
+        t = f' title="{_html.attr(title)}"' if title else ""
+        return f'<span{c} style="{_CELL};flex:{flex};{style}"{t}>{body}</span>'
+
     return _html.block(
-        f'<span style="display:inline-block;width:96px;color:{color};font-weight:bold">{_html.text(q.status)}</span>'
-        f'<span style="display:inline-block;width:72px;color:#6b7280" title="run_id {_html.attr(q.run_id)}">'
-        f"{_html.text(q.run_id[:8])}</span>"
-        f'<span style="display:inline-block;width:96px">{_html.text(q.experiment[:12])}</span>'
-        f'<span style="display:inline-block;width:150px">{_html.text(where)}</span>'
-        f'<span style="display:inline-block;width:96px">{_html.text(times)}</span>'
-        f'<span style="display:inline-block;width:124px">{cost}</span>'
-        f'<span style="color:#374151">{_html.text(what)}</span>{err}',
-        style="font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis")
+        cell("0 0 84px", _html.text(q.status), style=f"color:{color};font-weight:bold")
+        + cell("0 0 auto", _html.text(q.run_id[:8]), style="color:#6b7280;min-width:64px", cls="rf-queue-id",
+               title=f"run_id {q.run_id}")
+        + cell("0 0 auto", f"seed {_html.text(seed)}", style="min-width:96px", cls="rf-queue-seed",
+               title=f"seed {seed}")
+        + cell("0 1 88px", _html.text(q.experiment), style="min-width:32px", title=q.experiment)
+        + cell("0 1 130px", _html.text(where), style="min-width:0", title=where)
+        + cell("0 1 76px", _html.text(times), style="min-width:36px")
+        + cell("0 1 116px", cost, style="min-width:48px")
+        + cell("1 1 0%", f"{_html.text(q.prompt)}{err}", style="min-width:140px;color:#374151", cls="rf-queue-prompt",
+               title=hover),
+        # contain: the line's own width never pushes the panel wider (the columns give way instead)
+        style="font-size:12px;display:flex;align-items:baseline;gap:6px;white-space:nowrap;overflow:hidden;"
+              "contain:inline-size")
 
 
 class _RowView:
@@ -85,7 +103,7 @@ class _RowView:
         self.rerun_button.add_class("rf-queue-rerun")
         self.rerun_button.on_click(lambda _b: panel.rerun(run_id))
         self.box = w.HBox([self.info, self.stop_button, self.detail_button, self.rerun_button],
-                          layout=w.Layout(align_items="center", width="100%"))
+                          layout=w.Layout(align_items="center", width="100%", flex="0 0 auto"))
         self.box.add_class("rf-queue-row")
 
     def update(self, q: QueueRow, *, can_rerun: bool) -> None:
@@ -105,11 +123,14 @@ class QueuePanel:
     """
 
     def __init__(self, store: Store, *, experiment: str | None = None, recent_s: float = 3600.0,
-                 interval: float = 2.0, start: bool = True, limit: int = 200,
+                 interval: float = 2.0, start: bool = True, limit: int = 200, shown_ended: int = 20,
                  experiment_type: Callable[..., Experiment] | None = None) -> None:
         import ipywidgets as w
 
         self.store, self.experiment, self.recent_s, self.limit = store, experiment, recent_s, limit
+        # Runs in flight or waiting always show (first); of the ended ones, the latest ``shown_ended``,
+        # then a line saying how many more ended (exp.table() holds them all).
+        self.shown_ended = shown_ended
         # How a row's experiment is opened for Detail and Re-run (the Experiment class; None: the stored clip only)
         self.experiment_type = experiment_type
         self.interval = max(0.2, float(interval))
@@ -122,8 +143,11 @@ class QueuePanel:
         self._saved: Any = None  # the saved view, once displayed (runflow_nb.widgets.saved)
         self.header = w.HTML()
         self.header.add_class("rf-queue-header")
-        self.table = w.VBox()
+        # a scrolling area of a sensible height, never a page-long panel
+        self.table = w.VBox(layout=w.Layout(max_height="420px", overflow="hidden auto", flex="0 0 auto"))
         self.table.add_class("rf-queue-rows")
+        self.more = w.HTML()
+        self.more.add_class("rf-queue-more")
         self.message = w.HTML()
         self.message.add_class("rf-queue-message")
         self.detail = w.Output()
@@ -131,7 +155,7 @@ class QueuePanel:
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"))
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.widget = w.VBox([w.HBox([self.header, self.refresh_button], layout=w.Layout(align_items="center")),
-                              self.table, self.message, self.detail])
+                              self.table, self.more, self.message, self.detail])
         self.widget.add_class("rf-queue")
         self.refresh()
         ref = weakref.ref(self)
@@ -176,18 +200,24 @@ class QueuePanel:
             self.rows = rows
             can_rerun = self._can_rerun()
             views = []
-            for q in rows:
+            for q in self.shown_rows():
                 view = self.views.get(q.run_id)
                 if view is None:
                     view = self.views[q.run_id] = _RowView(self, q.run_id)
                 view.update(q, can_rerun=can_rerun)
                 views.append(view)
-            for gone in set(self.views) - {q.run_id for q in rows}:
+            for gone in set(self.views) - {q.run_id for q in self.shown_rows()}:
                 self.views.pop(gone).box.close()
             boxes = tuple(v.box for v in views)
             if tuple(self.table.children) != boxes:
                 self.table.children = boxes
             live = sum(not q.ended for q in rows)
+            hidden = len(rows) - len(views)
+            more = (_html.block(f"{hidden} more ended in the last {_clock(self.recent_s)} (exp.table() or "
+                                "runflow-nb table lists every run)", style="font-size:12px;color:#6b7280")
+                    if hidden > 0 else "")
+            if self.more.value != more:
+                self.more.value = more
             scope = f"experiment {self.experiment!r}" if self.experiment else "every experiment"
             self.header.value = _html.block(
                 f"<b>queue</b> · {live} in flight or waiting, {len(rows) - live} ended in the last "
@@ -195,6 +225,11 @@ class QueuePanel:
                 style="font-size:12px")
             self.refreshes += 1
         return rows
+
+    def shown_rows(self) -> list[QueueRow]:
+        """The rows the panel draws: every open one, then the latest ``shown_ended`` ended ones."""
+        opened = [q for q in self.rows if not q.ended]
+        return opened + [q for q in self.rows if q.ended][:max(0, int(self.shown_ended))]
 
     # -- actions --------------------------------------------------------------------------------------
 
@@ -256,8 +291,9 @@ class QueuePanel:
     # -- display ----------------------------------------------------------------------------------------
 
     def _saved_body(self) -> str:
-        lines = "".join(f"<div>{row_html(q)}</div>" for q in self.rows)
-        return f"<div>{self.header.value}</div>{lines}"
+        lines = "".join(f"<div>{row_html(q)}</div>" for q in self.shown_rows())
+        return (f"<div>{self.header.value}</div><div style=\"max-height:420px;overflow-y:auto\">{lines}</div>"
+                f"{self.more.value}")
 
     def _ipython_display_(self) -> None:
         """A saved view (the rows as they are now; the final rows once stopped), then the live panel."""
