@@ -57,7 +57,11 @@ _shared_emulator: Any = None
 
 
 def simulator_emulator(latency: float | None = None) -> Any:
-    """The process-wide in-process emulator that backs simulator clients (created on first use)."""
+    """The process-wide in-process emulator that backs simulator clients (created on first use).
+
+    Its runs take ``latency`` (else ``RUNFLOW_SIMULATOR_LATENCY``) unless the request says otherwise:
+    each client sends its own ``simulator_latency`` with its creates, so clients never change each
+    other's. ``latency`` given here changes the default for requests that carry none."""
     global _shared_emulator
     from .emulator import Emulator
     from .simulator.engine import Simulator
@@ -69,6 +73,18 @@ def simulator_emulator(latency: float | None = None) -> Any:
         elif latency is not None:
             _shared_emulator.simulator.latency = latency
     return _shared_emulator
+
+
+def _own_latency(emulator: Any, latency: float) -> Any:
+    """``emulator.handle`` with ``latency`` on each request: the emulator is shared by every simulator
+    client of the process, the latency is each client's own."""
+    from .emulator.base import SIMULATOR_LATENCY
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        request.extensions[SIMULATOR_LATENCY] = latency
+        return emulator.handle(request)
+
+    return handle
 
 
 class _Base:
@@ -179,7 +195,8 @@ class _Base:
         if self._transport is not None:
             return self._transport
         if self.backend == "simulator":
-            return httpx.MockTransport(simulator_emulator(self._simulator_latency).handle)
+            return httpx.MockTransport(_own_latency(simulator_emulator(), settings.simulator_latency(
+                self._simulator_latency)))
         return None
 
     def __repr__(self) -> str:

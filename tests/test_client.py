@@ -67,6 +67,22 @@ def test_generate_on_the_in_process_simulator_says_so(ref_images: list[Path], tm
     assert_playable(result, 3)
 
 
+def test_each_simulator_client_keeps_its_own_latency(ref_images: list[Path]) -> None:
+    """The offline simulator is one per process, but a client's ``simulator_latency`` is its own: a
+    slow client made after a fast one does not slow the fast one's runs, nor the other way round."""
+    fast = Client(backend="simulator", simulator_latency=0, poll_interval=0.02)
+    slow = Client(backend="simulator", simulator_latency=3600, poll_interval=0.02)
+    inputs = {"prompt": "character1 rests", "images": ref_images[:1], "duration": 3, "resolution": "720p"}
+    first = fast.submit(**inputs, seed=1)  # each client's transport is built by its first request
+    held = slow.submit(**inputs, seed=2)
+    second = fast.submit(**inputs, seed=3)  # made after the slow client spoke
+    for run_id in (first.id, second.id):  # a run held for an hour would end this wait with a timeout error
+        assert fast.wait(run_id, timeout=120).status == "succeeded"
+    assert slow.get(held.id).status in ("queued", "running")  # its hour's floor holds, whatever fast did
+    fast.close()
+    slow.close()
+
+
 def test_an_unset_seed_is_drawn_and_reported(ref_images: list[Path], tmp_path: Path) -> None:
     result = Client(backend="simulator", artifacts_dir=tmp_path).generate(
         prompt="character1", images=ref_images[:1], duration=3, resolution="720p")

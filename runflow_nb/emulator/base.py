@@ -18,11 +18,16 @@ from .images import FETCH_TIMEOUT_S
 from .state import EmulatorState
 from .wire import HTTPError
 
-__all__ = ["DROP_ANSWER", "EmulatorBase", "lag_seconds", "replay_mode"]
+__all__ = ["DROP_ANSWER", "SIMULATOR_LATENCY", "EmulatorBase", "lag_seconds", "replay_mode"]
 
 #: ``request.extensions`` key a route sets to break its answer after the Idempotency-Key middleware
 #: saw it (see :class:`.faults.CreateFault`).
 DROP_ANSWER = BROKEN_ANSWER
+
+#: ``request.extensions`` key an in-process caller sets on a create to give the runs it makes their
+#: own latency (seconds) instead of the simulator's: each client of the one shared in-process
+#: emulator keeps its own ``simulator_latency``. Extensions never travel over HTTP.
+SIMULATOR_LATENCY = "runflow_nb.simulator_latency"
 
 
 def lag_seconds(value: object, name: str) -> float:

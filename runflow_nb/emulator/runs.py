@@ -11,7 +11,7 @@ import httpx
 from ..errors import Issue, RunTimeoutError, ValidationError
 from ..simulator.engine import MAX_PAGE_SIZE, STATUSES, TERMINAL
 from ..specs import ModelSpec
-from .base import DROP_ANSWER, EmulatorBase
+from .base import DROP_ANSWER, SIMULATOR_LATENCY, EmulatorBase
 from .faults import CLIP_FAULTS, CreateFault, break_answer, hollow_view
 from .query import parse_query
 from .validation import check_envelope, check_input
@@ -87,9 +87,10 @@ class RunRoutes(EmulatorBase):
             "partial_succeeded" if self.fault("partialnooutput") else None)
         flaw = None if fail or outcome == "canceled" else next((k for k in CLIP_FAULTS if self.fault(k)), None)
         broken = self.create_fault() if not in_batch else CreateFault(None)
+        latency = request.extensions.get(SIMULATOR_LATENCY)  # the in-process caller's own, if it set one
         run = self.simulator.submit(inp, images=images, model=spec.model, request_id=request_id,
                                     force_failure=fail, force_nsfw=nsfw, outcome=outcome, notes=notes,
-                                    video=video, flaw=flaw, **extra)
+                                    video=video, flaw=flaw, latency=latency, **extra)
         self.state.note_run(run["id"], extra.get("client_ref"), self.simulator.now())
         if hollow is not None:
             with self.state.lock:

@@ -156,6 +156,7 @@ class Simulator:
         notes: Sequence[str] = (),
         video: str | Path | None = None,
         flaw: str | None = None,
+        latency: float | None = None,
     ) -> dict[str, Any]:
         """Create a run and start rendering it; returns the run as the API shows it (``queued``).
 
@@ -168,6 +169,8 @@ class Simulator:
         ``batch_id`` names the batch the run belongs to; ``notes`` become warning log lines.
         ``flaw`` renders a clip with that one flaw instead (:mod:`.flaws`: ``black``, ``frozen``,
         ``silent``, ``noaudio``, ``short``, ``wrongsize``, ``clipped``), for clip QA.
+        ``latency`` (seconds) is this run's own floor instead of :attr:`latency` (one caller's setting
+        on a simulator shared by several).
         Raises :class:`ValidationError` for bad inputs, :class:`InsufficientCreditError` when the
         balance cannot pay the run's price.
         """
@@ -205,8 +208,9 @@ class Simulator:
                     _as_list(input.get(spec.images.field)) or images)]
                 echo[spec.images.field] = shown[0] if spec.images.single else shown
             now = self._clock()
+            floor = self.latency if latency is None else float(latency)
             run = _Run(id=run_id, seq=self._seq, model=spec.model, input=echo, params=clean, seed=seed,
-                       created=now, latency=max(0.0, self.latency), request_id=request_id, client_ref=client_ref,
+                       created=now, latency=max(0.0, floor), request_id=request_id, client_ref=client_ref,
                        metadata=metadata, callback_url=callback_url, force_failure=force_failure,
                        force_nsfw=force_nsfw, price=price, clip=clip, outcome=outcome,
                        batch_id=batch_id, flaw=flaw)
