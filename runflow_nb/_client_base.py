@@ -129,14 +129,30 @@ class _Base:
         self._poll_interval = poll_interval
         self._poll_max = poll_max
         self._transport = transport
-        #: Sent as ``callback_url`` on every create (runs and batches) when set: the documented route by
-        #: which the service POSTs a run's end to a public URL (``Experiment.set_callback_url``).
-        self.callback_url: str | None = None
+        # The run-end webhook (see callback_url): a Secret, as its URL may carry a token.
+        self.__callback: settings.Secret | None = None
         self._simulator_latency = simulator_latency
         # Default: where Experiment keeps artifacts (RUNFLOW_ARTIFACTS, else beside the store), if local.
         self.artifacts_dir = Path(artifacts_dir if artifacts_dir is not None else settings.local_artifacts_dir())
         self._resolved: tuple[str, str, Protocol] | None = None
         self._resolve_lock = threading.Lock()
+
+    @property
+    def callback_url(self) -> str | None:
+        """The documented ``callback_url`` sent on every create (runs and batches), to which the service
+        POSTs each run's end; None sends none. Set it to a full http(s) URL (or a Secret holding one);
+        it reads back redacted (``https://hooks.example.org/***?token=***``), since a webhook URL
+        usually carries a token. ``Experiment.set_callback_url`` sets it for an experiment's sweeps."""
+        return None if self.__callback is None else settings.redact_url(self.__callback.reveal())
+
+    @callback_url.setter
+    def callback_url(self, url: str | settings.Secret | None) -> None:
+        value = url.reveal() if isinstance(url, settings.Secret) else url
+        self.__callback = settings.Secret.wrap(settings.check_callback_url(value))
+
+    def _callback_for_create(self) -> str | None:
+        """The webhook URL itself, for a create body: keep the result nowhere."""
+        return None if self.__callback is None else self.__callback.reveal()
 
     # -- lazily resolved settings ------------------------------------------------------------
 
@@ -239,8 +255,9 @@ class _Base:
         body_input = yield from self._input_flow(req)
         body: dict[str, Any] = {"input": body_input, "client_ref": client_ref or new_client_ref(),
                                 "metadata": {"library": f"runflow_nb/{__version__}", **(metadata or {})}}
-        if self.callback_url:
-            body["callback_url"] = self.callback_url
+        callback = self._callback_for_create()
+        if callback:
+            body["callback_url"] = callback
         if len(body["client_ref"]) > 255:
             raise ValidationError([Issue("client_ref", f"is {len(body['client_ref'])} characters; the limit is 255",
                                          "use a shorter reference")])

@@ -140,20 +140,27 @@ class Experiment(FollowUps, Reconciling, ExperimentTable):
 
     # -- clients ---------------------------------------------------------------------------------
 
-    def _async_client(self) -> AsyncClient:
+    def _async_client(self, *, notice: bool = False) -> AsyncClient:
         from .client import AsyncClient
+        from .studio.callbacks import for_sweep
 
         client = self._client.to_async() if self._client is not None else AsyncClient()  # a pool for this loop
-        client.callback_url = (self.store.experiment_metadata(self.name) or {}).get("callback_url")
+        client.callback_url = for_sweep(self.store, self.name, notice=notice)
         return client
 
     @public
     def set_callback_url(self, url: str | None) -> None:
-        """Send ``callback_url`` on every create of this experiment (any process, any later kernel):
-        the service POSTs each run's end to that public URL. None stops it."""
-        from .studio.notify import check_callback_url
+        """Send ``callback_url`` on every create of this experiment's sweeps: the service POSTs each
+        run's end to that public URL. None stops it (in later processes too).
 
-        self.store.ensure_experiment(self.name, metadata={"callback_url": check_callback_url(url)})
+        The URL usually carries a token, so it stays in this process only: the store, reprs, logs
+        and errors show it redacted (``https://hooks.example.org/***?token=***``). A later kernel
+        resuming the sweep sets it again, or takes ``RUNFLOW_CALLBACK_URL``; without either, its
+        sweep says once that its runs go out without a callback.
+        """
+        from .studio.callbacks import set_for
+
+        set_for(self.store, self.name, url)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -260,7 +267,7 @@ class Experiment(FollowUps, Reconciling, ExperimentTable):
         from .sweep.runner import run_plan
 
         self._notices = []
-        client = self._async_client()
+        client = self._async_client(notice=True)
         try:
             summary = await run_plan(store=self.store, experiment=self.name, plan=plan, client=client,
                                      artifacts=self.artifact_store, concurrency=concurrency, budget_usd=budget_usd,

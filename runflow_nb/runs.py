@@ -158,6 +158,10 @@ class Run:
         if out is None and (data.get("video") or data.get("url") or data.get("output_url")):
             out = Output.parse(data)  # the model page's flat answer: {"video": {"url"}, "seed", ...}
         meta = data.get("metadata")
+        if isinstance(data.get("callback_url"), str):  # the server echoes the webhook URL: keep its token out of sight
+            from .settings import redact_url
+
+            data = {**data, "callback_url": redact_url(data["callback_url"])}
         return cls(
             id=str(data["id"]),
             status=normalize_status(data.get("status_code") or data.get("status")),

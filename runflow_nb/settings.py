@@ -22,12 +22,13 @@ its default and meaning (the README's configuration table is the same list), and
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Issue, ValidationError
 
 __all__ = [
     "BACKENDS",
@@ -47,6 +48,8 @@ __all__ = [
     "backend",
     "base_url",
     "cache_dir",
+    "callback_url",
+    "check_callback_url",
     "describe",
     "find_default_store",
     "has_api_key",
@@ -55,6 +58,7 @@ __all__ = [
     "organization_id",
     "progress",
     "qa_thresholds",
+    "redact_url",
     "simulator_latency",
     "store_url",
 ]
@@ -89,6 +93,11 @@ VARIABLES: tuple[Variable, ...] = (
              "`auto` (the real API when a key is set, else the simulator), `runflow` or `simulator`."),
     Variable("RUNFLOW_ORGANIZATION_ID", "unset",
              "Sent as `X-Organization-Id` with authenticated requests, to bill an organization."),
+    Variable("RUNFLOW_CALLBACK_URL", "unset",
+             "A public URL the service POSTs each run's end to: sent as `callback_url` on every create of "
+             "a sweep whose experiment was given no URL in this process (`exp.set_callback_url`). Never "
+             "written to the store, logs, reports, reprs or error messages; they show it redacted "
+             "(`https://hooks.example.org/***?token=***`).", secret=True),
     Variable("RUNFLOW_STORE", "the nearest `runflow_data/runflow.sqlite`",
              "Default run store for `Experiment`, the notebooks and every CLI command: a SQLite path "
              "(relative to the working directory) or a `postgresql://` URL. Unset: the nearest existing "
@@ -234,6 +243,80 @@ def backend(explicit: str | None = None, *, api_key: str | Secret | None = None,
 def organization_id(*, environ: Mapping[str, str] | None = None) -> str | None:
     """``RUNFLOW_ORGANIZATION_ID``, sent as ``X-Organization-Id`` when set."""
     return _env("RUNFLOW_ORGANIZATION_ID", environ)
+
+
+# -- the run-end webhook ----------------------------------------------------------------------------
+
+# A path segment shown as it is: a plain lowercase word (``hooks``, ``runflow-ends``) or at most three
+# characters (``v1``); anything else may be a token and is masked.
+_PLAIN_SEGMENT = re.compile(r"[a-z][a-z_.-]{0,19}|[A-Za-z0-9_.-]{1,3}")
+
+
+def _url_parts(url: object) -> Any:
+    """``urlsplit(url)`` when ``url`` is a full http(s) URL with a host and no whitespace, else None."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        return None
+    return parts if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+def redact_url(url: object) -> str:
+    """``url`` as it may be shown anywhere: scheme, host and port kept; user and password, every query
+    value, the fragment and the path from its first segment that is not a plain word masked (a webhook
+    URL carries its token in any of them, often after an id).
+
+    >>> redact_url("https://bot:pw@hooks.example.org/services/T0AB12/B9CD34/Xy7Qk2mNp4?token=s3cret&v=2#x")
+    'https://***@hooks.example.org/services/***/***/***?token=***&v=***#***'
+    >>> redact_url("hooks.example.org/hook?token=s3cret")
+    '<not an http(s) URL>'
+    """
+    from urllib.parse import parse_qsl
+
+    parts = _url_parts(url)
+    if parts is None:
+        return "<not an http(s) URL>"
+    _user, at, host = parts.netloc.rpartition("@")
+    segments = parts.path.split("/")
+    for i, seg in enumerate(segments):
+        if seg and not _PLAIN_SEGMENT.fullmatch(seg):  # a token, and whatever follows it (an id, then its key)
+            segments[i:] = ["***" if s else s for s in segments[i:]]
+            break
+    path = "/".join(segments)
+    keys = [k if _PLAIN_SEGMENT.fullmatch(k) else "***" for k, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    query = "&".join(f"{k}=***" for k in keys) if keys else ("***" if parts.query else "")
+    return (f"{parts.scheme}://{'***@' if at else ''}{host}{path}{'?' + query if query else ''}"
+            f"{'#***' if parts.fragment else ''}")
+
+
+def check_callback_url(url: object, *, name: str = "callback_url") -> str | None:
+    """``url`` if it is a full http(s) URL with a host (what the API takes), None for None; else a
+    :class:`ValidationError` naming the fix that never repeats the URL (it may hold a token)."""
+    if url is None:
+        return None
+    if _url_parts(url) is None:
+        seen = f"a {type(url).__name__}" if not isinstance(url, str) else f"{redact_url(url)} ({len(url)} characters)"
+        raise ValidationError([Issue(name, f"is {seen}, not a full http(s) URL",
+                                     "give a full public http(s) URL such as https://hooks.example.org/runflow, "
+                                     "or None to stop sending one")])
+    assert isinstance(url, str)
+    return url
+
+
+def callback_url(*, environ: Mapping[str, str] | None = None) -> Secret | None:
+    """``RUNFLOW_CALLBACK_URL`` held as a :class:`Secret` (it may carry a token), None when unset."""
+    text = _env("RUNFLOW_CALLBACK_URL", environ)
+    if text is None:
+        return None
+    if _url_parts(text) is None:
+        raise ConfigurationError("RUNFLOW_CALLBACK_URL must be a full http(s) URL such as "
+                                 "https://hooks.example.org/runflow (its value is not shown: it may hold a token)")
+    return Secret(text)
 
 
 # -- where things live --------------------------------------------------------------------------
@@ -444,6 +527,14 @@ def qa_thresholds(environ: Mapping[str, str] | None = None, /, **overrides: floa
 
 # -- a readable summary -------------------------------------------------------------------------
 
+def _shown_callback(environ: Mapping[str, str] | None) -> str:
+    try:
+        url = callback_url(environ=environ)
+    except ConfigurationError:
+        return "set, but not a full http(s) URL"
+    return "unset" if url is None else redact_url(url.reveal())
+
+
 def describe(*, environ: Mapping[str, str] | None = None) -> str:
     """The settings in force, one line each, with where each value came from (the key only as set/unset).
 
@@ -456,6 +547,7 @@ def describe(*, environ: Mapping[str, str] | None = None) -> str:
         "RUNFLOW_BASE_URL": base_url(environ=environ),
         "RUNFLOW_BACKEND": backend(environ=environ),
         "RUNFLOW_ORGANIZATION_ID": organization_id(environ=environ) or "unset",
+        "RUNFLOW_CALLBACK_URL": _shown_callback(environ),
         "RUNFLOW_STORE": store_url(environ=environ),
         "RUNFLOW_ARTIFACTS": artifacts_location(environ=environ),
         "RUNFLOW_SIMULATOR_LATENCY": f"{simulator_latency(environ=environ):g} s",

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 # Tests run offline and never see a real key; the developer's own stores and settings stay out.
 for _name in ("RUNFLOW_API_KEY", "RUNFLOW_BASE_URL", "RUNFLOW_BACKEND", "RUNFLOW_STORE", "RUNFLOW_ARTIFACTS",
-              "RUNFLOW_ORGANIZATION_ID", "RUNFLOW_PROGRESS"):
+              "RUNFLOW_ORGANIZATION_ID", "RUNFLOW_PROGRESS", "RUNFLOW_CALLBACK_URL"):
     os.environ.pop(_name, None)
 os.environ.setdefault("RUNFLOW_SIMULATOR_LATENCY", "0.05")
 

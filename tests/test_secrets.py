@@ -7,7 +7,9 @@ component takes the real-backend path: the CLI (generate, sweep, an auth failure
 environment), error paths (401, 422, a failed run, a network error) and DEBUG logging. Then every
 output is scanned for the sentinel: the store (each value of each table, and the raw SQLite/WAL
 bytes), the artifacts, the executed notebook and its HTML, the logs, stdout/stderr, reprs and
-exception messages with their tracebacks. Zero hits, and nothing was even redacted.
+exception messages with their tracebacks. Zero hits, and nothing was even redacted. Every sweep also
+sends a webhook URL (``RUNFLOW_CALLBACK_URL``) whose token carries the sentinel: the service gets it
+whole, no output holds it.
 """
 
 from __future__ import annotations
@@ -119,9 +121,17 @@ def _sqlite_values(path: Path) -> list[str]:
 
 def test_the_key_appears_in_no_output_of_any_kind(sentinel: tuple[str, EmulatorServer], ref_images: list[Path],
                                                   tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                  capfd: pytest.CaptureFixture[str]) -> None:
+                                                  capfd: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     key, server = sentinel
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
+    # Every sweep (CLI, in-process, the report's kernel) also sends a webhook URL holding a token of the
+    # same sentinel in its user:password, path and query, so the scan below looks for it too. It points
+    # at a closed port: the emulator's delivery (tested in test_callback_url.py) then logs no request
+    # line of its own, and what is scanned is the toolkit's side alone.
+    hook_token = f"{NEEDLE}hook{secrets.token_hex(8)}"
+    callback = f"http://bot:{hook_token}@127.0.0.1:{_closed_port()}/hooks/{hook_token}?token={hook_token}"
+    monkeypatch.setenv("RUNFLOW_CALLBACK_URL", callback)
     out = Outputs()
     store, artifacts, image = tmp_path / "runflow.sqlite", tmp_path / "artifacts", str(ref_images[0])
     common = ["--image", image, "--duration", "3", "--resolution", "720p"]
@@ -186,6 +196,10 @@ def test_the_key_appears_in_no_output_of_any_kind(sentinel: tuple[str, EmulatorS
     ledger = server.emulator.simulator.ledger()
     sources = {server.emulator.simulator.get(e["run_id"])["metadata"].get("experiment") for e in ledger}
     assert {"cli-sweep", "in-process", "report", None} <= sources, sources
+    swept = [e["run_id"] for e in ledger
+             if server.emulator.simulator.get(e["run_id"])["metadata"].get("experiment") in ("cli-sweep", "in-process",
+                                                                                             "report")]
+    assert swept and {server.emulator.simulator.get(r)["callback_url"] for r in swept} == {callback}
 
     client.close()
     exp.store.close()

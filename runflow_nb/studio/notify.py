@@ -15,7 +15,8 @@ each where it can be:
 A sweep left running over lunch can also report to a public URL: ``exp.set_callback_url(url)``
 sends the documented ``callback_url`` on every create, and the service POSTs each run's end there
 (``run.completed``/``run.failed``...; see the API's callback route). A notebook has no public URL of
-its own, so that URL is the user's (a chat webhook, a small service).
+its own, so that URL is the user's (a chat webhook, a small service); it is kept out of the store
+(:mod:`.callbacks`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..errors import Issue, ValidationError
 from ..sweep.background import on_sweep_end
@@ -35,25 +35,12 @@ from ..views import html as _html
 if TYPE_CHECKING:
     from ..sweep.background import SweepHandle
 
-__all__ = ["check_callback_url", "end_notice", "install", "notice_html", "pending", "take_pending"]
+__all__ = ["end_notice", "install", "notice_html", "pending", "take_pending"]
 
 _pending: list[str] = []
 _lock = threading.Lock()
 _installed: dict[str, Any] = {}
 _settings = {"min_s": 10.0}  # a sweep shorter than this ends in front of the user: nothing to announce
-
-
-def check_callback_url(url: Any) -> str | None:
-    """``url`` if it is a full http(s) URL with a host (what the API takes), None for None; else
-    ValidationError naming the fix (before anything is stored or sent)."""
-    if url is None:
-        return None
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ValidationError([Issue("callback_url", f"is {url!r}",
-                                     "give a full public http(s) URL such as https://example.org/hooks/runflow, "
-                                     "or None to stop sending one")])
-    return url
 
 
 def end_notice(handle: SweepHandle) -> tuple[str, str]:

@@ -222,7 +222,7 @@ class Batcher:
         inputs = [await self.client._run(self.client._input_flow(it.req)) for it in items]
         metadata = {"library": "runflow_nb", **{k: v for k, v in (items[0].metadata or {}).items() if k != "run_id"}}
         return {"input": [{**inp, "client_ref": it.client_ref} for inp, it in zip(inputs, items, strict=True)],
-                "metadata": metadata, "callback_url": getattr(self.client, "callback_url", None)}
+                "metadata": metadata, "callback_url": self.client._callback_for_create()}
 
     async def resend(self, model: str, runs: list[tuple[VideoRequest, str, dict[str, Any] | None]]
                      ) -> dict[str, Run | None]:
