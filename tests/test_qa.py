@@ -114,6 +114,20 @@ def test_real_simulator_clips_pass_clean(ref_images: list[Path], tmp_path: Path)
         assert verdict.text == "ok", (name, verdict.text)
 
 
+@pytest.mark.parametrize("colour", [(230, 230, 230), (240, 240, 240), (250, 235, 190)])
+def test_a_clip_of_a_pale_flat_reference_is_not_called_frozen(colour: Any, tmp_path: Path) -> None:
+    """Nothing to pan over, and a picture as light as the playhead used to be: it still shows moving
+    (seeds 1-3 take different grades; each of these was flagged frozen 0.0-3.0 s before)."""
+    from runflow_nb.simulator.render import render_clip
+
+    flat = Image.new("RGB", (800, 600), colour)
+    for seed in (1, 2, 3):
+        clip = render_clip([flat], duration=3, aspect_ratio="16:9", resolution="720p", seed=seed,
+                           dest=tmp_path / f"pale{seed}.mp4", cache_dir=tmp_path / "cache")
+        verdict = check_clip(clip, expect=Expectation(duration_s=3, width=1280, height=720))
+        assert verdict.text == "ok", (colour, seed, verdict.text)
+
+
 def test_a_slow_pan_stays_well_clear_of_the_frozen_threshold(clips: dict[str, Path]) -> None:
     m = measure(clips["pan"], limits=settings.qa_thresholds(frozen_min_s=0))
     longest = max(b - a for a, b in m.frozen_spans)

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["default_cache_dir", "render_clip"]
 
-_RENDER_VERSION = 7  # bump when the picture or the encoder settings change
+_RENDER_VERSION = 8  # bump when the picture or the encoder settings change
 SAMPLE_RATE = 48_000
 # A constant quantizer, not CRF: CRF's per-frame analysis doubled the encode time of a clip for no
 # visible gain on these pictures (bench_render measures it against the same frames encoded with CRF).
@@ -304,14 +304,17 @@ def _frames(images: Sequence[Image.Image], *, look: SeedLook, duration: int, siz
 
 
 def _playhead(planes: list[np.ndarray], progress: float) -> None:
-    """A light square crossing the bottom edge once per clip (under the player's controls when they
-    show, clear of any label): every simulated clip moves, even a pan over a flat reference (which
-    clip QA would rightly call frozen)."""
+    """A square crossing the bottom edge once per clip (under the player's controls when they show,
+    clear of any label): every simulated clip moves, even a pan over a flat reference (which clip QA
+    would rightly call frozen). It is light over a dark picture and dark over a light one: a fixed
+    light grey vanished over a white or pale reference (under 10 luma levels apart), and clip QA then
+    saw a frozen clip."""
     height, width = planes[0].shape
     knob = even(max(height, width) / 40)
     top = max(0, height - knob - even(height / 80))
     x = 2 * round((width - knob) * min(1.0, max(0.0, progress)) / 2)
-    planes[0][top:top + knob, x:x + knob] = 220
+    under = planes[0][top:top + knob, x:x + knob]
+    under[...] = 220 if under.mean() < 128 else 32
     for chroma in planes[1:]:
         chroma[top // 2:(top + knob) // 2, x // 2:(x + knob) // 2] = 128
 
