@@ -180,7 +180,7 @@ suite_on_versions() {  # suite_on_versions JOB: the compat tests in its prepared
   # so they test the package as installed into the venv, in their own temporary folder.
   local venv="$ci_tmp/$1-venv" repo=$PWD files=(tests)
   case "$1" in
-    lowest-3.13) files=(tests/test_dependencies.py tests/test_media.py tests/test_render.py tests/test_wire.py
+    lowest-3.13) files=(tests/test_dependencies.py tests/test_media.py tests/test_render.py tests/contract/test_wire.py
                         tests/test_request.py tests/test_store.py tests/test_widgets.py tests/test_notebook_errors.py
                         tests/test_artifacts_s3.py tests/test_view_sorting.py) ;;
   esac

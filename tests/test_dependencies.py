@@ -88,3 +88,18 @@ def test_floors_on_python_3_13_are_releases_that_work_there(name: str, too_old: 
     assert not _allowed(name, too_old, "3.13")
     assert _allowed(name, first_good, "3.13")
     assert _allowed(name, too_old, "3.10")  # older Pythons keep the lower floor
+
+
+def test_every_test_file_the_version_jobs_name_exists() -> None:
+    """scripts/test.sh and tests/conftest.py name test files for the dependency-version jobs; a name that
+    matches no file would run nothing (pytest exits 4) or silently leave a dependency family untested."""
+    import re
+
+    tests = Path(__file__).resolve().parent
+    script = (tests.parent / "scripts" / "test.sh").read_text()
+    named = re.findall(r"tests/[\w/]+\.py", script)
+    assert named and [n for n in named if not (tests.parent / n).is_file()] == []
+    conftest = (tests / "conftest.py").read_text()
+    compat = re.findall(r'"(test_\w+\.py)"', conftest[conftest.index("COMPAT_FILES"):])
+    present = {p.name for p in tests.rglob("test_*.py")}
+    assert compat and [n for n in compat if n not in present] == []
