@@ -75,13 +75,15 @@ def simulator_emulator(latency: float | None = None) -> Any:
     return _shared_emulator
 
 
-def _own_latency(emulator: Any, latency: float) -> Any:
-    """``emulator.handle`` with ``latency`` on each request: the emulator is shared by every simulator
-    client of the process, the latency is each client's own."""
+def _own_latency(emulator: Any, latency: float | None) -> Any:
+    """``emulator.handle`` with the client's latency on each request: the emulator is shared by every
+    simulator client of the process, the latency is each client's own (``None``:
+    ``RUNFLOW_SIMULATOR_LATENCY`` as it is when the request is made, so a value set in a notebook cell
+    counts for a client built before it)."""
     from .emulator.base import SIMULATOR_LATENCY
 
     def handle(request: httpx.Request) -> httpx.Response:
-        request.extensions[SIMULATOR_LATENCY] = latency
+        request.extensions[SIMULATOR_LATENCY] = settings.simulator_latency(latency)
         return emulator.handle(request)
 
     return handle
@@ -211,8 +213,7 @@ class _Base:
         if self._transport is not None:
             return self._transport
         if self.backend == "simulator":
-            return httpx.MockTransport(_own_latency(simulator_emulator(), settings.simulator_latency(
-                self._simulator_latency)))
+            return httpx.MockTransport(_own_latency(simulator_emulator(), self._simulator_latency))
         return None
 
     def __repr__(self) -> str:

@@ -83,6 +83,21 @@ def test_each_simulator_client_keeps_its_own_latency(ref_images: list[Path]) -> 
     slow.close()
 
 
+def test_a_latency_set_in_a_cell_counts_for_a_client_built_before_it(ref_images: list[Path],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client with no latency of its own reads RUNFLOW_SIMULATOR_LATENCY when it makes a run, as the
+    README promises of every setting: a value set in a notebook cell after the client was built counts."""
+    client = Client(backend="simulator", poll_interval=0.02)
+    inputs = {"prompt": "character1 rests", "images": ref_images[:1], "duration": 3, "resolution": "720p"}
+    monkeypatch.setenv("RUNFLOW_SIMULATOR_LATENCY", "0")
+    quick = client.submit(**inputs, seed=11)  # the first request builds the client's transport
+    assert client.wait(quick.id, timeout=120).status == "succeeded"
+    monkeypatch.setenv("RUNFLOW_SIMULATOR_LATENCY", "3600")  # "a cell" later, same client
+    held = client.submit(**inputs, seed=12)
+    assert client.get(held.id).status in ("queued", "running")
+    client.close()
+
+
 def test_an_unset_seed_is_drawn_and_reported(ref_images: list[Path], tmp_path: Path) -> None:
     result = Client(backend="simulator", artifacts_dir=tmp_path).generate(
         prompt="character1", images=ref_images[:1], duration=3, resolution="720p")
