@@ -89,12 +89,12 @@ def test_a_latency_set_in_a_cell_counts_for_a_client_built_before_it(ref_images:
     README promises of every setting: a value set in a notebook cell after the client was built counts."""
     client = Client(backend="simulator", poll_interval=0.02)
     inputs = {"prompt": "character1 rests", "images": ref_images[:1], "duration": 3, "resolution": "720p"}
-    monkeypatch.setenv("RUNFLOW_SIMULATOR_LATENCY", "0")
-    quick = client.submit(**inputs, seed=11)  # the first request builds the client's transport
-    assert client.wait(quick.id, timeout=120).status == "succeeded"
-    monkeypatch.setenv("RUNFLOW_SIMULATOR_LATENCY", "3600")  # "a cell" later, same client
-    held = client.submit(**inputs, seed=12)
-    assert client.get(held.id).status in ("queued", "running")
+    monkeypatch.setenv("RUNFLOW_SIMULATOR_LATENCY", "3600")
+    held = client.submit(**inputs, seed=11)  # the first request builds the client's transport
+    monkeypatch.setenv("RUNFLOW_SIMULATOR_LATENCY", "0")  # "a cell" later, same client
+    quick = client.submit(**inputs, seed=12)
+    assert client.wait(quick.id, timeout=60).status == "succeeded"  # an hour's latency would time out here
+    assert client.get(held.id).status in ("queued", "running")  # a run keeps the latency it was made with
     client.close()
 
 
