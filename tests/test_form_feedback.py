@@ -64,6 +64,15 @@ def test_a_bad_added_image_is_explained_under_the_images_not_as_a_general_error(
     assert "not a reference image" not in _text(form.errors["general"].value)
 
 
+def test_a_missing_reference_says_what_to_do_in_the_form_not_in_code(workdir: Path) -> None:
+    form = GenerateForm(client=rf.Client(backend="simulator"))  # reference-to-video needs a reference
+    form.controls["prompt"].value = "character1 trots"
+    form.validate()
+    shown = _text(form.errors[form.spec.images.field].value)
+    assert "at least one reference image is required" in shown and "Upload" in shown, shown
+    assert "images=[" not in shown and "image=path" not in shown, shown
+
+
 def test_the_upload_button_counts_the_files_just_added(workdir: Path) -> None:
     form = GenerateForm(client=rf.Client(backend="simulator"))
     files = tuple({"name": f"pic{i}.png", "type": "image/png", "size": len(_png()), "content": memoryview(_png()),

@@ -70,7 +70,7 @@ class FormChecks:
             named = self._images_name()  # how the request names the references (the caller's name)
             where = (lambda i: named) if self.spec.images.single else (lambda i: f"{named}[{i}]")
             bad = {where(i): item for i, item in enumerate(self.images) if not item.ok}
-            issues = [i for i in exc.issues if i.field not in bad]
+            issues = [_in_form_words(i, named) for i in exc.issues if i.field not in bad]
             for key, item in bad.items():  # the real reasons, found when the image was added
                 assert not isinstance(item.loaded, Reference)
                 issues += [Issue(key, x.message, x.fix) for x in item.loaded]
@@ -146,3 +146,10 @@ class FormChecks:
             return
         self.cost.value = (f'<span class="{_html.NO_MATH}">Estimated cost: <b>&#36;{usd:.2f}</b> ({seconds} s × '
                            f"&#36;{rate:.2f}/s at {html.escape(resolution)}){note}</span>")
+
+
+def _in_form_words(issue: Issue, named: str) -> Issue:
+    """A missing-reference issue says what to do in the form, not the code a caller would pass."""
+    if issue.field == named and (issue.fix or "").startswith(("pass image=", "pass images=")):
+        return Issue(issue.field, issue.message, "add one with Upload, or type a path or URL and press Add")
+    return issue
