@@ -37,6 +37,9 @@ TIMING = ("wall_s", "queue_s", "inference_ms", "created_at", "submitted_at", "st
 COST = ("cost_usd", "cost_estimate_usd", "cost_simulated", "backend")
 IDS = ("run_id", "remote_id", "client_ref", "batch_key", "run_key", "experiment", "owner", "output_url", "video_sha256",
        "image_sha256", "params", "library_version")
+MODEL_INPUTS = ("images", "aspect_ratio")
+"""Parameters each model takes its own way (t2v takes no images, i2v the first, r2v all; i2v keeps its
+image's shape): with ``model`` as an axis they are never a facet of their own."""
 FAVOURITE = "favourite"
 """The tag a favourite clip carries (set by the gallery's ☆ button or ``exp.tag(run_id, "favourite")``)."""
 PREFERRED = "preferred_over:"
@@ -118,8 +121,12 @@ class Grid:
 
     ``explained`` names the parameters that varied but follow from an axis (``images`` and
     ``aspect_ratio`` from ``model``: each model takes its own), each with that axis; they are not
-    axes of their own, and :meth:`notes` gives their value beside the axis key. An edited clip
-    (``parent_run_id``) sits in its parent's cell, right after it (``parents`` maps it to the parent).
+    axes of their own, and :meth:`notes` gives their value beside the axis key. With ``model`` as an
+    axis, :data:`MODEL_INPUTS` are never facets (where they differ within a model, captions say so).
+    Each facet shows only the rows and columns with a run in it (:meth:`rows_in`, :meth:`cols_in`).
+    ``constants`` holds the parameters with one value over the whole grid (said once, above it).
+    An edited clip (a video-edit run) sits in its parent's cell, right after it; a re-run sits where
+    its own parameters put it. ``parents`` maps every run whose parent is shown to that parent.
     """
 
     rows: str
@@ -131,10 +138,22 @@ class Grid:
     cells: dict[tuple[tuple[Any, ...], Any, Any], list[dict[str, Any]]] = field(default_factory=dict)
     explained: dict[str, str] = field(default_factory=dict)
     parents: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
     _notes: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _used: dict[tuple[Any, ...], tuple[set[Any], set[Any]]] = field(default_factory=dict, repr=False)
 
     def runs(self, facet: tuple[Any, ...], row: Any, col: Any) -> list[dict[str, Any]]:
         return self.cells.get((facet, row, col), [])
+
+    def rows_in(self, facet: tuple[Any, ...]) -> list[Any]:
+        """The row keys with a run in ``facet`` (whatever its status), in :attr:`row_keys` order."""
+        used = self._used.get(facet)
+        return [k for k in self.row_keys if used is None or k in used[0]]
+
+    def cols_in(self, facet: tuple[Any, ...]) -> list[Any]:
+        """The column keys with a run in ``facet``, in :attr:`col_keys` order."""
+        used = self._used.get(facet)
+        return [k for k in self.col_keys if used is None or k in used[1]]
 
     def notes(self, axis: str, key: Any) -> dict[str, Any]:
         """The explained parameters' values where ``axis`` is ``key`` (e.g. the images a model took)."""
@@ -142,7 +161,8 @@ class Grid:
 
     def shown(self, facet: tuple[Any, ...], row: Any, col: Any) -> dict[str, Any]:
         """What the headers already say for a cell: its axes' values and what follows from them."""
-        out: dict[str, Any] = {self.rows: row, self.cols: col, **dict(zip(self.facets, facet, strict=True))}
+        out: dict[str, Any] = {**self.constants, self.rows: row, self.cols: col,
+                               **dict(zip(self.facets, facet, strict=True))}
         for axis, key in list(out.items()):
             out.update(self.notes(axis, key))
         return out
@@ -172,11 +192,16 @@ def follows(recs: Sequence[Mapping[str, Any]], param: str, axis: str) -> bool:
     return len(seen) > 1  # one axis value explains nothing that varies
 
 
+def _is_edit(rec: Mapping[str, Any]) -> bool:
+    return str(rec.get("model") or "").endswith("video-edit")
+
+
 def _lineage(recs: list[dict[str, Any]]) -> dict[str, str]:
-    """Each edit (``parent_run_id`` among ``recs``) → the first run of its line (edits of edits too)."""
+    """Each edit (a video-edit run whose ``parent_run_id`` is among ``recs``) → the first run of its
+    line (edits of edits too). A re-run or an upscale is not here: its own parameters place it."""
     ids = {r.get("run_id") for r in recs}
     parent = {str(r["run_id"]): str(r["parent_run_id"]) for r in recs
-              if r.get("parent_run_id") and r.get("parent_run_id") in ids}
+              if _is_edit(r) and r.get("parent_run_id") and r.get("parent_run_id") in ids}
     out: dict[str, str] = {}
     for child in parent:
         root, hops = parent[child], 0
@@ -185,6 +210,15 @@ def _lineage(recs: list[dict[str, Any]]) -> dict[str, str]:
         if root not in parent:  # (a loop has no first run: its rows stay where their parameters put them)
             out[child] = root
     return out
+
+
+def _constant(recs: Sequence[Mapping[str, Any]], name: str) -> Any:
+    """The one value ``name`` takes in every run of ``recs`` (None when it differs or is missing)."""
+    values = {_hashable(r.get(name)) for r in recs}
+    if len(values) != 1:
+        return None
+    (value,) = values
+    return None if value in ((), "") else value
 
 
 def grid(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
@@ -208,11 +242,11 @@ def grid(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
             if c in (rows, cols):
                 continue
             by = next((a for a in axes if follows(placed, c, a)), None)
-            if by is None:
+            if by is not None:
+                explained[c] = by
+            elif not ("model" in (rows, cols) and c in MODEL_INPUTS):  # a model's own inputs are never axes
                 facet_cols.append(c)
                 axes.append(c)
-            else:
-                explained[c] = by
     else:
         facet_cols = [facets] if isinstance(facets, str) else list(facets)
     row_keys = _ordered(_hashable(r[rows]) for r in placed)
@@ -222,9 +256,14 @@ def grid(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
     import itertools
 
     facet_keys = [k for k in itertools.product(*facet_values) if k in seen] if facet_cols else [()]
+    axes_named = {rows, cols, *facet_cols, *explained}
+    constants = {c: v for c in PARAMETERS if c in df.columns and c not in axes_named
+                 and (v := _constant(placed, c)) is not None} if len(placed) > 1 else {}
+    ids = {r.get("run_id") for r in recs}
     g = Grid(rows=rows, cols=cols, facets=facet_cols, row_keys=row_keys, col_keys=col_keys, facet_keys=facet_keys,
-             explained=explained, parents={str(r["run_id"]): str(r["parent_run_id"]) for r in recs
-                                           if r.get("run_id") in roots})
+             explained=explained, constants=constants,
+             parents={str(r["run_id"]): str(r["parent_run_id"]) for r in recs
+                      if r.get("parent_run_id") and r.get("parent_run_id") in ids})
     for param, axis in explained.items():
         for r in placed:
             g._notes.setdefault((axis, _hashable(r[axis])), {})[param] = r.get(param)
@@ -233,6 +272,9 @@ def grid(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
         key = (tuple(_hashable(r[f]) for f in facet_cols), _hashable(r[rows]), _hashable(r[cols]))
         g.cells.setdefault(key, []).append(r)
         where[str(r.get("run_id"))] = key
+        used = g._used.setdefault(key[0], (set(), set()))
+        used[0].add(key[1])
+        used[1].add(key[2])
     for r in recs:  # edits in creation order, after everything in their parent's cell
         root = roots.get(str(r.get("run_id")))
         if root is not None and root in where:

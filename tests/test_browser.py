@@ -40,6 +40,7 @@ from _lab import (
     offline_env,
     open_notebook,
     run_all,
+    run_code,
     screenshot_cells,
     why_skip,
     write_notebook,
@@ -635,3 +636,83 @@ def test_a_three_model_study_from_a_sub_folder_plays_all_36_clips(lab: Lab, fres
     assert all(v["attr"].startswith("/files/deep/er/study_runs/") for v in media["videos"]), media["videos"][:2]
     assert_no_math(fresh_page)
     assert screenshot_cells(fresh_page, "three_models_subfolder")
+
+
+_LIVE_TILES = """(i) => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
+    const live = c && c.querySelector('.rf-gallery.rf-live');
+    return live ? {tiles: live.querySelectorAll('.rf-cell').length, videos: live.querySelectorAll('video').length}
+                : null; }"""
+
+_FETCH_ALL = """async (i) => {
+    const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
+    const out = [];
+    for (const v of c.querySelectorAll('.rf-gallery.rf-live video')) {
+        const r = await fetch(v.currentSrc || v.src);
+        out.push({src: v.getAttribute('src'), ok: r.ok, type: r.headers.get('content-type') || '',
+                  poster: (v.poster || '').startsWith('data:image/jpeg')});
+        if (r.body) { try { await r.body.cancel(); } catch (e) {} }
+    }
+    return out;
+}"""
+
+
+@pytest.mark.timeout(900)  # 150 tiles drawn on a loaded machine
+def test_a_150_clip_live_gallery_draws_every_tile_without_a_widget_error(lab: Lab, fresh_page: Any) -> None:
+    """A large study's live gallery (3 prompts × 50 seeds): every tile drawn, every clip's source
+    fetches as video/*, no "model not found" anywhere, the live grid shown (not its saved view)."""
+    page = fresh_page
+    write_notebook(lab.root / "big" / "big_gallery.ipynb", "import time; print('READY')")
+    open_notebook(page, lab, "big/big_gallery.ipynb")
+    run_all(page)
+    setup = (
+        "import shutil\n"
+        "from pathlib import Path\n"
+        "import runflow_nb as rf\n"
+        "big = rf.Experiment('big-gallery', store='runs.sqlite', artifacts='artifacts')\n"
+        "first = big.run(rf.grid(model='t2v', prompt='character1 trots', seed=[0], duration=3,\n"
+        "                        resolution='720p'), progress=None).iloc[0]\n"
+        "prompts = ['character1 trots', 'character1 rears up', 'character1 grazes']\n"
+        "clips = Path('clips'); clips.mkdir(exist_ok=True)\n"
+        "for i in range(1, 150):\n"
+        "    video, poster = clips / f'{i}.mp4', clips / f'{i}.jpg'\n"
+        "    shutil.copyfile(first['video_path'], video); shutil.copyfile(first['poster_path'], poster)\n"
+        "    big.store.insert_run({'experiment': 'big-gallery', 'run_key': f'big{i}', 'status': 'succeeded',\n"
+        "        'model': first['model'], 'prompt': prompts[i % 3], 'seed': i // 3, 'duration': 3,\n"
+        "        'resolution': '720p', 'backend': 'simulator', 'cost_usd': 0.42,\n"
+        "        'video_path': str(video.resolve()), 'poster_path': str(poster.resolve())})\n"
+        "print('RUNS=' + str(len(big.table())))")
+    assert kernel_eval(page, setup, "RUNS=", timeout_ms=300000) == "150"
+    t0 = time.monotonic()
+    index = run_code(page, "big.gallery(rows='prompt', cols='seed')")
+    page.wait_for_function(f"() => {{ const n = ({_LIVE_TILES})({index}); return n && n.videos >= 150; }}",
+                           timeout=600000, polling=500)
+    page.wait_for_function(_KERNEL_IDLE, timeout=120000)
+    drawn_s = time.monotonic() - t0
+    got = page.evaluate(_LIVE_TILES, index)
+    assert got == {"tiles": 150, "videos": 150}, got  # 3 prompts × 50 seeds, every cell a clip
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    text = cell.locator(".jp-OutputArea").inner_text()
+    for error in ("model not found", "can not be instantiated", "Error displaying widget", "IOPub"):
+        assert error not in text, f"{error!r} in the gallery's output: {text[:500]}"
+    saved_shown = page.evaluate("""(i) => [...document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
+        .querySelectorAll('.rf-saved')].some(e => e.getClientRects().length > 0)""", index)
+    assert not saved_shown  # the live grid drew, so its saved view stays hidden
+    fetched = page.evaluate(_FETCH_ALL, index)
+    bad = [f for f in fetched if not (f["ok"] and f["type"].startswith("video/") and f["poster"])]
+    assert len(fetched) == 150 and not bad, bad[:3]
+    assert len({f["src"] for f in fetched}) == 150  # each tile its own clip
+    # the first and the last clip play where they show
+    ends = page.evaluate("""async (i) => { const vs = [...document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
+        .querySelectorAll('.rf-gallery.rf-live video')];
+        const out = [];
+        for (const v of [vs[0], vs[vs.length - 1]]) {
+            v.scrollIntoView({block: 'center'}); v.muted = true; await v.play();
+            const end = Date.now() + 30000;
+            while (Date.now() < end && (v.readyState < 2 || v.currentTime <= 0.1)) await new Promise(r => setTimeout(r, 100));
+            v.pause(); out.push({ready: v.readyState, t: v.currentTime});
+        }
+        return out; }""", index)
+    assert all(e["ready"] >= 2 and e["t"] > 0 for e in ends), ends
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "big_gallery.txt").write_text(f"150 clips drawn in {drawn_s:.1f} s\n")
+    cell.screenshot(path=str(SCREENSHOTS / "big_gallery.png"))

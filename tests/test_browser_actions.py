@@ -31,9 +31,12 @@ def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab
     )
     index = _lab.run_code(page, code)
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    actions = cell.locator(".rf-gallery.rf-live .rf-actions").first
-    actions.wait_for(timeout=120000)
+    more = cell.locator(".rf-gallery.rf-live .rf-more").first
+    more.wait_for(timeout=120000)
     page.wait_for_function(_lab.KERNEL_IDLE, timeout=60000)
+    more.click()  # the clip's ⋯: its button row is built on first use
+    actions = cell.locator(".rf-gallery.rf-live .rf-actions").first
+    actions.wait_for(timeout=30000)
     fit = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live .widget-gridbox')].map(
         g => [g.scrollWidth, g.clientWidth])""")
     assert fit and all(sw <= cw + 1 for sw, cw in fit), fit  # the buttons wrap inside the cell

@@ -177,6 +177,13 @@ def _classes(widget: Any) -> list[str]:
     return found
 
 
+def _with_class(widget: Any, name: str) -> list[Any]:
+    found = [widget] if name in getattr(widget, "_dom_classes", ()) else []
+    for child in getattr(widget, "children", ()):
+        found += _with_class(child, name)
+    return found
+
+
 def test_the_rerun_button_runs_the_seed_in_the_box_once(study: dict[str, Any]) -> None:
     from runflow_nb.widgets.actions import ActionRow
 
@@ -232,6 +239,10 @@ def test_gallery_compare_and_detail_carry_the_button_rows(study: dict[str, Any])
     exp, runs = study["exp"], study["runs"]
     gallery = exp.gallery(rows="model", cols="seed").widget()
     succeeded = int((exp.table().status == "succeeded").sum())
+    assert _classes(gallery).count("rf-more") == succeeded  # each clip's ⋯ opens its button row ...
+    assert _classes(gallery).count("rf-actions") == 0  # ... built on first use
+    for more in _with_class(gallery, "rf-more"):
+        more.click()
     assert _classes(gallery).count("rf-actions") == succeeded
     assert _classes(exp.compare(runs["t2v"], runs["i2v"]).widget).count("rf-actions") == 2
     view = DetailView(exp, runs["edit"])

@@ -103,14 +103,26 @@ def test_an_edit_sits_under_the_clip_it_came_from(tmp_path: Path, monkeypatch: p
     from runflow_nb.widgets.gallery import Gallery
 
     root = Gallery(df, rows="prompt", cols="seed", experiment=exp).widget()
-    cells = [c for grid in root.children if hasattr(grid, "children") for c in grid.children
-             if "rf-cell" in getattr(c, "_dom_classes", ())]
-    (cell,) = [c for c in cells if any("parent01.mp4" in getattr(p, "value", "") for p in c.children)]
-    order = [name for p in cell.children for name in ("parent01", "edit0001", "edit0002")
-             if f"{name}.mp4" in getattr(p, "value", "")]
+    cells = [c for c in _walk(root) if "rf-cell" in getattr(c, "_dom_classes", ())]
+    (cell,) = [c for c in cells if any("parent01.mp4" in str(getattr(p, "value", "")) for p in _walk(c))]
+    order = [name for p in _walk(cell) for name in ("parent01", "edit0001", "edit0002")
+             if f"{name}.mp4" in str(getattr(p, "value", ""))]
     assert order == ["parent01", "edit0001", "edit0002"]
-    rows = [p for p in cell.children if "rf-rating-row" in getattr(p, "_dom_classes", ())]
+    rows = [p for p in _walk(cell) if "rf-rating-row" in getattr(p, "_dom_classes", ())]
     assert len(rows) == 3 and all(r.layout.flex_flow == "row nowrap" for r in rows)  # one line each
+    # each edit's rating sits inside its own purple-edged box, with its clip
+    boxes = [p for p in _walk(cell) if "rf-edit" in getattr(p, "_dom_classes", ())]
+    assert len(boxes) == 2
+    for box in boxes:
+        inside = list(_walk(box))
+        assert sum("rf-rating-row" in getattr(p, "_dom_classes", ()) for p in inside) == 1
+        assert sum(".mp4" in str(getattr(p, "value", "")) for p in inside) == 1
+
+
+def _walk(widget: Any) -> Any:
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
 
 
 def test_captions_leave_out_what_the_headers_say(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,3 +138,151 @@ def test_captions_leave_out_what_the_headers_say(tmp_path: Path, monkeypatch: py
     assert not any(prompt in c for c in captions) and markup.count(prompt) == 2  # the header (text and title)
     assert not any("<b>seed</b>" in c for c in captions)  # the column header says the seed
     assert all("cost" in c for c in captions)  # what no header says stays
+
+
+T2V, I2V, R2V = ("alibaba/happy-horse/text-to-video", "alibaba/happy-horse/image-to-video",
+                 "alibaba/happy-horse/reference-to-video")
+
+
+def _two_plans(exp: Experiment, root: Path) -> None:
+    """Two plans (the second with one reference, without t2v) and one portrait r2v clip."""
+    refs = [str(root / "refs" / "character1-horse.png"), str(root / "refs" / "character2-robot.png")]
+    rows: list[dict[str, Any]] = []
+    for seed in (1, 2):
+        rows += [{"model": T2V, "images": None, "aspect_ratio": "16:9", "seed": seed},
+                 {"model": I2V, "images": refs[:1], "aspect_ratio": None, "seed": seed},
+                 {"model": R2V, "images": refs, "aspect_ratio": "16:9", "seed": seed}]
+    for seed in (10, 11):
+        rows += [{"model": I2V, "images": refs[:1], "aspect_ratio": None, "seed": seed},
+                 {"model": R2V, "images": refs[:1], "aspect_ratio": "16:9", "seed": seed}]
+    rows.append({"model": R2V, "images": refs[:1], "aspect_ratio": "9:16", "seed": 5})
+    _insert(exp, root, [{"run_id": f"run{i:05d}", "prompt": "character1 trots", **r} for i, r in enumerate(rows)])
+
+
+def test_models_stay_one_row_each_across_two_plans_and_a_portrait_clip(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exp = Experiment("plans", store=str(tmp_path / "rf.sqlite"), artifacts=tmp_path / "artifacts")
+    _two_plans(exp, tmp_path)
+    df = exp.table()
+    assert {"images", "aspect_ratio"} <= set(study.varying(df))  # both differ within r2v's runs ...
+    g = study.grid(df, rows="model", cols="seed")
+    assert g.facets == [] and g.facet_keys == [()]  # ... yet neither becomes an axis
+    assert g.row_keys == [T2V, I2V, R2V] and g.col_keys == [1, 2, 5, 10, 11]
+    markup = exp.gallery(rows="model", cols="seed").markup
+    assert markup.count("<table") == 1 and 'class="rf-facet"' not in markup
+    assert markup.count("<video ") == 11
+    assert " = ·" not in markup and "= —" not in markup  # no facet label with an empty value
+    # what differs within a model is in that clip's caption, by file name (the path only on hover)
+    captions = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", markup, flags=re.S)
+    assert sum("<b>ar</b> 9:16" in c for c in captions) == 1
+    assert str(tmp_path / "refs") not in re.sub(r'title="[^"]*"', "", markup)
+
+
+def test_a_facet_shows_only_its_own_rows_and_columns_and_names_empty_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exp = Experiment("facets", store=str(tmp_path / "rf.sqlite"), artifacts=tmp_path / "artifacts")
+    ref = str(tmp_path / "refs" / "owl.png")
+    _insert(exp, tmp_path, [
+        {"run_id": "a1", "model": T2V, "prompt": "a", "seed": 1, "images": None},
+        {"run_id": "a2", "model": T2V, "prompt": "a", "seed": 2, "images": None},
+        {"run_id": "b7", "model": R2V, "prompt": "b", "seed": 7, "images": [ref]},
+        {"run_id": "b8", "model": R2V, "prompt": "b", "seed": 8, "images": [ref]},
+        {"run_id": "c7", "model": R2V, "prompt": "c", "seed": 7, "images": [ref]},
+    ])
+    exp.store.update_run("b8", status="skipped_budget", video_path=None)
+    df = exp.table()
+    g = study.grid(df, rows="prompt", cols="seed", facets="images")
+    assert g.facet_keys == [((),), ((ref,),)]  # t2v's runs took no images
+    assert g.rows_in(((),)) == ["a"] and g.cols_in(((),)) == [1, 2]  # not the other facet's seeds
+    assert g.rows_in(((ref,),)) == ["b", "c"] and g.cols_in(((ref,),)) == [7, 8]
+    markup = gallery_html(df, rows="prompt", cols="seed", facets="images")
+    titles = re.findall(r'class="rf-facet"[^>]*>(.*?)</div>', markup, flags=re.S)
+    assert [re.sub(r"<[^>]+>", "", t) for t in titles] == ["images: none", "images: owl.png"]
+    assert markup.count("<i>not run</i>") == 1  # c at seed 8: a run of that facet's grid that was not made
+    assert "skipped: over the budget" in markup
+
+
+def test_a_rerun_sits_in_its_own_seed_column_and_names_its_parent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exp = Experiment("reruns", store=str(tmp_path / "rf.sqlite"), artifacts=tmp_path / "artifacts")
+    _insert(exp, tmp_path, [
+        {"run_id": "parent01", "model": R2V, "prompt": "a horse", "seed": 1},
+        {"run_id": "parent02", "model": R2V, "prompt": "a horse", "seed": 2},
+        {"run_id": "rerun099", "model": R2V, "prompt": "a horse", "seed": 99, "parent_run_id": "parent01"},
+    ])
+    df = exp.table()
+    g = study.grid(df, rows="model", cols="seed")
+    assert g.col_keys == [1, 2, 99]
+    assert [r["run_id"] for r in g.runs((), R2V, 1)] == ["parent01"]
+    assert [r["run_id"] for r in g.runs((), R2V, 99)] == ["rerun099"]
+    markup = gallery_html(df, rows="model", cols="seed")
+    assert "↳ re-run of run parent01" in markup
+    cell = markup[markup.index("rerun099.mp4") - 2000:markup.index("rerun099.mp4")]
+    assert "rf-edit" in cell and "parent02.mp4" in markup[:markup.index("rerun099.mp4")]  # after seed 2
+
+
+def test_a_value_the_filter_fixes_is_said_once_and_an_edit_stays_under_its_parent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exp = Experiment("filtered", store=str(tmp_path / "rf.sqlite"), artifacts=tmp_path / "artifacts")
+    prompt = "character1 trots along the shore"
+    _insert(exp, tmp_path, [
+        {"run_id": "shore001", "model": T2V, "prompt": prompt, "seed": 1},
+        {"run_id": "shore002", "model": T2V, "prompt": prompt, "seed": 2},
+        {"run_id": "snow0001", "model": T2V, "prompt": "character1 rears up in the snow", "seed": 1},
+        {"run_id": "edit0001", "model": "alibaba/happy-horse/video-edit", "prompt": "make it night", "seed": 1,
+         "parent_run_id": "shore001"},
+    ])
+    markup = exp.gallery(rows="model", cols="seed", prompt=prompt).markup
+    captions = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", markup, flags=re.S)
+    assert len(captions) == 3 and "snow0001" not in markup
+    assert markup.count(prompt) == 2  # once above the grid (its text and its title), in no caption
+    assert 'class="rf-constants' in markup and not any(prompt in c for c in captions)
+    assert not any("<b>dur</b>" in c for c in captions)  # the same for every clip: said once
+    assert "↳ edit of run shore001" in markup and any("make it night" in c for c in captions)
+
+
+def test_a_tile_without_a_clip_carries_no_clip_badge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exp = Experiment("badges", store=str(tmp_path / "rf.sqlite"), artifacts=tmp_path / "artifacts")
+    _insert(exp, tmp_path, [{"run_id": f"run{s:05d}", "model": T2V, "prompt": "p", "seed": s} for s in (1, 2)])
+    exp.store.update_run("run00002", status="skipped_budget", video_path=None,
+                         error_message="skipped: the next run would take spending past the budget")
+    markup = gallery_html(exp.table(), rows="prompt", cols="seed")
+    skipped = markup[markup.index("rf-reason-skipped_budget"):]
+    skipped = skipped[:skipped.index("</td>")]
+    assert "SIMULATED" not in skipped and "over the budget" in skipped
+    assert markup.count("SIMULATED") == 1  # the clip's own badge
+
+
+@pytest.mark.parametrize("clips", [48, 150])
+def test_a_live_gallery_needs_few_widget_models_per_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          clips: int) -> None:
+    """Every widget model is a message to the page when the grid is drawn: a 150-clip gallery stays
+    near a thousand (six a clip, layouts and styles shared), never tens of thousands."""
+    pytest.importorskip("ipywidgets")
+    from ipywidgets.widgets.widget import _instances  # every live widget model, by id
+
+    from runflow_nb.widgets.gallery import Gallery
+
+    monkeypatch.chdir(tmp_path)
+    exp = Experiment("big", store=str(tmp_path / "rf.sqlite"), artifacts=tmp_path / "artifacts")
+    prompts = ["a", "b", "c", "d", "e"]
+    _insert(exp, tmp_path, [{"run_id": f"run{i:05d}", "model": T2V, "prompt": prompts[i % 5], "seed": i // 5}
+                            for i in range(clips)])
+    df = exp.table()
+    before = set(_instances)
+    root = Gallery(df, rows="prompt", cols="seed", experiment=exp).widget()
+    made = set(_instances) - before
+    tiles = [c for c in _walk(root) if "rf-cell" in getattr(c, "_dom_classes", ())]
+    assert len(tiles) == 5 * -(-clips // 5)  # every cell of 5 prompts × the seeds
+    assert sum(".mp4" in str(getattr(c, "value", "")) for c in _walk(root)) == clips
+    assert len(made) <= 7 * clips + 100, f"{len(made)} widget models for {clips} clips"
+    # the follow-up buttons are built when a clip's ⋯ is first pressed, under that clip
+    more = [c for c in _walk(tiles[0]) if "rf-more" in getattr(c, "_dom_classes", ())]
+    assert len(more) == 1 and not any("rf-actions" in getattr(c, "_dom_classes", ()) for c in _walk(root))
+    more[0].click()
+    assert [c for c in _walk(tiles[0]) if "rf-actions" in getattr(c, "_dom_classes", ())]

@@ -333,6 +333,7 @@ def has_video(row: Mapping[str, Any]) -> bool:
     return os.path.isfile(text)
 
 
+_NEVER_SENT = ("skipped_budget", "planned")
 _CAPTION_NAMES = {"model": "model", "seed": "seed", "duration": "dur", "resolution": "res", "aspect_ratio": "ar"}
 
 
@@ -346,8 +347,9 @@ def row_html(row: Mapping[str, Any], *, width: int | str = "100%", max_height: i
               if not any(_CAPTION_NAMES.get(name) == k for name in hide)}
     run_id = str(row.get("run_id") or "")
     prompt: str | None = None if "prompt" in hide else str(row.get("prompt") or "")
-    if not has_video(row):
-        cap = caption_html(fields, prompt=prompt, simulated=simulated) if caption else ""
+    if not has_video(row):  # a run never sent (skipped, planned) was not simulated either: no badge
+        sent = simulated and row.get("status") not in _NEVER_SENT
+        cap = caption_html(fields, prompt=prompt, simulated=sent) if caption else ""
         return (reason_html(row) + (f'<div class="{_html.NO_MATH}" style="font-size:12px;line-height:1.35">'
                                     f"{cap}</div>" if cap else ""))
     src = media_src(str(row["video_path"]))

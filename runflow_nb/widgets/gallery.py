@@ -62,8 +62,25 @@ def _header(key: Any, *, limit: int = 160) -> str:
 
 
 def _facet_title(g: study.Grid, facet: tuple[Any, ...]) -> str:
-    return " · ".join(f"{_html.text(name)} = {_header(value)}{_notes(g, name, value, inline=True)}"
+    """``name: value`` for each facet: never an empty value ("none"), files by their names."""
+    return " · ".join(f"{_html.text(name)}: {_value(value)}{_notes(g, name, value, inline=True)}"
                       for name, value in zip(g.facets, facet, strict=True))
+
+
+def _value(value: Any) -> str:
+    """A parameter's value as text, short (files by name, "none" when empty), in full on hover."""
+    full = _label(tuple(value) if isinstance(value, list) else value) if value not in (None, [], ()) else "none"
+    short = _note_value(value)
+    short = short if len(short) <= 160 else short[:159] + "…"
+    return f'<span title="{_html.attr(full)}">{_html.text(short)}</span>'
+
+
+def _constants(g: study.Grid) -> str:
+    """What every clip of the grid shares (e.g. the prompt a gallery is filtered to), said once."""
+    if not g.constants:
+        return ""
+    items = " · ".join(f"<b>{_html.text(name)}</b> {_value(value)}" for name, value in g.constants.items())
+    return f'<div class="rf-constants {_html.NO_MATH}" style="font-size:12px;margin:2px 0 6px">every clip: {items}</div>'
 
 
 def _notes(g: study.Grid, axis: str, key: Any, *, inline: bool = False) -> str:
@@ -105,16 +122,26 @@ STYLE = ("<style>"
 """The gallery's own CSS (every rule under ``.rf-gallery``)."""
 
 
-def _run_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) -> str:
-    """One run of a cell: its caption leaves out what the headers say (a parameter with the header's
-    value); an edit says so, under its parent."""
+def _lineage_line(r: dict[str, Any], parent: str) -> str:
+    return (f'<div class="rf-lineage" style="font-size:11px;color:#7c3aed">↳ {display.lineage_label(r)} run '
+            f"{_html.text(parent[:8])}</div>")
+
+
+def _clip_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) -> str:
+    """A run's clip and caption; the caption leaves out what the headers say (a parameter with the
+    header's value); a run whose parent is shown names it."""
     hide = [k for k, v in shown.items() if study._hashable(r.get(k)) == study._hashable(v)]
-    clip = display.row_html(r, width="100%", hide=hide)
+    parent = g.parents.get(str(r.get("run_id"))) if g is not None else None
+    return (_lineage_line(r, parent) if parent else "") + display.row_html(r, width="100%", hide=hide)
+
+
+def _run_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) -> str:
+    """One run of a cell; an edit or a re-run sits in a purple-edged box naming its parent."""
+    clip = _clip_html(g, r, shown)
     parent = g.parents.get(str(r.get("run_id"))) if g is not None else None
     if parent:
         return (f'<div class="rf-cell-run rf-edit" data-parent="{_html.attr(parent)}" style="margin-bottom:6px">'
-                f'<div style="font-size:11px;color:#7c3aed">↳ {display.lineage_label(r)} run {_html.text(parent[:8])}</div>'
-                f'{clip}</div>')
+                f"{clip}</div>")
     return f'<div class="rf-cell-run" style="margin-bottom:6px">{clip}</div>'
 
 
@@ -143,18 +170,19 @@ def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
     g = study.grid(df, rows=rows, cols=cols, facets=facets)
     if df.empty:
         return _html.block("<p><i>No runs to show.</i></p>", classes="rf-gallery")
-    parts = [_summary(df)]
+    parts = [_summary(df), _constants(g)]
     corner = f"{_html.text(rows)} ↓ &nbsp; {_html.text(cols)} →"
-    head = "".join(f'<th style="{_TH}">{_axis_header(g, cols, c)}</th>' for c in g.col_keys)
-    fit = _fit(len(g.col_keys))
     for facet in g.facet_keys:
         if g.facets:
             parts.append(f'<div class="rf-facet" style="font-size:13px;font-weight:bold;margin:10px 0 4px">'
                          f"{_facet_title(g, facet)}</div>")
+        col_keys = g.cols_in(facet)
+        head = "".join(f'<th style="{_TH}">{_axis_header(g, cols, c)}</th>' for c in col_keys)
+        fit = _fit(len(col_keys))
         body = []
-        for rk in g.row_keys:
+        for rk in g.rows_in(facet):
             tds = "".join(f'<td class="rf-cell" style="{_TD}">{_cell_html(g.runs(facet, rk, ck), g, (facet, rk, ck))}</td>'
-                          for ck in g.col_keys)
+                          for ck in col_keys)
             body.append(f'<tr><th style="{_TH};overflow-wrap:anywhere">{_axis_header(g, rows, rk)}</th>{tds}</tr>')
         parts.append(f'<table style="border-collapse:collapse;table-layout:fixed;{fit}">'
                      f'<thead><tr><th style="{_TH};width:{HEAD_PX}px;box-sizing:border-box">{corner}</th>{head}</tr></thead>'
@@ -213,45 +241,68 @@ class Gallery:
         return bundle
 
     def widget(self) -> Any:
-        """The grid as ipywidgets, every clip with a 1–5 rating and a ☆ favourite saved to the store."""
-        import ipywidgets as w
+        """The grid as ipywidgets, every clip with a 1–5 rating, a ☆ favourite saved to the store and a
+        ⋯ button that opens its follow-up buttons (re-run, upscale, edit, form, code).
 
-        from .actions import action_row
+        Few widget models: a clip and its caption are one HTML widget, the controls share their layouts
+        and styles, and the follow-up buttons are built on first use. A 150-clip gallery is about a
+        thousand models, each sent to the page when the grid is drawn; many thousands overrun what
+        the kernel's message socket buffers, and the page then meets a widget it never received.
+        """
+        import ipywidgets as w
 
         exp = self.experiment
         if exp is None:
             raise ConfigurationError("an interactive gallery needs the experiment: use exp.gallery()")
         g = study.grid(self.frame, rows=self.rows, cols=self.cols, facets=self.facets)
-        def html_box(markup: str) -> Any:  # every HTML widget outside MathJax's reach (money, prompts)
-            return w.HTML(_html.block(markup))
-
-        children: list[Any] = [html_box(STYLE + _summary(self.frame))]
-        template = f"{HEAD_PX}px repeat({len(g.col_keys)}, minmax({MIN_CELL_PX}px, {CELL_WIDTH_PX}px))"
+        kit = _Kit()
+        children: list[Any] = [kit.html(STYLE + _summary(self.frame) + _constants(g))]
         for facet in g.facet_keys:
             if g.facets:
-                children.append(html_box(f'<div style="font-size:13px;font-weight:bold;margin-top:8px">'
+                children.append(kit.html(f'<div class="rf-facet" style="font-size:13px;font-weight:bold;margin-top:8px">'
                                          f"{_facet_title(g, facet)}</div>"))
-            cells: list[Any] = [html_box(f'<div style="{_TH}">{_html.text(self.rows)} ↓ {_html.text(self.cols)} →</div>')]
-            cells += [html_box(f'<div style="{_TH}">{_axis_header(g, self.cols, c)}</div>') for c in g.col_keys]
-            for rk in g.row_keys:
-                cells.append(html_box(f'<div style="{_TH}">{_axis_header(g, self.rows, rk)}</div>'))
-                for ck in g.col_keys:
-                    runs = g.runs(facet, rk, ck)
-                    shown = g.shown(facet, rk, ck)
-                    parts: list[Any] = [] if runs else [html_box(_cell_html(runs))]
-                    for run in runs:  # each clip with its own rating, an edit under its parent's
-                        parts.append(html_box(_run_html(g, run, shown)))
-                        if run.get("status") == "succeeded":
-                            parts.append(_rating_controls(exp, run))
-                            parts.append(action_row(exp, run))  # re-run, upscale, edit, form, code
-                    box = w.VBox(parts, layout=w.Layout(border="1px solid #e5e7eb", padding="4px"))
-                    box.add_class("rf-cell")
-                    cells.append(box)
+            col_keys = g.cols_in(facet)
+            template = f"{HEAD_PX}px repeat({len(col_keys)}, minmax({MIN_CELL_PX}px, {CELL_WIDTH_PX}px))"
+            cells: list[Any] = [kit.html(f'<div style="{_TH}">{_html.text(self.rows)} ↓ {_html.text(self.cols)} →</div>')]
+            cells += [kit.html(f'<div style="{_TH}">{_axis_header(g, self.cols, c)}</div>') for c in col_keys]
+            for rk in g.rows_in(facet):
+                cells.append(kit.html(f'<div style="{_TH}">{_axis_header(g, self.rows, rk)}</div>'))
+                cells += [self._cell(kit, g, (facet, rk, ck)) for ck in col_keys]
             children.append(w.GridBox(cells, layout=w.Layout(grid_template_columns=template, grid_gap="2px",
                                                              overflow="auto")))
-        root = w.VBox(children)
-        root.add_class("rf-gallery")
-        return root
+        return w.VBox(children, _dom_classes=("rf-gallery",))
+
+    def _cell(self, kit: _Kit, g: study.Grid, where: tuple[tuple[Any, ...], Any, Any]) -> Any:
+        """One cell: an HTML widget when nothing in it takes a click, else a box of its runs, each clip
+        with its controls (an edit or re-run and its controls inside its purple-edged box)."""
+        import ipywidgets as w
+
+        exp = self.experiment
+        assert exp is not None
+        runs = g.runs(*where)
+        shown = g.shown(*where)
+        if not any(r.get("status") == "succeeded" for r in runs):
+            return kit.html(_cell_html(runs, g, where), layout=kit.cell, classes=("rf-cell",))
+        parts: list[Any] = []
+        rows: list[tuple[Any, bool]] = []  # each controls row, and whether it sits in an edit's box
+        for run in runs:
+            own: list[Any] = [kit.html(_clip_html(g, run, shown))]
+            edge = str(run.get("run_id")) in g.parents
+            if run.get("status") == "succeeded":
+                own.append(_rating_controls(exp, run, kit=kit))
+                rows.append((own[-1], edge))
+            if edge:  # the run and its controls in one purple-edged box
+                box = w.VBox(own, layout=kit.edit, _dom_classes=("rf-cell-run", "rf-edit"))
+                if len(own) > 1:
+                    own[-1].rf_holder = box
+                parts.append(box)
+            else:
+                parts += own
+        cell = w.VBox(parts, layout=kit.cell, _dom_classes=("rf-cell",))
+        for row, edge in rows:
+            if not edge:  # its follow-up buttons open in the cell, under it
+                row.rf_holder = cell
+        return cell
 
     def to_html(self) -> str:
         return self.markup
@@ -266,23 +317,61 @@ class Gallery:
         return f"<Gallery {self.clips} clip(s), rows={self.rows!r}, cols={self.cols!r}>"
 
 
-def _rating_controls(exp: Experiment, run: dict[str, Any]) -> Any:
+class _Kit:
+    """Layouts and styles shared by every widget of one gallery (one model each, not one per widget)."""
+
+    def __init__(self) -> None:
+        import ipywidgets as w
+        from ipywidgets.widgets.widget_bool import ToggleButtonStyle
+        from ipywidgets.widgets.widget_string import HTMLStyle
+
+        self.w = w
+        self.plain = w.Layout()
+        self.cell = w.Layout(border="1px solid #e5e7eb", padding="4px")
+        self.edit = w.Layout(border_left="3px solid #7c3aed", padding="0 0 0 6px", margin="4px 0 0 0")
+        self.row = w.Layout(align_items="center", flex_flow="row nowrap", overflow="hidden")
+        self.small = w.Layout(width="20px")
+        self.auto = w.Layout(width="auto")
+        self.html_style = HTMLStyle()
+        self.stars_style = w.ToggleButtonsStyle(button_width="17px")
+        self.toggle_style = ToggleButtonStyle()
+        self.button_style = w.ButtonStyle()
+
+    def html(self, markup: str, *, layout: Any = None, classes: tuple[str, ...] = ()) -> Any:
+        """An HTML widget outside MathJax's reach (money, prompts)."""
+        return self.w.HTML(_html.block(markup), layout=layout or self.plain, style=self.html_style,
+                           _dom_classes=classes)
+
+
+def _rating_controls(exp: Experiment, run: dict[str, Any], *, kit: _Kit | None = None) -> Any:
+    """A clip's 1–5 rating, ☆ favourite and ⋯ (its follow-up buttons, built when first opened and
+    shown under the row in ``row.rf_holder``, the box the row sits in, else in the row itself)."""
     import ipywidgets as w
 
+    kit = kit or _Kit()
     run_id = str(run["run_id"])
     rating: Any = run.get("rating")
+    favourite = study.FAVOURITE in (run.get("tags") or ())
     stars = w.ToggleButtons(options=[1, 2, 3, 4, 5], value=int(rating) if rating in range(1, 6) else None,
-                            tooltips=[f"rate {n}" for n in range(1, 6)], style={"button_width": "20px"},
-                            layout=w.Layout(width="auto"))
-    stars.add_class("rf-rating")
-    fav = w.ToggleButton(value=study.FAVOURITE in (run.get("tags") or ()), description="☆", tooltip="favourite",
-                         layout=w.Layout(width="24px"))
-    fav.add_class("rf-favourite")
-    saved = w.HTML()
+                            tooltips=[f"rate {n}" for n in range(1, 6)], style=kit.stars_style, layout=kit.auto,
+                            _dom_classes=("rf-rating",))
+    fav = w.ToggleButton(value=favourite, description="★" if favourite else "☆", tooltip="favourite",
+                         layout=kit.small, style=kit.toggle_style, _dom_classes=("rf-favourite",))
+    more = w.Button(icon="ellipsis-h", tooltip="re-run with another seed, upscale, edit, open in the form, copy as code",
+                    layout=kit.small, style=kit.button_style, _dom_classes=("rf-more",))
+    row = w.HBox([stars, fav, more], layout=kit.row, _dom_classes=("rf-rating-row",))
+    row.rf_holder = None
+    state: dict[str, Any] = {}
+
+    def say(markup: str) -> None:
+        if "saved" not in state:  # the line that says so, made on the first change only
+            state["saved"] = w.HTML(layout=kit.plain, style=kit.html_style)
+            row.children = (*row.children, state["saved"])
+        state["saved"].value = f'<span style="font-size:11px;color:#15803d">{markup}</span>'
 
     def on_rating(change: dict[str, Any]) -> None:
         exp.rate(run_id, change["new"])
-        saved.value = f'<span style="font-size:11px;color:#15803d">rated {html.escape(str(change["new"]))}</span>'
+        say(f"rated {html.escape(str(change['new']))}")
 
     def on_fav(change: dict[str, Any]) -> None:
         if change["new"]:
@@ -290,15 +379,27 @@ def _rating_controls(exp: Experiment, run: dict[str, Any]) -> Any:
         else:
             exp.untag(run_id, study.FAVOURITE)
         fav.description = "★" if change["new"] else "☆"
-        saved.value = '<span style="font-size:11px;color:#15803d">saved</span>'
+        say("saved")
 
-    if fav.value:
-        fav.description = "★"
+    def on_more(_b: Any) -> None:
+        actions = state.get("actions")
+        if actions is not None:  # open and closed again
+            actions.layout.display = "none" if actions.layout.display != "none" else None
+            return
+        from .actions import action_row
+
+        state["actions"] = actions = action_row(exp, run)  # re-run, upscale, edit, form, code
+        box = row.rf_holder
+        if box is None:
+            row.children = (*row.children, actions)
+            return
+        kids = list(box.children)
+        kids.insert(kids.index(row) + 1 if row in kids else len(kids), actions)
+        box.children = tuple(kids)
+
     stars.observe(on_rating, names="value")
     fav.observe(on_fav, names="value")
-    row = w.HBox([stars, fav, saved], layout=w.Layout(align_items="center", flex_flow="row nowrap",
-                                                      overflow="hidden"))
-    row.add_class("rf-rating-row")
+    more.on_click(on_more)
     return row
 
 
@@ -307,7 +408,31 @@ def gallery(exp: Experiment, *, rows: str = "prompt", cols: str = "seed", facets
     """The experiment's runs (``status``, ``tags`` and column ``filters`` as in :meth:`Experiment.table`;
     by default every run, so empty cells say why)."""
     df = exp.table(status=status, tags=tags, where=filters or None)
+    if filters and "parent_run_id" in df.columns:
+        df = _with_edits(df, exp.table(status=status, tags=tags))
     return Gallery(df, rows=rows, cols=cols, facets=facets, experiment=exp)
+
+
+def _with_edits(shown: pd.DataFrame, every: pd.DataFrame) -> pd.DataFrame:
+    """``shown`` and the edits (video-edit runs, edits of edits too) of its runs from ``every``: an
+    edit's own prompt does not take it away from under the clip it came from."""
+    import pandas as pd
+
+    ids = set(shown["run_id"])
+    edits = every[every["model"].astype("string").str.endswith("video-edit").fillna(False)
+                  & ~every["run_id"].isin(list(ids))]
+    added: list[int] = []
+    grew = True
+    while grew:  # an edit of an edit joins once its parent has
+        grew = False
+        for i, (run_id, parent) in enumerate(zip(edits["run_id"], edits["parent_run_id"], strict=True)):
+            if i not in added and parent in ids:
+                ids.add(run_id)
+                added.append(i)
+                grew = True
+    if not added:
+        return shown
+    return pd.concat([shown, edits.iloc[sorted(added)]], ignore_index=True)
 
 
 def best_html(df: pd.DataFrame, *, by: str | Sequence[str] = "prompt", flagged: bool = False) -> str:

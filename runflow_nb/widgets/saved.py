@@ -46,7 +46,8 @@ _STYLE = f"<style>{_PAIR_RULES}</style>"
 def saved_html(body: str, *, label: str) -> str:
     """The saved view: ``body`` (already escaped HTML) under a one-line note naming ``label``."""
     note = (f'<div style="font-size:12px;color:#6b7280;margin:2px 0 6px">Saved view of this '
-            f"{_html.text(label)}: the live widget needs the kernel that drew it; run the cell again to use it."
+            f"{_html.text(label)}, shown where the live widget is not drawn (its kernel has ended, or the page "
+            "never received it); run the cell again to use it."
             "</div>")
     return f'{_STYLE}<div class="{SAVED} {_html.NO_MATH}">{note}{body}</div>'
 
