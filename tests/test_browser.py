@@ -348,7 +348,7 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
     heights = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live video')].map(
         v => v.getBoundingClientRect().height)""")
     assert max(heights) <= 370, heights  # 9:16 clips stay a sensible height
-    fit = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live .widget-gridbox')].map(
+    fit = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live .rf-grid')].map(
         g => [g.scrollWidth, g.clientWidth])""")
     assert fit and all(sw <= cw + 1 for sw, cw in fit), fit  # the grid fits the panel: no sideways scrolling
     cell.locator(".rf-gallery.rf-live").first.scroll_into_view_if_needed()
@@ -358,8 +358,10 @@ def test_sweep_gallery_view_and_compare_show_stills_and_money_without_mathjax(la
     # rating and favourite from the gallery land in the store
     first = cell.locator(".rf-live .rf-cell").filter(has=page.locator("video")).first
     first.locator(".rf-rating button", has_text="5").click()
+    status = cell.locator(".rf-live .rf-gallery-status")
+    status.get_by_text("rated 5: saved").wait_for(timeout=10000)
     first.locator(".rf-favourite").click()
-    first.get_by_text("saved").wait_for(timeout=10000)
+    status.get_by_text("favourite: saved").wait_for(timeout=10000)
     got = _kernel_eval(page, "_b = _sw.ranking().iloc[0]\nprint('BEST=' + str(_b['rating']) + ',' + str(_b['favourite']))",
                        "BEST=")
     assert got == "5,True", got

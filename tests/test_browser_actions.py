@@ -37,7 +37,7 @@ def test_the_gallery_buttons_rerun_copy_open_and_upscale_through_the_library(lab
     more.click()  # the clip's ⋯: its button row is built on first use
     actions = cell.locator(".rf-gallery.rf-live .rf-actions").first
     actions.wait_for(timeout=30000)
-    fit = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live .widget-gridbox')].map(
+    fit = page.evaluate("""() => [...document.querySelectorAll('.rf-gallery.rf-live .rf-grid')].map(
         g => [g.scrollWidth, g.clientWidth])""")
     assert fit and all(sw <= cw + 1 for sw, cw in fit), fit  # the buttons wrap inside the cell
 

@@ -177,13 +177,6 @@ def _classes(widget: Any) -> list[str]:
     return found
 
 
-def _with_class(widget: Any, name: str) -> list[Any]:
-    found = [widget] if name in getattr(widget, "_dom_classes", ()) else []
-    for child in getattr(widget, "children", ()):
-        found += _with_class(child, name)
-    return found
-
-
 def test_the_rerun_button_runs_the_seed_in_the_box_once(study: dict[str, Any]) -> None:
     from runflow_nb.widgets.actions import ActionRow
 
@@ -237,13 +230,14 @@ def test_gallery_compare_and_detail_carry_the_button_rows(study: dict[str, Any])
     from runflow_nb.widgets.actions import DetailView
 
     exp, runs = study["exp"], study["runs"]
-    gallery = exp.gallery(rows="model", cols="seed").widget()
-    succeeded = int((exp.table().status == "succeeded").sum())
-    assert _classes(gallery).count("rf-more") == succeeded  # each clip's ⋯ opens its button row ...
-    assert _classes(gallery).count("rf-actions") == 0  # ... built on first use
-    for more in _with_class(gallery, "rf-more"):
-        more.click()
-    assert _classes(gallery).count("rf-actions") == succeeded
+    live = exp.gallery(rows="model", cols="seed").live()
+    succeeded = exp.table().query("status == 'succeeded'").run_id
+    assert live.grid.value.count('class="rf-more"') == len(succeeded)  # each clip's ⋯ opens its button row ...
+    assert _classes(live.widget).count("rf-actions") == 0  # ... built on first use
+    for run_id in succeeded:
+        live.command("more", run_id)
+        assert _classes(live.widget).count("rf-actions") == 1  # in the panel, one run at a time
+    assert len(live.actions) == len(succeeded)
     assert _classes(exp.compare(runs["t2v"], runs["i2v"]).widget).count("rf-actions") == 2
     view = DetailView(exp, runs["edit"])
     assert _classes(view.widget).count("rf-actions") == 1 and "rf-parent" in view.markup

@@ -16,7 +16,7 @@ module only renders it.
 
 from __future__ import annotations
 
-import html
+import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -109,11 +109,13 @@ def _axis_header(g: study.Grid, axis: str, key: Any) -> str:
 
 
 STYLE = ("<style>"
-         # rating buttons stay on one line in the narrowest tile
-         ".rf-gallery .rf-rating-row{flex-wrap:nowrap!important;gap:2px}"
-         ".rf-gallery .rf-rating .widget-toggle-button{width:20px!important;min-width:0;padding:0;margin:0 1px 0 0}"
-         ".rf-gallery .rf-rating .widget-toggle-buttons{flex-wrap:nowrap}"
-         ".rf-gallery .rf-favourite{width:24px!important;min-width:0;padding:0}"
+         # the rating row stays on one line in the narrowest tile
+         ".rf-gallery .rf-rating-row{display:flex;flex-wrap:nowrap;align-items:center;gap:1px;margin:3px 0;"
+         "overflow:hidden}"
+         ".rf-gallery .rf-rating-row button{min-width:0;width:20px;height:22px;padding:0;font-size:12px;"
+         "border:1px solid #d1d5db;background:#f9fafb;border-radius:3px;cursor:pointer;flex:0 0 auto}"
+         ".rf-gallery .rf-rating-row button.rf-on{background:#2563eb;color:#fff;border-color:#2563eb}"
+         ".rf-gallery .rf-rating-row .rf-favourite{margin-left:3px}"
          # the player's own controls stay off the still until the clip is hovered or played
          ".rf-gallery video::-webkit-media-controls-panel{background-image:none}"
          ".rf-gallery video:not(:hover)::-webkit-media-controls-enclosure{opacity:0}"
@@ -135,9 +137,10 @@ def _clip_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) -
     return (_lineage_line(r, parent) if parent else "") + display.row_html(r, width="100%", hide=hide)
 
 
-def _run_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) -> str:
-    """One run of a cell; an edit or a re-run sits in a purple-edged box naming its parent."""
-    clip = _clip_html(g, r, shown)
+def _run_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any], *, controls: bool = False) -> str:
+    """One run of a cell; an edit or a re-run sits in a purple-edged box naming its parent (its
+    controls, with ``controls``, inside that box)."""
+    clip = _clip_html(g, r, shown) + (_controls_html(r) if controls and r.get("status") == "succeeded" else "")
     parent = g.parents.get(str(r.get("run_id"))) if g is not None else None
     if parent:
         return (f'<div class="rf-cell-run rf-edit" data-parent="{_html.attr(parent)}" style="margin-bottom:6px">'
@@ -146,11 +149,41 @@ def _run_html(g: study.Grid | None, r: dict[str, Any], shown: dict[str, Any]) ->
 
 
 def _cell_html(runs: list[dict[str, Any]], g: study.Grid | None = None,
-               where: tuple[tuple[Any, ...], Any, Any] | None = None) -> str:
+               where: tuple[tuple[Any, ...], Any, Any] | None = None, *, controls: bool = False) -> str:
     if not runs:
         return display.reason_html(None)
     shown = g.shown(*where) if g is not None and where is not None else {}
-    return "".join(_run_html(g, r, shown) for r in runs)
+    return "".join(_run_html(g, r, shown, controls=controls) for r in runs)
+
+
+# A control's click, in the page: the command goes to the live gallery's one hidden text box (its
+# change reaches the kernel like any typed text); the pressed control shows the choice at once.
+_SEND_JS = ("(function(b,a,r){var g=b.closest('.rf-live'),i=g&&g.querySelector('.rf-bus input');"
+            "if(!i){b.title='needs the live gallery: run the cell again';return;}"
+            "var row=b.closest('.rf-rating-row'),v='';"
+            "if(a==='rate'){v=b.textContent;row.querySelectorAll('.rf-rate').forEach(function(x){"
+            "x.classList.toggle('rf-on',x===b);});}"
+            "if(a==='fav'){v=b.textContent==='☆'?'1':'0';b.textContent=v==='1'?'★':'☆';}"
+            "var n=(+i.dataset.n||0)+1;i.dataset.n=n;i.value=n+'|'+a+'|'+r+'|'+v;"
+            "i.dispatchEvent(new Event('input',{bubbles:true}));})")
+
+
+def _controls_html(run: dict[str, Any]) -> str:
+    """A clip's 1–5 rating, ☆ favourite and ⋯ (its follow-up buttons) as plain buttons: no widget
+    model each; a click is sent to the kernel by the live gallery (see :class:`LiveGallery`)."""
+    run_id = str(run["run_id"])
+    rating = run.get("rating")
+    fav = study.FAVOURITE in (run.get("tags") or ())
+
+    def click(action: str) -> str:
+        return _html.attr(f"{_SEND_JS}(this,{json.dumps(action)},{json.dumps(run_id)})")
+
+    stars = "".join(f'<button class="rf-rate{" rf-on" if rating == n else ""}" title="rate {n}" '
+                    f'onclick="{click("rate")}">{n}</button>' for n in range(1, 6))
+    return (f'<div class="rf-rating-row" data-run="{_html.attr(run_id)}"><span class="rf-rating">{stars}</span>'
+            f'<button class="rf-favourite" title="favourite" onclick="{click("fav")}">{"★" if fav else "☆"}</button>'
+            f'<button class="rf-more" title="re-run with another seed, upscale, edit, open in the form, copy as code" '
+            f'onclick="{click("more")}">⋯</button></div>')
 
 
 def _summary(df: pd.DataFrame) -> str:
@@ -165,8 +198,9 @@ def _summary(df: pd.DataFrame) -> str:
 
 
 def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
-                 facets: str | Sequence[str] | None = None) -> str:
-    """The grid as one escaped HTML block (every text escaped, money MathJax-safe)."""
+                 facets: str | Sequence[str] | None = None, controls: bool = False) -> str:
+    """The grid as one escaped HTML block (every text escaped, money MathJax-safe); ``controls``
+    adds each clip's rating, favourite and ⋯ buttons (what the live gallery sends to its kernel)."""
     g = study.grid(df, rows=rows, cols=cols, facets=facets)
     if df.empty:
         return _html.block("<p><i>No runs to show.</i></p>", classes="rf-gallery")
@@ -181,13 +215,13 @@ def gallery_html(df: pd.DataFrame, *, rows: str = "prompt", cols: str = "seed",
         fit = _fit(len(col_keys))
         body = []
         for rk in g.rows_in(facet):
-            tds = "".join(f'<td class="rf-cell" style="{_TD}">{_cell_html(g.runs(facet, rk, ck), g, (facet, rk, ck))}</td>'
+            tds = "".join(f'<td class="rf-cell" style="{_TD}">{_cell_html(g.runs(facet, rk, ck), g, (facet, rk, ck), controls=controls)}</td>'
                           for ck in col_keys)
             body.append(f'<tr><th style="{_TH};overflow-wrap:anywhere">{_axis_header(g, rows, rk)}</th>{tds}</tr>')
         parts.append(f'<table style="border-collapse:collapse;table-layout:fixed;{fit}">'
                      f'<thead><tr><th style="{_TH};width:{HEAD_PX}px;box-sizing:border-box">{corner}</th>{head}</tr></thead>'
                      f'<tbody>{"".join(body)}</tbody></table>')
-    return _html.block(STYLE + "".join(parts), classes="rf-gallery", style="overflow-x:auto")
+    return _html.block(STYLE + "".join(parts), classes="rf-gallery rf-grid", style="overflow-x:auto")
 
 
 class Gallery:
@@ -241,68 +275,15 @@ class Gallery:
         return bundle
 
     def widget(self) -> Any:
-        """The grid as ipywidgets, every clip with a 1–5 rating, a ☆ favourite saved to the store and a
-        ⋯ button that opens its follow-up buttons (re-run, upscale, edit, form, code).
+        """The grid as a live widget: every clip with a 1–5 rating and a ☆ favourite saved to the
+        store, and ⋯ for its follow-up buttons (see :class:`LiveGallery`)."""
+        return self.live().widget
 
-        Few widget models: a clip and its caption are one HTML widget, the controls share their layouts
-        and styles, and the follow-up buttons are built on first use. A 150-clip gallery is about a
-        thousand models, each sent to the page when the grid is drawn; many thousands overrun what
-        the kernel's message socket buffers, and the page then meets a widget it never received.
-        """
-        import ipywidgets as w
-
-        exp = self.experiment
-        if exp is None:
+    def live(self) -> LiveGallery:
+        """The :class:`LiveGallery` of this grid (a new one on every call)."""
+        if self.experiment is None:
             raise ConfigurationError("an interactive gallery needs the experiment: use exp.gallery()")
-        g = study.grid(self.frame, rows=self.rows, cols=self.cols, facets=self.facets)
-        kit = _Kit()
-        children: list[Any] = [kit.html(STYLE + _summary(self.frame) + _constants(g))]
-        for facet in g.facet_keys:
-            if g.facets:
-                children.append(kit.html(f'<div class="rf-facet" style="font-size:13px;font-weight:bold;margin-top:8px">'
-                                         f"{_facet_title(g, facet)}</div>"))
-            col_keys = g.cols_in(facet)
-            template = f"{HEAD_PX}px repeat({len(col_keys)}, minmax({MIN_CELL_PX}px, {CELL_WIDTH_PX}px))"
-            cells: list[Any] = [kit.html(f'<div style="{_TH}">{_html.text(self.rows)} ↓ {_html.text(self.cols)} →</div>')]
-            cells += [kit.html(f'<div style="{_TH}">{_axis_header(g, self.cols, c)}</div>') for c in col_keys]
-            for rk in g.rows_in(facet):
-                cells.append(kit.html(f'<div style="{_TH}">{_axis_header(g, self.rows, rk)}</div>'))
-                cells += [self._cell(kit, g, (facet, rk, ck)) for ck in col_keys]
-            children.append(w.GridBox(cells, layout=w.Layout(grid_template_columns=template, grid_gap="2px",
-                                                             overflow="auto")))
-        return w.VBox(children, _dom_classes=("rf-gallery",))
-
-    def _cell(self, kit: _Kit, g: study.Grid, where: tuple[tuple[Any, ...], Any, Any]) -> Any:
-        """One cell: an HTML widget when nothing in it takes a click, else a box of its runs, each clip
-        with its controls (an edit or re-run and its controls inside its purple-edged box)."""
-        import ipywidgets as w
-
-        exp = self.experiment
-        assert exp is not None
-        runs = g.runs(*where)
-        shown = g.shown(*where)
-        if not any(r.get("status") == "succeeded" for r in runs):
-            return kit.html(_cell_html(runs, g, where), layout=kit.cell, classes=("rf-cell",))
-        parts: list[Any] = []
-        rows: list[tuple[Any, bool]] = []  # each controls row, and whether it sits in an edit's box
-        for run in runs:
-            own: list[Any] = [kit.html(_clip_html(g, run, shown))]
-            edge = str(run.get("run_id")) in g.parents
-            if run.get("status") == "succeeded":
-                own.append(_rating_controls(exp, run, kit=kit))
-                rows.append((own[-1], edge))
-            if edge:  # the run and its controls in one purple-edged box
-                box = w.VBox(own, layout=kit.edit, _dom_classes=("rf-cell-run", "rf-edit"))
-                if len(own) > 1:
-                    own[-1].rf_holder = box
-                parts.append(box)
-            else:
-                parts += own
-        cell = w.VBox(parts, layout=kit.cell, _dom_classes=("rf-cell",))
-        for row, edge in rows:
-            if not edge:  # its follow-up buttons open in the cell, under it
-                row.rf_holder = cell
-        return cell
+        return LiveGallery(self.experiment, self.frame, rows=self.rows, cols=self.cols, facets=self.facets)
 
     def to_html(self) -> str:
         return self.markup
@@ -317,90 +298,76 @@ class Gallery:
         return f"<Gallery {self.clips} clip(s), rows={self.rows!r}, cols={self.cols!r}>"
 
 
-class _Kit:
-    """Layouts and styles shared by every widget of one gallery (one model each, not one per widget)."""
+class LiveGallery:
+    """The gallery in a live kernel: the whole grid is ONE HTML widget, each clip's rating, ☆ and ⋯ plain
+    buttons in it; a click writes a command into one hidden text box whose change reaches the kernel,
+    which saves it to the store and says so in the status line. ⋯ opens the clip's follow-up buttons
+    (:class:`~runflow_nb.widgets.actions.ActionRow`) in the panel above the grid.
 
-    def __init__(self) -> None:
+    A handful of widget models whatever the size: a widget per tile (and its layout and style) made a
+    150-clip gallery thousands of models, which the page took minutes to draw or lost on the way
+    ("widget model not found").
+
+    >>> live = exp.gallery().live()          # doctest: +SKIP
+    >>> live.command("rate", run_id, "4")    # what a click on a clip's "4" sends   # doctest: +SKIP
+    """
+
+    def __init__(self, exp: Experiment, df: pd.DataFrame, *, rows: str, cols: str,
+                 facets: str | Sequence[str] | None = None) -> None:
         import ipywidgets as w
-        from ipywidgets.widgets.widget_bool import ToggleButtonStyle
-        from ipywidgets.widgets.widget_string import HTMLStyle
 
-        self.w = w
-        self.plain = w.Layout()
-        self.cell = w.Layout(border="1px solid #e5e7eb", padding="4px")
-        self.edit = w.Layout(border_left="3px solid #7c3aed", padding="0 0 0 6px", margin="4px 0 0 0")
-        self.row = w.Layout(align_items="center", flex_flow="row nowrap", overflow="hidden")
-        self.small = w.Layout(width="20px")
-        self.auto = w.Layout(width="auto")
-        self.html_style = HTMLStyle()
-        self.stars_style = w.ToggleButtonsStyle(button_width="17px")
-        self.toggle_style = ToggleButtonStyle()
-        self.button_style = w.ButtonStyle()
+        self.exp = exp
+        self.run_ids = {str(r) for r in df["run_id"]} if "run_id" in df.columns else set()
+        self.grid = w.HTML(gallery_html(df, rows=rows, cols=cols, facets=facets, controls=True))
+        self.bus = w.Text(layout=w.Layout(display="none"), _dom_classes=("rf-bus",))
+        self.status = w.HTML(_dom_classes=("rf-gallery-status",))
+        self.panel = w.VBox(_dom_classes=("rf-panel",))
+        self.actions: dict[str, Any] = {}
+        self.bus.observe(self._on_bus, names="value")
+        self.widget = w.VBox([self.bus, self.status, self.panel, self.grid], _dom_classes=("rf-gallery",))
 
-    def html(self, markup: str, *, layout: Any = None, classes: tuple[str, ...] = ()) -> Any:
-        """An HTML widget outside MathJax's reach (money, prompts)."""
-        return self.w.HTML(_html.block(markup), layout=layout or self.plain, style=self.html_style,
-                           _dom_classes=classes)
+    def _on_bus(self, change: dict[str, Any]) -> None:
+        parts = str(change["new"]).split("|")
+        if len(parts) == 4:
+            self.command(parts[1], parts[2], parts[3])
 
+    def _say(self, markup: str, *, colour: str = "#15803d") -> None:
+        self.status.value = f'<span class="{_html.NO_MATH}" style="font-size:12px;color:{colour}">{markup}</span>'
 
-def _rating_controls(exp: Experiment, run: dict[str, Any], *, kit: _Kit | None = None) -> Any:
-    """A clip's 1–5 rating, ☆ favourite and ⋯ (its follow-up buttons, built when first opened and
-    shown under the row in ``row.rf_holder``, the box the row sits in, else in the row itself)."""
-    import ipywidgets as w
+    def command(self, action: str, run_id: str, value: str = "") -> None:
+        """Carry out a control's click: ``rate`` (value 1–5), ``fav`` (value "1" or "0") or ``more``."""
+        from ..errors import RunflowError
 
-    kit = kit or _Kit()
-    run_id = str(run["run_id"])
-    rating: Any = run.get("rating")
-    favourite = study.FAVOURITE in (run.get("tags") or ())
-    stars = w.ToggleButtons(options=[1, 2, 3, 4, 5], value=int(rating) if rating in range(1, 6) else None,
-                            tooltips=[f"rate {n}" for n in range(1, 6)], style=kit.stars_style, layout=kit.auto,
-                            _dom_classes=("rf-rating",))
-    fav = w.ToggleButton(value=favourite, description="★" if favourite else "☆", tooltip="favourite",
-                         layout=kit.small, style=kit.toggle_style, _dom_classes=("rf-favourite",))
-    more = w.Button(icon="ellipsis-h", tooltip="re-run with another seed, upscale, edit, open in the form, copy as code",
-                    layout=kit.small, style=kit.button_style, _dom_classes=("rf-more",))
-    row = w.HBox([stars, fav, more], layout=kit.row, _dom_classes=("rf-rating-row",))
-    row.rf_holder = None
-    state: dict[str, Any] = {}
-
-    def say(markup: str) -> None:
-        if "saved" not in state:  # the line that says so, made on the first change only
-            state["saved"] = w.HTML(layout=kit.plain, style=kit.html_style)
-            row.children = (*row.children, state["saved"])
-        state["saved"].value = f'<span style="font-size:11px;color:#15803d">{markup}</span>'
-
-    def on_rating(change: dict[str, Any]) -> None:
-        exp.rate(run_id, change["new"])
-        say(f"rated {html.escape(str(change['new']))}")
-
-    def on_fav(change: dict[str, Any]) -> None:
-        if change["new"]:
-            exp.tag(run_id, study.FAVOURITE)
-        else:
-            exp.untag(run_id, study.FAVOURITE)
-        fav.description = "★" if change["new"] else "☆"
-        say("saved")
-
-    def on_more(_b: Any) -> None:
-        actions = state.get("actions")
-        if actions is not None:  # open and closed again
-            actions.layout.display = "none" if actions.layout.display != "none" else None
+        if run_id not in self.run_ids:  # only this grid's clips
             return
-        from .actions import action_row
+        short = _html.text(run_id[:8])
+        try:
+            if action == "rate":
+                self.exp.rate(run_id, int(value))
+                self._say(f"run {short} rated {_html.text(value)}: saved")
+            elif action == "fav":
+                if value == "1":
+                    self.exp.tag(run_id, study.FAVOURITE)
+                else:
+                    self.exp.untag(run_id, study.FAVOURITE)
+                self._say(f"run {short} {'★ favourite' if value == '1' else 'no longer a favourite'}: saved")
+            elif action == "more":
+                self.open(run_id)
+        except (RunflowError, ValueError) as exc:
+            self._say(f"run {short}: {_html.text(exc)}", colour="#b91c1c")
 
-        state["actions"] = actions = action_row(exp, run)  # re-run, upscale, edit, form, code
-        box = row.rf_holder
-        if box is None:
-            row.children = (*row.children, actions)
-            return
-        kids = list(box.children)
-        kids.insert(kids.index(row) + 1 if row in kids else len(kids), actions)
-        box.children = tuple(kids)
+    def open(self, run_id: str) -> Any:
+        """Show ``run_id``'s follow-up buttons in the panel (built on first use, one run at a time)."""
+        import ipywidgets as w
 
-    stars.observe(on_rating, names="value")
-    fav.observe(on_fav, names="value")
-    more.on_click(on_more)
-    return row
+        from .actions import ActionRow
+
+        row = self.actions.get(run_id)
+        if row is None:
+            row = self.actions[run_id] = ActionRow(self.exp, run_id)
+        head = w.HTML(f'<div style="font-size:12px;font-weight:bold">⋯ run {_html.text(run_id[:8])}</div>')
+        self.panel.children = (head, row.widget)
+        return row
 
 
 def gallery(exp: Experiment, *, rows: str = "prompt", cols: str = "seed", facets: str | Sequence[str] | None = None,
