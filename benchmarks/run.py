@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_batches
 import bench_download_memory
+import bench_gallery
 import bench_import
 import bench_notebook
 import bench_overhead
@@ -112,6 +113,17 @@ def notebook_rows(r: dict[str, Any]) -> list[Row]:
              _verdict(r["ipynb_bundles"] == 0 and r["html_bundles"] == 1))]
 
 
+def gallery_rows(results: list[dict[str, Any]]) -> list[Row]:
+    rows = []
+    for r in results:
+        ok = r["models"] <= 20
+        rows.append((f"live gallery of {r['clips']} clips: widget models (messages)", f"{r['models']} ({r['messages']})",
+                     "", f"{r['models_per_clip']:.1f} a clip", "<= 20", _verdict(ok)))
+        rows.append((f"  Gallery.widget() at {r['clips']} clips", f"{r['widget_s']:.2f} s",
+                     f"gallery_html {r['html_s']:.2f} s", f"{r['ratio']:.2f}x", "", ""))
+    return rows
+
+
 def render_rows(r: dict[str, Any]) -> list[Row]:
     name = f"simulator render, {r['duration_s']} s {r['resolution']}, {r['references']} reference(s)"
     return [(f"{name}, new seed", f"{r['new_seed_s']:.2f} s/clip", f"x264 still frames {r['still_encode_s']:.2f} s",
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += _run("batches", lambda: bench_batches.run(runs=16 if q else 40, concurrency=16 if q else 40,
                                                       latency=0.5 if q else 1.0), batch_rows, results)
     rows += _run("overhead", lambda: bench_overhead.run(runs=8 if q else 20), overhead_rows, results)
+    rows += _run("gallery", lambda: bench_gallery.run((48, 150), repeat=1 if q else 3), gallery_rows, results)
     rows += _run("render", lambda: bench_render.run(clips=2 if q else 4), render_rows, results)
     rows += _run("qa", lambda: bench_qa.run(repeat=3 if q else 7), qa_rows, results)
     rows += _run("table", lambda: bench_table.run((10_000, 30_000) if q else (10_000, 100_000), repeat=1 if q else 3),

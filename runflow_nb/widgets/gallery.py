@@ -3,8 +3,10 @@
 Every cell shows its clip with the poster still (a small JPEG ``data:`` URI, so JupyterLab, VS
 Code, Colab and static HTML all show it) and the video by reference, or the reason there is none
 (skipped over the budget, failed with the message, not run). Portrait clips keep a sensible height.
-In a live JupyterLab kernel each cell also carries a 1–5 rating and a ☆ favourite written to the
-store; a report (papermill, nbconvert) gets the same grid as plain HTML.
+In a live JupyterLab kernel each clip also carries a 1–5 rating and a ☆ favourite written to the
+store, and ⋯ for its follow-up buttons (:class:`LiveGallery`: the grid is one HTML widget, so a
+study of hundreds of clips draws as fast as its HTML); a report (papermill, nbconvert) gets the
+same grid as plain HTML.
 
 >>> exp.gallery(rows="prompt", cols="seed")                          # doctest: +SKIP
 >>> exp.gallery(rows="prompt", cols="seed", facets="duration")       # doctest: +SKIP
