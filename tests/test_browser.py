@@ -699,6 +699,11 @@ def test_a_150_clip_live_gallery_draws_every_tile_without_a_widget_error(lab: La
     saved_shown = page.evaluate("""(i) => [...document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
         .querySelectorAll('.rf-saved')].some(e => e.getClientRects().length > 0)""", index)
     assert not saved_shown  # the live grid drew, so its saved view stays hidden
+    rows = page.evaluate("""(i) => [...document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
+        .querySelectorAll('.rf-gallery.rf-live .rf-rating-row')].map(r => [r.getBoundingClientRect().height,
+                                                                        r.scrollWidth - r.clientWidth])""", index)
+    assert len(rows) == 150 and max(h for h, _ in rows) <= 30, rows[:3]  # 1–5, ☆ and ⋯ on one line ...
+    assert max(cut for _, cut in rows) <= 0, rows[:3]  # ... none cut off in the narrowest tiles
     fetched = page.evaluate(_FETCH_ALL, index)
     bad = [f for f in fetched if not (f["ok"] and f["type"].startswith("video/") and f["poster"])]
     assert len(fetched) == 150 and not bad, bad[:3]
