@@ -119,7 +119,7 @@ def test_view_shows_a_still_per_run_and_only_what_varied(exp: Experiment, tmp_pa
           root=tmp_path)
     view = exp.view()
     assert isinstance(view, TableView) and len(view) == 4
-    assert list(view.frame.columns) == ["clip", "prompt", "seed", "status", "rating", "cost_usd", "wall_s", "run"]
+    assert list(view.frame.columns) == ["clip", "prompt", "seed", "status", "cost_usd", "wall_s", "run"]  # no rating yet
     for markup in (view._repr_html_(), view.static_html()):
         assert XSS not in markup and "&lt;script&gt;" in markup
         assert markup.count('src="data:image/jpeg;base64,') == 3 and "est. &#36;0.42" in markup
