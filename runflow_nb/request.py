@@ -22,7 +22,7 @@ import numbers
 import os
 import random
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +36,7 @@ from .specs import REFERENCE_TO_VIDEO, FieldSpec, ImageRules, ModelSpec, get_spe
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["INLINE_LIMIT_BYTES", "Reference", "VideoRequest", "load_reference"]
+__all__ = ["INLINE_LIMIT_BYTES", "Reference", "VideoRequest", "canonical_digest", "load_reference"]
 
 # Local images are sent inline as data: URIs when the URI is under 1 MiB (documented); larger ones
 # go through the asset-upload flow.
@@ -265,6 +265,13 @@ def _check_scalars(spec: ModelSpec, values: dict[str, Any]) -> list[Issue]:
     return issues
 
 
+def canonical_digest(canonical: Mapping[str, Any]) -> str:
+    """The run key of a request's :meth:`VideoRequest.canonical` form (also of one rebuilt from a stored
+    run's record): SHA-256 of its sorted, compact JSON."""
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class VideoRequest:
     """A request that passed every documented check of its model. Build it with :meth:`build`.
@@ -456,8 +463,7 @@ class VideoRequest:
 
     def run_key(self) -> str:
         """Stable hash of :meth:`canonical`; the same inputs and seed give the same key."""
-        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return canonical_digest(self.canonical())
 
     def image_displays(self) -> list[str]:
         return [r.display for r in self.images]

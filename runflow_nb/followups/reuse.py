@@ -18,11 +18,12 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from ..request import canonical_digest
 
 if TYPE_CHECKING:
     from ..request import VideoRequest
@@ -44,7 +45,9 @@ def content_key(req: VideoRequest) -> str | None:
     return replace(req, parent_run_id=None).run_key()
 
 
-def _canonical(row: Mapping[str, Any], *, seed: bool = True) -> dict[str, Any] | None:
+def _canonical(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:meth:`VideoRequest.canonical` of the request a stored run was made with, its lineage aside,
+    read from its record alone."""
     params = row.get("params")
     if isinstance(params, str):
         try:
@@ -58,14 +61,11 @@ def _canonical(row: Mapping[str, Any], *, seed: bool = True) -> dict[str, Any] |
     video = row.get("source_video_sha256")
     if video is not None and str(video) not in ("<NA>", "nan", ""):
         out["video_sha256"] = str(video)
-    if not seed:
-        out.pop("seed", None)
     return out
 
 
-def _digest(canonical: Mapping[str, Any]) -> str:
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+def _seedless(canonical: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in canonical.items() if k != "seed"}
 
 
 def row_content_key(row: Mapping[str, Any]) -> str | None:
@@ -73,7 +73,7 @@ def row_content_key(row: Mapping[str, Any]) -> str | None:
     canonical = _canonical(row)
     if canonical is None or canonical.get("seed") is None:
         return None
-    return _digest(canonical)
+    return canonical_digest(canonical)
 
 
 def held_by_content(store: Store, experiment: str) -> dict[str, dict[str, Any]]:
@@ -88,18 +88,17 @@ def held_by_content(store: Store, experiment: str) -> dict[str, dict[str, Any]]:
 
 def taken_seeds(row: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> set[int]:
     """The seeds of the held runs in ``rows`` that ask for what ``row`` asked for, the seed aside."""
-    mine = _canonical(row, seed=False)
+    mine = _canonical(row)
     if mine is None:
         return set()
-    want = _digest(mine)
+    want = canonical_digest(_seedless(mine))
     seeds: set[int] = set()
     for other in rows:
         if other.get("status") not in HELD:
             continue
-        theirs = _canonical(other, seed=False)
-        seed = (_canonical(other) or {}).get("seed")
-        if theirs is not None and seed is not None and _digest(theirs) == want:
-            seeds.add(int(seed))
+        theirs = _canonical(other)
+        if theirs is not None and theirs.get("seed") is not None and canonical_digest(_seedless(theirs)) == want:
+            seeds.add(int(theirs["seed"]))
     return seeds
 
 
