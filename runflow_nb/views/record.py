@@ -26,18 +26,23 @@ def _present(value: Any) -> bool:
     return value is not None and str(value) not in ("<NA>", "nan", "NaN", "")
 
 
-def summary_line(row: Mapping[str, Any], *, notice: str | None = None) -> str:
-    """One run on one line: id, status, model, resolution, seed, cost, parent (plain text)."""
-    parts = [f"run {str(row.get('run_id') or '')[:8]}", str(row.get("status") or "")]
-    model = row.get("model")
-    if _present(model):
-        parts.append(str(model).rsplit("/", 1)[-1])
+def _what(row: Mapping[str, Any]) -> list[str]:
+    """What was asked for, as a run's one-line forms name it: model family, resolution, seed."""
+    parts = []
+    if _present(row.get("model")):
+        parts.append(str(row.get("model")).rsplit("/", 1)[-1])
     if _present(row.get("resolution")):
         parts.append(str(row.get("resolution")))
     if _present(row.get("seed")):
         parts.append(f"seed {row.get('seed')}")
+    return parts
+
+
+def summary_line(row: Mapping[str, Any], *, notice: str | None = None) -> str:
+    """One run on one line: id, status, model, resolution, seed, cost, parent (plain text)."""
     from .display import money
 
+    parts = [f"run {str(row.get('run_id') or '')[:8]}", str(row.get("status") or ""), *_what(row)]
     cost = money(row.get("cost_usd"))
     if cost is not None:
         parts.append(cost + (" (simulated)" if row.get("backend") == "simulator" else ""))
@@ -73,13 +78,7 @@ class RunRecord(dict[str, Any]):
     def __repr__(self) -> str:
         from .display import money
 
-        parts = [str(self.get("run_id") or "")[:8], str(self.get("status") or "")]
-        if _present(self.get("model")):
-            parts.append(str(self.get("model")).rsplit("/", 1)[-1])
-        if _present(self.get("resolution")):
-            parts.append(str(self.get("resolution")))
-        if _present(self.get("seed")):
-            parts.append(f"seed {self.get('seed')}")
+        parts = [str(self.get("run_id") or "")[:8], str(self.get("status") or ""), *_what(self)]
         cost = money(self.get("cost_usd"))
         if cost is not None:
             parts.append(cost)
