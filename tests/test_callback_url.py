@@ -15,7 +15,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _wait import until
 
 import runflow_nb as rf
 from runflow_nb import settings
@@ -86,16 +86,6 @@ def _sent_callback(server: Any, remote_id: str) -> Any:
     return run.json()["callback_url"]
 
 
-def _until(check: Any, *, deadline_s: float = 120.0, what: str = "state") -> Any:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} never came within {deadline_s} s")
-
-
 def _store_bytes(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(folder.glob("s.sqlite*")) if p.is_file())
 
@@ -130,7 +120,7 @@ def test_the_token_reaches_the_service_and_nothing_else(tmp_path: Path, emulator
 
     # the service got the whole URL on every create, single runs and batches alike, and used it
     assert {seed: _sent_callback(emulator_server, rid) for seed, rid in remote.items()} == dict.fromkeys(remote, url)
-    _until(lambda: len(hooks.got) >= 4, what="four callbacks")
+    until(lambda: len(hooks.got) >= 4, what="four callbacks")
     assert {path for path, _ in hooks.got} == {f"/hooks/{token}/runflow?token={token}&study=horses"}
     assert {body["run_id"] for _, body in hooks.got} == set(remote.values())
 

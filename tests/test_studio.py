@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from _sweep_child import PROMPT, emulator_process
+from _wait import until
 
 import runflow_nb as rf
 from runflow_nb.errors import UsageError, ValidationError
@@ -30,17 +31,6 @@ from runflow_nb.studio.queue import OPEN, queue_rows, stop_sweep_of
 from runflow_nb.studio.seeds import MAX_SEEDS, SeedsPlan, seeds_for
 
 CHILD = Path(__file__).resolve().parent / "_sweep_child.py"
-
-
-def _until(check: Any, *, deadline_s: float = 120.0, what: str = "state") -> Any:
-    """Poll ``check()`` until it returns something truthy (state, never timing, decides)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} never came within {deadline_s} s")
 
 
 def _request(ref_images: list[Path], **kw: Any) -> rf.VideoRequest:
@@ -64,7 +54,7 @@ def test_queue_shows_runs_another_process_is_driving(tmp_path: Path, ref_images:
                 rows = [q for q in queue_rows(store) if q.status in ("queued", "running") and q.driver]
                 return rows if len(rows) == 2 else None
 
-            rows = _until(on_server, what="the other process's two runs on the server")
+            rows = until(on_server, what="the other process's two runs on the server")
             assert len(rows) == 2
             for q in rows:
                 assert q.experiment == "other" and not q.ended and q.remote_id
@@ -111,7 +101,7 @@ def test_stopping_a_run_from_the_queue_stops_its_background_sweep_only(tmp_path:
     plan = rf.Plan([_request(ref_images, seed=s) for s in range(3)])
     handle = exp.run(plan, concurrency=1, background=True, progress=None)
     try:
-        on_server = _until(lambda: [q for q in queue_rows(exp.store) if q.status in ("queued", "running")],
+        on_server = until(lambda: [q for q in queue_rows(exp.store) if q.status in ("queued", "running")],
                            what="the first run on the server")
         rows = queue_rows(exp.store)
         waiting = [q for q in rows if q.status == "planned"]
@@ -224,7 +214,7 @@ def test_callback_url_is_sent_on_every_create_once_set(tmp_path: Path, emulator_
 
     # the service (here the served emulator) POSTs each hooked run's end to the URL, signed
     try:
-        _until(lambda: len(hooks.got) >= 4, what="four callbacks")
+        until(lambda: len(hooks.got) >= 4, what="four callbacks")
         time.sleep(0.5)  # nothing more arrives: one callback a run, none for runs sent without the URL
         secret = emulator_server.emulator.callbacks.secret.encode()
         events = {}
@@ -257,7 +247,7 @@ def test_a_background_sweep_end_prints_in_the_next_cell(tmp_path: Path, service:
         notify.install(min_s=0)
         handle = exp.run([_request(ref_images, seed=s) for s in (1, 2)], background=True, progress=None)
         handle.wait(timeout=120)
-        _until(lambda: notify.pending(), what="the end notice")
+        until(lambda: notify.pending(), what="the end notice")
         capsys.readouterr()
         shell.run_cell("x = 1")
         out = capsys.readouterr().out

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _wait import until
 from PIL import Image
 
 import runflow_nb as rf
@@ -21,16 +22,6 @@ from runflow_nb.widgets.synced import synced_compare
 
 XSS = "<script>alert(1)</script>"
 PROMPT = "character1 gallops along the shore"
-
-
-def _until(check: Any, *, deadline_s: float = 120.0, what: str = "state") -> Any:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} never came within {deadline_s} s")
 
 
 @pytest.fixture
@@ -84,7 +75,7 @@ def test_queue_panel_lists_the_store_refreshes_live_and_stops(workdir: Path) -> 
         panel.start()
         other = Store(str(workdir / "s.sqlite"))  # another process writing to the same store
         other.insert_run({"run_id": "late", "experiment": "q", "run_key": "late", "status": "queued", "prompt": "y"})
-        _until(lambda: "late" in panel.views, what="the panel's next refresh")
+        until(lambda: "late" in panel.views, what="the panel's next refresh")
         assert panel.running
     finally:
         panel.stop()
@@ -128,7 +119,7 @@ def test_queue_panel_stop_button_stops_the_background_sweep(workdir: Path, servi
     handle = exp.run(plan, concurrency=1, background=True, progress=None)
     panel = QueuePanel(exp.store, experiment="qs", start=False)
     try:
-        _until(lambda: [q for q in panel.refresh() if q.status in ("queued", "running")], what="a run on the server")
+        until(lambda: [q for q in panel.refresh() if q.status in ("queued", "running")], what="a run on the server")
         waiting = [q.run_id for q in panel.rows if q.status == "planned"]
         view = panel.views[waiting[0]]
         assert view.stop_button.layout.display is None
@@ -317,7 +308,7 @@ def test_seeds_stop_ends_submitting_and_comes_back_plain(workdir: Path, service:
     seeds = _seeds_form(exp, n=6, start=40)  # four at a time: two wait their turn
     handle = seeds.run()
     assert handle is not None and _stop_state(seeds) == LIVE
-    _until(lambda: service.created() == 4, what="four seeds on the server")
+    until(lambda: service.created() == 4, what="four seeds on the server")
     seeds.stop_button.click()
     assert seeds.stop_button.disabled and handle.stopping
     assert seeds.wait(120)
